@@ -1,0 +1,216 @@
+#!/usr/bin/env bash
+# The local stack without Docker: Apache Kafka (single-node KRaft) and a Confluent-compatible
+# Schema Registry (Apicurio Registry 3), both from Maven Central, plus the Salesforce emulator.
+#
+#   scripts/stack.sh up       start what is not running, wait until each part answers
+#   scripts/stack.sh down     stop everything this script started; no process is left behind
+#   scripts/stack.sh status   what runs, and where
+#
+# Ports (env): BANYAN_KAFKA_PORT (19092), BANYAN_KAFKA_CONTROLLER_PORT (19093),
+# BANYAN_REGISTRY_PORT (18081), BANYAN_SALESFORCE_PORT (18443).
+# State lives in .banyan/ (git-ignored); downloads in .cache/stack/ (git-ignored).
+# What is running is written to .banyan/stack.env for tests, benchmarks and people to source.
+set -euo pipefail
+
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+STATE="$ROOT/.banyan"
+CACHE="$ROOT/.cache/stack"
+KAFKA_PORT=${BANYAN_KAFKA_PORT:-19092}
+CONTROLLER_PORT=${BANYAN_KAFKA_CONTROLLER_PORT:-19093}
+REGISTRY_PORT=${BANYAN_REGISTRY_PORT:-18081}
+SALESFORCE_PORT=${BANYAN_SALESFORCE_PORT:-18443}
+KAFKA_VERSION=$(sed -n 's:.*<kafka.version>\(.*\)</kafka.version>.*:\1:p' "$ROOT/stack/pom.xml")
+APICURIO_VERSION=$(sed -n 's:.*<apicurio.version>\(.*\)</apicurio.version>.*:\1:p' "$ROOT/stack/pom.xml")
+KAFKA_LIBS="$CACHE/kafka-$KAFKA_VERSION/libs"
+REGISTRY_HOME="$CACHE/apicurio-$APICURIO_VERSION"
+
+log() { printf '[stack] %s\n' "$*" >&2; }
+die() { log "error: $*"; exit 1; }
+
+port_open() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
+pid_alive() { [ -f "$1" ] && kill -0 "$(cat "$1")" 2>/dev/null; }
+
+wait_for() { # name, seconds, command...
+  local name=$1 secs=$2; shift 2
+  local deadline=$((SECONDS + secs))
+  until "$@" >/dev/null 2>&1; do
+    [ $SECONDS -lt $deadline ] || return 1
+    sleep 0.5
+  done
+  log "$name is ready"
+}
+
+fetch_kafka() {
+  [ -f "$KAFKA_LIBS/.complete" ] && return
+  log "resolving Kafka $KAFKA_VERSION from Maven Central (once)"
+  mkdir -p "$KAFKA_LIBS"
+  mvn -q -B -f "$ROOT/stack/pom.xml" -Pkafka dependency:copy-dependencies \
+    -DincludeScope=runtime -DoutputDirectory="$KAFKA_LIBS" >&2
+  touch "$KAFKA_LIBS/.complete"
+}
+
+fetch_registry() {
+  [ -f "$REGISTRY_HOME/.complete" ] && return
+  log "resolving Apicurio Registry $APICURIO_VERSION from Maven Central (once)"
+  mkdir -p "$REGISTRY_HOME"
+  mvn -q -B -f "$ROOT/stack/pom.xml" dependency:copy \
+    -Dartifact="io.apicurio:apicurio-registry-app:$APICURIO_VERSION:tar.gz:all" \
+    -DoutputDirectory="$REGISTRY_HOME" >&2
+  tar xzf "$REGISTRY_HOME"/apicurio-registry-app-*-all.tar.gz -C "$REGISTRY_HOME"
+  rm -f "$REGISTRY_HOME"/apicurio-registry-app-*-all.tar.gz
+  touch "$REGISTRY_HOME/.complete"
+}
+
+kafka_up() {
+  local dir="$STATE/kafka"
+  if pid_alive "$dir/pid"; then log "Kafka already running (pid $(cat "$dir/pid"))"; return; fi
+  port_open "$KAFKA_PORT" && die "port $KAFKA_PORT is taken by another process; set BANYAN_KAFKA_PORT"
+  fetch_kafka
+  mkdir -p "$dir/data"
+  cat >"$dir/server.properties" <<EOF
+process.roles=broker,controller
+node.id=1
+controller.quorum.voters=1@127.0.0.1:$CONTROLLER_PORT
+listeners=PLAINTEXT://127.0.0.1:$KAFKA_PORT,CONTROLLER://127.0.0.1:$CONTROLLER_PORT
+advertised.listeners=PLAINTEXT://127.0.0.1:$KAFKA_PORT
+controller.listener.names=CONTROLLER
+listener.security.protocol.map=PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT
+inter.broker.listener.name=PLAINTEXT
+log.dirs=$dir/data
+num.partitions=1
+auto.create.topics.enable=false
+offsets.topic.replication.factor=1
+offsets.topic.num.partitions=10
+transaction.state.log.replication.factor=1
+transaction.state.log.min.isr=1
+transaction.state.log.num.partitions=10
+group.initial.rebalance.delay.ms=0
+log.segment.bytes=104857600
+EOF
+  cat >"$dir/log4j.properties" <<EOF
+log4j.rootLogger=INFO, file
+log4j.appender.file=org.apache.log4j.RollingFileAppender
+log4j.appender.file.File=$dir/kafka.log
+log4j.appender.file.MaxFileSize=20MB
+log4j.appender.file.MaxBackupIndex=2
+log4j.appender.file.layout=org.apache.log4j.PatternLayout
+log4j.appender.file.layout.ConversionPattern=[%d] %p %m (%c)%n
+log4j.logger.kafka.request.logger=WARN
+log4j.logger.state.change.logger=WARN
+EOF
+  local java=(java -Xms256m -Xmx1g -XX:+UseG1GC -Djava.awt.headless=true
+    "-Dlog4j.configuration=file:$dir/log4j.properties" -cp "$KAFKA_LIBS/*")
+  if [ ! -f "$dir/data/meta.properties" ]; then
+    local cluster_id
+    cluster_id=$("${java[@]}" kafka.tools.StorageTool random-uuid)
+    "${java[@]}" kafka.tools.StorageTool format -t "$cluster_id" -c "$dir/server.properties" >"$dir/format.log" 2>&1 \
+      || { cat "$dir/format.log" >&2; die "formatting Kafka storage failed"; }
+  fi
+  log "starting Kafka $KAFKA_VERSION on 127.0.0.1:$KAFKA_PORT"
+  nohup "${java[@]}" kafka.Kafka "$dir/server.properties" >"$dir/stdout.log" 2>&1 &
+  echo $! >"$dir/pid"
+  wait_for "Kafka" 120 node "$ROOT/scripts/kafka-ready.mjs" "127.0.0.1:$KAFKA_PORT" \
+    || { tail -20 "$dir/kafka.log" >&2; die "Kafka did not answer within 120 s (log: $dir/kafka.log)"; }
+}
+
+registry_up() {
+  local dir="$STATE/registry"
+  if pid_alive "$dir/pid"; then log "Schema Registry already running (pid $(cat "$dir/pid"))"; return; fi
+  port_open "$REGISTRY_PORT" && die "port $REGISTRY_PORT is taken by another process; set BANYAN_REGISTRY_PORT"
+  fetch_registry
+  mkdir -p "$dir"
+  log "starting Apicurio Registry $APICURIO_VERSION on 127.0.0.1:$REGISTRY_PORT"
+  # In-memory storage: the stack is for development and tests. Canonical hashing makes the
+  # ccompat API return the same id for a schema that differs only in formatting, as Confluent does.
+  nohup java -Xms128m -Xmx512m -Djava.awt.headless=true \
+    -Dquarkus.http.host=127.0.0.1 -Dquarkus.http.port="$REGISTRY_PORT" \
+    -Dquarkus.log.file.enable=true -Dquarkus.log.file.path="$dir/registry.log" \
+    -Dquarkus.log.console.enable=false \
+    -Dapicurio.ccompat.use-canonical-hash=true \
+    -Dapicurio.rest.deletion.artifact.enabled=true \
+    -Dapicurio.rest.deletion.artifact-version.enabled=true \
+    -jar "$REGISTRY_HOME"/apicurio-registry-app-*-runner.jar >"$dir/stdout.log" 2>&1 &
+  echo $! >"$dir/pid"
+  wait_for "Schema Registry" 120 curl -sf "http://127.0.0.1:$REGISTRY_PORT/apis/ccompat/v7/subjects" \
+    || { tail -20 "$dir/stdout.log" >&2; die "Schema Registry did not answer within 120 s"; }
+}
+
+salesforce_up() {
+  local dir="$STATE/salesforce"
+  [ -f "$ROOT/src/salesforce-emulator/main.ts" ] || return 0
+  if pid_alive "$dir/pid"; then log "Salesforce emulator already running (pid $(cat "$dir/pid"))"; return; fi
+  port_open "$SALESFORCE_PORT" && die "port $SALESFORCE_PORT is taken by another process; set BANYAN_SALESFORCE_PORT"
+  mkdir -p "$dir"
+  log "starting the Salesforce emulator on 127.0.0.1:$SALESFORCE_PORT"
+  nohup node --import tsx "$ROOT/src/salesforce-emulator/main.ts" --port "$SALESFORCE_PORT" --seed demo \
+    --env-out "$dir/emulator.env" >"$dir/emulator.log" 2>&1 &
+  echo $! >"$dir/pid"
+  wait_for "Salesforce emulator" 60 test -s "$dir/emulator.env" \
+    || { tail -20 "$dir/emulator.log" >&2; die "Salesforce emulator did not start within 60 s"; }
+}
+
+# The demo legacy databases live on the machine's own PostgreSQL and MariaDB; create them if a
+# client is installed and the server answers. Banyan's tests make their own fresh schemas.
+demo_databases() {
+  if command -v psql >/dev/null; then
+    psql -h 127.0.0.1 -U postgres -tAc "SELECT 1 FROM pg_database WHERE datname='banyan_demo'" 2>/dev/null | grep -q 1 \
+      || psql -h 127.0.0.1 -U postgres -qc 'CREATE DATABASE banyan_demo' 2>/dev/null \
+      || log "PostgreSQL at 127.0.0.1:5432 did not take CREATE DATABASE banyan_demo; the demo needs it"
+  fi
+  if command -v mariadb >/dev/null; then
+    mariadb -h 127.0.0.1 -u root -e 'CREATE DATABASE IF NOT EXISTS banyan_demo' 2>/dev/null \
+      || log "MariaDB at 127.0.0.1:3306 did not take CREATE DATABASE banyan_demo; the demo needs it"
+  fi
+}
+
+write_env() {
+  {
+    echo "KAFKA_BROKERS=127.0.0.1:$KAFKA_PORT"
+    echo "SCHEMA_REGISTRY_URL=http://127.0.0.1:$REGISTRY_PORT/apis/ccompat/v7"
+    [ -f "$STATE/salesforce/emulator.env" ] && cat "$STATE/salesforce/emulator.env"
+  } >"$STATE/stack.env"
+  log "wrote $STATE/stack.env"
+}
+
+stop_one() { # name, pidfile
+  local name=$1 pidfile=$2 pid
+  [ -f "$pidfile" ] || return 0
+  pid=$(cat "$pidfile")
+  if kill -0 "$pid" 2>/dev/null; then
+    log "stopping $name (pid $pid)"
+    kill "$pid" 2>/dev/null || true
+    for _ in $(seq 1 60); do kill -0 "$pid" 2>/dev/null || break; sleep 0.5; done
+    if kill -0 "$pid" 2>/dev/null; then log "$name ignored SIGTERM for 30 s; killing it"; kill -9 "$pid" 2>/dev/null || true; fi
+  fi
+  rm -f "$pidfile"
+}
+
+down() {
+  stop_one "Salesforce emulator" "$STATE/salesforce/pid"
+  stop_one "Schema Registry" "$STATE/registry/pid"
+  stop_one "Kafka" "$STATE/kafka/pid"
+  # A pid file lost by hand must not leave a JVM behind: anything still running from our
+  # cache or state folders is ours.
+  local strays
+  strays=$(pgrep -f -- "$CACHE/|$STATE/" || true)
+  if [ -n "$strays" ]; then log "killing leftover processes: $strays"; kill -9 $strays 2>/dev/null || true; fi
+  # Kafka's data is disposable between runs: a fresh stack is a fresh cluster.
+  rm -rf "$STATE/kafka/data" "$STATE/stack.env" "$STATE/salesforce/emulator.env"
+}
+
+status() {
+  local name pidfile
+  for name in kafka registry salesforce; do
+    pidfile="$STATE/$name/pid"
+    if pid_alive "$pidfile"; then echo "$name: running (pid $(cat "$pidfile"))"; else echo "$name: stopped"; fi
+  done
+  [ -f "$STATE/stack.env" ] && cat "$STATE/stack.env"
+  return 0
+}
+
+case "${1:-}" in
+  up) mkdir -p "$STATE"; kafka_up; registry_up; salesforce_up; demo_databases; write_env ;;
+  down) down ;;
+  status) status ;;
+  *) echo "usage: $0 up|down|status" >&2; exit 2 ;;
+esac

@@ -1,0 +1,52 @@
+import { Command, Option } from 'commander';
+import { ConfigError } from '../core';
+import { Databases } from '../clients/databases';
+import { createRootLogger } from '../runtime/logger';
+import { createContainer } from '../runtime/module';
+import { loadConfig, type GlobalOptions } from './context';
+import { formatChecks, runDoctor } from './doctor';
+
+const program = new Command('banyan')
+  .description('Two-way sync bridge for strangler-fig migrations: legacy SQL, Kafka and Salesforce kept in step.')
+  .addOption(
+    new Option('-c, --config <file>', 'configuration file (YAML)').env('BANYAN_CONFIG').default('banyan.yaml'),
+  )
+  .option('--env-file <file>', 'KEY=VALUE file read into the environment (default: .banyan/stack.env if present)')
+  .showHelpAfterError();
+
+program
+  .command('doctor')
+  .description('check Kafka, the schema registry, every configured database and Salesforce')
+  .option('--json', 'print {"checks":[{name, ok, detail}]} instead of a table')
+  .action(async (options: { json?: boolean }) => {
+    const config = loadConfig(program.opts<GlobalOptions>());
+    // Keep stdout for the report: logs go to stderr, and only warnings.
+    const logger = createRootLogger(config.log.level === 'info' ? 'warn' : config.log.level, process.stderr);
+    const container = createContainer(config, logger);
+    try {
+      const checks = await runDoctor(container);
+      console.log(options.json ? JSON.stringify({ checks }) : formatChecks(checks));
+      process.exitCode = checks.every((c) => c.ok) ? 0 : 1;
+    } finally {
+      await container.get(Databases).destroy();
+    }
+  });
+
+program
+  .command('config')
+  .description('validate the configuration and print it with defaults filled in (secrets hidden)')
+  .action(() => {
+    const config = loadConfig(program.opts<GlobalOptions>());
+    console.log(JSON.stringify(config, (key, value) => (/password|secret/i.test(key) && value ? '[redacted]' : value), 2));
+  });
+
+try {
+  await program.parseAsync(process.argv);
+} catch (error) {
+  if (error instanceof ConfigError) {
+    console.error(error.message);
+    process.exitCode = 2;
+  } else {
+    throw error;
+  }
+}

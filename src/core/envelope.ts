@@ -1,0 +1,57 @@
+/**
+ * The systems a change can come from. Every record carries one, in its headers and, for domain
+ * events, in its envelope: a sink never writes a change back to the system it came from.
+ */
+export const ORIGINS = ['legacy', 'salesforce', 'domain'] as const;
+export type Origin = (typeof ORIGINS)[number];
+
+/** Record header names, the same on every topic Banyan writes. */
+export const Headers = {
+  origin: 'banyan.origin',
+  operation: 'banyan.operation',
+  sourcePosition: 'banyan.source.position',
+  changeTime: 'banyan.change.time',
+  /** Set when the change was written by Banyan itself (an echo of one of our own writes). */
+  echo: 'banyan.echo',
+  deadLetterReason: 'banyan.dlq.reason',
+  deadLetterStage: 'banyan.dlq.stage',
+  deadLetterSource: 'banyan.dlq.source',
+  deadLetterTopic: 'banyan.dlq.topic',
+  deadLetterCode: 'banyan.dlq.code',
+} as const;
+
+/** What happened to a row or an object. `snapshot` is an initial read of a row that already existed. */
+export type Operation = 'insert' | 'update' | 'delete' | 'snapshot' | 'reconciled';
+
+/** JSON-safe value used for source partitions and offsets (they are stored as JSON in Kafka). */
+export type Json = string | number | boolean | null | Json[] | { [key: string]: Json };
+
+/**
+ * One change read by a source, ready to be written to Kafka.
+ * `value` is an Avro-encodable object for `valueSchema`; `null` value is a tombstone.
+ */
+export interface SourceRecord {
+  /** Which stream of changes this came from, e.g. `{ table: 'dbo.Users' }`. Offsets are kept per partition. */
+  sourcePartition: Record<string, Json>;
+  /** Where in that stream this record is, e.g. `{ position: '0x00000000000007D1' }`. */
+  sourceOffset: Record<string, Json>;
+  topic: string;
+  /** The entity's id, so that one entity's changes stay in one partition, in order. */
+  key: Record<string, unknown>;
+  value: Record<string, unknown> | null;
+  headers: Record<string, string>;
+  /** When the change was committed at the source, in ms since the epoch. */
+  timestamp?: number;
+}
+
+/** A record that could not be turned into a SourceRecord: it goes to the dead-letter topic. */
+export interface DeadLetter {
+  /** A readable name of where it came from: `postgres:public.users`, `salesforce:Contact`. */
+  source: string;
+  reason: string;
+  stage: 'receiving' | 'processing' | 'sending';
+  code?: string;
+  /** The original input, as faithfully as JSON can carry it. */
+  payload: unknown;
+  key?: string;
+}

@@ -1,0 +1,14 @@
+/** DI token for health checks; every connection Banyan depends on binds one (doctor, /readyz). */
+export const HealthCheck = Symbol.for('banyan.HealthCheck');
+
+export interface CheckResult {
+  name: string;
+  ok: boolean;
+  /** One line a person can act on: what answered, or what failed and why. Never a secret. */
+  detail: string;
+}
+
+export interface HealthCheck {
+  readonly name: string;
+  check(): Promise<CheckResult>;
+}

@@ -1,0 +1,8 @@
+// The contracts every stage depends on. No dependencies beyond the standard library.
+export * from './envelope';
+export * from './errors';
+export * from './offset-store';
+export * from './sink';
+export * from './source';
+export * from './transform';
+export * from './health';

@@ -1,0 +1,54 @@
+import type { DeadLetter, Json, SourceRecord } from './envelope';
+
+/** DI token for sources; connectors are multi-bound to it. */
+export const Source = Symbol.for('banyan.Source');
+
+/** What one poll returned. */
+export interface PollResult {
+  /** The changes read, in the order they must be written. May be empty. */
+  records: SourceRecord[];
+  /** Inputs that could not be converted; the runner writes them to the dead-letter topic. */
+  deadLetters: DeadLetter[];
+  /**
+   * The position to store even when `records` is empty (e.g. a batch made only of dead letters or
+   * of echoes that were dropped), so those inputs are not read again.
+   */
+  offsets: Array<{ partition: Record<string, Json>; offset: Record<string, Json> }>;
+  /**
+   * Called by the runner once the records, dead letters and offsets are committed to Kafka.
+   * A source may prune or advance its own state here; it must not assume it is ever called
+   * (a crash between commit and ack is allowed).
+   */
+  ack(): Promise<void>;
+}
+
+/**
+ * Reads changes from one system into Kafka records.
+ *
+ * Lifecycle: `connect(start)` once, then `poll(signal)` repeatedly, then `close()`. The runner owns
+ * the offsets: it reads the last committed offset of each of the source's partitions before
+ * `connect` and hands them over in `start`; it writes every batch's records and offsets in one Kafka
+ * transaction. A source therefore never stores its own position.
+ *
+ * `poll` returns when it has something, or when the source's poll interval has passed with nothing
+ * (an empty result), or when `signal` aborts. Transient failures (a lost connection) are retried
+ * inside the source or thrown as a retriable BanyanError; the runner backs off and polls again.
+ */
+export interface Source {
+  /** Unique within a config; names the source in logs, metrics, offsets and the dead-letter topic. */
+  readonly name: string;
+  /** The partitions this source will read, so the runner can load their committed offsets. */
+  partitions(): Array<Record<string, Json>>;
+  connect(start: StartOffsets): Promise<void>;
+  poll(signal: AbortSignal): Promise<PollResult>;
+  close(): Promise<void>;
+}
+
+/** The committed offsets of a source's partitions, keyed by `partitionKey(partition)`. */
+export type StartOffsets = ReadonlyMap<string, Record<string, Json>>;
+
+/** A stable string for a source partition: keys sorted, JSON. Used as the Kafka key of offset records. */
+export function partitionKey(sourceName: string, partition: Record<string, Json>): string {
+  const sorted = Object.fromEntries(Object.entries(partition).sort(([a], [b]) => a.localeCompare(b)));
+  return JSON.stringify([sourceName, sorted]);
+}

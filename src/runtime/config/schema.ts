@@ -1,0 +1,149 @@
+import { z } from 'zod';
+
+/**
+ * The one configuration schema. Descriptions, defaults and examples live here; the TypeScript type
+ * is inferred. Secrets never appear literally in the YAML: fields listed in SECRET_FIELDS must be
+ * `${ENV_VAR}` references (checked by the loader before interpolation).
+ */
+export const SECRET_FIELDS = ['password', 'clientSecret', 'privateKey', 'securityToken'] as const;
+
+const port = z.coerce.number().int().min(1).max(65535);
+const positiveInt = z.coerce.number().int().positive();
+const bool = z.union([z.boolean(), z.enum(['true', 'false']).transform((v) => v === 'true')]);
+const identifier = z
+  .string()
+  .regex(/^[A-Za-z_][A-Za-z0-9_.-]*$/, 'use letters, digits, "_", "." and "-" only, starting with a letter or "_"');
+
+const brokerList = z
+  .union([z.string(), z.array(z.string())])
+  .transform((v) => (Array.isArray(v) ? v : v.split(',')).map((b) => b.trim()).filter(Boolean))
+  .pipe(z.array(z.string().regex(/^[^:\s]+:\d+$/, 'a broker is host:port')).min(1, 'at least one broker'))
+  .describe('Kafka bootstrap brokers, as a list or a comma-separated string. Example: "127.0.0.1:19092"');
+
+export const kafkaSchema = z.strictObject({
+  brokers: brokerList,
+  clientId: z.string().default('banyan').describe('Kafka client id; also the prefix of transactional ids'),
+  ssl: bool.default(false),
+  sasl: z
+    .strictObject({
+      mechanism: z.enum(['plain', 'scram-sha-256', 'scram-sha-512']),
+      username: z.string(),
+      password: z.string(),
+    })
+    .optional(),
+  topics: z
+    .strictObject({
+      offsets: z.string().default('banyan.offsets').describe('compacted topic holding source positions'),
+      deadLetter: z.string().default('banyan.dlq').describe('where records that cannot be processed go, with the reason in headers'),
+      partitions: positiveInt.default(3).describe('partitions of the data topics Banyan creates'),
+      replicationFactor: positiveInt.default(1),
+    })
+    .prefault({}),
+});
+
+export const schemaRegistrySchema = z.strictObject({
+  url: z.url().describe('Confluent-compatible API base URL. Example: http://127.0.0.1:18081/apis/ccompat/v7'),
+  username: z.string().optional(),
+  password: z.string().optional(),
+});
+
+export const DIALECTS = ['mssql', 'postgres', 'mysql'] as const;
+export type DialectName = (typeof DIALECTS)[number];
+
+export const databaseSchema = z.strictObject({
+  dialect: z
+    .enum([...DIALECTS, 'mariadb'])
+    .transform((d): DialectName => (d === 'mariadb' ? 'mysql' : d))
+    .describe('mssql (SQL Server), postgres, or mysql (MySQL and MariaDB)'),
+  host: z.string().default('127.0.0.1'),
+  port: port.optional().describe('defaults to the dialect’s usual port'),
+  database: z.string().min(1),
+  user: z.string().min(1),
+  password: z.string().optional(),
+  ssl: bool.default(false),
+  pool: z.strictObject({ min: z.coerce.number().int().min(0).default(0), max: positiveInt.default(4) }).prefault({}),
+});
+
+export const salesforceSchema = z.strictObject({
+  loginUrl: z.url().describe('https://login.salesforce.com, https://test.salesforce.com, or the emulator'),
+  apiVersion: z.string().regex(/^\d+\.\d$/, 'like "62.0"').default('62.0'),
+  username: z.string().optional(),
+  password: z.string().optional().describe('password followed by the security token, if the org requires one'),
+  clientId: z.string(),
+  clientSecret: z.string(),
+  callOptionsClient: z
+    .string()
+    .default('banyan')
+    .describe('sent as Sforce-Call-Options client=…; CDC reports it as changeOrigin, which marks echoes'),
+});
+
+const sourceCommon = {
+  name: identifier.describe('unique name of this source; keys its offsets and names it in logs'),
+  topic: z.string().optional().describe('target topic; defaults per source type'),
+  pollIntervalMs: positiveInt.default(500),
+  batchSize: positiveInt.default(5000),
+};
+
+export const changelogSourceSchema = z.strictObject({
+  ...sourceCommon,
+  type: z.literal('changelog'),
+  database: identifier.describe('a key of `databases`'),
+  table: z.string().min(1).describe('the legacy table, optionally schema-qualified. Example: dbo.Users'),
+  snapshot: bool.default(true).describe('emit the rows that already exist once, before the changes'),
+});
+
+export const salesforceCdcSourceSchema = z.strictObject({
+  ...sourceCommon,
+  type: z.literal('salesforce-cdc'),
+  object: z.string().regex(/^[A-Za-z][A-Za-z0-9_]*$/, 'an SObject API name such as Contact'),
+});
+
+export const sourceSchema = z.discriminatedUnion('type', [changelogSourceSchema, salesforceCdcSourceSchema]);
+
+export const configSchema = z.strictObject({
+    kafka: kafkaSchema,
+    schemaRegistry: schemaRegistrySchema,
+    databases: z.record(identifier, databaseSchema).default({}),
+    salesforce: salesforceSchema.optional(),
+    sources: z.array(sourceSchema).default([]),
+    http: z.strictObject({ host: z.string().default('127.0.0.1'), port: port.default(8086) }).prefault({}),
+    log: z
+      .strictObject({ level: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info') })
+      .prefault({}),
+  });
+
+/**
+ * Checks between sections (a source naming a database that is not configured…). Runs on the raw
+ * input even when other fields are wrong, so one run reports every mistake.
+ */
+export function crossReferenceIssues(raw: unknown): Array<{ path: Array<string | number>; message: string }> {
+  const issues: Array<{ path: Array<string | number>; message: string }> = [];
+  const root = (raw ?? {}) as { databases?: unknown; sources?: unknown; salesforce?: unknown };
+  const databases = root.databases && typeof root.databases === 'object' ? Object.keys(root.databases) : [];
+  const sources = Array.isArray(root.sources) ? (root.sources as Array<Record<string, unknown>>) : [];
+  const seen = new Set<unknown>();
+  sources.forEach((source, i) => {
+    if (!source || typeof source !== 'object') return;
+    if (source.name !== undefined && seen.has(source.name)) {
+      issues.push({ path: ['sources', i, 'name'], message: `duplicate source name "${String(source.name)}"` });
+    }
+    seen.add(source.name);
+    if (source.type === 'changelog' && typeof source.database === 'string' && !databases.includes(source.database)) {
+      issues.push({
+        path: ['sources', i, 'database'],
+        message: `no database named "${source.database}" (configured: ${databases.join(', ') || 'none'})`,
+      });
+    }
+    if (source.type === 'salesforce-cdc' && !root.salesforce) {
+      issues.push({ path: ['sources', i], message: 'a salesforce-cdc source needs the `salesforce` section' });
+    }
+  });
+  return issues;
+}
+
+export type BanyanConfig = z.infer<typeof configSchema>;
+export type DatabaseConfig = BanyanConfig['databases'][string];
+export type SourceConfig = BanyanConfig['sources'][number];
+export type ChangelogSourceConfig = Extract<SourceConfig, { type: 'changelog' }>;
+export type SalesforceCdcSourceConfig = Extract<SourceConfig, { type: 'salesforce-cdc' }>;
+export type SalesforceConfig = NonNullable<BanyanConfig['salesforce']>;

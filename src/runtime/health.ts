@@ -1,0 +1,119 @@
+import type { Knex } from 'knex';
+import type { CheckResult, HealthCheck } from '../core';
+import { errorMessage } from '../core';
+import { connectSalesforce } from '../clients/salesforce/session';
+import type { BanyanConfig, DatabaseConfig, SalesforceConfig } from './config';
+import type { KafkaClient } from './kafka';
+import { firstRow } from '../clients/database';
+
+const TIMEOUT_MS = 8000;
+
+/** Runs a check with a deadline, turning any failure into a row that says why. */
+export async function runCheck(check: HealthCheck): Promise<CheckResult> {
+  let timer: NodeJS.Timeout | undefined;
+  const deadline = new Promise<CheckResult>((resolve) => {
+    timer = setTimeout(() => resolve({ name: check.name, ok: false, detail: `no answer within ${TIMEOUT_MS / 1000} s` }), TIMEOUT_MS);
+  });
+  try {
+    return await Promise.race([check.check(), deadline]);
+  } catch (error) {
+    return { name: check.name, ok: false, detail: errorMessage(error) };
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+export class KafkaHealthCheck implements HealthCheck {
+  readonly name = 'kafka';
+  constructor(
+    private readonly kafka: KafkaClient,
+    private readonly brokers: string[],
+  ) {}
+
+  async check(): Promise<CheckResult> {
+    const admin = this.kafka.admin();
+    try {
+      await admin.connect();
+      const cluster = await admin.describeCluster();
+      const topics = await admin.listTopics();
+      return {
+        name: this.name,
+        ok: true,
+        detail: `${cluster.brokers.length} broker(s) at ${this.brokers.join(',')}, cluster ${cluster.clusterId}, ${topics.length} topic(s)`,
+      };
+    } catch (error) {
+      return { name: this.name, ok: false, detail: `${this.brokers.join(',')}: ${errorMessage(error)}` };
+    } finally {
+      await admin.disconnect().catch(() => undefined);
+    }
+  }
+}
+
+export class SchemaRegistryHealthCheck implements HealthCheck {
+  readonly name = 'schema-registry';
+  constructor(private readonly config: BanyanConfig['schemaRegistry']) {}
+
+  async check(): Promise<CheckResult> {
+    const headers: Record<string, string> = {};
+    if (this.config.username && this.config.password) {
+      headers.authorization = `Basic ${Buffer.from(`${this.config.username}:${this.config.password}`).toString('base64')}`;
+    }
+    const url = `${this.config.url.replace(/\/$/, '')}/subjects`;
+    try {
+      const response = await fetch(url, { headers, signal: AbortSignal.timeout(TIMEOUT_MS) });
+      if (!response.ok) return { name: this.name, ok: false, detail: `${url} answered HTTP ${response.status}` };
+      const subjects = (await response.json()) as unknown[];
+      return { name: this.name, ok: true, detail: `${this.config.url}, ${subjects.length} subject(s)` };
+    } catch (error) {
+      return { name: this.name, ok: false, detail: `${url}: ${errorMessage((error as { cause?: unknown }).cause ?? error)}` };
+    }
+  }
+}
+
+const VERSION_QUERY: Record<DatabaseConfig['dialect'], string> = {
+  mssql: 'SELECT @@VERSION AS version',
+  postgres: 'SELECT version() AS version',
+  mysql: 'SELECT VERSION() AS version',
+};
+
+export class DatabaseHealthCheck implements HealthCheck {
+  readonly name: string;
+  constructor(
+    databaseName: string,
+    private readonly config: DatabaseConfig,
+    private readonly db: Knex,
+  ) {
+    this.name = `database:${databaseName}`;
+  }
+
+  async check(): Promise<CheckResult> {
+    const where = `${this.config.dialect}://${this.config.user}@${this.config.host}${this.config.port ? `:${this.config.port}` : ''}/${this.config.database}`;
+    try {
+      const result = await this.db.raw(VERSION_QUERY[this.config.dialect]);
+      const version = String(firstRow(result)?.version ?? 'unknown').split('\n')[0];
+      return { name: this.name, ok: true, detail: `${where}: ${version}` };
+    } catch (error) {
+      return { name: this.name, ok: false, detail: `${where}: ${errorMessage(error)}` };
+    }
+  }
+}
+
+export class SalesforceHealthCheck implements HealthCheck {
+  readonly name = 'salesforce';
+  constructor(private readonly config: SalesforceConfig) {}
+
+  async check(): Promise<CheckResult> {
+    try {
+      const conn = await connectSalesforce(this.config);
+      const limits = await conn.limits();
+      const api = limits.DailyApiRequests;
+      return {
+        name: this.name,
+        ok: true,
+        detail: `${conn.instanceUrl} (API ${this.config.apiVersion}), daily API requests ${api ? `${api.Remaining}/${api.Max}` : "unknown"} left`,
+      };
+    } catch (error) {
+      return { name: this.name, ok: false, detail: `${this.config.loginUrl}: ${errorMessage(error)}` };
+    }
+  }
+}

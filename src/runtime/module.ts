@@ -1,0 +1,50 @@
+import { Container, ContainerModule } from 'inversify';
+import { HealthCheck } from '../core';
+import { Databases } from '../clients/databases';
+import { Config, type BanyanConfig } from './config';
+import { DatabaseHealthCheck, KafkaHealthCheck, SalesforceHealthCheck, SchemaRegistryHealthCheck } from './health';
+import { createKafka, KafkaClient } from './kafka';
+import { Logger } from './logger';
+import { createSchemaRegistry, SchemaRegistryClient } from './registry';
+
+/**
+ * The shared infrastructure every stage uses: config, logger, Kafka, the registry, databases and
+ * their health checks. Factories only: nothing connects until something asks for it.
+ */
+export function runtimeModule(config: BanyanConfig, logger: Logger): ContainerModule {
+  return new ContainerModule(({ bind }) => {
+    bind<BanyanConfig>(Config).toConstantValue(config);
+    bind<Logger>(Logger).toConstantValue(logger);
+    bind<KafkaClient>(KafkaClient)
+      .toDynamicValue(() => createKafka(config.kafka, logger))
+      .inSingletonScope();
+    bind<SchemaRegistryClient>(SchemaRegistryClient)
+      .toDynamicValue(() => createSchemaRegistry(config.schemaRegistry))
+      .inSingletonScope();
+    bind<Databases>(Databases)
+      .toDynamicValue(() => new Databases(config.databases))
+      .inSingletonScope();
+
+    bind<HealthCheck>(HealthCheck).toDynamicValue(
+      (ctx) => new KafkaHealthCheck(ctx.get<KafkaClient>(KafkaClient), config.kafka.brokers),
+    );
+    bind<HealthCheck>(HealthCheck).toDynamicValue(() => new SchemaRegistryHealthCheck(config.schemaRegistry));
+    for (const name of Object.keys(config.databases)) {
+      bind<HealthCheck>(HealthCheck).toDynamicValue((ctx) => {
+        const databases = ctx.get<Databases>(Databases);
+        return new DatabaseHealthCheck(name, databases.config(name), databases.get(name));
+      });
+    }
+    if (config.salesforce) {
+      const salesforce = config.salesforce;
+      bind<HealthCheck>(HealthCheck).toDynamicValue(() => new SalesforceHealthCheck(salesforce));
+    }
+  });
+}
+
+/** Builds the container for a config: the runtime plus every stage's module. */
+export function createContainer(config: BanyanConfig, logger: Logger, stageModules: ContainerModule[] = []): Container {
+  const container = new Container({ defaultScope: 'Singleton' });
+  container.loadSync(runtimeModule(config, logger), ...stageModules);
+  return container;
+}

@@ -1,0 +1,84 @@
+import { randomBytes } from 'node:crypto';
+import type { Admin, Consumer, Kafka, KafkaMessage } from 'kafkajs';
+import { parseConfig, type BanyanConfig } from '../src/runtime/config';
+import { createKafka } from '../src/runtime/kafka';
+import { createRootLogger } from '../src/runtime/logger';
+
+/** A name no other test (or earlier run) has used: topics, groups, subjects, tables. */
+export function freshName(prefix: string): string {
+  return `${prefix}_${Date.now().toString(36)}_${randomBytes(3).toString('hex')}`;
+}
+
+export function requireEnv(name: string): string {
+  const value = process.env[name];
+  if (!value) throw new Error(`${name} is not set: the integration global setup should have loaded .banyan/stack.env`);
+  return value;
+}
+
+/**
+ * A config for tests, built through the real schema from YAML as a user would write it.
+ * `extra` is appended YAML (databases, sources…).
+ */
+export function testConfig(extra = ''): BanyanConfig {
+  const yaml = `
+kafka:
+  brokers: \${KAFKA_BROKERS}
+  clientId: ${freshName('banyan-test')}
+schemaRegistry:
+  url: \${SCHEMA_REGISTRY_URL}
+log:
+  level: \${BANYAN_TEST_LOG_LEVEL:-silent}
+${extra}`;
+  return parseConfig(yaml, 'test config');
+}
+
+export function testKafka(config: BanyanConfig = testConfig()): Kafka {
+  return createKafka(config.kafka, createRootLogger(config.log.level));
+}
+
+export async function withAdmin<T>(kafka: Kafka, fn: (admin: Admin) => Promise<T>): Promise<T> {
+  const admin = kafka.admin();
+  await admin.connect();
+  try {
+    return await fn(admin);
+  } finally {
+    await admin.disconnect();
+  }
+}
+
+export async function createTopic(kafka: Kafka, topic: string, numPartitions = 1): Promise<void> {
+  await withAdmin(kafka, (admin) => admin.createTopics({ topics: [{ topic, numPartitions }], waitForLeaders: true }));
+}
+
+/**
+ * Reads `topic` from the beginning with read_committed until `count` messages arrived or
+ * `timeoutMs` passed, and returns what it read (so a test can assert that nothing more came).
+ */
+export async function readTopic(
+  kafka: Kafka,
+  topic: string,
+  count: number,
+  timeoutMs = 15_000,
+): Promise<KafkaMessage[]> {
+  const consumer: Consumer = kafka.consumer({ groupId: freshName('reader'), readUncommitted: false });
+  const messages: KafkaMessage[] = [];
+  await consumer.connect();
+  try {
+    await consumer.subscribe({ topic, fromBeginning: true });
+    await new Promise<void>((resolve) => {
+      const timer = setTimeout(resolve, timeoutMs);
+      void consumer.run({
+        eachMessage: async ({ message }) => {
+          messages.push(message);
+          if (messages.length >= count) {
+            clearTimeout(timer);
+            resolve();
+          }
+        },
+      });
+    });
+  } finally {
+    await consumer.disconnect();
+  }
+  return messages;
+}
