@@ -1,0 +1,157 @@
+import type { StoredChangeEvent } from './cdc.js';
+import type { CometdServer } from './cometd.js';
+import { ApiError, notFound } from './errors.js';
+import type { FaultState, LockRowsSpec } from './faults.js';
+import { type EmulatorRequest, type EmulatorResponse, expectObject, json, parseJsonBody } from './http.js';
+import type { Org } from './org.js';
+import { errorResponse } from './rest.js';
+
+export interface AdminState {
+  now: string;
+  apiUsage: { used: number; max: number };
+  faults: FaultState;
+  sessions: number;
+  cometdClients: number;
+  retainedChangeEvents: number;
+}
+
+/**
+ * Fault injection and clock control for tests. The same operations are served over HTTP under
+ * `/__admin/` for other processes; see docs/salesforce-emulator.md for the routes.
+ */
+export class EmulatorAdmin {
+  constructor(
+    private readonly org: Org,
+    private readonly cometd: CometdServer,
+    private readonly reseed: () => void,
+  ) {}
+
+  /** The next `calls` REST calls answer 403 REQUEST_LIMIT_EXCEEDED. */
+  rateLimitNextCalls(calls: number): void {
+    this.org.faults.rateLimitNext(calls);
+  }
+
+  /** Sets the daily API budget; `{ used: max }` spends it, so every REST call answers REQUEST_LIMIT_EXCEEDED. */
+  setApiUsage(values: { used?: number; max?: number }): void {
+    this.org.usage.set(values);
+  }
+
+  exhaustDailyApiLimit(): void {
+    this.org.usage.set({ used: this.org.usage.current().max });
+  }
+
+  /** The next `calls` REST calls answer 503 SERVER_UNAVAILABLE (or 500 UNKNOWN_EXCEPTION). */
+  failNextCalls(calls: number, status: 500 | 503 = 503): void {
+    this.org.faults.failNext(calls, status);
+  }
+
+  /** Writes to these rows fail with UNABLE_TO_LOCK_ROW: per record in collections, whole call otherwise. */
+  lockRows(spec: LockRowsSpec): void {
+    this.org.faults.lockRows(spec);
+  }
+
+  unlockRows(): void {
+    this.org.faults.unlockRows();
+  }
+
+  /** The next `changes` record changes publish GAP_CREATE/GAP_UPDATE/… events: header and record ids only. */
+  gapNextChanges(changes: number): void {
+    this.org.faults.gapNext(changes);
+  }
+
+  /** The next `changes` record changes publish no change events but one GAP_OVERFLOW per object and transaction. */
+  overflowNextChanges(changes: number): void {
+    this.org.faults.overflowNext(changes);
+  }
+
+  /** Every access token stops working: REST answers 401 INVALID_SESSION_ID, CometD 401::Authentication invalid. */
+  expireSessions(): void {
+    this.org.sessions.expireAll();
+  }
+
+  /** Forgets every CometD client, as Salesforce does after a network failure; clients must handshake again. */
+  expireCometdClients(): void {
+    this.cometd.expireClients();
+  }
+
+  /** Moves the emulator clock forward: sessions time out, change events fall out of retention. */
+  advanceClock(ms: number): void {
+    this.org.clock.advance(ms);
+  }
+
+  now(): Date {
+    return new Date(this.org.clock.now());
+  }
+
+  undelete(objectName: string, id: string): void {
+    const def = this.org.schema.object(objectName);
+    if (!def) throw notFound(`No object ${objectName}`);
+    this.org.transact('com/salesforce/api/soap/62.0;client=SfdcInternalAPI/', (tx) => this.org.store.undelete(tx, def, id));
+  }
+
+  changeEvents(): readonly StoredChangeEvent[] {
+    return this.org.events.retained();
+  }
+
+  resetFaults(): void {
+    this.org.faults.reset();
+  }
+
+  /** Faults cleared, data back to the seed, change events and query cursors gone; sessions stay valid. */
+  reset(): void {
+    this.org.faults.reset();
+    this.cometd.expireClients();
+    this.org.events.clear();
+    this.org.store.clear();
+    this.org.clearCursors();
+    this.reseed();
+  }
+
+  state(): AdminState {
+    return {
+      now: this.now().toISOString(),
+      apiUsage: this.org.usage.current(),
+      faults: this.org.faults.state(),
+      sessions: this.org.sessions.size,
+      cometdClients: this.cometd.clientCount,
+      retainedChangeEvents: this.org.events.retained().length,
+    };
+  }
+}
+
+const count = (body: Record<string, unknown>, key: string): number => {
+  const value = body[key] ?? 1;
+  if (typeof value !== 'number') throw new ApiError(400, 'INVALID_INPUT', `${key} must be a number`);
+  return value;
+};
+
+/** `/__admin/…`: the admin handle over HTTP, JSON in and out. */
+export function handleAdmin(admin: EmulatorAdmin, req: EmulatorRequest): EmulatorResponse {
+  try {
+    const route = `${req.method} ${req.path.replace(/\/+$/, '')}`;
+    const body = req.method === 'POST' && req.body.trim() !== '' ? expectObject(parseJsonBody(req.body), 'the admin request') : {};
+    switch (route) {
+      case 'GET /__admin/state': return json(200, admin.state());
+      case 'GET /__admin/change-events': return json(200, admin.changeEvents());
+      case 'POST /__admin/faults/rate-limit': admin.rateLimitNextCalls(count(body, 'calls')); break;
+      case 'POST /__admin/faults/server-error': admin.failNextCalls(count(body, 'calls'), body.status === 500 ? 500 : 503); break;
+      case 'POST /__admin/faults/lock-rows': admin.lockRows(body as LockRowsSpec); break;
+      case 'DELETE /__admin/faults/lock-rows': admin.unlockRows(); break;
+      case 'POST /__admin/faults/gap-events': admin.gapNextChanges(count(body, 'changes')); break;
+      case 'POST /__admin/faults/overflow': admin.overflowNextChanges(count(body, 'changes')); break;
+      case 'DELETE /__admin/faults': admin.resetFaults(); break;
+      case 'POST /__admin/api-usage': admin.setApiUsage(body as { used?: number; max?: number }); break;
+      case 'POST /__admin/api-usage/exhaust': admin.exhaustDailyApiLimit(); break;
+      case 'POST /__admin/sessions/expire': admin.expireSessions(); break;
+      case 'POST /__admin/cometd/expire-clients': admin.expireCometdClients(); break;
+      case 'POST /__admin/clock/advance': admin.advanceClock(count(body, 'ms')); break;
+      case 'POST /__admin/reset': admin.reset(); break;
+      default: throw notFound();
+    }
+    return json(200, admin.state());
+  } catch (err) {
+    if (err instanceof ApiError) return errorResponse(err);
+    if (err instanceof RangeError) return errorResponse(new ApiError(400, 'INVALID_INPUT', err.message));
+    throw err;
+  }
+}

@@ -1,0 +1,45 @@
+import { readFile, rename, writeFile } from 'node:fs/promises';
+import type { ChangeEventLogSnapshot } from './cdc.js';
+import type { Org } from './org.js';
+import type { StoreSnapshot } from './store.js';
+
+interface StateFile {
+  format: 1;
+  savedAt: string;
+  records: StoreSnapshot;
+  changeEvents: ChangeEventLogSnapshot;
+  apiUsage: { used: number; max: number };
+}
+
+/** Writes records, retained change events and API usage; via a temporary file so a crash never leaves half a file. */
+export async function saveState(org: Org, file: string): Promise<void> {
+  const state: StateFile = {
+    format: 1,
+    savedAt: new Date(org.clock.now()).toISOString(),
+    records: org.store.snapshot(),
+    changeEvents: org.events.snapshot(),
+    apiUsage: org.usage.current(),
+  };
+  const temporary = `${file}.${process.pid}.tmp`;
+  await writeFile(temporary, JSON.stringify(state));
+  await rename(temporary, file);
+}
+
+/** Loads a saved state; false when the file does not exist yet. */
+export async function loadState(org: Org, file: string): Promise<boolean> {
+  let text: string;
+  try {
+    text = await readFile(file, 'utf8');
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return false;
+    throw err;
+  }
+  const state = JSON.parse(text) as Partial<StateFile>;
+  if (state.format !== 1 || !state.records || !state.changeEvents || !state.apiUsage) {
+    throw new Error(`${file} is not a Salesforce emulator state file (format 1)`);
+  }
+  org.store.restore(state.records);
+  org.events.restore(state.changeEvents);
+  org.usage.set(state.apiUsage);
+  return true;
+}
