@@ -60,13 +60,19 @@ export async function readTopic(
   count: number,
   timeoutMs = 15_000,
 ): Promise<KafkaMessage[]> {
+  const deadline = Date.now() + timeoutMs;
+  // The topic may not exist yet: a source creates its topic with its first records.
+  while (!(await withAdmin(kafka, (admin) => admin.listTopics())).includes(topic)) {
+    if (Date.now() > deadline) return [];
+    await new Promise((resolve) => setTimeout(resolve, 100));
+  }
   const consumer: Consumer = kafka.consumer({ groupId: freshName('reader'), readUncommitted: false });
   const messages: KafkaMessage[] = [];
   await consumer.connect();
   try {
     await consumer.subscribe({ topic, fromBeginning: true });
     await new Promise<void>((resolve) => {
-      const timer = setTimeout(resolve, timeoutMs);
+      const timer = setTimeout(resolve, Math.max(deadline - Date.now(), 0));
       void consumer.run({
         eachMessage: async ({ message }) => {
           messages.push(message);

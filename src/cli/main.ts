@@ -5,6 +5,8 @@ import { createRootLogger } from '../runtime/logger';
 import { createContainer } from '../runtime/module';
 import { loadConfig, type GlobalOptions } from './context';
 import { formatChecks, runDoctor } from './doctor';
+import { migrate } from './migrate';
+import { run } from './run';
 
 const program = new Command('banyan')
   .description('Two-way sync bridge for strangler-fig migrations: legacy SQL, Kafka and Salesforce kept in step.')
@@ -30,6 +32,22 @@ program
     } finally {
       await container.get(Databases).destroy();
     }
+  });
+
+program
+  .command('run')
+  .description('run every pipeline of the configuration until SIGINT or SIGTERM')
+  .action(async () => {
+    await run(loadConfig(program.opts<GlobalOptions>()));
+  });
+
+program
+  .command('migrate')
+  .description('install (or with --down remove) the changelog tables and triggers of every changelog source')
+  .option('--down', 'remove them instead (the legacy tables themselves are never touched)')
+  .action(async (options: { down?: boolean }) => {
+    const lines = await migrate(loadConfig(program.opts<GlobalOptions>()), options.down ? 'down' : 'up');
+    for (const line of lines) console.log(line);
   });
 
 program

@@ -39,6 +39,8 @@ export interface SourceRecord {
   /** The entity's id, so that one entity's changes stay in one partition, in order. */
   key: Record<string, unknown>;
   value: Record<string, unknown> | null;
+  /** Avro schemas (JSON form) of key and value; the runner registers them under `<topic>-key|value`. */
+  schema: { key: object; value: object };
   headers: Record<string, string>;
   /** When the change was committed at the source, in ms since the epoch. */
   timestamp?: number;

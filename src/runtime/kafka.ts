@@ -1,4 +1,5 @@
-import { Kafka, logLevel, type KafkaConfig, type LogEntry, type SASLOptions } from 'kafkajs';
+import { randomUUID } from 'node:crypto';
+import { Kafka, logLevel, type KafkaConfig, type KafkaMessage, type LogEntry, type SASLOptions } from 'kafkajs';
 import type { BanyanConfig } from './config';
 import type { Logger } from './logger';
 
@@ -32,4 +33,84 @@ export function createKafka(config: BanyanConfig['kafka'], logger: Logger, overr
       },
     ...overrides,
   });
+}
+
+export interface TopicSpec {
+  topic: string;
+  numPartitions: number;
+  replicationFactor: number;
+  compacted?: boolean;
+}
+
+/** Creates the topics that do not exist yet; an existing topic is left as it is. */
+export async function ensureTopics(kafka: Kafka, specs: TopicSpec[]): Promise<void> {
+  const admin = kafka.admin();
+  await admin.connect();
+  try {
+    const existing = new Set(await admin.listTopics());
+    const missing = specs.filter((s) => !existing.has(s.topic));
+    if (missing.length === 0) return;
+    await admin.createTopics({
+      waitForLeaders: true,
+      topics: missing.map((s) => ({
+        topic: s.topic,
+        numPartitions: s.numPartitions,
+        replicationFactor: s.replicationFactor,
+        configEntries: s.compacted ? [{ name: 'cleanup.policy', value: 'compact' }] : [],
+      })),
+    });
+  } catch (error) {
+    // Another instance may have created it between our list and create.
+    if ((error as { type?: string }).type !== 'TOPIC_ALREADY_EXISTS') throw error;
+  } finally {
+    await admin.disconnect();
+  }
+}
+
+/**
+ * Reads a topic from the beginning up to its end as of the call (read_committed), e.g. a compacted
+ * offsets or control topic. Ends when every partition reached the end offset it had at the start;
+ * a batch of only transaction markers counts too, which is why this listens to batch events.
+ */
+export async function readToEnd(
+  kafka: Kafka,
+  topic: string,
+  onMessage: (message: KafkaMessage, partition: number) => void,
+  timeoutMs = 60_000,
+): Promise<void> {
+  const admin = kafka.admin();
+  await admin.connect();
+  const ends = new Map<number, bigint>();
+  try {
+    for (const p of await admin.fetchTopicOffsets(topic)) {
+      if (BigInt(p.high) > BigInt(p.low)) ends.set(p.partition, BigInt(p.high));
+    }
+  } finally {
+    await admin.disconnect();
+  }
+  if (ends.size === 0) return;
+  const consumer = kafka.consumer({ groupId: `banyan-reader-${randomUUID()}`, readUncommitted: false });
+  await consumer.connect();
+  try {
+    await new Promise<void>((resolve, reject) => {
+      const timer = setTimeout(
+        () => reject(new Error(`reading ${topic} to its end took more than ${timeoutMs / 1000} s (an open transaction?)`)),
+        timeoutMs,
+      );
+      consumer.on(consumer.events.END_BATCH_PROCESS, ({ payload }) => {
+        const end = ends.get(payload.partition);
+        if (end !== undefined && BigInt(payload.lastOffset) >= end - 1n) ends.delete(payload.partition);
+        if (ends.size === 0) {
+          clearTimeout(timer);
+          resolve();
+        }
+      });
+      consumer
+        .subscribe({ topic, fromBeginning: true })
+        .then(() => consumer.run({ autoCommit: false, eachMessage: async ({ message, partition }) => onMessage(message, partition) }))
+        .catch(reject);
+    });
+  } finally {
+    await consumer.disconnect();
+  }
 }

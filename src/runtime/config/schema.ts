@@ -62,6 +62,12 @@ export const databaseSchema = z.strictObject({
   password: z.string().optional(),
   ssl: bool.default(false),
   pool: z.strictObject({ min: z.coerce.number().int().min(0).default(0), max: positiveInt.default(4) }).prefault({}),
+  gapWaitMs: positiveInt
+    .default(2000)
+    .describe('MySQL/MariaDB: how long a gap in the changelog sequence (an uncommitted transaction) is waited for before the poller passes it'),
+  gapRetainMs: positiveInt
+    .default(600_000)
+    .describe('MySQL/MariaDB: how long a passed gap is still re-checked, so a very late commit is delivered, not lost'),
 });
 
 export const salesforceSchema = z.strictObject({
@@ -90,6 +96,8 @@ export const changelogSourceSchema = z.strictObject({
   database: identifier.describe('a key of `databases`'),
   table: z.string().min(1).describe('the legacy table, optionally schema-qualified. Example: dbo.Users'),
   snapshot: bool.default(true).describe('emit the rows that already exist once, before the changes'),
+  retentionHours: z.coerce.number().positive().default(24).describe('changelog rows already in Kafka are deleted after this long'),
+  pruneIntervalMs: positiveInt.default(60_000).describe('how often committed changelog rows are pruned'),
 });
 
 export const salesforceCdcSourceSchema = z.strictObject({
@@ -106,6 +114,11 @@ export const configSchema = z.strictObject({
     databases: z.record(identifier, databaseSchema).default({}),
     salesforce: salesforceSchema.optional(),
     sources: z.array(sourceSchema).default([]),
+    originTag: z
+      .string()
+      .regex(/^[A-Za-z0-9_.:-]{1,64}$/)
+      .default('banyan')
+      .describe('the tag Banyan’s own writes carry at the target (session value, Salesforce client id); records that carry it are echoes'),
     http: z.strictObject({ host: z.string().default('127.0.0.1'), port: port.default(8086) }).prefault({}),
     log: z
       .strictObject({ level: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info') })

@@ -1,0 +1,24 @@
+import { Databases } from '../clients/databases';
+import { createDialect } from '../dialects';
+import { migrateChangelogs } from '../import/changelog/migrate';
+import type { BanyanConfig } from '../runtime/config';
+
+/** `banyan migrate [--down]`: changelog tables and triggers for every changelog source, per database. */
+export async function migrate(config: BanyanConfig, direction: 'up' | 'down'): Promise<string[]> {
+  const databases = new Databases(config.databases);
+  const lines: string[] = [];
+  try {
+    const byDatabase = new Map<string, string[]>();
+    for (const source of config.sources) {
+      if (source.type === 'changelog') byDatabase.set(source.database, [...(byDatabase.get(source.database) ?? []), source.table]);
+    }
+    for (const [name, tables] of byDatabase) {
+      const result = await migrateChangelogs(databases.get(name), createDialect(databases.config(name)), tables, direction);
+      const done = result.migrations.length ? result.migrations.join(', ') : 'already up to date';
+      lines.push(`${name}: ${direction === 'up' ? 'applied' : 'reverted'} ${done}`);
+    }
+  } finally {
+    await databases.destroy();
+  }
+  return lines;
+}

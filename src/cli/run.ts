@@ -1,0 +1,38 @@
+import { Databases } from '../clients/databases';
+import { importModule } from '../import/module';
+import type { BanyanConfig } from '../runtime/config';
+import { createRootLogger } from '../runtime/logger';
+import { createContainer } from '../runtime/module';
+import { Pipelines } from '../runtime/pipelines';
+
+/** `banyan run`: starts every pipeline of the config and runs until SIGINT/SIGTERM. */
+export async function run(config: BanyanConfig): Promise<void> {
+  const logger = createRootLogger(config.log.level);
+  const container = createContainer(config, logger, [importModule(config)]);
+  const pipelines = new Pipelines(container);
+  let stopping: Promise<void> | undefined;
+  const stop = (signal: string) => {
+    stopping ??= (async () => {
+      logger.info({ event: 'banyan.stopping', signal }, 'stopping');
+      await pipelines.stop();
+      await container.get(Databases).destroy();
+      logger.info({ event: 'banyan.stopped' }, 'stopped');
+    })();
+    return stopping;
+  };
+  process.once('SIGINT', () => void stop('SIGINT'));
+  process.once('SIGTERM', () => void stop('SIGTERM'));
+  try {
+    await pipelines.start();
+  } catch (error) {
+    logger.error({ event: 'banyan.start_failed', err: error }, 'start failed');
+    await stop('start failure');
+    throw error;
+  }
+  logger.info({ event: 'banyan.running', sources: pipelines.status().map((s) => s.name) }, 'running');
+  await new Promise<void>((resolve) => {
+    process.once('SIGINT', resolve);
+    process.once('SIGTERM', resolve);
+  });
+  await stopping;
+}

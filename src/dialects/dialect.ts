@@ -1,0 +1,143 @@
+import type { Knex } from 'knex';
+import type { Json } from '../core';
+
+/**
+ * Everything that differs between SQL Server, PostgreSQL and MySQL/MariaDB sits behind this
+ * interface, one file per database. The changelog poller, the migrations and (later) the legacy
+ * exporter call it and contain no dialect branches.
+ *
+ * The changelog design shared by all three:
+ * - one changelog table per tracked table, `banyan_cl_<table>` in the table's schema, with
+ *   `change_id` (a dense or increasing sequence), the dialect's commit-order column(s), `op`
+ *   ('I' | 'U' | 'D'), `changed_at` (UTC), `origin` (the writing session's tag, NULL for ordinary
+ *   legacy writes) and `before_image` / `after_image`: a JSON object of column → value **as text**
+ *   (see `Column.kind` for the text form of each kind), NULL for the missing side;
+ * - AFTER INSERT/UPDATE/DELETE triggers on the legacy table that write one changelog row per
+ *   affected row, statement-level where the database needs it (SQL Server);
+ * - positions are opaque JSON to everyone but the dialect.
+ */
+export interface Dialect {
+  readonly name: 'mssql' | 'postgres' | 'mysql';
+
+  /** Quotes one identifier for this database (doubling the closing quote character). */
+  quoteIdentifier(name: string): string;
+
+  /** Reads the table's columns and primary key; throws a clear error if the table does not exist. */
+  describeTable(db: Knex, table: TableRef): Promise<TableInfo>;
+
+  /** The changelog table that belongs to `table`. */
+  changelogTable(table: TableRef): TableRef;
+
+  /**
+   * DDL that creates the changelog table (if missing) and (re)creates the triggers for exactly
+   * `table.columns`. Idempotent: running it twice leaves the same objects. Never touches the
+   * legacy table's rows.
+   */
+  installChangelog(table: TableInfo): string[];
+
+  /** DDL that drops the triggers and the changelog table (reverse of installChangelog). */
+  uninstallChangelog(table: TableRef): string[];
+
+  /**
+   * Reads up to `limit` changes after `position` (undefined = from the beginning of the
+   * changelog) that can no longer change below the dialect's safe watermark, in an order that
+   * keeps each row's changes in commit order. Returns the rows and the position after them.
+   * `now` is the caller's clock in ms (used for bounded gap waiting).
+   */
+  readChanges(db: Knex, table: TableInfo, position: Position | undefined, limit: number, now: number): Promise<ChangeBatch>;
+
+  /**
+   * Opens a consistent snapshot of the table and the changelog position that matches it: every
+   * change after `position` is a change the snapshot does not contain, every change before it is
+   * reflected in the snapshot. Rows come in primary-key order, in pages, as text images.
+   * The caller must `close()` the snapshot.
+   */
+  openSnapshot(db: Knex, table: TableInfo, now: number): Promise<Snapshot>;
+
+  /**
+   * Deletes, in one bounded statement, up to `limit` changelog rows that are below `position`
+   * (already committed to Kafka) and older than `olderThan`. Returns how many it deleted.
+   */
+  pruneChangelog(db: Knex, table: TableInfo, position: Position, olderThan: Date, limit: number): Promise<number>;
+
+  /**
+   * Tags the writes of transaction `trx` with `origin`, so the changelog triggers record it
+   * (SQL Server sp_set_session_context, PostgreSQL set_config(…, true), MySQL a session variable
+   * that the caller resets with `clearOrigin` before the connection goes back to the pool).
+   */
+  setOrigin(trx: Knex.Transaction, origin: string): Promise<void>;
+  clearOrigin(trx: Knex.Transaction): Promise<void>;
+}
+
+export interface TableRef {
+  /** Schema (PostgreSQL, SQL Server) or undefined for the connection's default schema/database. */
+  schema?: string;
+  name: string;
+}
+
+/** A column's kind decides its Avro type and the text form it has in the changelog images. */
+export type ColumnKind =
+  | { kind: 'boolean' } // text: 'true' | 'false' (or '1' | '0')
+  | { kind: 'int' } // 32-bit and smaller; text: decimal digits
+  | { kind: 'long' } // 64-bit; text: decimal digits
+  | { kind: 'float' } // text: as the database prints it
+  | { kind: 'double' }
+  | { kind: 'decimal'; precision: number; scale: number } // text: plain decimal, e.g. '-123.45'
+  | { kind: 'string'; maxLength?: number; unicode?: boolean }
+  | { kind: 'uuid' } // text: canonical 8-4-4-4-12, any case
+  | { kind: 'bytes' } // text: lowercase hex without prefix
+  | { kind: 'date' } // text: 'YYYY-MM-DD'
+  | { kind: 'time'; precision: number } // text: 'HH:MM:SS[.fffffff]'
+  /** Without time zone (datetime2, timestamp, DATETIME); text: 'YYYY-MM-DD HH:MM:SS[.fffffff]' or with 'T'. */
+  | { kind: 'timestamp'; precision: number }
+  /** With time zone (datetimeoffset, timestamptz, MySQL TIMESTAMP); text: UTC, same form, optional 'Z'/'+00:00'. */
+  | { kind: 'timestamptz'; precision: number }
+  | { kind: 'json' } // text: the JSON document
+  | { kind: 'other'; sqlType: string }; // carried as text
+
+export interface Column {
+  name: string;
+  /** The database's own type name with its parameters, e.g. 'decimal(12,2)', 'datetime2(7)'. */
+  sqlType: string;
+  type: ColumnKind;
+  nullable: boolean;
+}
+
+export interface TableInfo extends TableRef {
+  columns: Column[];
+  /** Primary-key column names in key order. A table without one cannot be tracked. */
+  primaryKey: string[];
+}
+
+/** Opaque to everyone but its dialect; stored as JSON in the offsets topic. */
+export type Position = { [key: string]: Json };
+
+export interface ChangeRow {
+  op: 'I' | 'U' | 'D';
+  /** UTC time the change was recorded, ms since the epoch. */
+  changedAt: number;
+  origin: string | null;
+  /** Column → text value (null for SQL NULL); null when there is no such image (insert's before). */
+  before: Record<string, string | null> | null;
+  after: Record<string, string | null> | null;
+  /** A readable, sortable form of this row's position, for the record's header (e.g. '0x00000000000007D1'). */
+  position: string;
+}
+
+export interface ChangeBatch {
+  rows: ChangeRow[];
+  /** The position after these rows; equal to the input when nothing could be read. */
+  position: Position;
+  /** Gaps passed after waiting, and late rows found in remembered gaps: for logs and metrics. */
+  notes?: { gapsPassed?: number; lateRows?: number; gapsExpired?: number };
+}
+
+export interface Snapshot {
+  /** The changelog position matching the snapshot: read changes after it. */
+  readonly position: Position;
+  /** An estimate of the row count, for progress. */
+  readonly estimatedRows: number;
+  /** The next page of rows in primary-key order, as text images; an empty array at the end. */
+  nextPage(limit: number): Promise<Array<Record<string, string | null>>>;
+  close(): Promise<void>;
+}

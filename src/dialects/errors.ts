@@ -1,0 +1,39 @@
+import { BanyanError, errorMessage } from '../core';
+
+/**
+ * Driver error codes after which the same statement may succeed later: lost connections,
+ * deadlocks, lock timeouts, a server shutting down or out of connections. Decided from codes,
+ * never from message text. (node-postgres SQLSTATE, mysql2 errno/code, tedious number/code.)
+ */
+const RETRIABLE_CODES = new Set<string>([
+  // network, all drivers
+  'ECONNREFUSED', 'ECONNRESET', 'ETIMEDOUT', 'EPIPE', 'EHOSTUNREACH', 'ENOTFOUND', 'EAI_AGAIN',
+  // PostgreSQL SQLSTATE
+  '40001', '40P01', '53300', '55P03', '57P01', '57P02', '57P03',
+  // MySQL / MariaDB
+  'PROTOCOL_CONNECTION_LOST', 'ER_LOCK_DEADLOCK', 'ER_LOCK_WAIT_TIMEOUT', 'ER_CON_COUNT_ERROR', 'ER_SERVER_SHUTDOWN',
+  // SQL Server (tedious)
+  'ESOCKET', 'ECONNCLOSED', 'ETIMEOUT', 'ELOGIN_TRANSIENT',
+]);
+/** SQL Server error numbers: deadlock victim, lock timeout, database unavailable, Azure throttling. */
+const RETRIABLE_MSSQL_NUMBERS = new Set<number>([1205, 1222, 4060, 40197, 40501, 40613, 49918, 49919, 49920]);
+
+export function isRetriableDatabaseError(error: unknown): boolean {
+  const e = error as { code?: unknown; errno?: unknown; number?: unknown; sqlState?: unknown };
+  if (typeof e?.code === 'string' && (RETRIABLE_CODES.has(e.code) || e.code.startsWith('08'))) return true;
+  if (typeof e?.number === 'number' && RETRIABLE_MSSQL_NUMBERS.has(e.number)) return true;
+  // knex: pool could not hand out a connection in time.
+  return (error as Error)?.name === 'KnexTimeoutError';
+}
+
+/** Wraps a driver error as a BanyanError that says what Banyan was doing and whether to retry. */
+export function classifyDatabaseError(error: unknown, doing: string): BanyanError {
+  if (error instanceof BanyanError) return error;
+  const code = (error as { code?: unknown })?.code;
+  return new BanyanError(`${doing}: ${errorMessage(error)}`, {
+    retriable: isRetriableDatabaseError(error),
+    stage: 'receiving',
+    ...(code !== undefined ? { code: String(code) } : {}),
+    cause: error,
+  });
+}

@@ -1,0 +1,329 @@
+import type { Knex } from 'knex';
+import type {
+  ChangeBatch,
+  ChangeRow,
+  Column,
+  ColumnKind,
+  Dialect,
+  Position,
+  Snapshot,
+  TableInfo,
+  TableRef,
+} from './dialect';
+import { changelogName, keysetPredicate, requireTable, type CatalogColumn } from './shared-catalog';
+
+/**
+ * PostgreSQL (13+). Commit order without missed rows:
+ *
+ * The trigger draws `change_id` from a sequence (CACHE 1) and records the writer's
+ * `pg_current_xact_id()`. Sequence values are drawn at write time, not commit time, so a long
+ * transaction may commit a low id after higher ones were read. A poll therefore first reads the
+ * sequence's last value S, then the current snapshot: every id ≤ S was drawn by a transaction whose
+ * xid is below that snapshot's xmax. Once the oldest running xid (xmin) reaches that xmax, all of
+ * them have ended, so S is a safe bound: rows ≤ S can no longer appear. The position keeps the
+ * pending (xmax, S) checkpoints until they become safe. Ids are read in order, which is each row's
+ * commit order: a second writer of a row waits for the first one's lock before its trigger draws.
+ */
+export class PostgresDialect implements Dialect {
+  readonly name = 'postgres' as const;
+
+  quoteIdentifier(name: string): string {
+    return `"${name.replace(/"/g, '""')}"`;
+  }
+
+  private qualified(table: TableRef): string {
+    const name = this.quoteIdentifier(table.name);
+    return table.schema ? `${this.quoteIdentifier(table.schema)}.${name}` : name;
+  }
+
+  changelogTable(table: TableRef): TableRef {
+    return { schema: table.schema, name: changelogName(table.name) };
+  }
+
+  async describeTable(db: Knex, table: TableRef): Promise<TableInfo> {
+    const schema = table.schema ?? 'public';
+    const columns = (
+      await db.raw(
+        `SELECT c.column_name AS name, c.data_type, c.udt_name, c.is_nullable, c.character_maximum_length AS length,
+                c.numeric_precision AS precision, c.numeric_scale AS scale, c.datetime_precision,
+                format_type(a.atttypid, a.atttypmod) AS sql_type
+           FROM information_schema.columns c
+           JOIN pg_attribute a ON a.attrelid = format('%I.%I', c.table_schema, c.table_name)::regclass
+                              AND a.attname = c.column_name
+          WHERE c.table_schema = ? AND c.table_name = ?
+          ORDER BY c.ordinal_position`,
+        [schema, table.name],
+      )
+    ).rows as Array<CatalogColumn & { udt_name: string; datetime_precision: number | null; sql_type: string }>;
+    const primaryKey = (
+      await db.raw(
+        `SELECT a.attname AS name
+           FROM pg_index i
+           JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = ANY(i.indkey)
+          WHERE i.indrelid = format('%I.%I', ?::text, ?::text)::regclass AND i.indisprimary
+          ORDER BY array_position(i.indkey, a.attnum)`,
+        [schema, table.name],
+      ).catch(() => ({ rows: [] }))
+    ).rows.map((r: { name: string }) => r.name);
+    return requireTable({ schema, name: table.name }, columns.map(toColumn), primaryKey, `"${schema}"."${table.name}"`);
+  }
+
+  installChangelog(table: TableInfo): string[] {
+    const cl = this.qualified(this.changelogTable(table));
+    const fn = this.qualified({ schema: table.schema, name: `${changelogName(table.name)}_fn` });
+    const trigger = this.quoteIdentifier(`${changelogName(table.name)}_trg`);
+    const index = this.quoteIdentifier(`${changelogName(table.name)}_changed_at`);
+    const image = (row: 'NEW' | 'OLD') => this.imageExpression(table.columns, row);
+    // Empty origin means "not set" (current_setting returns '' once a custom GUC was ever set).
+    const origin = `NULLIF(current_setting('banyan.origin', true), '')`;
+    return [
+      `CREATE TABLE IF NOT EXISTS ${cl} (
+         change_id bigserial PRIMARY KEY,
+         txid xid8 NOT NULL DEFAULT pg_current_xact_id(),
+         op char(1) NOT NULL,
+         changed_at timestamptz(6) NOT NULL DEFAULT clock_timestamp(),
+         origin text NULL,
+         before_image json NULL,
+         after_image json NULL)`,
+      `CREATE INDEX IF NOT EXISTS ${index} ON ${cl} (changed_at)`,
+      `CREATE OR REPLACE FUNCTION ${fn}() RETURNS trigger LANGUAGE plpgsql AS $banyan$
+       BEGIN
+         IF TG_OP = 'INSERT' THEN
+           INSERT INTO ${cl} (op, origin, after_image) VALUES ('I', ${origin}, ${image('NEW')});
+         ELSIF TG_OP = 'UPDATE' THEN
+           INSERT INTO ${cl} (op, origin, before_image, after_image) VALUES ('U', ${origin}, ${image('OLD')}, ${image('NEW')});
+         ELSE
+           INSERT INTO ${cl} (op, origin, before_image) VALUES ('D', ${origin}, ${image('OLD')});
+         END IF;
+         RETURN NULL;
+       END
+       $banyan$`,
+      `DROP TRIGGER IF EXISTS ${trigger} ON ${this.qualified(table)}`,
+      `CREATE TRIGGER ${trigger} AFTER INSERT OR UPDATE OR DELETE ON ${this.qualified(table)}
+         FOR EACH ROW EXECUTE FUNCTION ${fn}()`,
+    ];
+  }
+
+  uninstallChangelog(table: TableRef): string[] {
+    const trigger = this.quoteIdentifier(`${changelogName(table.name)}_trg`);
+    const fn = this.qualified({ schema: table.schema, name: `${changelogName(table.name)}_fn` });
+    return [
+      `DROP TRIGGER IF EXISTS ${trigger} ON ${this.qualified(table)}`,
+      `DROP FUNCTION IF EXISTS ${fn}()`,
+      `DROP TABLE IF EXISTS ${this.qualified(this.changelogTable(table))}`,
+    ];
+  }
+
+  /** `json_object(keys[], values[])` has no argument limit, unlike json_build_object (100). */
+  private imageExpression(columns: Column[], row: string): string {
+    const keys = columns.map((c) => quoteLiteral(c.name)).join(', ');
+    const values = columns.map((c) => textExpression(`${row}.${this.quoteIdentifier(c.name)}`, c.type)).join(', ');
+    return `json_object(ARRAY[${keys}]::text[], ARRAY[${values}]::text[])`;
+  }
+
+  async readChanges(db: Knex, table: TableInfo, position: Position | undefined, limit: number): Promise<ChangeBatch> {
+    const state = parsePosition(position);
+    const sequence = this.sequenceName(table);
+    // Order matters: the sequence first, then the snapshot (see the class comment).
+    const drawn = firstValue<string>(
+      await db.raw(`SELECT CASE WHEN is_called THEN last_value ELSE 0 END::text AS v FROM ${sequence}`),
+    );
+    const snap = (await db.raw(`SELECT pg_snapshot_xmin(s)::text AS xmin, pg_snapshot_xmax(s)::text AS xmax FROM pg_current_snapshot() s`))
+      .rows[0] as { xmin: string; xmax: string };
+    const pending = [...state.pending, { xmax: snap.xmax, drawn }];
+    const safe = pending.filter((p) => BigInt(p.xmax) <= BigInt(snap.xmin));
+    const bound = safe.reduce((max, p) => (BigInt(p.drawn) > BigInt(max) ? p.drawn : max), state.safe);
+    const stillPending = thin(pending.filter((p) => BigInt(p.xmax) > BigInt(snap.xmin)));
+    if (BigInt(bound) <= BigInt(state.after)) {
+      return { rows: [], position: { ...state, safe: bound, pending: stillPending } };
+    }
+    const filter = state.hide && BigInt(state.after) < BigInt(state.hide.until)
+      ? `AND (change_id > ? OR NOT pg_visible_in_snapshot(txid, ?::pg_snapshot))`
+      : '';
+    const bindings: Array<string | number> = [state.after, bound];
+    if (filter) bindings.push(state.hide!.until, state.hide!.snapshot);
+    bindings.push(limit);
+    const rows = (
+      await db.raw(
+        `SELECT change_id::text AS id, op, (extract(epoch FROM changed_at) * 1000)::float8 AS at, origin,
+                before_image AS before, after_image AS after
+           FROM ${this.qualified(this.changelogTable(table))}
+          WHERE change_id > ? AND change_id <= ? ${filter}
+          ORDER BY change_id LIMIT ?`,
+        bindings,
+      )
+    ).rows as Array<{ id: string; op: ChangeRow['op']; at: number; origin: string | null; before: ChangeRow['before']; after: ChangeRow['after'] }>;
+    // A short page means everything up to the bound was read.
+    const after = rows.length < limit ? bound : rows[rows.length - 1]!.id;
+    const hide = state.hide && BigInt(after) < BigInt(state.hide.until) ? state.hide : undefined;
+    return {
+      rows: rows.map((r) => ({
+        op: r.op,
+        changedAt: Math.round(r.at),
+        origin: r.origin,
+        before: r.before,
+        after: r.after,
+        position: r.id.padStart(20, '0'),
+      })),
+      position: { after, safe: bound, pending: stillPending, ...(hide ? { hide } : {}) },
+    };
+  }
+
+  private sequenceName(table: TableRef): string {
+    return this.qualified({ schema: table.schema, name: `${changelogName(table.name)}_change_id_seq` });
+  }
+
+  async openSnapshot(db: Knex, table: TableInfo): Promise<Snapshot> {
+    const trx = await db.transaction({ isolationLevel: 'repeatable read' });
+    try {
+      await trx.raw('SET TRANSACTION READ ONLY');
+      // The first statement fixes the transaction's snapshot; export it as text for the changes.
+      const snapshot = firstValue<string>(await trx.raw(`SELECT pg_current_snapshot()::text AS v`));
+      // Any id drawn later belongs to a transaction this snapshot cannot see.
+      const until = firstValue<string>(
+        await db.raw(`SELECT CASE WHEN is_called THEN last_value ELSE 0 END::text AS v FROM ${this.sequenceName(table)}`),
+      );
+      const estimate = firstValue<number>(
+        await trx.raw(`SELECT GREATEST(reltuples, 0)::bigint AS v FROM pg_class WHERE oid = ?::regclass`, [
+          this.qualified(table),
+        ]),
+      );
+      const columns = table.columns.map((c) => `${textExpression(`t.${this.quoteIdentifier(c.name)}`, c.type)} AS ${this.quoteIdentifier(c.name)}`);
+      const keys = table.primaryKey.map((k) => `t.${this.quoteIdentifier(k)}`);
+      let last: Knex.Value[] | undefined;
+      const position: Position = { after: '0', safe: '0', pending: [], hide: { snapshot, until } };
+      return {
+        position,
+        estimatedRows: Number(estimate ?? 0),
+        nextPage: async (limit) => {
+          const where = last ? `WHERE ${keysetPredicate(keys, '>')}` : '';
+          const result = await trx.raw(
+            `SELECT ${columns.join(', ')}, ${keys.map((k, i) => `${k} AS "__k${i}"`).join(', ')}
+               FROM ${this.qualified(table)} t ${where} ORDER BY ${keys.join(', ')} LIMIT ?`,
+            [...(last ?? []), limit],
+          );
+          const rows = result.rows as Array<Record<string, unknown>>;
+          const tail = rows[rows.length - 1];
+          if (tail) last = keys.map((_, i) => tail[`__k${i}`] as Knex.Value);
+          return rows.map((r) => Object.fromEntries(table.columns.map((c) => [c.name, r[c.name] as string | null])));
+        },
+        close: async () => {
+          await trx.commit();
+        },
+      };
+    } catch (error) {
+      await trx.rollback().catch(() => undefined);
+      throw error;
+    }
+  }
+
+  async pruneChangelog(db: Knex, table: TableInfo, position: Position, olderThan: Date, limit: number): Promise<number> {
+    const cl = this.qualified(this.changelogTable(table));
+    const result = await db.raw(
+      `DELETE FROM ${cl} WHERE change_id IN (
+         SELECT change_id FROM ${cl} WHERE change_id <= ? AND changed_at < ? ORDER BY change_id LIMIT ?)`,
+      [parsePosition(position).after, olderThan, limit],
+    );
+    return (result as { rowCount: number }).rowCount;
+  }
+
+  async setOrigin(trx: Knex.Transaction, origin: string): Promise<void> {
+    await trx.raw(`SELECT set_config('banyan.origin', ?, true)`, [origin]);
+  }
+
+  async clearOrigin(trx: Knex.Transaction): Promise<void> {
+    // set_config(…, true) ends with the transaction; nothing can leak into the pool.
+    void trx;
+  }
+}
+
+interface PgPosition {
+  /** Every change_id ≤ after has been emitted. */
+  after: string;
+  /** The highest bound known safe so far. */
+  safe: string;
+  /** Checkpoints waiting for their transactions to end: (xmax of the snapshot, last drawn id before it). */
+  pending: Array<{ xmax: string; drawn: string }>;
+  /** After an initial snapshot: ids ≤ until whose transaction the snapshot saw are already in it. */
+  hide?: { snapshot: string; until: string };
+}
+
+function parsePosition(position: Position | undefined): PgPosition {
+  const p = (position ?? {}) as Partial<PgPosition>;
+  return { after: p.after ?? '0', safe: p.safe ?? '0', pending: p.pending ?? [], ...(p.hide ? { hide: p.hide } : {}) };
+}
+
+/** A long transaction makes checkpoints pile up; keeping the oldest and the newest few is enough. */
+function thin<T>(pending: T[], max = 32): T[] {
+  return pending.length <= max ? pending : [pending[0]!, ...pending.slice(pending.length - max + 1)];
+}
+
+function firstValue<T>(result: { rows: Array<{ v: T }> }): T {
+  return result.rows[0]!.v;
+}
+
+function quoteLiteral(value: string): string {
+  return `'${value.replace(/'/g, "''")}'`;
+}
+
+/** SQL giving the documented text form of a value of this kind (see ColumnKind in dialect.ts). */
+export function textExpression(ref: string, type: ColumnKind): string {
+  switch (type.kind) {
+    case 'bytes':
+      return `encode(${ref}, 'hex')`;
+    case 'date':
+      return `to_char(${ref}, 'YYYY-MM-DD')`;
+    case 'timestamp':
+      return `to_char(${ref}, 'YYYY-MM-DD"T"HH24:MI:SS.US')`;
+    case 'timestamptz':
+      return `to_char(${ref} AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"')`;
+    default:
+      return `${ref}::text`;
+  }
+}
+
+function toColumn(c: CatalogColumn & { udt_name: string; datetime_precision: number | null; sql_type: string }): Column {
+  return { name: c.name, sqlType: c.sql_type, nullable: c.is_nullable === 'YES', type: kindOf(c) };
+}
+
+function kindOf(c: CatalogColumn & { udt_name: string; datetime_precision: number | null; sql_type: string }): ColumnKind {
+  switch (c.data_type) {
+    case 'boolean':
+      return { kind: 'boolean' };
+    case 'smallint':
+    case 'integer':
+      return { kind: 'int' };
+    case 'bigint':
+      return { kind: 'long' };
+    case 'real':
+      return { kind: 'float' };
+    case 'double precision':
+      return { kind: 'double' };
+    case 'numeric':
+      // An unconstrained numeric has no fixed scale, so it cannot be an Avro decimal: keep its text.
+      return c.precision != null && c.scale != null
+        ? { kind: 'decimal', precision: Number(c.precision), scale: Number(c.scale) }
+        : { kind: 'other', sqlType: c.sql_type };
+    case 'character varying':
+    case 'character':
+    case 'text':
+      return { kind: 'string', unicode: true, ...(c.length != null ? { maxLength: Number(c.length) } : {}) };
+    case 'uuid':
+      return { kind: 'uuid' };
+    case 'bytea':
+      return { kind: 'bytes' };
+    case 'date':
+      return { kind: 'date' };
+    case 'time without time zone':
+      return { kind: 'time', precision: c.datetime_precision ?? 6 };
+    case 'timestamp without time zone':
+      return { kind: 'timestamp', precision: c.datetime_precision ?? 6 };
+    case 'timestamp with time zone':
+      return { kind: 'timestamptz', precision: c.datetime_precision ?? 6 };
+    case 'json':
+    case 'jsonb':
+      return { kind: 'json' };
+    default:
+      return { kind: 'other', sqlType: c.sql_type };
+  }
+}

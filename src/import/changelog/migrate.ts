@@ -1,0 +1,29 @@
+import type { Knex } from 'knex';
+import { ChangelogMigrationSource, migratorConfig } from '../../../migrations/changelog';
+import type { Dialect, TableInfo } from '../../dialects/dialect';
+import { parseTableName } from './source';
+
+export interface MigrateResult {
+  /** Names of the migrations this run applied (up) or reverted (down); empty when all was done. */
+  migrations: string[];
+  tables: TableInfo[];
+}
+
+/**
+ * Installs (or, with `down`, removes) the changelog tables and triggers of `tables` in one
+ * database. Each table is described first, so a table that does not exist fails with its name
+ * before anything is changed.
+ */
+export async function migrateChangelogs(
+  db: Knex,
+  dialect: Dialect,
+  tables: string[],
+  direction: 'up' | 'down' = 'up',
+): Promise<MigrateResult> {
+  const infos: TableInfo[] = [];
+  for (const table of tables) infos.push(await dialect.describeTable(db, parseTableName(table)));
+  const config = migratorConfig(new ChangelogMigrationSource(dialect, infos));
+  const [, migrations] =
+    direction === 'up' ? await db.migrate.latest(config) : await db.migrate.rollback(config, true);
+  return { migrations: migrations as string[], tables: infos };
+}

@@ -1,0 +1,263 @@
+import type { Knex } from 'knex';
+import {
+  BadRecordError,
+  errorMessage,
+  Headers,
+  partitionKey,
+  type DeadLetter,
+  type Json,
+  type PollResult,
+  type Source,
+  type SourceRecord,
+  type StartOffsets,
+} from '../../core';
+import type { ChangeRow, Dialect, Position, Snapshot, TableInfo, TableRef } from '../../dialects/dialect';
+import type { ChangelogSourceConfig } from '../../runtime/config';
+import type { Logger } from '../../runtime/logger';
+import { sleep } from '../../runtime/time';
+import { keyConverter, rowConverter, tableSchemas, type TableSchemas } from './avro';
+import { classifyDatabaseError } from '../../dialects/errors';
+
+export interface ChangelogSourceDeps {
+  db: Knex;
+  dialect: Dialect;
+  /** The database's name in the config (`databases.<name>`); part of topic and namespace. */
+  databaseName: string;
+  originTag: string;
+  logger: Logger;
+  now?: () => number;
+}
+
+const OPERATIONS: Record<ChangeRow['op'], 'insert' | 'update' | 'delete'> = { I: 'insert', U: 'update', D: 'delete' };
+
+/**
+ * The changelog poller: one per legacy table. Reads what the dialect says can no longer change,
+ * first a consistent snapshot of the rows that already exist (when no offset is stored), then the
+ * changelog, and hands them to the runner as records with their new position. It knows no
+ * database: everything specific sits in the dialect.
+ *
+ * Offset: `{ phase: 'snapshot', changes, rows }` while the snapshot is emitted (a restart in that
+ * phase snapshots again from the start; snapshot records are whole-row states, so a repeat only
+ * restates them), then `{ phase: 'changes', position }`.
+ */
+export class ChangelogSource implements Source {
+  readonly name: string;
+  private readonly ref: TableRef;
+  private readonly topic: string;
+  private readonly now: () => number;
+  private table: TableInfo | undefined;
+  private schemas: TableSchemas | undefined;
+  private toRow!: ReturnType<typeof rowConverter>;
+  private toKey!: ReturnType<typeof keyConverter>;
+  private position: Position | undefined;
+  private snapshot: Snapshot | undefined;
+  private snapshotRows = 0;
+  private lastProgressLog = 0;
+  private lastPrune = 0;
+
+  constructor(
+    private readonly config: ChangelogSourceConfig,
+    private readonly deps: ChangelogSourceDeps,
+  ) {
+    this.name = config.name;
+    this.ref = parseTableName(config.table);
+    this.topic = config.topic ?? `legacy.${deps.databaseName}.${config.table}`;
+    this.now = deps.now ?? Date.now;
+  }
+
+  partitions(): Array<Record<string, Json>> {
+    return [this.partition()];
+  }
+
+  private partition(): Record<string, Json> {
+    return { database: this.deps.databaseName, table: this.config.table };
+  }
+
+  async connect(start: StartOffsets): Promise<void> {
+    const table = await this.deps.dialect.describeTable(this.deps.db, this.ref);
+    this.table = table;
+    this.schemas = tableSchemas(table, this.deps.databaseName);
+    this.toRow = rowConverter(table);
+    this.toKey = keyConverter(table);
+    const stored = start.get(partitionKey(this.name, this.partition())) as
+      | { phase: 'snapshot' | 'changes'; position?: Position; changes?: Position }
+      | undefined;
+    if (stored?.phase === 'changes') {
+      this.position = stored.position;
+    } else if (this.config.snapshot) {
+      await this.beginSnapshot();
+    } else {
+      this.position = undefined;
+    }
+  }
+
+  private async beginSnapshot(): Promise<void> {
+    this.snapshot = await this.deps.dialect.openSnapshot(this.deps.db, this.table!, this.now());
+    this.snapshotRows = 0;
+    this.deps.logger.info(
+      { event: 'snapshot.started', table: this.config.table, estimatedRows: this.snapshot.estimatedRows },
+      `snapshot of ${this.config.table} started (about ${this.snapshot.estimatedRows} rows)`,
+    );
+  }
+
+  async poll(signal: AbortSignal): Promise<PollResult> {
+    if (this.snapshot) return this.pollSnapshot(this.snapshot);
+    const table = this.table!;
+    let batch;
+    try {
+      batch = await this.deps.dialect.readChanges(this.deps.db, table, this.position, this.config.batchSize, this.now());
+    } catch (error) {
+      throw classifyDatabaseError(error, `reading the changelog of ${this.config.table}`);
+    }
+    if (batch.notes && Object.values(batch.notes).some((n) => n)) {
+      this.deps.logger.warn({ event: 'changelog.gaps', table: this.config.table, ...batch.notes }, 'changelog sequence gaps');
+    }
+    const unchanged = JSON.stringify(batch.position) === JSON.stringify(this.position ?? null);
+    if (batch.rows.length === 0 && unchanged) {
+      await sleep(this.config.pollIntervalMs, signal);
+      return empty();
+    }
+    const records: SourceRecord[] = [];
+    const deadLetters: DeadLetter[] = [];
+    for (const row of batch.rows) {
+      try {
+        records.push(this.changeRecord(row));
+      } catch (error) {
+        deadLetters.push(this.deadLetter(row, error));
+      }
+    }
+    const position = batch.position;
+    return {
+      records,
+      deadLetters,
+      offsets: [{ partition: this.partition(), offset: { phase: 'changes', position } }],
+      ack: async () => {
+        this.position = position;
+        await this.pruneIfDue(position);
+      },
+    };
+  }
+
+  private async pollSnapshot(snapshot: Snapshot): Promise<PollResult> {
+    const page = await snapshot.nextPage(this.config.batchSize);
+    const at = this.now();
+    if (page.length === 0) {
+      await snapshot.close();
+      this.snapshot = undefined;
+      this.position = snapshot.position;
+      this.deps.logger.info(
+        { event: 'snapshot.finished', table: this.config.table, rows: this.snapshotRows },
+        `snapshot of ${this.config.table} finished: ${this.snapshotRows} rows`,
+      );
+      return { records: [], deadLetters: [], offsets: [{ partition: this.partition(), offset: { phase: 'changes', position: snapshot.position } }], ack: async () => undefined };
+    }
+    const records: SourceRecord[] = [];
+    const deadLetters: DeadLetter[] = [];
+    for (const image of page) {
+      const row: ChangeRow = { op: 'I', changedAt: at, origin: null, before: null, after: image, position: 'snapshot' };
+      try {
+        records.push(this.changeRecord(row, 'snapshot'));
+      } catch (error) {
+        deadLetters.push(this.deadLetter(row, error));
+      }
+    }
+    this.snapshotRows += page.length;
+    this.logProgress(snapshot);
+    return {
+      records,
+      deadLetters,
+      offsets: [{ partition: this.partition(), offset: { phase: 'snapshot', changes: snapshot.position, rows: this.snapshotRows } }],
+      ack: async () => undefined,
+    };
+  }
+
+  private logProgress(snapshot: Snapshot): void {
+    if (this.now() - this.lastProgressLog < 5000) return;
+    this.lastProgressLog = this.now();
+    const estimate = Math.max(snapshot.estimatedRows, this.snapshotRows);
+    this.deps.logger.info(
+      { event: 'snapshot.progress', table: this.config.table, rows: this.snapshotRows, estimatedRows: estimate },
+      `snapshot of ${this.config.table}: ${this.snapshotRows}/${estimate} rows (${Math.floor((100 * this.snapshotRows) / Math.max(estimate, 1))}%)`,
+    );
+  }
+
+  private changeRecord(row: ChangeRow, op: 'snapshot' | undefined = undefined): SourceRecord {
+    const where = `${this.config.table} at ${row.position}`;
+    const image = row.after ?? row.before;
+    if (!image) throw new BadRecordError(`${where} has neither a before nor an after image`, { stage: 'processing', code: 'EMPTY_CHANGE' });
+    const operation = op ?? OPERATIONS[row.op];
+    const echo = row.origin !== null && row.origin === this.deps.originTag;
+    return {
+      sourcePartition: this.partition(),
+      sourceOffset: { position: row.position },
+      topic: this.topic,
+      key: this.toKey(image, where),
+      value: {
+        op: operation,
+        before: row.before ? this.toRow(row.before, where) : null,
+        after: row.after ? this.toRow(row.after, where) : null,
+        source: {
+          database: this.deps.databaseName,
+          table: this.config.table,
+          position: row.position,
+          changedAt: BigInt(row.changedAt),
+          origin: row.origin,
+        },
+      },
+      schema: this.schemas!,
+      timestamp: row.changedAt,
+      headers: {
+        [Headers.origin]: 'legacy',
+        [Headers.operation]: operation,
+        [Headers.sourcePosition]: row.position,
+        [Headers.changeTime]: new Date(row.changedAt).toISOString(),
+        ...(echo ? { [Headers.echo]: 'true' } : {}),
+      },
+    };
+  }
+
+  private deadLetter(row: ChangeRow, error: unknown): DeadLetter {
+    return {
+      source: this.name,
+      reason: errorMessage(error),
+      stage: 'processing',
+      code: error instanceof BadRecordError ? error.code : undefined,
+      key: row.position,
+      payload: row,
+    };
+  }
+
+  private async pruneIfDue(position: Position): Promise<void> {
+    if (this.now() - this.lastPrune < this.config.pruneIntervalMs) return;
+    this.lastPrune = this.now();
+    const olderThan = new Date(this.now() - this.config.retentionHours * 3_600_000);
+    try {
+      // Bounded batches keep each DELETE short; a large backlog is finished over later rounds.
+      let deleted = 0;
+      for (let round = 0; round < 100; round++) {
+        const n = await this.deps.dialect.pruneChangelog(this.deps.db, this.table!, position, olderThan, 10_000);
+        deleted += n;
+        if (n < 10_000) break;
+      }
+      if (deleted > 0) this.deps.logger.info({ event: 'changelog.pruned', table: this.config.table, rows: deleted }, 'changelog pruned');
+    } catch (error) {
+      // Pruning is housekeeping: a failure must not stop the changes.
+      this.deps.logger.warn({ event: 'changelog.prune_failed', err: error }, 'pruning the changelog failed');
+    }
+  }
+
+  async close(): Promise<void> {
+    await this.snapshot?.close().catch(() => undefined);
+    this.snapshot = undefined;
+  }
+}
+
+/** 'dbo.Users' → { schema: 'dbo', name: 'Users' }; 'Users' → { name: 'Users' }. */
+export function parseTableName(table: string): TableRef {
+  const dot = table.indexOf('.');
+  return dot < 0 ? { name: table } : { schema: table.slice(0, dot), name: table.slice(dot + 1) };
+}
+
+function empty(): PollResult {
+  return { records: [], deadLetters: [], offsets: [], ack: async () => undefined };
+}

@@ -1,0 +1,44 @@
+import type { Container } from 'inversify';
+import { Source } from '../core';
+import { AvroEncoder } from './avro';
+import { Config, type BanyanConfig } from './config';
+import { KafkaClient } from './kafka';
+import { componentLogger, Logger } from './logger';
+import { KafkaOffsetStore } from './offsets';
+import { SchemaRegistryClient } from './registry';
+import { SourceRunner, type SourceStatus } from './source-runner';
+
+/** Every pipeline of a config in this process: today the sources; transforms and sinks join later. */
+export class Pipelines {
+  private runners: SourceRunner[] = [];
+
+  constructor(private readonly container: Container) {}
+
+  async start(): Promise<void> {
+    const config = this.container.get<BanyanConfig>(Config);
+    const kafka = this.container.get<KafkaClient>(KafkaClient);
+    const logger = this.container.get<Logger>(Logger);
+    const encoder = new AvroEncoder(this.container.get<SchemaRegistryClient>(SchemaRegistryClient));
+    const offsets = new KafkaOffsetStore(kafka, config.kafka.topics.offsets, config.kafka.topics.replicationFactor);
+    const sources = this.container.isBound(Source) ? this.container.getAll<Source>(Source) : [];
+    this.runners = sources.map(
+      (source) =>
+        new SourceRunner(source, kafka, encoder, offsets, componentLogger(logger, `runner:${source.name}`, 'import'), {
+          clientId: config.kafka.clientId,
+          deadLetterTopic: config.kafka.topics.deadLetter,
+          topicPartitions: config.kafka.topics.partitions,
+          replicationFactor: config.kafka.topics.replicationFactor,
+        }),
+    );
+    // One at a time: a source that cannot start (a missing table) is reported with its name.
+    for (const runner of this.runners) await runner.start();
+  }
+
+  status(): SourceStatus[] {
+    return this.runners.map((r) => r.status);
+  }
+
+  async stop(): Promise<void> {
+    await Promise.all(this.runners.map((r) => r.stop()));
+  }
+}

@@ -1,0 +1,182 @@
+import type { Knex } from 'knex';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { createKnex } from '../../src/clients/database';
+import { PostgresDialect } from '../../src/dialects/postgres.dialect';
+import { bytesToDecimal } from '../../src/import/changelog/avro';
+import { migrateChangelogs } from '../../src/import/changelog/migrate';
+import { ChangelogSource } from '../../src/import/changelog/source';
+import { AvroDecoder, AvroEncoder } from '../../src/runtime/avro';
+import type { BanyanConfig, ChangelogSourceConfig } from '../../src/runtime/config';
+import { createRootLogger } from '../../src/runtime/logger';
+import { KafkaOffsetStore } from '../../src/runtime/offsets';
+import { createSchemaRegistry } from '../../src/runtime/registry';
+import { SourceRunner } from '../../src/runtime/source-runner';
+import { freshName, readTopic, testConfig, testKafka } from '../helpers';
+
+const dialect = new PostgresDialect();
+
+interface Change {
+  op: string;
+  before: Record<string, unknown> | null;
+  after: Record<string, unknown> | null;
+  source: { position: string; origin: string | null; table: string };
+}
+
+describe('PostgreSQL changelog poller into Kafka', () => {
+  let db: Knex;
+  let schema: string;
+  let config: BanyanConfig;
+  let runner: SourceRunner | undefined;
+
+  beforeEach(async () => {
+    schema = freshName('banyan_t');
+    config = testConfig(`
+databases:
+  pg:
+    dialect: postgres
+    database: postgres
+    user: postgres
+sources:
+  - name: users
+    type: changelog
+    database: pg
+    table: ${schema}.users
+    topic: ${freshName('legacy.pg.users')}
+    pollIntervalMs: 50
+    batchSize: 100
+`);
+    config.kafka.topics.offsets = freshName('offsets');
+    config.kafka.topics.deadLetter = freshName('dlq');
+    db = createKnex(config.databases.pg!);
+    await db.raw(`CREATE SCHEMA ${schema}`);
+    await db.raw(`CREATE TABLE ${schema}.users (
+      id bigint PRIMARY KEY,
+      email varchar(200) NOT NULL,
+      display_name text,
+      balance numeric(12,2),
+      score double precision,
+      active boolean NOT NULL DEFAULT true,
+      born date,
+      created_at timestamp(6),
+      updated_at timestamptz(3),
+      external_id uuid,
+      avatar bytea,
+      prefs jsonb)`);
+  });
+
+  afterEach(async () => {
+    await runner?.stop();
+    runner = undefined;
+    await db.raw(`DROP SCHEMA ${schema} CASCADE`);
+    await db.destroy();
+  });
+
+  function sourceConfig(): ChangelogSourceConfig {
+    return config.sources[0] as ChangelogSourceConfig;
+  }
+
+  async function startRunner(): Promise<SourceRunner> {
+    const kafka = testKafka(config);
+    const logger = createRootLogger(config.log.level);
+    const source = new ChangelogSource(sourceConfig(), { db, dialect, databaseName: 'pg', originTag: 'banyan', logger });
+    const started = new SourceRunner(
+      source,
+      kafka,
+      new AvroEncoder(createSchemaRegistry(config.schemaRegistry)),
+      new KafkaOffsetStore(kafka, config.kafka.topics.offsets, 1),
+      logger,
+      { clientId: config.kafka.clientId, deadLetterTopic: config.kafka.topics.deadLetter, topicPartitions: 3, replicationFactor: 1 },
+    );
+    await started.start();
+    return started;
+  }
+
+  async function changes(count: number, timeoutMs = 15_000): Promise<Array<Change & { headers: Record<string, string> }>> {
+    const decoder = new AvroDecoder(config.schemaRegistry);
+    const messages = await readTopic(testKafka(config), sourceConfig().topic!, count, timeoutMs);
+    const decoded = await Promise.all(
+      messages.map(async (m) => ({
+        ...((await decoder.decode(m.value!)) as Change),
+        headers: Object.fromEntries(Object.entries(m.headers ?? {}).map(([k, v]) => [k, String(v)])),
+      })),
+    );
+    return decoded.sort((a, b) => a.source.position.localeCompare(b.source.position));
+  }
+
+  it('emits existing rows as a snapshot, then inserts, updates (before and after) and deletes with faithful types', async () => {
+    await db.raw(`INSERT INTO ${schema}.users (id, email, balance) VALUES (1, 'old@example.com', 10.50)`);
+    await migrateChangelogs(db, dialect, [`${schema}.users`]);
+    runner = await startRunner();
+
+    await db.raw(
+      `INSERT INTO ${schema}.users VALUES (9007199254740993, 'ada@example.com', 'Ada 🚀', -1234567890.12, 1.5, true,
+        '1815-12-10', '2024-02-29 13:14:15.123456', '2024-03-01 00:00:00.5+02', 'A0EEBC99-9C0B-4EF8-BB6D-6BB9BD380A11', '\\xdeadbeef', '{"theme":"dark"}')`,
+    );
+    await db.raw(`UPDATE ${schema}.users SET display_name = NULL, balance = 0.01 WHERE id = 9007199254740993`);
+    await db.raw(`DELETE FROM ${schema}.users WHERE id = 1`);
+
+    const all = await changes(4);
+    expect(all.map((c) => c.op).sort()).toEqual(['delete', 'insert', 'snapshot', 'update']);
+    const snapshot = all.find((c) => c.op === 'snapshot')!;
+    expect(snapshot.after).toMatchObject({ id: 1n, email: 'old@example.com' });
+    expect(bytesToDecimal(snapshot.after!.balance as Buffer, 2)).toBe('10.50');
+
+    const [insert, update, del] = all.filter((c) => c.op !== 'snapshot');
+    expect([insert?.op, update?.op, del?.op]).toEqual(['insert', 'update', 'delete']);
+    expect(insert!.before).toBeNull();
+    expect(insert!.after).toMatchObject({
+      id: 9007199254740993n,
+      email: 'ada@example.com',
+      display_name: 'Ada 🚀',
+      score: 1.5,
+      active: true,
+      born: Date.UTC(1815, 11, 10) / 86_400_000,
+      created_at: BigInt(Date.UTC(2024, 1, 29, 13, 14, 15)) * 1000n + 123456n,
+      updated_at: BigInt(Date.UTC(2024, 1, 29, 22, 0, 0, 500)),
+      external_id: 'a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11',
+      prefs: '{"theme": "dark"}',
+    });
+    expect(bytesToDecimal(insert!.after!.balance as Buffer, 2)).toBe('-1234567890.12');
+    expect((insert!.after!.avatar as Buffer).toString('hex')).toBe('deadbeef');
+    expect(update!.before).toMatchObject({ display_name: 'Ada 🚀' });
+    expect(update!.after).toMatchObject({ display_name: null });
+    expect(bytesToDecimal(update!.after!.balance as Buffer, 2)).toBe('0.01');
+    expect(del!.before).toMatchObject({ id: 1n });
+    expect(del!.after).toBeNull();
+    expect(insert!.headers).toMatchObject({ 'banyan.origin': 'legacy', 'banyan.operation': 'insert' });
+    expect(insert!.headers['banyan.echo']).toBeUndefined();
+  });
+
+  it('marks a write made with Banyan’s origin set as an echo', async () => {
+    await migrateChangelogs(db, dialect, [`${schema}.users`]);
+    runner = await startRunner();
+    await db.transaction(async (trx) => {
+      await dialect.setOrigin(trx, 'banyan');
+      await trx.raw(`INSERT INTO ${schema}.users (id, email) VALUES (1, 'from-banyan@example.com')`);
+    });
+    await db.raw(`INSERT INTO ${schema}.users (id, email) VALUES (2, 'from-legacy@example.com')`);
+    const [tagged, plain] = await changes(2);
+    expect(tagged!.source.origin).toBe('banyan');
+    expect(tagged!.headers['banyan.echo']).toBe('true');
+    expect(plain!.source.origin).toBeNull();
+    expect(plain!.headers['banyan.echo']).toBeUndefined();
+  });
+
+  it('loses nothing to a transaction held open while later ones commit', async () => {
+    await migrateChangelogs(db, dialect, [`${schema}.users`]);
+    runner = await startRunner();
+    const held = await db.transaction();
+    await held.raw(`INSERT INTO ${schema}.users (id, email) VALUES (1, 'slow@example.com')`);
+    await db.raw(`INSERT INTO ${schema}.users (id, email) VALUES (2, 'fast@example.com')`);
+    await db.raw(`UPDATE ${schema}.users SET email = 'faster@example.com' WHERE id = 2`);
+    // While the first transaction is open, nothing after its change may be passed.
+    expect(await changes(1, 1500)).toEqual([]);
+    await held.commit();
+    const all = await changes(3);
+    expect(all.map((c) => [c.op, c.after?.id])).toEqual([
+      ['insert', 1n],
+      ['insert', 2n],
+      ['update', 2n],
+    ]);
+  });
+});
