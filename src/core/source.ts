@@ -31,8 +31,12 @@ export interface PollResult {
  * transaction. A source therefore never stores its own position.
  *
  * `poll` returns when it has something, or when the source's poll interval has passed with nothing
- * (an empty result), or when `signal` aborts. Transient failures (a lost connection) are retried
- * inside the source or thrown as a retriable BanyanError; the runner backs off and polls again.
+ * (an empty result), or when `signal` aborts. Each poll continues where the previous one ended,
+ * before that one is committed: the runner reads the next batch while it writes the last one.
+ * Calls never overlap. When a write fails, the runner calls `close()` and `connect()` again with
+ * the last committed offsets, so a source may keep its read position in memory only.
+ * Transient failures (a lost connection) are thrown as a retriable BanyanError; the runner backs
+ * off and reconnects.
  */
 export interface Source {
   /** Unique within a config; names the source in logs, metrics, offsets and the dead-letter topic. */

@@ -29,35 +29,35 @@ export function avroType(schema: object): avro.Type {
   });
 }
 
-interface Registered {
-  id: number;
-  type: avro.Type;
-}
-
 /**
  * Encodes values in the Confluent wire format (magic byte 0, 4-byte schema id, Avro body) after
  * registering each schema once per subject. Encoding is local: no registry call per record.
  */
 export class AvroEncoder {
-  private readonly registered = new Map<string, Promise<Registered>>();
+  /** By subject, then by schema object: sources hand the same schema object to every record. */
+  private readonly registered = new Map<string, WeakMap<object, Promise<(value: unknown) => Buffer>>>();
 
   constructor(private readonly registry: SchemaRegistry) {}
 
   /** Registers `schema` under `subject` (once per schema object) and returns a sync encoder. */
-  async encoderFor(subject: string, schema: object): Promise<(value: unknown) => Buffer> {
-    const cacheKey = `${subject}\u0000${JSON.stringify(schema)}`;
-    let entry = this.registered.get(cacheKey);
-    if (!entry) {
-      entry = registerAvro(this.registry, subject, schema).then((id) => ({ id, type: avroType(schema) }));
-      entry.catch(() => this.registered.delete(cacheKey));
-      this.registered.set(cacheKey, entry);
+  encoderFor(subject: string, schema: object): Promise<(value: unknown) => Buffer> {
+    let bySchema = this.registered.get(subject);
+    if (!bySchema) this.registered.set(subject, (bySchema = new WeakMap()));
+    let encoder = bySchema.get(schema);
+    if (!encoder) {
+      encoder = registerAvro(this.registry, subject, schema).then((id) => frame(id, avroType(schema)));
+      encoder.catch(() => bySchema.delete(schema));
+      bySchema.set(schema, encoder);
     }
-    const { id, type } = await entry;
-    const header = Buffer.alloc(5);
-    header.writeUInt8(0, 0);
-    header.writeInt32BE(id, 1);
-    return (value) => Buffer.concat([header, type.toBuffer(value)]);
+    return encoder;
   }
+}
+
+function frame(id: number, type: avro.Type): (value: unknown) => Buffer {
+  const header = Buffer.alloc(5);
+  header.writeUInt8(0, 0);
+  header.writeInt32BE(id, 1);
+  return (value) => Buffer.concat([header, type.toBuffer(value)]);
 }
 
 /** Decodes Confluent-framed Avro with BigInt longs, fetching each writer schema by id once. */

@@ -6,7 +6,7 @@ import { KafkaClient } from './kafka';
 import { componentLogger, Logger } from './logger';
 import { KafkaOffsetStore } from './offsets';
 import { SchemaRegistryClient } from './registry';
-import { SourceRunner, type SourceStatus } from './source-runner';
+import { runnerOptions, SourceRunner, type SourceStatus } from './source-runner';
 
 /** Every pipeline of a config in this process: today the sources; transforms and sinks join later. */
 export class Pipelines {
@@ -23,12 +23,7 @@ export class Pipelines {
     const sources = this.container.isBound(Source) ? this.container.getAll<Source>(Source) : [];
     this.runners = sources.map(
       (source) =>
-        new SourceRunner(source, kafka, encoder, offsets, componentLogger(logger, `runner:${source.name}`, 'import'), {
-          clientId: config.kafka.clientId,
-          deadLetterTopic: config.kafka.topics.deadLetter,
-          topicPartitions: config.kafka.topics.partitions,
-          replicationFactor: config.kafka.topics.replicationFactor,
-        }),
+        new SourceRunner(source, kafka, encoder, offsets, componentLogger(logger, `runner:${source.name}`, 'import'), runnerOptions(config)),
     );
     // One at a time: a source that cannot start (a missing table) is reported with its name.
     for (const runner of this.runners) await runner.start();

@@ -10,7 +10,7 @@ import type { BanyanConfig, ChangelogSourceConfig } from '../../src/runtime/conf
 import { createRootLogger } from '../../src/runtime/logger';
 import { KafkaOffsetStore } from '../../src/runtime/offsets';
 import { createSchemaRegistry } from '../../src/runtime/registry';
-import { SourceRunner } from '../../src/runtime/source-runner';
+import { runnerOptions, SourceRunner } from '../../src/runtime/source-runner';
 import { freshName, readTopic, testConfig, testKafka } from '../helpers';
 
 const dialect = new PostgresDialect();
@@ -85,7 +85,7 @@ sources:
       new AvroEncoder(createSchemaRegistry(config.schemaRegistry)),
       new KafkaOffsetStore(kafka, config.kafka.topics.offsets, 1),
       logger,
-      { clientId: config.kafka.clientId, deadLetterTopic: config.kafka.topics.deadLetter, topicPartitions: 3, replicationFactor: 1 },
+      runnerOptions(config),
     );
     await started.start();
     return started;

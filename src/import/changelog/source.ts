@@ -127,14 +127,12 @@ export class ChangelogSource implements Source {
       }
     }
     const position = batch.position;
+    this.position = position;
     return {
       records,
       deadLetters,
       offsets: [{ partition: this.partition(), offset: { phase: 'changes', position } }],
-      ack: async () => {
-        this.position = position;
-        await this.pruneIfDue(position);
-      },
+      ack: () => this.pruneIfDue(position),
     };
   }
 

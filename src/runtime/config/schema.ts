@@ -31,6 +31,10 @@ export const kafkaSchema = z.strictObject({
       password: z.string(),
     })
     .optional(),
+  maxMessageBytes: positiveInt
+    .default(1_000_000)
+    .describe('a record larger than this goes to the dead-letter topic; match the broker’s message.max.bytes'),
+  maxRequestBytes: positiveInt.default(768_000).describe('one transaction’s records are sent in requests of about this size'),
   topics: z
     .strictObject({
       offsets: z.string().default('banyan.offsets').describe('compacted topic holding source positions'),

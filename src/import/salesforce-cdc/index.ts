@@ -1,0 +1,27 @@
+import { SalesforceClient, type SalesforceClientOptions } from '../../clients/salesforce/client';
+import type { SalesforceCdcSourceConfig, SalesforceConfig } from '../../runtime/config';
+import type { Logger } from '../../runtime/logger';
+import type { CdcOptions } from './config';
+import { SalesforceCdcSource } from './source';
+
+export { SalesforceCdcSource, changeEventChannel, type CdcSourceStats } from './source';
+export { DEFAULT_CDC_OPTIONS, type CdcOptions } from './config';
+export { SALESFORCE_CHANGE_SCHEMA, SALESFORCE_KEY_SCHEMA, type SalesforceChangeValue } from './schema';
+
+/**
+ * A CDC source from the parsed config. `client` may be shared by every Salesforce component of the
+ * process (one login, one API-call count); without one, the source gets its own.
+ */
+export function createSalesforceCdcSource(
+  salesforce: SalesforceConfig,
+  source: SalesforceCdcSourceConfig,
+  deps: { logger: Logger; client?: SalesforceClient; clientOptions?: Omit<SalesforceClientOptions, 'logger'>; options?: Partial<CdcOptions> },
+): SalesforceCdcSource {
+  const client = deps.client ?? new SalesforceClient(salesforce, { logger: deps.logger.child({ component: 'salesforce-client' }), ...deps.clientOptions });
+  return new SalesforceCdcSource(source, {
+    client,
+    logger: deps.logger,
+    callOptionsClient: salesforce.callOptionsClient,
+    ...(deps.options ? { options: deps.options } : {}),
+  });
+}

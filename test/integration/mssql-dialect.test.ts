@@ -1,0 +1,371 @@
+import type { Knex } from 'knex';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { createKnex } from '../../src/clients/database';
+import type { ChangeRow, Dialect, Position, TableInfo } from '../../src/dialects/dialect';
+import { MssqlDialect } from '../../src/dialects/mssql.dialect';
+import { parseConfig, type DatabaseConfig } from '../../src/runtime/config';
+import { freshName } from '../helpers';
+
+const MSSQL_URL = process.env.MSSQL_URL;
+if (!MSSQL_URL) {
+  console.log(
+    '[mssql-dialect] skipped: MSSQL_URL is not set and no SQL Server runs on this machine. To run it: ' +
+      'docker compose up -d sqlserver, then MSSQL_URL="mssql://sa:<MSSQL_SA_PASSWORD>@localhost:11433/banyan_demo" ' +
+      'npx vitest run test/integration/mssql-dialect.test.ts (see docs/dialect-mssql.md)',
+  );
+}
+
+/** MSSQL_URL (mssql://user:password@host:port/database[?encrypt=true]) as a user's config, through the real schema. */
+function databaseConfig(url: string): DatabaseConfig {
+  const u = new URL(url);
+  // Only `databases` is used here; Kafka and the registry are required by the schema but never contacted.
+  const yaml = `
+kafka: { brokers: "unused:9092" }
+schemaRegistry: { url: "http://unused" }
+databases:
+  legacy:
+    dialect: mssql
+    host: ${JSON.stringify(u.hostname)}
+    port: ${u.port || 1433}
+    database: ${JSON.stringify(decodeURIComponent(u.pathname.slice(1)) || 'master')}
+    user: ${JSON.stringify(decodeURIComponent(u.username))}
+    password: \${MSSQL_TEST_PASSWORD}
+    ssl: ${u.searchParams.get('encrypt') === 'true'}
+    pool: { max: 8 }
+`;
+  const config = parseConfig(yaml, 'MSSQL_URL', { MSSQL_TEST_PASSWORD: decodeURIComponent(u.password) });
+  return config.databases.legacy!;
+}
+
+// Typed as the interface, as the poller and the migrations hold it.
+const dialect: Dialect = new MssqlDialect();
+
+describe.skipIf(!MSSQL_URL)('MssqlDialect against SQL Server', () => {
+  let config: DatabaseConfig;
+  let db: Knex;
+  const schema = freshName('banyan_mssql');
+
+  beforeAll(async () => {
+    config = databaseConfig(MSSQL_URL!);
+    db = createKnex(config);
+    await db.raw(`CREATE SCHEMA ${dialect.quoteIdentifier(schema)}`);
+    // The snapshot tests need SNAPSHOT isolation; without it the dialect falls back to READ COMMITTED.
+    await db.raw('ALTER DATABASE CURRENT SET ALLOW_SNAPSHOT_ISOLATION ON');
+  });
+
+  afterAll(async () => {
+    if (!db) return;
+    // Tables first (their triggers go with them), then the sequences their defaults used.
+    for (const [kind, catalog] of [['TABLE', 'sys.tables'], ['SEQUENCE', 'sys.sequences']]) {
+      const objects = (await db.raw(`SELECT [name] FROM ${catalog} WHERE SCHEMA_NAME([schema_id]) = ?`, [schema])) as Array<{ name: string }>;
+      for (const { name } of objects) await db.raw(`DROP ${kind} ${q(name)}`);
+    }
+    await db.raw(`DROP SCHEMA ${dialect.quoteIdentifier(schema)}`);
+    await db.destroy();
+  });
+
+  const q = (table: string): string => `${dialect.quoteIdentifier(schema)}.${dialect.quoteIdentifier(table)}`;
+
+  /** A fresh table with these column definitions, tracked: its description after install. */
+  async function trackedTable(definition: string): Promise<TableInfo> {
+    const name = freshName('t');
+    await db.raw(`CREATE TABLE ${q(name)} (${definition})`);
+    const info = await dialect.describeTable(db, { schema, name });
+    await install(info);
+    return info;
+  }
+
+  async function install(info: TableInfo): Promise<void> {
+    for (const statement of dialect.installChangelog(info)) await db.raw(statement);
+  }
+
+  /** Reads until `count` changes arrived (other sessions may hold the watermark back briefly). */
+  async function readChanges(info: TableInfo, from: Position | undefined, count: number): Promise<{ rows: ChangeRow[]; position: Position }> {
+    const rows: ChangeRow[] = [];
+    let position = from;
+    const deadline = Date.now() + 10_000;
+    while (rows.length < count && Date.now() < deadline) {
+      const batch = await dialect.readChanges(db, info, position, 1000, Date.now());
+      rows.push(...batch.rows);
+      position = batch.position;
+      if (batch.rows.length === 0) await new Promise((resolve) => setTimeout(resolve, 100));
+    }
+    return { rows, position: position ?? { rv: '0x0000000000000000' } };
+  }
+
+  /** Fails, instead of hanging, when a read waits on another transaction's locks. */
+  async function within<T>(ms: number, what: string, promise: Promise<T>): Promise<T> {
+    let timer: NodeJS.Timeout | undefined;
+    const timeout = new Promise<never>((_, reject) => {
+      timer = setTimeout(() => reject(new Error(`${what} did not return within ${ms} ms`)), ms);
+    });
+    try {
+      return await Promise.race([promise, timeout]);
+    } finally {
+      clearTimeout(timer);
+    }
+  }
+
+  it('describes every column type and the primary key in key order', async () => {
+    const name = freshName('described');
+    await db.raw(`CREATE TABLE ${q(name)} (
+      b VARCHAR(10) NOT NULL, a INT NOT NULL, flag BIT NULL, big BIGINT NULL, price DECIMAL(12,2) NULL, cash MONEY NULL,
+      r REAL NULL, f FLOAT NULL, u NVARCHAR(40) NULL, umax NVARCHAR(MAX) NULL, id UNIQUEIDENTIFIER NULL, bin VARBINARY(16) NULL,
+      rv ROWVERSION, d DATE NULL, t TIME(3) NULL, dt DATETIME NULL, sdt SMALLDATETIME NULL, dt2 DATETIME2(7) NULL,
+      dto DATETIMEOFFSET(3) NULL, x XML NULL, nt NTEXT NULL, h HIERARCHYID NULL, s SYSNAME NULL,
+      CONSTRAINT ${dialect.quoteIdentifier(`pk_${name}`)} PRIMARY KEY (a, b))`);
+    const info = await dialect.describeTable(db, { schema, name });
+    expect(info.primaryKey).toEqual(['a', 'b']);
+    expect(Object.fromEntries(info.columns.map((c) => [c.name, [c.sqlType, c.type]]))).toEqual({
+      b: ['varchar(10)', { kind: 'string', maxLength: 10 }],
+      a: ['int', { kind: 'int' }],
+      flag: ['bit', { kind: 'boolean' }],
+      big: ['bigint', { kind: 'long' }],
+      price: ['decimal(12,2)', { kind: 'decimal', precision: 12, scale: 2 }],
+      cash: ['money', { kind: 'decimal', precision: 19, scale: 4 }],
+      r: ['real', { kind: 'float' }],
+      f: ['float', { kind: 'double' }],
+      u: ['nvarchar(40)', { kind: 'string', unicode: true, maxLength: 40 }],
+      umax: ['nvarchar(max)', { kind: 'string', unicode: true }],
+      id: ['uniqueidentifier', { kind: 'uuid' }],
+      bin: ['varbinary(16)', { kind: 'bytes' }],
+      rv: ['timestamp', { kind: 'bytes' }],
+      d: ['date', { kind: 'date' }],
+      t: ['time(3)', { kind: 'time', precision: 3 }],
+      dt: ['datetime', { kind: 'timestamp', precision: 3 }],
+      sdt: ['smalldatetime', { kind: 'timestamp', precision: 0 }],
+      dt2: ['datetime2(7)', { kind: 'timestamp', precision: 7 }],
+      dto: ['datetimeoffset(3)', { kind: 'timestamptz', precision: 3 }],
+      x: ['xml', { kind: 'string' }],
+      nt: ['ntext', { kind: 'string', unicode: true }],
+      h: ['hierarchyid', { kind: 'other', sqlType: 'hierarchyid' }],
+      s: ['nvarchar(128)', { kind: 'string', unicode: true, maxLength: 128 }],
+    });
+    expect(info.columns.find((c) => c.name === 'a')?.nullable).toBe(false);
+  });
+
+  it('names a missing table, and one without a primary key', async () => {
+    await expect(dialect.describeTable(db, { schema, name: 'no_such_table' })).rejects.toThrow(`[${schema}].[no_such_table] does not exist`);
+    const heap = freshName('heap');
+    await db.raw(`CREATE TABLE ${q(heap)} (a INT)`);
+    await expect(dialect.describeTable(db, { schema, name: heap })).rejects.toThrow(`[${schema}].[${heap}] has no primary key`);
+  });
+
+  it('records multi-row inserts, updates and deletes with exact text images', async () => {
+    const info = await trackedTable(`id INT NOT NULL PRIMARY KEY, code CHAR(3) NULL, name NVARCHAR(50) NULL, price DECIMAL(12,2) NULL,
+      amount MONEY NULL, active BIT NULL, ratio FLOAT NULL, created DATETIME2(7) NULL, updated DATETIMEOFFSET(3) NULL,
+      born DATE NULL, slot TIME(3) NULL, guid UNIQUEIDENTIFIER NULL, data VARBINARY(16) NULL, legacy DATETIME NULL,
+      small SMALLDATETIME NULL, notes NTEXT NULL`);
+    await db.raw(`INSERT INTO ${q(info.name)} VALUES
+      (1, 'ab', ?, 12.5, 1234.56, 1, 1.5, '2024-01-02T03:04:05.1234567', '2024-01-02T03:04:05.123+02:00', '2024-01-02',
+       '12:34:56.789', '0F8FAD5B-D9CB-469F-A165-70867728950E', 0x00FF10, '2024-01-02T03:04:05.123', '2024-01-02T03:04:00', N'long text'),
+      (2, NULL, NULL, NULL, NULL, 0, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL)`, ['Zoë "quoted" \\ / ✓']);
+    await db.raw(`UPDATE ${q(info.name)} SET price = 99.99, name = N'renamed'`);
+    await db.raw(`DELETE FROM ${q(info.name)} WHERE id = 2`);
+
+    const { rows } = await readChanges(info, undefined, 5);
+    // One changelog row per affected row, statements in order; rows of one statement in any order.
+    expect(rows.map((r) => r.op)).toEqual(['I', 'I', 'U', 'U', 'D']);
+    const find = (op: string, id: string): ChangeRow => rows.find((r) => r.op === op && (r.after ?? r.before)?.id === id)!;
+    const first = find('I', '1').after!;
+    expect(Number(first.ratio)).toBe(1.5);
+    expect(first).toEqual({
+      id: '1',
+      code: 'ab ',
+      name: 'Zoë "quoted" \\ / ✓',
+      price: '12.50',
+      amount: '1234.5600',
+      active: 'true',
+      ratio: first.ratio,
+      created: '2024-01-02 03:04:05.1234567',
+      updated: '2024-01-02 01:04:05.123',
+      born: '2024-01-02',
+      slot: '12:34:56.789',
+      guid: '0f8fad5b-d9cb-469f-a165-70867728950e',
+      data: '00ff10',
+      legacy: '2024-01-02 03:04:05.123',
+      small: '2024-01-02 03:04:00',
+      notes: 'long text',
+    });
+    const nulls = Object.fromEntries(info.columns.map((c) => [c.name, null]));
+    expect(find('I', '2')).toMatchObject({ before: null, after: { ...nulls, id: '2', active: 'false' } });
+    // ntext is invisible to AFTER triggers in `deleted`: before images leave it out.
+    const { notes: _firstNotes, ...firstBefore } = first;
+    expect(find('U', '1').before).toEqual(firstBefore);
+    expect(find('U', '1').after).toEqual({ ...first, price: '99.99', name: 'renamed' });
+    const { notes: _secondNotes, ...secondBefore } = find('U', '2').after!;
+    expect(find('D', '2')).toMatchObject({ before: secondBefore, after: null });
+    expect(secondBefore).toEqual({ ...nulls, notes: undefined, id: '2', active: 'false', name: 'renamed', price: '99.99' });
+    expect(rows.every((r) => r.origin === null && Math.abs(r.changedAt - Date.now()) < 600_000)).toBe(true);
+    expect(rows.map((r) => r.position)).toEqual([...rows.map((r) => r.position)].sort());
+  });
+
+  it('records a primary-key update as a delete of the old key and an insert of the new one', async () => {
+    const info = await trackedTable('id INT NOT NULL PRIMARY KEY, v NVARCHAR(10) NULL');
+    await db.raw(`INSERT INTO ${q(info.name)} VALUES (1, N'a')`);
+    await db.raw(`UPDATE ${q(info.name)} SET id = 10 WHERE id = 1`);
+    const { rows } = await readChanges(info, undefined, 3);
+    expect(rows[0]).toMatchObject({ op: 'I', before: null, after: { id: '1', v: 'a' } });
+    // The old and the new key come from one statement, so their two rows may come in either order.
+    expect(rows.slice(1).map((r) => [r.op, r.before, r.after])).toEqual(
+      expect.arrayContaining([
+        ['D', { id: '1', v: 'a' }, null],
+        ['I', null, { id: '10', v: 'a' }],
+      ]),
+    );
+    expect(rows).toHaveLength(3);
+  });
+
+  it('loses nothing when a transaction stays open while later ones commit, and does not wait for it', async () => {
+    const info = await trackedTable('id INT NOT NULL PRIMARY KEY');
+    const open = await db.transaction();
+    try {
+      await open.raw(`INSERT INTO ${q(info.name)} VALUES (1)`);
+      await db.raw(`INSERT INTO ${q(info.name)} VALUES (2)`);
+      const early = await within(5_000, 'readChanges beside an open transaction', dialect.readChanges(db, info, undefined, 100, Date.now()));
+      // Row 2 committed, but row 1 has the lower rowversion and may still commit: neither is passed yet.
+      expect(early.rows).toEqual([]);
+      await open.commit();
+      const late = await readChanges(info, early.position, 2);
+      expect(late.rows.map((r) => r.after?.id)).toEqual(['1', '2']);
+    } finally {
+      if (!open.isCompleted()) await open.rollback();
+    }
+  });
+
+  it('tags rows with the origin of the transaction that set it, and no other transaction', async () => {
+    const info = await trackedTable('id INT NOT NULL PRIMARY KEY');
+    // One connection, so a forgotten clearOrigin would leak into the next transaction if it could.
+    const single = createKnex({ ...config, pool: { min: 0, max: 1 } });
+    try {
+      await single.transaction(async (trx) => {
+        await dialect.setOrigin(trx, 'banyan:test');
+        await trx.raw(`INSERT INTO ${q(info.name)} VALUES (1)`);
+      });
+      await single.raw(`INSERT INTO ${q(info.name)} VALUES (2)`);
+      await single.transaction(async (trx) => {
+        await dialect.setOrigin(trx, 'banyan:test');
+        await trx.raw(`INSERT INTO ${q(info.name)} VALUES (3)`);
+        await dialect.clearOrigin(trx);
+        await trx.raw(`INSERT INTO ${q(info.name)} VALUES (4)`);
+      });
+    } finally {
+      await single.destroy();
+    }
+    const { rows } = await readChanges(info, undefined, 4);
+    expect(rows.map((r) => [r.after?.id, r.origin])).toEqual([
+      ['1', 'banyan:test'],
+      ['2', null],
+      ['3', 'banyan:test'],
+      ['4', null],
+    ]);
+  });
+
+  it('joins updates on every column of a composite key', async () => {
+    const info = await trackedTable('tenant INT NOT NULL, code VARCHAR(10) NOT NULL, qty INT NULL, PRIMARY KEY (tenant, code)');
+    await db.raw(`INSERT INTO ${q(info.name)} VALUES (1, 'a', 1), (1, 'b', 2), (2, 'a', 3)`);
+    await db.raw(`UPDATE ${q(info.name)} SET qty = qty * 10 WHERE tenant = 1`);
+    const { rows } = await readChanges(info, undefined, 5);
+    const updates = rows.filter((r) => r.op === 'U').map((r) => [r.before, r.after]);
+    expect(updates).toHaveLength(2);
+    expect(updates).toEqual(
+      expect.arrayContaining([
+        [{ tenant: '1', code: 'a', qty: '1' }, { tenant: '1', code: 'a', qty: '10' }],
+        [{ tenant: '1', code: 'b', qty: '2' }, { tenant: '1', code: 'b', qty: '20' }],
+      ]),
+    );
+  });
+
+  it('hands a snapshot over to the stream with nothing lost and nothing twice', async () => {
+    const info = await trackedTable('id INT NOT NULL PRIMARY KEY, v NVARCHAR(10) NULL');
+    await db.raw(`INSERT INTO ${q(info.name)} VALUES (1, N'one'), (2, N'two'), (3, N'three'), (4, N'four'), (5, N'five')`);
+    const open = await db.transaction();
+    try {
+      await open.raw(`INSERT INTO ${q(info.name)} VALUES (100, N'late')`); // holds the watermark below what follows
+      await db.raw(`UPDATE ${q(info.name)} SET v = N'TWO' WHERE id = 2`); // committed: in the snapshot, above the watermark
+      const snapshot = await dialect.openSnapshot(db, info, Date.now());
+      try {
+        expect(snapshot).toMatchObject({ isolated: true });
+        expect(snapshot.position).toHaveProperty('seen');
+        await db.raw(`UPDATE ${q(info.name)} SET v = N'THREE' WHERE id = 3`); // after the snapshot
+        const rows: Array<Record<string, string | null>> = [];
+        for (let page = await snapshot.nextPage(2); page.length > 0; page = await snapshot.nextPage(2)) rows.push(...page);
+        expect(rows).toEqual([
+          { id: '1', v: 'one' },
+          { id: '2', v: 'TWO' },
+          { id: '3', v: 'three' },
+          { id: '4', v: 'four' },
+          { id: '5', v: 'five' },
+        ]);
+        expect(snapshot.estimatedRows).toBeGreaterThanOrEqual(5);
+      } finally {
+        await snapshot.close();
+      }
+      await open.commit();
+      // The update of row 2 is in the snapshot (and in the position's `seen`): it must not come again.
+      const streamed = await readChanges(info, snapshot.position, 2);
+      expect(streamed.rows.map((r) => [r.op, r.after])).toEqual([
+        ['I', { id: '100', v: 'late' }],
+        ['U', { id: '3', v: 'THREE' }],
+      ]);
+      expect((await dialect.readChanges(db, info, streamed.position, 100, Date.now())).rows).toEqual([]);
+    } finally {
+      if (!open.isCompleted()) await open.rollback();
+    }
+  });
+
+  it("leaves the legacy session's @@IDENTITY and SET ROWCOUNT as they were", async () => {
+    const info = await trackedTable('id INT IDENTITY(1000,1) NOT NULL PRIMARY KEY, v INT NULL');
+    const [inserted] = (await db.raw(`INSERT INTO ${q(info.name)} (v) VALUES (1); SELECT CAST(@@IDENTITY AS INT) AS [id];`)) as Array<{ id: number }>;
+    expect(inserted!.id).toBe(1000); // the trigger's changelog insert takes no identity value
+    await db.raw(`SET ROWCOUNT 10; INSERT INTO ${q(info.name)} (v) VALUES (2), (3); SET ROWCOUNT 0;`);
+    const { rows } = await readChanges(info, undefined, 3);
+    expect(rows.map((r) => r.after?.v)).toEqual(expect.arrayContaining(['1', '2', '3']));
+  });
+
+  it('prunes only changes below the position and older than the cut-off, in bounded statements', async () => {
+    const info = await trackedTable('id INT NOT NULL PRIMARY KEY');
+    await db.raw(`INSERT INTO ${q(info.name)} VALUES (1), (2), (3)`);
+    const { position } = await readChanges(info, undefined, 3);
+    await db.raw(`INSERT INTO ${q(info.name)} VALUES (4)`);
+    expect(await dialect.pruneChangelog(db, info, position, new Date(Date.now() - 3_600_000), 100)).toBe(0);
+    expect(await dialect.pruneChangelog(db, info, position, new Date(Date.now() + 60_000), 2)).toBe(2);
+    expect(await dialect.pruneChangelog(db, info, position, new Date(Date.now() + 60_000), 2)).toBe(1);
+    const left = (await db.raw(`SELECT COUNT(*) AS [n] FROM ${q(dialect.changelogTable(info).name)}`)) as Array<{ n: number }>;
+    expect(left[0]!.n).toBe(1);
+    expect((await readChanges(info, position, 1)).rows.map((r) => r.after?.id)).toEqual(['4']);
+  });
+
+  it('installs idempotently, and a reinstall after ALTER TABLE ADD COLUMN images the new column', async () => {
+    const info = await trackedTable('id INT NOT NULL PRIMARY KEY, v INT NULL');
+    await db.raw(`INSERT INTO ${q(info.name)} VALUES (1, 1)`);
+    await install(info);
+    const triggers = (await db.raw('SELECT COUNT(*) AS [n] FROM sys.triggers WHERE [parent_id] = OBJECT_ID(?)', [q(info.name)])) as Array<{ n: number }>;
+    expect(triggers[0]!.n).toBe(1);
+
+    await db.raw(`ALTER TABLE ${q(info.name)} ADD extra NVARCHAR(10) NULL`);
+    await db.raw(`UPDATE ${q(info.name)} SET v = 2`); // old trigger: no "extra" yet
+    const altered = await dialect.describeTable(db, { schema, name: info.name });
+    await install(altered);
+    await db.raw(`UPDATE ${q(info.name)} SET extra = N'x'`);
+
+    const { rows } = await readChanges(altered, undefined, 3);
+    expect(rows.map((r) => r.after)).toEqual([
+      { id: '1', v: '1' },
+      { id: '1', v: '2' },
+      { id: '1', v: '2', extra: 'x' },
+    ]);
+  });
+
+  it('uninstalls the trigger, the changelog table and its sequence, leaving the table writable', async () => {
+    const info = await trackedTable('id INT NOT NULL PRIMARY KEY');
+    for (const statement of dialect.uninstallChangelog(info)) await db.raw(statement);
+    for (const statement of dialect.uninstallChangelog(info)) await db.raw(statement); // idempotent too
+    const [found] = (await db.raw(
+      'SELECT OBJECT_ID(?) AS [cl], OBJECT_ID(?) AS [seq], (SELECT COUNT(*) FROM sys.triggers WHERE [parent_id] = OBJECT_ID(?)) AS [trg]',
+      [q(dialect.changelogTable(info).name), q(`banyan_cl_${info.name}_seq`), q(info.name)],
+    )) as Array<{ cl: number | null; seq: number | null; trg: number }>;
+    expect(found).toEqual({ cl: null, seq: null, trg: 0 });
+    await db.raw(`INSERT INTO ${q(info.name)} VALUES (1)`);
+  });
+});
