@@ -179,4 +179,84 @@ sources:
       ['update', 2n],
     ]);
   });
+
+  it('hands over from snapshot to changes with nothing lost or doubled, even with a transaction in flight', async () => {
+    await db.raw(`INSERT INTO ${schema}.users (id, email) VALUES (1, 'one@example.com'), (2, 'two@example.com')`);
+    await migrateChangelogs(db, dialect, [`${schema}.users`]);
+    // Committed after the triggers exist but before the snapshot: in the snapshot, not a change.
+    await db.raw(`INSERT INTO ${schema}.users (id, email) VALUES (3, 'three@example.com')`);
+    // In flight while the snapshot is taken: not in the snapshot, so it must come as a change.
+    const inFlight = await db.transaction();
+    await inFlight.raw(`UPDATE ${schema}.users SET email = 'one-updated@example.com' WHERE id = 1`);
+    runner = await startRunner();
+    await inFlight.commit();
+    await db.raw(`UPDATE ${schema}.users SET email = 'two-updated@example.com' WHERE id = 2`);
+
+    const all = await changes(5);
+    const summary = all.map((c) => `${c.op}:${(c.after ?? c.before)!.id}:${(c.after ?? c.before)!.email}`).sort();
+    expect(summary).toEqual([
+      'snapshot:1:one@example.com',
+      'snapshot:2:two@example.com',
+      'snapshot:3:three@example.com',
+      'update:1:one-updated@example.com',
+      'update:2:two-updated@example.com',
+    ]);
+    expect(await changes(6, 1500)).toHaveLength(5);
+  });
+
+  it('sends a row it cannot convert to the dead-letter topic with the reason, and goes on', async () => {
+    await migrateChangelogs(db, dialect, [`${schema}.users`]);
+    runner = await startRunner();
+    await db.raw(`INSERT INTO ${schema}.users (id, email, balance) VALUES (1, 'nan@example.com', 'NaN')`);
+    await db.raw(`INSERT INTO ${schema}.users (id, email, balance) VALUES (2, 'fine@example.com', 2.5)`);
+    const [good] = await changes(1);
+    expect(good!.after).toMatchObject({ id: 2n, email: 'fine@example.com' });
+    const [dead] = await readTopic(testKafka(config), config.kafka.topics.deadLetter, 1);
+    expect(dead?.headers?.['banyan.dlq.reason']?.toString()).toMatch(/column "balance" of .*users at 0+1: "NaN" is not a decimal number/);
+    expect(dead?.headers?.['banyan.dlq.source']?.toString()).toBe('users');
+    const body = JSON.parse(dead!.value!.toString());
+    expect(body.payload.after).toMatchObject({ id: '1', balance: 'NaN', email: 'nan@example.com' });
+  });
+
+  it('evolves the schema when a column is added and the changelog is migrated again', async () => {
+    await migrateChangelogs(db, dialect, [`${schema}.users`]);
+    runner = await startRunner();
+    await db.raw(`INSERT INTO ${schema}.users (id, email) VALUES (1, 'before@example.com')`);
+    await db.raw(`ALTER TABLE ${schema}.users ADD COLUMN nickname varchar(40)`);
+    const { migrations } = await migrateChangelogs(db, dialect, [`${schema}.users`]);
+    expect(migrations).toHaveLength(1);
+    expect((await migrateChangelogs(db, dialect, [`${schema}.users`])).migrations).toEqual([]);
+    await db.raw(`INSERT INTO ${schema}.users (id, email, nickname) VALUES (2, 'after@example.com', 'Al')`);
+    const all = await changes(2);
+    expect(all[0]!.after).not.toHaveProperty('nickname');
+    expect(all[1]!.after).toMatchObject({ id: 2n, nickname: 'Al' });
+    const versions = await fetch(`${config.schemaRegistry.url}/subjects/${sourceConfig().topic}-value/versions`).then((r) => r.json());
+    expect(versions).toEqual([1, 2]);
+  });
+
+  it('fails at start with a message naming a table that does not exist', async () => {
+    await expect(dialect.describeTable(db, { schema, name: 'no_such_table' })).rejects.toThrow(
+      `table "${schema}"."no_such_table" does not exist`,
+    );
+  });
+
+  it('prunes changelog rows that are committed to Kafka and older than the retention', async () => {
+    Object.assign(sourceConfig(), { retentionHours: 0.0005, pruneIntervalMs: 100 });
+    await migrateChangelogs(db, dialect, [`${schema}.users`]);
+    runner = await startRunner();
+    await db.raw(`INSERT INTO ${schema}.users (id, email) SELECT i, 'u' || i || '@example.com' FROM generate_series(1, 50) i`);
+    expect(await changes(50)).toHaveLength(50);
+    const changelog = `${schema}.banyan_cl_users`;
+    // Retention is 1.8 s: the rows must go once they are that old and a later batch is acked.
+    const deadline = Date.now() + 10_000;
+    let left = 50;
+    while (left > 0 && Date.now() < deadline) {
+      await new Promise((resolve) => setTimeout(resolve, 300));
+      await db.raw(`UPDATE ${schema}.users SET email = email WHERE id = 1`);
+      left = Number((await db.raw(`SELECT count(*) AS n FROM ${changelog} WHERE change_id <= 50`)).rows[0].n);
+    }
+    expect(left).toBe(0);
+    // Nothing above the committed position is pruned.
+    expect(Number((await db.raw(`SELECT count(*) AS n FROM ${changelog}`)).rows[0].n)).toBeGreaterThan(0);
+  });
 });

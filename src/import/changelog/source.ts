@@ -46,6 +46,7 @@ export class ChangelogSource implements Source {
   private readonly topic: string;
   private readonly now: () => number;
   private table: TableInfo | undefined;
+  private knownColumns = new Set<string>();
   private schemas: TableSchemas | undefined;
   private toRow!: ReturnType<typeof rowConverter>;
   private toKey!: ReturnType<typeof keyConverter>;
@@ -74,11 +75,7 @@ export class ChangelogSource implements Source {
   }
 
   async connect(start: StartOffsets): Promise<void> {
-    const table = await this.deps.dialect.describeTable(this.deps.db, this.ref);
-    this.table = table;
-    this.schemas = tableSchemas(table, this.deps.databaseName);
-    this.toRow = rowConverter(table);
-    this.toKey = keyConverter(table);
+    await this.describe();
     const stored = start.get(partitionKey(this.name, this.partition())) as
       | { phase: 'snapshot' | 'changes'; position?: Position; changes?: Position }
       | undefined;
@@ -89,6 +86,30 @@ export class ChangelogSource implements Source {
     } else {
       this.position = undefined;
     }
+  }
+
+  /** Reads the table's columns and derives the schemas and converters from them. */
+  private async describe(): Promise<void> {
+    const table = await this.deps.dialect.describeTable(this.deps.db, this.ref);
+    this.table = table;
+    this.knownColumns = new Set(table.columns.map((c) => c.name));
+    this.schemas = tableSchemas(table, this.deps.databaseName);
+    this.toRow = rowConverter(table);
+    this.toKey = keyConverter(table);
+  }
+
+  /**
+   * A column added to the legacy table shows up in the images once `banyan migrate` has recreated
+   * the triggers. Then the table is described again and the evolved schema (the new field is
+   * optional, so the change is BACKWARD compatible) is registered with the next record.
+   */
+  private async evolveIfNeeded(rows: ChangeRow[]): Promise<void> {
+    const unknown = rows.some((r) => Object.keys(r.after ?? r.before ?? {}).some((c) => !this.knownColumns.has(c)));
+    if (!unknown) return;
+    const before = this.table!.columns.map((c) => c.name);
+    await this.describe();
+    const added = this.table!.columns.map((c) => c.name).filter((c) => !before.includes(c));
+    this.deps.logger.info({ event: 'schema.evolved', table: this.config.table, added }, `table ${this.config.table} gained columns: ${added.join(', ')}`);
   }
 
   private async beginSnapshot(): Promise<void> {
@@ -117,6 +138,7 @@ export class ChangelogSource implements Source {
       await sleep(this.config.pollIntervalMs, signal);
       return empty();
     }
+    await this.evolveIfNeeded(batch.rows);
     const records: SourceRecord[] = [];
     const deadLetters: DeadLetter[] = [];
     for (const row of batch.rows) {
