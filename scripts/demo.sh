@@ -1,6 +1,9 @@
 #!/usr/bin/env bash
-# The README's first command: start the local stack and run Banyan's main job against it.
+# The README's first command: start the local stack, check it, and run Banyan's main job end to end.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 bash scripts/stack.sh up
+echo "== banyan doctor"
 node bin/banyan.mjs doctor
+echo "== banyan migrate"
+node --import tsx scripts/demo.ts
