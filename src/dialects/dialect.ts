@@ -126,7 +126,10 @@ export interface ChangeRow {
 
 export interface ChangeBatch {
   rows: ChangeRow[];
-  /** The position after these rows; equal to the input when nothing could be read. */
+  /**
+   * The position after these rows. It may change with no rows (a gap first seen or given up),
+   * and the caller stores it all the same.
+   */
   position: Position;
   /** Gaps passed after waiting, and late rows found in remembered gaps: for logs and metrics. */
   notes?: { gapsPassed?: number; lateRows?: number; gapsExpired?: number };

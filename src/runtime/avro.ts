@@ -1,7 +1,7 @@
 import type { SchemaRegistry } from '@kafkajs/confluent-schema-registry';
 import avro from 'avsc';
 import type { BanyanConfig } from './config';
-import { registerAvro } from './registry';
+import { registerAvro, registryAuthHeaders } from './registry';
 
 /**
  * Avro longs as BigInt: BIGINT columns and nanosecond timestamps exceed 2^53, and a sync bridge
@@ -79,10 +79,7 @@ export class AvroDecoder {
   }
 
   private async fetchType(id: number): Promise<avro.Type> {
-    const headers: Record<string, string> = {};
-    if (this.config.username && this.config.password) {
-      headers.authorization = `Basic ${Buffer.from(`${this.config.username}:${this.config.password}`).toString('base64')}`;
-    }
+    const headers = registryAuthHeaders(this.config);
     const response = await fetch(`${this.config.url.replace(/\/$/, '')}/schemas/ids/${id}`, { headers });
     if (!response.ok) throw new Error(`schema id ${id}: the registry answered HTTP ${response.status}`);
     const { schema } = (await response.json()) as { schema: string };

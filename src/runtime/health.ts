@@ -4,6 +4,7 @@ import { errorMessage } from '../core';
 import { connectSalesforce } from '../clients/salesforce/session';
 import type { BanyanConfig, DatabaseConfig, SalesforceConfig } from './config';
 import type { KafkaClient } from './kafka';
+import { registryAuthHeaders } from './registry';
 import { firstRow } from '../clients/database';
 
 const TIMEOUT_MS = 8000;
@@ -54,10 +55,7 @@ export class SchemaRegistryHealthCheck implements HealthCheck {
   constructor(private readonly config: BanyanConfig['schemaRegistry']) {}
 
   async check(): Promise<CheckResult> {
-    const headers: Record<string, string> = {};
-    if (this.config.username && this.config.password) {
-      headers.authorization = `Basic ${Buffer.from(`${this.config.username}:${this.config.password}`).toString('base64')}`;
-    }
+    const headers = registryAuthHeaders(this.config);
     const url = `${this.config.url.replace(/\/$/, '')}/subjects`;
     try {
       const response = await fetch(url, { headers, signal: AbortSignal.timeout(TIMEOUT_MS) });

@@ -4,6 +4,12 @@ import type { BanyanConfig } from './config';
 export const SchemaRegistryClient = Symbol.for('banyan.SchemaRegistryClient');
 export type SchemaRegistryClient = SchemaRegistry;
 
+/** The Basic authorization header for the registry, when it has credentials. */
+export function registryAuthHeaders(config: BanyanConfig['schemaRegistry']): Record<string, string> {
+  if (!config.username || !config.password) return {};
+  return { authorization: `Basic ${Buffer.from(`${config.username}:${config.password}`).toString('base64')}` };
+}
+
 export function createSchemaRegistry(config: BanyanConfig['schemaRegistry']): SchemaRegistry {
   const auth =
     config.username && config.password ? { auth: { username: config.username, password: config.password } } : {};
