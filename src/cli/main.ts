@@ -5,6 +5,8 @@ import { createRootLogger } from '../runtime/logger';
 import { createContainer } from '../runtime/module';
 import { loadConfig, type GlobalOptions } from './context';
 import { formatChecks, runDoctor } from './doctor';
+import { formatStatus } from '../runtime/http-server';
+import type { SourceStatus } from '../runtime/source-runner';
 import { migrate } from './migrate';
 import { run } from './run';
 
@@ -48,6 +50,21 @@ program
   .action(async (options: { down?: boolean }) => {
     const lines = await migrate(loadConfig(program.opts<GlobalOptions>()), options.down ? 'down' : 'up');
     for (const line of lines) console.log(line);
+  });
+
+program
+  .command('status')
+  .description('show what a running `banyan run` is doing: per source state, records, dead letters, progress')
+  .option('--url <url>', 'its status server (default: http.host and http.port of the config)')
+  .option('--json', 'print the JSON the server answers')
+  .action(async (options: { url?: string; json?: boolean }) => {
+    const config = loadConfig(program.opts<GlobalOptions>());
+    const url = options.url ?? `http://${config.http.host}:${config.http.port}`;
+    const response = await fetch(`${url}/status`).catch((error: Error) => {
+      throw new Error(`no banyan run answers at ${url}: ${error.cause instanceof Error ? error.cause.message : error.message}`);
+    });
+    const body = (await response.json()) as { sources: SourceStatus[] };
+    console.log(options.json ? JSON.stringify(body) : formatStatus(body.sources));
   });
 
 program

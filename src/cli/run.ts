@@ -3,6 +3,7 @@ import { importModule } from '../import/module';
 import type { BanyanConfig } from '../runtime/config';
 import { createRootLogger } from '../runtime/logger';
 import { createContainer } from '../runtime/module';
+import { StatusServer } from '../runtime/http-server';
 import { Pipelines } from '../runtime/pipelines';
 
 /** `banyan run`: starts every pipeline of the config and runs until SIGINT/SIGTERM. */
@@ -10,11 +11,13 @@ export async function run(config: BanyanConfig): Promise<void> {
   const logger = createRootLogger(config.log.level);
   const container = createContainer(config, logger, [importModule(config)]);
   const pipelines = new Pipelines(container);
+  const statusServer = new StatusServer(() => pipelines.status());
   let stopping: Promise<void> | undefined;
   const stop = (signal: string) => {
     stopping ??= (async () => {
       logger.info({ event: 'banyan.stopping', signal }, 'stopping');
       await pipelines.stop();
+      await statusServer.stop();
       await container.get(Databases).destroy();
       logger.info({ event: 'banyan.stopped' }, 'stopped');
     })();
@@ -23,6 +26,8 @@ export async function run(config: BanyanConfig): Promise<void> {
   process.once('SIGINT', () => void stop('SIGINT'));
   process.once('SIGTERM', () => void stop('SIGTERM'));
   try {
+    const url = await statusServer.start(config.http.host, config.http.port);
+    logger.info({ event: 'http.listening', url }, `status at ${url}`);
     await pipelines.start();
   } catch (error) {
     logger.error({ event: 'banyan.start_failed', err: error }, 'start failed');

@@ -46,6 +46,8 @@ export interface Source {
   connect(start: StartOffsets): Promise<void>;
   poll(signal: AbortSignal): Promise<PollResult>;
   close(): Promise<void>;
+  /** What a person should see of this source right now (phase, snapshot progress, position…). */
+  details?(): Record<string, Json>;
 }
 
 /** The committed offsets of a source's partitions, keyed by `partitionKey(partition)`. */

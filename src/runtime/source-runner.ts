@@ -62,6 +62,8 @@ export interface SourceStatus {
   transactions: number;
   lastCommitAt: string | null;
   lastError: string | null;
+  /** The source's own account (snapshot progress, position…). */
+  details: Record<string, Json>;
 }
 
 /**
@@ -72,7 +74,7 @@ export interface SourceStatus {
  * so nothing is lost or written twice.
  */
 export class SourceRunner {
-  readonly status: SourceStatus;
+  private readonly state: Omit<SourceStatus, 'details'>;
   private producer: Producer | undefined;
   private readonly abort = new AbortController();
   private committed = new Map<string, Record<string, Json>>();
@@ -87,7 +89,11 @@ export class SourceRunner {
     private readonly logger: Logger,
     private readonly options: SourceRunnerOptions,
   ) {
-    this.status = { name: source.name, state: 'starting', records: 0, deadLetters: 0, transactions: 0, lastCommitAt: null, lastError: null };
+    this.state = { name: source.name, state: 'starting', records: 0, deadLetters: 0, transactions: 0, lastCommitAt: null, lastError: null };
+  }
+
+  get status(): SourceStatus {
+    return { ...this.state, details: this.source.details?.() ?? {} };
   }
 
   async start(): Promise<void> {
@@ -113,7 +119,7 @@ export class SourceRunner {
     await (await this.producer.transaction()).abort();
     this.committed = await this.offsets.load(this.source.name);
     await this.source.connect(this.committed);
-    this.status.state = 'running';
+    this.state.state = 'running';
     this.logger.info({ event: 'source.started', offsets: Object.fromEntries(this.committed) }, 'source started');
     this.loop = this.run();
   }
@@ -128,7 +134,7 @@ export class SourceRunner {
     await this.loop?.catch(() => undefined);
     await this.source.close().catch((error) => this.logger.warn({ err: error }, 'closing the source failed'));
     await this.producer?.disconnect();
-    this.status.state = 'stopped';
+    this.state.state = 'stopped';
     this.logger.info({ event: 'source.stopped' }, 'source stopped');
   }
 
@@ -147,14 +153,14 @@ export class SourceRunner {
         readAhead.catch(() => undefined);
         await this.commit(batch, result);
         wait = min;
-        this.status.state = 'running';
+        this.state.state = 'running';
       } catch (error) {
         // A batch read ahead follows a position that was never committed: drop it.
         await readAhead?.catch(() => undefined);
         readAhead = undefined;
         if (this.abort.signal.aborted) break;
-        this.status.state = 'backing-off';
-        this.status.lastError = errorMessage(error);
+        this.state.state = 'backing-off';
+        this.state.lastError = errorMessage(error);
         this.logger[isRetriable(error) ? 'warn' : 'error'](
           { event: 'source.failed', err: error, retryInMs: wait },
           'source step failed; retrying from the last committed offsets',
@@ -225,10 +231,10 @@ export class SourceRunner {
       throw error;
     }
     for (const { partition, offset } of result.offsets) this.committed.set(partitionKey(this.source.name, partition), offset);
-    this.status.records += batch.records;
-    this.status.deadLetters += batch.deadLetters.length;
-    this.status.transactions += 1;
-    this.status.lastCommitAt = new Date().toISOString();
+    this.state.records += batch.records;
+    this.state.deadLetters += batch.deadLetters.length;
+    this.state.transactions += 1;
+    this.state.lastCommitAt = new Date().toISOString();
     if (batch.deadLetters.length) {
       this.logger.warn(
         { event: 'source.dead_letters', count: batch.deadLetters.length, reasons: batch.deadLetters.slice(0, 3).map((d) => d.reason) },

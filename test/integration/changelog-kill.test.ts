@@ -56,6 +56,7 @@ kafka:
 schemaRegistry:
   url: \${SCHEMA_REGISTRY_URL}
 log: { level: warn }
+http: { port: 0 }
 databases:
   legacy:
     ${spec.yaml}

@@ -266,6 +266,12 @@ export class ChangelogSource implements Source {
     }
   }
 
+  details(): Record<string, Json> {
+    return this.snapshot
+      ? { phase: 'snapshot', table: this.config.table, rows: this.snapshotRows, estimatedRows: this.snapshot.estimatedRows }
+      : { phase: 'changes', table: this.config.table, position: this.position ?? null };
+  }
+
   async close(): Promise<void> {
     await this.snapshot?.close().catch(() => undefined);
     this.snapshot = undefined;

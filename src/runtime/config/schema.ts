@@ -123,7 +123,13 @@ export const configSchema = z.strictObject({
       .regex(/^[A-Za-z0-9_.:-]{1,64}$/)
       .default('banyan')
       .describe('the tag Banyan’s own writes carry at the target (session value, Salesforce client id); records that carry it are echoes'),
-    http: z.strictObject({ host: z.string().default('127.0.0.1'), port: port.default(8086) }).prefault({}),
+    http: z
+      .strictObject({
+        host: z.string().default('127.0.0.1'),
+        port: z.coerce.number().int().min(0).max(65535).default(8086).describe('0 picks a free port (logged at start)'),
+      })
+      .prefault({})
+      .describe('the status server of `banyan run`: /healthz, /readyz, /metrics, /status and a status page'),
     log: z
       .strictObject({ level: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info') })
       .prefault({}),

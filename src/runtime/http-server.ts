@@ -1,0 +1,126 @@
+import { createServer, type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { Counter, Gauge, Registry, collectDefaultMetrics } from 'prom-client';
+import type { SourceStatus } from './source-runner';
+
+/**
+ * The operator's window on a running Banyan: `/healthz` (the process answers), `/readyz` (every
+ * pipeline runs), `/metrics` (Prometheus), `/status` (JSON) and `/` (the same as a page).
+ * prom-client keeps the exposition format and the process metrics out of our code.
+ */
+export class StatusServer {
+  private server: Server | undefined;
+  private readonly registry = new Registry();
+
+  constructor(private readonly statuses: () => SourceStatus[]) {
+    collectDefaultMetrics({ register: this.registry, prefix: 'banyan_process_' });
+    const perSource = (pick: (s: SourceStatus) => number) =>
+      function (this: Counter | Gauge) {
+        this.reset();
+        for (const s of statuses()) this.labels(s.name).inc(pick(s));
+      };
+    new Counter({
+      name: 'banyan_source_records_total',
+      help: 'records a source has committed to Kafka',
+      labelNames: ['source'],
+      registers: [this.registry],
+      collect: perSource((s) => s.records),
+    });
+    new Counter({
+      name: 'banyan_source_dead_letters_total',
+      help: 'records a source sent to the dead-letter topic',
+      labelNames: ['source'],
+      registers: [this.registry],
+      collect: perSource((s) => s.deadLetters),
+    });
+    new Counter({
+      name: 'banyan_source_transactions_total',
+      help: 'Kafka transactions a source has committed',
+      labelNames: ['source'],
+      registers: [this.registry],
+      collect: perSource((s) => s.transactions),
+    });
+    new Gauge({
+      name: 'banyan_source_up',
+      help: '1 while the source runs, 0 while it backs off after a failure or is stopped',
+      labelNames: ['source'],
+      registers: [this.registry],
+      collect: perSource((s) => (s.state === 'running' ? 1 : 0)),
+    });
+  }
+
+  async start(host: string, port: number): Promise<string> {
+    this.server = createServer((req, res) => {
+      void this.handle(req.url ?? '/').then(({ status, type, body }) => {
+        res.writeHead(status, { 'content-type': type });
+        res.end(body);
+      });
+    });
+    await new Promise<void>((resolve, reject) => {
+      this.server!.once('error', reject);
+      this.server!.listen(port, host, resolve);
+    });
+    const address = this.server.address() as AddressInfo;
+    return `http://${host}:${address.port}`;
+  }
+
+  private async handle(url: string): Promise<{ status: number; type: string; body: string }> {
+    const statuses = this.statuses();
+    switch (url.split('?')[0]) {
+      case '/healthz':
+        return { status: 200, type: 'text/plain', body: 'ok\n' };
+      case '/readyz': {
+        const waiting = statuses.filter((s) => s.state !== 'running').map((s) => `${s.name}: ${s.state}`);
+        return waiting.length
+          ? { status: 503, type: 'text/plain', body: `not ready: ${waiting.join(', ')}\n` }
+          : { status: 200, type: 'text/plain', body: 'ready\n' };
+      }
+      case '/metrics':
+        return { status: 200, type: this.registry.contentType, body: await this.registry.metrics() };
+      case '/status':
+        return { status: 200, type: 'application/json', body: JSON.stringify({ sources: statuses }, null, 2) };
+      case '/':
+        return { status: 200, type: 'text/html; charset=utf-8', body: statusPage(statuses) };
+      default:
+        return { status: 404, type: 'text/plain', body: 'not found\n' };
+    }
+  }
+
+  async stop(): Promise<void> {
+    await new Promise<void>((resolve) => (this.server ? this.server.close(() => resolve()) : resolve()));
+  }
+}
+
+/** The text table `banyan status` prints and the page shows. */
+export function formatStatus(statuses: SourceStatus[]): string {
+  const rows = statuses.map((s) => [
+    s.name,
+    s.state,
+    String(s.records),
+    String(s.deadLetters),
+    s.lastCommitAt ?? '-',
+    describe(s.details),
+    s.lastError ?? '',
+  ]);
+  const header = ['SOURCE', 'STATE', 'RECORDS', 'DLQ', 'LAST COMMIT', 'DETAILS', 'LAST ERROR'];
+  const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i]!.length)));
+  return [header, ...rows].map((r) => r.map((cell, i) => cell.padEnd(widths[i]!)).join('  ').trimEnd()).join('\n');
+}
+
+function describe(details: SourceStatus['details']): string {
+  if (details.phase === 'snapshot') {
+    const rows = Number(details.rows);
+    const estimate = Math.max(Number(details.estimatedRows), rows, 1);
+    return `snapshot ${rows}/${estimate} rows (${Math.floor((100 * rows) / estimate)}%)`;
+  }
+  return Object.entries(details)
+    .map(([k, v]) => `${k}=${typeof v === 'object' ? JSON.stringify(v) : String(v)}`)
+    .join(' ');
+}
+
+function statusPage(statuses: SourceStatus[]): string {
+  const escape = (t: string) => t.replace(/[&<>]/g, (c) => ({ '&': '&amp;', '<': '&lt;', '>': '&gt;' })[c]!);
+  return `<!doctype html><meta charset="utf-8"><meta http-equiv="refresh" content="5"><title>Banyan</title>
+<h1>Banyan</h1><pre>${escape(formatStatus(statuses))}</pre>
+<p><a href="/status">status JSON</a> · <a href="/metrics">metrics</a> · <a href="/readyz">readyz</a></p>`;
+}
