@@ -4,6 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { describe, expect, it } from 'vitest';
+import { startEmulator } from '../../src/salesforce-emulator';
 
 const run = promisify(execFile);
 
@@ -61,5 +62,31 @@ describe('banyan doctor --json', () => {
     expect(missing?.detail).toMatch(/no_such_database_for_banyan.*does not exist/);
     expect(checks.filter((c) => c.ok).map((c) => c.name)).toEqual(['kafka', 'schema-registry', 'database:pg', 'database:maria']);
     expect(code).toBe(1);
+  });
+
+  it('logs in to Salesforce and reads its API limits, and says why when it cannot', async () => {
+    const emulator = await startEmulator({ port: 0 });
+    try {
+      const { username, clientId } = emulator.credentials;
+      const salesforce = `${base}salesforce:
+  loginUrl: ${emulator.url}
+  username: ${username}
+  password: \${SF_PASSWORD}
+  clientId: ${clientId}
+  clientSecret: \${SF_SECRET}
+`;
+      process.env.SF_SECRET = emulator.credentials.clientSecret;
+      process.env.SF_PASSWORD = emulator.credentials.password;
+      const good = await doctor(salesforce);
+      expect(good.checks.find((c) => c.name === 'salesforce')).toMatchObject({ ok: true, detail: expect.stringMatching(/daily API requests \d+\/\d+ left/) });
+      process.env.SF_PASSWORD = 'wrong';
+      const bad = await doctor(salesforce);
+      expect(bad.checks.find((c) => c.name === 'salesforce')).toMatchObject({ ok: false, detail: expect.stringContaining('authentication failure') });
+      expect(bad.code).toBe(1);
+    } finally {
+      delete process.env.SF_PASSWORD;
+      delete process.env.SF_SECRET;
+      await emulator.close();
+    }
   });
 });
