@@ -3,13 +3,9 @@ import { createKnex } from '../src/clients/database';
 import { createDialect } from '../src/dialects';
 import { migrateChangelogs } from '../src/import/changelog/migrate';
 import { ChangelogSource } from '../src/import/changelog/source';
-import { AvroEncoder } from '../src/runtime/avro';
 import { parseConfig, type ChangelogSourceConfig } from '../src/runtime/config';
-import { createKafka } from '../src/runtime/kafka';
 import { createRootLogger } from '../src/runtime/logger';
-import { KafkaOffsetStore } from '../src/runtime/offsets';
-import { createSchemaRegistry } from '../src/runtime/registry';
-import { runnerOptions, SourceRunner } from '../src/runtime/source-runner';
+import { createSourceRunner } from '../src/runtime/source-runner';
 import type { BenchResult } from './report';
 
 /**
@@ -57,6 +53,7 @@ kafka:
   brokers: \${KAFKA_BROKERS:-127.0.0.1:19092}
   clientId: ${name}
   topics: { offsets: ${name}.offsets, deadLetter: ${name}.dlq }
+  producerThread: \${BANYAN_PRODUCER_THREAD:-true}
 schemaRegistry:
   url: \${SCHEMA_REGISTRY_URL:-http://127.0.0.1:18081/apis/ccompat/v7}
 databases:
@@ -86,7 +83,6 @@ sources:
     if (made !== rows) throw new Error(`expected ${rows} changelog rows, found ${made}`);
 
     const logger = createRootLogger('warn');
-    const kafka = createKafka(config.kafka, logger);
     const source = new ChangelogSource(config.sources[0] as ChangelogSourceConfig, {
       db,
       dialect,
@@ -94,14 +90,7 @@ sources:
       originTag: config.originTag,
       logger,
     });
-    const runner = new SourceRunner(
-      source,
-      kafka,
-      new AvroEncoder(createSchemaRegistry(config.schemaRegistry)),
-      new KafkaOffsetStore(kafka, config.kafka.topics.offsets, 1),
-      logger,
-      runnerOptions(config),
-    );
+    const runner = createSourceRunner(source, config, logger);
     log(`draining ${rows} changes into Kafka topic ${name}`);
     const started = process.hrtime.bigint();
     await runner.start();

@@ -46,6 +46,14 @@ export async function withAdmin<T>(kafka: Kafka, fn: (admin: Admin) => Promise<T
   }
 }
 
+async function topicReady(kafka: Kafka, topic: string): Promise<boolean> {
+  return withAdmin(kafka, async (admin) => {
+    if (!(await admin.listTopics()).includes(topic)) return false;
+    const { topics } = await admin.fetchTopicMetadata({ topics: [topic] });
+    return topics[0]!.partitions.length > 0 && topics[0]!.partitions.every((p) => p.leader >= 0 && p.partitionErrorCode === 0);
+  });
+}
+
 export async function createTopic(kafka: Kafka, topic: string, numPartitions = 1): Promise<void> {
   await withAdmin(kafka, (admin) => admin.createTopics({ topics: [{ topic, numPartitions }], waitForLeaders: true }));
 }
@@ -61,8 +69,10 @@ export async function readTopic(
   timeoutMs = 15_000,
 ): Promise<KafkaMessage[]> {
   const deadline = Date.now() + timeoutMs;
-  // The topic may not exist yet: a source creates its topic with its first records.
-  while (!(await withAdmin(kafka, (admin) => admin.listTopics())).includes(topic)) {
+  // The topic may not exist yet: a source creates its topic with its first records. A consumer
+  // that joins before every partition has a leader can resolve "earliest" too late and miss the
+  // first messages of a partition, so wait for the leaders as well.
+  while (!(await topicReady(kafka, topic))) {
     if (Date.now() > deadline) return [];
     await new Promise((resolve) => setTimeout(resolve, 100));
   }

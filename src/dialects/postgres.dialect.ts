@@ -18,11 +18,15 @@ import { changelogName, keysetPredicate, requireTable, type CatalogColumn } from
  * The trigger draws `change_id` from a sequence (CACHE 1) and records the writer's
  * `pg_current_xact_id()`. Sequence values are drawn at write time, not commit time, so a long
  * transaction may commit a low id after higher ones were read. A poll therefore first reads the
- * sequence's last value S, then the current snapshot: every id ≤ S was drawn by a transaction whose
- * xid is below that snapshot's xmax. Once the oldest running xid (xmin) reaches that xmax, all of
+ * sequence's last value S, then takes a fresh transaction id X of its own (in an autocommit
+ * statement, so it ends at once): every id ≤ S was drawn by a transaction that already had its xid,
+ * which is therefore below X. Once the oldest running xid (the snapshot's xmin) is above X, all of
  * them have ended, so S is a safe bound: rows ≤ S can no longer appear. The position keeps the
- * pending (xmax, S) checkpoints until they become safe. Ids are read in order, which is each row's
- * commit order: a second writer of a row waits for the first one's lock before its trigger draws.
+ * pending (X, S) checkpoints until they become safe. A snapshot's xmax cannot stand in for X:
+ * PostgreSQL 14+ reuses a snapshot while no transaction ends, so its xmax can be older than a
+ * writer that is already running (seen in our tests as a lost row before this was changed).
+ * Ids are read in order, which is each row's commit order: a second writer of a row waits for the
+ * first one's lock before its trigger draws.
  */
 export class PostgresDialect implements Dialect {
   readonly name = 'postgres' as const;
@@ -124,16 +128,19 @@ export class PostgresDialect implements Dialect {
   async readChanges(db: Knex, table: TableInfo, position: Position | undefined, limit: number): Promise<ChangeBatch> {
     const state = parsePosition(position);
     const sequence = this.sequenceName(table);
-    // Order matters: the sequence first, then the snapshot (see the class comment).
+    // Order matters: the sequence first, then a fresh xid (see the class comment).
     const drawn = firstValue<string>(
       await db.raw(`SELECT CASE WHEN is_called THEN last_value ELSE 0 END::text AS v FROM ${sequence}`),
     );
-    const snap = (await db.raw(`SELECT pg_snapshot_xmin(s)::text AS xmin, pg_snapshot_xmax(s)::text AS xmax FROM pg_current_snapshot() s`))
-      .rows[0] as { xmin: string; xmax: string };
-    const pending = [...state.pending, { xmax: snap.xmax, drawn }];
-    const safe = pending.filter((p) => BigInt(p.xmax) <= BigInt(snap.xmin));
+    const pending = [...state.pending];
+    // Idle polls draw no xid: only ids not yet covered by a bound need a checkpoint.
+    if (BigInt(drawn) > BigInt(state.safe) && !pending.some((p) => p.drawn === drawn)) {
+      pending.push({ xid: firstValue<string>(await db.raw('SELECT pg_current_xact_id()::text AS v')), drawn });
+    }
+    const xmin = firstValue<string>(await db.raw('SELECT pg_snapshot_xmin(pg_current_snapshot())::text AS v'));
+    const safe = pending.filter((p) => BigInt(p.xid) < BigInt(xmin));
     const bound = safe.reduce((max, p) => (BigInt(p.drawn) > BigInt(max) ? p.drawn : max), state.safe);
-    const stillPending = thin(pending.filter((p) => BigInt(p.xmax) > BigInt(snap.xmin)));
+    const stillPending = thin(pending.filter((p) => BigInt(p.xid) >= BigInt(xmin)));
     if (BigInt(bound) <= BigInt(state.after)) {
       return { rows: [], position: { ...state, safe: bound, pending: stillPending } };
     }
@@ -242,8 +249,8 @@ interface PgPosition {
   after: string;
   /** The highest bound known safe so far. */
   safe: string;
-  /** Checkpoints waiting for their transactions to end: (xmax of the snapshot, last drawn id before it). */
-  pending: Array<{ xmax: string; drawn: string }>;
+  /** Checkpoints waiting for their transactions to end: (an xid taken after `drawn` was read, last drawn id). */
+  pending: Array<{ xid: string; drawn: string }>;
   /** After an initial snapshot: ids ≤ until whose transaction the snapshot saw are already in it. */
   hide?: { snapshot: string; until: string };
 }

@@ -1,4 +1,4 @@
-import { Partitioners, type Kafka, type Message, type Producer } from 'kafkajs';
+import type { Kafka, Message } from 'kafkajs';
 import {
   BadRecordError,
   errorMessage,
@@ -10,16 +10,17 @@ import {
   type Source,
   type SourceRecord,
 } from '../core';
-import type { AvroEncoder } from './avro';
+import { AvroEncoder } from './avro';
 import type { BanyanConfig } from './config';
 import { deadLetterMessage, jsonSafe } from './dead-letters';
-import { ensureTopics } from './kafka';
+import { createKafka, ensureTopics } from './kafka';
 import type { Logger } from './logger';
-import type { KafkaOffsetStore } from './offsets';
+import { KafkaOffsetStore } from './offsets';
+import { createSchemaRegistry } from './registry';
 import { sleep } from './time';
+import { InProcessProducer, WorkerProducer, type TopicMessages, type TransactionalProducer } from './transactional-producer';
 
 type RecordEncoder = (record: SourceRecord) => Message;
-type TopicMessages = Array<{ topic: string; messages: Message[] }>;
 
 interface PreparedBatch {
   /** sendBatch requests, each below maxRequestBytes so no partition batch exceeds the broker's limit. */
@@ -37,8 +38,28 @@ export interface SourceRunnerOptions {
   maxMessageBytes: number;
   /** Records of one batch are sent in requests of at most about this many bytes. */
   maxRequestBytes: number;
+  /** Encode and send produce requests in a worker thread (the second core). */
+  producerThread: boolean;
+  /** The client settings the producer thread connects with. */
+  kafka: BanyanConfig['kafka'];
   /** First and largest wait after a failure; doubles in between. */
   backoffMs?: { min: number; max: number };
+}
+
+/**
+ * A runner for `source` with everything it needs built from the configuration: for tools and
+ * tests that run one source outside the container.
+ */
+export function createSourceRunner(source: Source, config: BanyanConfig, logger: Logger): SourceRunner {
+  const kafka = createKafka(config.kafka, logger);
+  return new SourceRunner(
+    source,
+    kafka,
+    new AvroEncoder(createSchemaRegistry(config.schemaRegistry)),
+    new KafkaOffsetStore(kafka, config.kafka.topics.offsets, config.kafka.topics.replicationFactor),
+    logger,
+    runnerOptions(config),
+  );
 }
 
 /** The runner's settings from the configuration. */
@@ -50,6 +71,8 @@ export function runnerOptions(config: BanyanConfig): SourceRunnerOptions {
     replicationFactor: config.kafka.topics.replicationFactor,
     maxMessageBytes: config.kafka.maxMessageBytes,
     maxRequestBytes: config.kafka.maxRequestBytes,
+    producerThread: config.kafka.producerThread,
+    kafka: config.kafka,
   };
 }
 
@@ -75,7 +98,7 @@ export interface SourceStatus {
  */
 export class SourceRunner {
   private readonly state: Omit<SourceStatus, 'details'>;
-  private producer: Producer | undefined;
+  private producer: TransactionalProducer | undefined;
   private readonly abort = new AbortController();
   private committed = new Map<string, Record<string, Json>>();
   private readonly knownTopics = new Set<string>();
@@ -92,6 +115,10 @@ export class SourceRunner {
     this.state = { name: source.name, state: 'starting', records: 0, deadLetters: 0, transactions: 0, lastCommitAt: null, lastError: null };
   }
 
+  private get transactionalId(): string {
+    return `${this.options.clientId}.source.${this.source.name}`;
+  }
+
   get status(): SourceStatus {
     return { ...this.state, details: this.source.details?.() ?? {} };
   }
@@ -101,22 +128,12 @@ export class SourceRunner {
     await ensureTopics(this.kafka, [
       { topic: this.options.deadLetterTopic, numPartitions: 1, replicationFactor: this.options.replicationFactor },
     ]);
-    this.producer = this.kafka.producer({
-      transactionalId: `${this.options.clientId}.source.${this.source.name}`,
-      idempotent: true,
-      maxInFlightRequests: 1,
-      // A transaction begun right after a commit meets CONCURRENT_TRANSACTIONS until the markers
-      // are written; kafkajs's default 300 ms first retry made every transaction cost ~110 ms,
-      // 20 ms brings it to ~30 ms (measured on the local stack).
-      // kafkajs's exactly-once needs unbounded retries of retriable errors; a broker that stays
-      // away keeps the source waiting here, as a Java producer would.
-      retry: { initialRetryTime: 20, maxRetryTime: 10_000, retries: Number.MAX_SAFE_INTEGER },
-      createPartitioner: Partitioners.DefaultPartitioner,
-    });
-    await this.producer.connect();
+    this.producer = this.options.producerThread
+      ? new WorkerProducer(this.options.kafka, this.transactionalId, this.logger)
+      : new InProcessProducer(this.kafka, this.transactionalId);
     // Initialising the transactional id fences an older instance and aborts its open transaction,
     // so the offsets read next are final.
-    await (await this.producer.transaction()).abort();
+    await this.producer.init();
     this.committed = await this.offsets.load(this.source.name);
     await this.source.connect(this.committed);
     this.state.state = 'running';
@@ -133,7 +150,7 @@ export class SourceRunner {
     this.abort.abort();
     await this.loop?.catch(() => undefined);
     await this.source.close().catch((error) => this.logger.warn({ err: error }, 'closing the source failed'));
-    await this.producer?.disconnect();
+    await this.producer?.close();
     this.state.state = 'stopped';
     this.logger.info({ event: 'source.stopped' }, 'source stopped');
   }
@@ -222,14 +239,7 @@ export class SourceRunner {
 
   /** One transaction holding every request of the batch, the offsets last; then the source's ack. */
   private async commit(batch: PreparedBatch, result: PollResult): Promise<void> {
-    const tx = await this.producer!.transaction();
-    try {
-      for (const topicMessages of batch.requests) await tx.sendBatch({ topicMessages });
-      await tx.commit();
-    } catch (error) {
-      await tx.abort().catch(() => undefined);
-      throw error;
-    }
+    await this.producer!.commitTransaction(batch.requests);
     for (const { partition, offset } of result.offsets) this.committed.set(partitionKey(this.source.name, partition), offset);
     this.state.records += batch.records;
     this.state.deadLetters += batch.deadLetters.length;

@@ -35,6 +35,9 @@ export const kafkaSchema = z.strictObject({
     .default(1_000_000)
     .describe('a record larger than this goes to the dead-letter topic; match the broker’s message.max.bytes'),
   maxRequestBytes: positiveInt.default(768_000).describe('one transaction’s records are sent in requests of about this size'),
+  producerThread: bool
+    .default(true)
+    .describe('encode and send to Kafka in a worker thread, so reading the next batch and producing use two cores'),
   topics: z
     .strictObject({
       offsets: z.string().default('banyan.offsets').describe('compacted topic holding source positions'),
