@@ -5,6 +5,7 @@
  * database while it runs, and prints what arrived in Kafka, decoded through the registry.
  */
 import { spawn } from 'node:child_process';
+import jsforce from 'jsforce';
 import { loadEnvFile, STACK_ENV_FILE } from '../src/cli/context';
 import { Databases } from '../src/clients/databases';
 import { AvroDecoder } from '../src/runtime/avro';
@@ -37,15 +38,30 @@ await new Promise((resolve, reject) => cli(['migrate']).on('exit', (code) => (co
 
 console.log('\n== banyan run (in the background), then changes in the legacy database');
 const banyan = cli(['run']);
-await new Promise((resolve) => setTimeout(resolve, 3000));
+// The demo must not leave `banyan run` behind, whatever happens below.
+process.on('exit', () => banyan.kill('SIGKILL'));
+// Wait until every source runs (the status server of `banyan run`).
+for (let ready = false; !ready; ) {
+  await new Promise((resolve) => setTimeout(resolve, 250));
+  ready = await fetch(`http://${config.http.host}:${config.http.port}/readyz`).then((r) => r.ok, () => false);
+}
 const next = Number((await db.raw('SELECT coalesce(max(id), 0) + 1 AS n FROM public.users')).rows[0].n);
 await db('public.users').insert({ id: next, name: 'Alan Turing', email: 'alan@example.com', street: 'Bletchley Park', city: 'Milton Keynes', postal_code: 'MK3 6EB', country: 'GB', credit_limit: 1234.56 });
 await db('public.users').where({ id: next }).update({ city: 'Manchester', postal_code: 'M13 9PL' });
 await db('public.users').where({ id: 2 }).update({ email: 'grace.hopper@example.com' });
 
+// A change made in Salesforce by one of its users, and one made by Banyan itself (an echo).
+const salesforce = new jsforce.Connection({ oauth2: { loginUrl: config.salesforce!.loginUrl, clientId: config.salesforce!.clientId, clientSecret: config.salesforce!.clientSecret }, version: '62.0' });
+await salesforce.login(config.salesforce!.username!, config.salesforce!.password!);
+const [contact] = (await salesforce.query<{ Id: string }>('SELECT Id FROM Contact ORDER BY LastName LIMIT 1')).records;
+await salesforce.sobject('Contact').update({ Id: contact!.Id, Email: `demo.${Date.now()}@example.com` });
+const asBanyan = new jsforce.Connection({ instanceUrl: salesforce.instanceUrl, accessToken: salesforce.accessToken!, version: '62.0', callOptions: { client: config.originTag } });
+await asBanyan.sobject('Contact').update({ Id: contact!.Id, Phone: '+41 44 000 00 00' });
+
 const kafka = createKafka(config.kafka, createRootLogger('silent'));
 const decoder = new AvroDecoder(config.schemaRegistry);
 const messages = await readTopic(kafka, source.topic, 1_000_000, 8000);
+const contacts = await readTopic(kafka, 'salesforce.Contact', 1_000_000, 3000);
 banyan.kill('SIGTERM');
 await new Promise((resolve) => banyan.once('exit', resolve));
 
@@ -54,5 +70,11 @@ for (const message of messages) {
   const change = (await decoder.decode(message.value!)) as { op: string; after: Record<string, unknown> | null; before: Record<string, unknown> | null; source: { position: string } };
   const row = change.after ?? change.before ?? {};
   console.log(`${change.op.padEnd(8)} id=${String(row.id).padEnd(4)} ${String(row.name).padEnd(14)} ${String(row.email).padEnd(26)} ${row.city}  (position ${change.source.position})`);
+}
+
+console.log(`\n== ${contacts.length} record(s) in salesforce.Contact`);
+for (const message of contacts) {
+  const change = (await decoder.decode(message.value!)) as { op: string; recordId: string; fields: Record<string, unknown>; echo: boolean };
+  console.log(`${change.op.padEnd(8)} ${change.recordId}  ${JSON.stringify(change.fields)}${change.echo ? '  (echo: written by Banyan)' : ''}`);
 }
 await databases.destroy();

@@ -1,26 +1,52 @@
-import { ContainerModule } from 'inversify';
+import { ContainerModule, type ResolutionContext } from 'inversify';
 import { Source } from '../core';
+import { SalesforceClient } from '../clients/salesforce/client';
 import { Databases } from '../clients/databases';
 import { createDialect } from '../dialects';
-import type { BanyanConfig } from '../runtime/config';
+import type { BanyanConfig, SourceConfig } from '../runtime/config';
 import { componentLogger, Logger } from '../runtime/logger';
 import { ChangelogSource } from './changelog/source';
+import { createSalesforceCdcSource } from './salesforce-cdc';
+
+type SourceFactory<T extends SourceConfig['type']> = (
+  source: Extract<SourceConfig, { type: T }>,
+  config: BanyanConfig,
+  ctx: ResolutionContext,
+  logger: Logger,
+) => Source;
+
+/** How each kind of source is built; a new kind of source adds one entry. */
+const FACTORIES: { [T in SourceConfig['type']]: SourceFactory<T> } = {
+  changelog: (source, config, ctx, logger) => {
+    const databases = ctx.get<Databases>(Databases);
+    return new ChangelogSource(source, {
+      db: databases.get(source.database),
+      dialect: createDialect(databases.config(source.database)),
+      databaseName: source.database,
+      originTag: config.originTag,
+      logger,
+    });
+  },
+  'salesforce-cdc': (source, config, ctx, logger) =>
+    // The schema guarantees `salesforce` when such a source is configured.
+    createSalesforceCdcSource(config.salesforce!, source, { logger, client: ctx.get<SalesforceClient>(SalesforceClient) }),
+};
 
 /** The import stage: one Source per configured source, multi-bound to the Source token. */
 export function importModule(config: BanyanConfig): ContainerModule {
   return new ContainerModule(({ bind }) => {
+    if (config.salesforce) {
+      const salesforce = config.salesforce;
+      // One login and one API-call budget for every Salesforce component of the process.
+      bind<SalesforceClient>(SalesforceClient)
+        .toDynamicValue((ctx) => new SalesforceClient(salesforce, { logger: componentLogger(ctx.get<Logger>(Logger), 'salesforce-client', 'import') }))
+        .inSingletonScope();
+    }
     for (const source of config.sources) {
-      if (source.type !== 'changelog') continue;
       bind<Source>(Source).toDynamicValue((ctx) => {
-        const databases = ctx.get<Databases>(Databases);
-        const database = databases.config(source.database);
-        return new ChangelogSource(source, {
-          db: databases.get(source.database),
-          dialect: createDialect(database),
-          databaseName: source.database,
-          originTag: config.originTag,
-          logger: componentLogger(ctx.get<Logger>(Logger), `source:${source.name}`, 'import'),
-        });
+        const logger = componentLogger(ctx.get<Logger>(Logger), `source:${source.name}`, 'import');
+        const build = FACTORIES[source.type] as SourceFactory<typeof source.type>;
+        return build(source as never, config, ctx, logger);
       });
     }
   });

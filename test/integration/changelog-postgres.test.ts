@@ -1,6 +1,7 @@
 import type { Knex } from 'knex';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { createKnex } from '../../src/clients/database';
+import type { Dialect } from '../../src/dialects/dialect';
 import { PostgresDialect } from '../../src/dialects/postgres.dialect';
 import { bytesToDecimal } from '../../src/import/changelog/avro';
 import { migrateChangelogs } from '../../src/import/changelog/migrate';
@@ -11,7 +12,7 @@ import { createRootLogger } from '../../src/runtime/logger';
 import { createSourceRunner, type SourceRunner } from '../../src/runtime/source-runner';
 import { freshName, readTopic, testConfig, testKafka } from '../helpers';
 
-const dialect = new PostgresDialect();
+const dialect: Dialect = new PostgresDialect();
 
 interface Change {
   op: string;

@@ -2,14 +2,13 @@ import jsforce, { type Connection } from 'jsforce';
 import type { SalesforceConfig } from '../../runtime/config';
 
 /**
- * Opens a jsforce connection: the OAuth username-password flow when a username is configured,
- * the client-credentials flow otherwise. An expired session (401 INVALID_SESSION_ID) is renewed by
- * logging in again, since neither flow returns a refresh token. Every call carries
+ * A jsforce connection, not yet logged in. Every call carries
  * `Sforce-Call-Options: client=<callOptionsClient>`, which CDC reports as the change's origin.
+ * An expired session (401 INVALID_SESSION_ID) is renewed by logging in again (`refreshFn`), since
+ * neither flow Banyan uses returns a refresh token.
  */
-export async function connectSalesforce(config: SalesforceConfig): Promise<Connection> {
-  const clientCredentials = (c: Connection) => c.authorize({ grant_type: 'client_credentials' });
-  const conn = new jsforce.Connection({
+export function createConnection(config: SalesforceConfig): Connection {
+  return new jsforce.Connection({
     oauth2: { loginUrl: config.loginUrl, clientId: config.clientId, clientSecret: config.clientSecret },
     loginUrl: config.loginUrl,
     version: config.apiVersion,
@@ -22,10 +21,27 @@ export async function connectSalesforce(config: SalesforceConfig): Promise<Conne
       );
     },
   });
+}
+
+/**
+ * Logs in: the OAuth username-password flow when a username is configured, the client-credentials
+ * flow otherwise. Also what renews a session that ended.
+ */
+export async function login(conn: Connection, config: SalesforceConfig): Promise<void> {
   if (config.username) {
     await conn.login(config.username, config.password ?? '');
   } else {
     await clientCredentials(conn);
   }
+}
+
+function clientCredentials(conn: Connection): Promise<unknown> {
+  return conn.authorize({ grant_type: 'client_credentials' });
+}
+
+/** A logged-in connection (for one-off uses such as `doctor`; pipelines use SalesforceClient). */
+export async function connectSalesforce(config: SalesforceConfig): Promise<Connection> {
+  const conn = createConnection(config);
+  await login(conn, config);
   return conn;
 }

@@ -14,7 +14,7 @@ export interface DescribeField {
  */
 export interface ObjectShape {
   object: string;
-  /** Every field but compound parents (MailingAddress, Contact's Name): their components are selected instead. */
+  /** Every field but compound parents (MailingAddress, Contact's Name), whose components are selected instead, and blobs. */
   selectFields: string[];
   /** REST name → dotted name for components (MailingCity → MailingAddress.City, LastName → Name.LastName). */
   flatName: Map<string, string>;
@@ -32,6 +32,8 @@ export function componentName(field: string, compound: string): string {
   return compound.endsWith('Address') && field.startsWith(prefix) && field.length > prefix.length ? field.slice(prefix.length) : field;
 }
 
+const UNSELECTABLE = new Set(['address', 'location', 'base64']);
+
 export function objectShape(object: string, fields: DescribeField[]): ObjectShape {
   const parents = new Set(fields.map((f) => f.compoundFieldName).filter((c): c is string => !!c));
   const flatName = new Map<string, string>();
@@ -45,7 +47,8 @@ export function objectShape(object: string, fields: DescribeField[]): ObjectShap
   }
   return {
     object,
-    selectFields: fields.filter((f) => !parents.has(f.name) && f.type !== 'address' && f.type !== 'location').map((f) => f.name),
+    // Compound parents come as their components; base64 (blob) fields can only be queried one record at a time.
+    selectFields: fields.filter((f) => !parents.has(f.name) && !UNSELECTABLE.has(f.type)).map((f) => f.name),
     flatName,
     compounds,
     datetimeFields: new Set(fields.filter((f) => f.type === 'datetime').map((f) => f.name)),

@@ -5,7 +5,7 @@ import type { CdcOptions } from './config';
 import { SalesforceCdcSource } from './source';
 
 export { SalesforceCdcSource, changeEventChannel, type CdcSourceStats } from './source';
-export { DEFAULT_CDC_OPTIONS, type CdcOptions } from './config';
+export { type CdcOptions } from './config';
 export { SALESFORCE_CHANGE_SCHEMA, SALESFORCE_KEY_SCHEMA, type SalesforceChangeValue } from './schema';
 
 /**

@@ -1,6 +1,6 @@
 import type { Connection } from 'jsforce';
 import { StreamingExtension } from 'jsforce/api/streaming';
-import { BanyanError } from '../../core';
+import { BanyanError, errorMessage } from '../../core';
 import { isAuthenticationFailure, isInvalidReplayId, parseBayeuxError } from '../../clients/salesforce/errors';
 import type { RawChangeMessage } from './event';
 
@@ -63,10 +63,22 @@ export class ChangeStream {
 
   /** Subscribes from `replayFrom` (-1 new events, -2 all retained, or the last replayId processed). */
   async open(replayFrom: number, timeoutMs: number): Promise<void> {
-    let pending: ((failure?: StreamFailure) => void) | undefined;
+    let settle: ((failure?: StreamFailure) => void) | undefined;
+    const acknowledged = new Promise<void>((resolve, reject) => {
+      settle = (failure) => {
+        settle = undefined;
+        clearTimeout(timer);
+        if (failure) reject(failure);
+        else resolve();
+      };
+    });
+    const timer = setTimeout(
+      () => settle?.(new StreamFailure('subscribe', `no answer to the subscription to ${this.channel} within ${timeoutMs} ms`, replayFrom)),
+      timeoutMs,
+    );
     const report = (failure: StreamFailure) => {
       if (this.closed) return;
-      if (pending) pending(failure);
+      if (settle) settle(failure);
       else this.handlers.failure(failure);
     };
     const watcher = {
@@ -78,31 +90,20 @@ export class ChangeStream {
     };
     const client = this.conn.streaming.createClient([new StreamingExtension.Replay(this.channel, replayFrom), watcher]) as unknown as FayeClient;
     this.client = client;
-    const subscription = client.subscribe(this.channel, (message) => {
-      if (!this.closed) this.handlers.event(message);
-    });
+    client
+      .subscribe(this.channel, (message) => {
+        if (!this.closed) this.handlers.event(message);
+      })
+      .then(
+        () => settle?.(),
+        // faye's own error prints as Bayeux's `code:args:message`; the watcher has usually classified it already.
+        (error: unknown) => {
+          const text = error && typeof error === 'object' && 'code' in error ? String(error) : errorMessage(error);
+          settle?.(this.failureOf({ channel: '/meta/subscribe', successful: false, error: text }, replayFrom));
+        },
+      );
     try {
-      await new Promise<void>((resolve, reject) => {
-        const timer = setTimeout(
-          () => pending?.(new StreamFailure('subscribe', `no answer to the subscription to ${this.channel} within ${timeoutMs} ms`, replayFrom)),
-          timeoutMs,
-        );
-        pending = (failure) => {
-          clearTimeout(timer);
-          pending = undefined;
-          if (failure) reject(failure);
-          else resolve();
-        };
-        subscription.then(
-          () => pending?.(),
-          // faye's error prints as Bayeux's `code:args:message`.
-          (error: unknown) =>
-            pending?.(
-              this.failureOf({ channel: '/meta/subscribe', successful: false, error: String(error) }, replayFrom) ??
-                new StreamFailure('subscribe', `${this.channel}: ${String(error)}`, replayFrom),
-            ),
-        );
-      });
+      await acknowledged;
     } catch (error) {
       this.close();
       throw error;
@@ -113,11 +114,12 @@ export class ChangeStream {
     if (message.successful !== false) return undefined;
     const error = parseBayeuxError(message.error);
     const text = `${this.channel}: ${String(message.error ?? 'refused')}`;
+    const meta = message.channel === '/meta/subscribe' || message.channel === '/meta/handshake' || message.channel === '/meta/connect';
+    if (meta && isAuthenticationFailure(message)) return new StreamFailure('auth', text, replayFrom);
     if (message.channel === '/meta/subscribe') {
       return new StreamFailure(isInvalidReplayId(error) ? 'replay-invalid' : 'subscribe', text, replayFrom);
     }
-    if (message.channel === '/meta/handshake' || message.channel === '/meta/connect') {
-      if (isAuthenticationFailure(message)) return new StreamFailure('auth', text, replayFrom);
+    if (meta) {
       // faye gives up after `reconnect: none`; anything else (Unknown client…) it retries itself.
       if (message.advice?.reconnect === 'none') return new StreamFailure('subscribe', text, replayFrom);
     }

@@ -1,0 +1,107 @@
+import { errorMessage, type DeadLetter, type SourceRecord } from '../../core';
+import type { Logger } from '../../runtime/logger';
+import type { CdcOptions } from './config';
+import { isEcho, parseChangeEvent, replayIdOf, type ChangeEvent, type RawChangeMessage } from './event';
+import type { GapReconciler } from './gap-reconciler';
+import { eventRecords, headerValue, reconciledRecord, vanishedRecord, type CdcOffset, type RecordTarget } from './records';
+import { Reread } from './reread';
+
+/** The counters a batch moves (a part of the source's status). */
+export interface BatchStats {
+  events: number;
+  records: number;
+  echoes: number;
+  deadLetters: number;
+  gapEvents: number;
+  reconciledRecords: number;
+  overflowEvents: number;
+}
+
+export interface BatchContext {
+  target: RecordTarget;
+  reconciler: GapReconciler;
+  options: CdcOptions;
+  logger: Logger;
+  channel: string;
+  /** `salesforce.callOptionsClient`: a changeOrigin naming it marks an echo. */
+  clientId: string;
+  /** The API-call counter name for a kind of call (`gap`, `overflow`). */
+  purpose: (kind: string) => string;
+  stats: BatchStats;
+}
+
+export interface Position {
+  replayId: number | undefined;
+  commitTimestamp: number | null;
+}
+
+/**
+ * Turns a batch of received events into records, in order, starting from `from` (the position
+ * after the previous batch). GAP_* record ids of the whole batch are read in one go (micro-batches
+ * of ids); a GAP_OVERFLOW re-reads the entity inside this batch, so its offset only advances with
+ * the re-read. An event that cannot be read becomes a dead letter and the batch goes on.
+ */
+export async function convertBatch(messages: RawChangeMessage[], from: Position, ctx: BatchContext, signal: AbortSignal): Promise<{ records: SourceRecord[]; deadLetters: DeadLetter[]; position: Position }> {
+  const { target, stats } = ctx;
+  const object = target.shape.object;
+  const records: SourceRecord[] = [];
+  const deadLetters: DeadLetter[] = [];
+  const events: Array<ChangeEvent | undefined> = messages.map((message) => {
+    try {
+      return parseChangeEvent(message, object);
+    } catch (error) {
+      deadLetters.push(deadLetter(message, error, object, ctx.channel));
+      return undefined;
+    }
+  });
+  const gapIds = events.flatMap((e) => (e && e.header.changeType.startsWith('GAP_') ? e.header.recordIds : []));
+  const rows = gapIds.length ? await ctx.reconciler.readByIds(gapIds, ctx.purpose('gap'), signal) : new Map<string, Record<string, unknown>>();
+  const position = { ...from };
+  for (const [i, event] of events.entries()) {
+    if (!event) {
+      position.replayId = replayIdOf(messages[i]!) ?? position.replayId;
+      continue;
+    }
+    const h = event.header;
+    const offset: CdcOffset = { replayId: event.replayId, commitTimestamp: h.commitTimestamp };
+    const echo = isEcho(h.changeOrigin, ctx.clientId);
+    const trigger = { header: headerValue(h), replayId: event.replayId, echo };
+    if (h.changeType === 'GAP_OVERFLOW') {
+      // From the last known commit time (or this event's), less the look-back for long transactions.
+      const since = Math.min(position.commitTimestamp ?? h.commitTimestamp, h.commitTimestamp) - ctx.options.rereadLookbackMs;
+      // Not marked echo even when the overflowing transaction was ours: the re-read also holds other writers' changes.
+      const reread = new Reread(ctx.reconciler, target, ctx.options, event.replayId, since, ctx.logger, ctx.purpose('overflow'), { ...trigger, echo: false });
+      records.push(...(await reread.all(signal)).map((r) => ({ ...r, sourceOffset: offset })));
+      stats.overflowEvents += 1;
+    } else if (h.changeType.startsWith('GAP_')) {
+      stats.gapEvents += 1;
+      for (const id of h.recordIds) {
+        const row = rows.get(id);
+        records.push(row ? reconciledRecord(h.entityName, row, trigger, target, offset) : vanishedRecord(h.entityName, id, trigger, target, offset));
+        stats.reconciledRecords += 1;
+      }
+    } else {
+      const produced = eventRecords(event, target, echo, offset);
+      if (echo) stats.echoes += produced.length;
+      records.push(...produced);
+    }
+    stats.events += 1;
+    position.replayId = event.replayId;
+    position.commitTimestamp = h.commitTimestamp;
+  }
+  stats.records += records.length;
+  stats.deadLetters += deadLetters.length;
+  return { records, deadLetters, position };
+}
+
+function deadLetter(message: RawChangeMessage, error: unknown, object: string, channel: string): DeadLetter {
+  const replayId = replayIdOf(message);
+  return {
+    source: `salesforce:${object}`,
+    reason: `event on ${channel}${replayId !== undefined ? ` at replayId ${replayId}` : ''}: ${errorMessage(error)}`,
+    stage: 'processing',
+    code: (error as { code?: string }).code ?? 'MALFORMED_EVENT',
+    payload: message,
+    ...(replayId !== undefined ? { key: String(replayId) } : {}),
+  };
+}

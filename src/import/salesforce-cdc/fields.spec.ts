@@ -1,0 +1,53 @@
+import { describe, expect, it } from 'vitest';
+import { changedOnly, componentName, flattenEventFields, isoDateTime, objectShape, rowFields } from './fields';
+
+const contact = objectShape('Contact', [
+  { name: 'Id', type: 'id' },
+  { name: 'IsDeleted', type: 'boolean' },
+  { name: 'FirstName', type: 'string', compoundFieldName: 'Name' },
+  { name: 'LastName', type: 'string', compoundFieldName: 'Name' },
+  { name: 'Name', type: 'string' },
+  { name: 'Email', type: 'email' },
+  { name: 'MailingStreet', type: 'textarea', compoundFieldName: 'MailingAddress' },
+  { name: 'MailingCity', type: 'string', compoundFieldName: 'MailingAddress' },
+  { name: 'MailingAddress', type: 'address' },
+  { name: 'SystemModstamp', type: 'datetime' },
+]);
+
+describe('object shape', () => {
+  it('selects components instead of compound parents and names them as CDC does', () => {
+    expect(contact.selectFields).toEqual(['Id', 'IsDeleted', 'FirstName', 'LastName', 'Email', 'MailingStreet', 'MailingCity', 'SystemModstamp']);
+    expect(contact.flatName.get('MailingCity')).toBe('MailingAddress.City');
+    expect(contact.flatName.get('LastName')).toBe('Name.LastName');
+    expect(contact.compounds.get('MailingAddress')).toEqual(['MailingAddress.Street', 'MailingAddress.City']);
+    expect([componentName('BillingPostalCode', 'BillingAddress'), componentName('City', 'Address'), componentName('Salutation', 'Name')]).toEqual(['PostalCode', 'City', 'Salutation']);
+  });
+});
+
+describe('event fields', () => {
+  it('flattens compounds with dots and expands a compound sent as a whole null', () => {
+    const payload = { ChangeEventHeader: {}, Name: { FirstName: 'Ada', LastName: 'L' }, MailingAddress: null, Email: null, Count__c: 3, Flag__c: true };
+    expect(flattenEventFields(payload, contact)).toEqual({
+      'Name.FirstName': 'Ada', 'Name.LastName': 'L', 'MailingAddress.Street': null, 'MailingAddress.City': null, Email: null, Count__c: 3, Flag__c: true,
+    });
+  });
+
+  it('refuses values it cannot carry', () => {
+    expect(() => flattenEventFields({ Tags__c: ['a'] }, contact)).toThrow(/Tags__c holds an array/);
+  });
+
+  it('keeps only changed fields, and nulled ones as null', () => {
+    const flat = { Email: null, Phone: null, 'MailingAddress.City': 'Paris', 'MailingAddress.Street': null, LastModifiedDate: 't' };
+    expect(changedOnly(flat, ['Email', 'MailingAddress.City', 'LastModifiedDate'], ['Email'], contact)).toEqual({ Email: null, 'MailingAddress.City': 'Paris', LastModifiedDate: 't' });
+    expect(changedOnly({}, ['MailingAddress'], ['MailingAddress'], contact)).toEqual({ 'MailingAddress.Street': null, 'MailingAddress.City': null });
+    expect(changedOnly(flat, [], [], contact)).toBe(flat);
+  });
+});
+
+describe('REST rows', () => {
+  it('names fields as CDC does and writes datetimes as ISO-8601 UTC', () => {
+    const row = { attributes: { type: 'Contact' }, Id: '003000000000001AAA', LastName: 'L', MailingCity: 'Oslo', SystemModstamp: '2024-01-31T09:30:00.000+0000', IsDeleted: false };
+    expect(rowFields(row, contact)).toEqual({ 'Name.LastName': 'L', 'MailingAddress.City': 'Oslo', SystemModstamp: '2024-01-31T09:30:00.000Z', IsDeleted: false });
+    expect(isoDateTime('not a date')).toBe('not a date');
+  });
+});

@@ -1,0 +1,175 @@
+import { describe, expect, it, vi } from 'vitest';
+import { partitionKey, type Json } from '../../core';
+import type { SalesforceClient } from '../../clients/salesforce/client';
+import { parseConfig, type SalesforceCdcSourceConfig } from '../../runtime/config';
+import { createRootLogger } from '../../runtime/logger';
+import type { CdcOptions } from './config';
+import type { RawChangeMessage } from './event';
+import { SalesforceCdcSource } from './source';
+
+/**
+ * The source against a scripted Streaming API (a fake faye client) and a fake Salesforce client:
+ * batching, offsets, dead letters, backpressure and the subscribe decisions, without a server.
+ */
+
+type Extension = { outgoing?: (m: Record<string, unknown>, cb: (m: Record<string, unknown>) => void) => void; incoming?: (m: Record<string, unknown>, cb: (m: unknown) => void) => void };
+
+class FakeStreaming {
+  /** The replayId each subscription asked for, in order. */
+  readonly subscriptions: number[] = [];
+  /** Answers for the next subscriptions: a Bayeux error string refuses one. */
+  readonly refusals: Array<string | undefined> = [];
+  listener: ((m: RawChangeMessage) => void) | undefined;
+  disconnects = 0;
+
+  createClient(extensions: Extension[]) {
+    return {
+      subscribe: (channel: string, listener: (m: RawChangeMessage) => void) => {
+        const message: Record<string, unknown> = { channel: '/meta/subscribe', subscription: channel };
+        for (const ext of extensions) ext.outgoing?.(message, () => undefined);
+        this.subscriptions.push((message.ext as { replay: Record<string, number> }).replay[channel]!);
+        const refusal = this.refusals.shift();
+        if (refusal) {
+          for (const ext of extensions) ext.incoming?.({ channel: '/meta/subscribe', successful: false, error: refusal }, () => undefined);
+          return Promise.reject(new Error(refusal));
+        }
+        this.listener = listener;
+        return Promise.resolve();
+      },
+      disconnect: () => {
+        this.disconnects += 1;
+      },
+    };
+  }
+
+  push(...messages: RawChangeMessage[]): void {
+    for (const m of messages) this.listener?.(m);
+  }
+}
+
+const ids = ['003Em0000000001IAA', '003Em0000000002IAA', '003Em0000000003IAA'];
+
+function event(replayId: number, changeType = 'UPDATE', recordIds = [ids[0]!], fields: Record<string, unknown> = { Phone: String(replayId) }): RawChangeMessage {
+  return {
+    payload: {
+      ChangeEventHeader: {
+        entityName: 'Contact', recordIds, changeType, changeOrigin: 'com/salesforce/api/rest/62.0', transactionKey: 't', sequenceNumber: 1,
+        commitTimestamp: 1_700_000_000_000 + replayId, commitNumber: 1, commitUser: '005Em0000000001IAA',
+        changedFields: changeType === 'UPDATE' ? Object.keys(fields) : [], nulledFields: [], diffFields: [],
+      },
+      ...fields,
+    },
+    event: { replayId },
+  };
+}
+
+function setup(options: Partial<CdcOptions> = {}, batchSize = 100) {
+  const streaming = new FakeStreaming();
+  const conn = { streaming, describe: async () => ({ fields: [{ name: 'Id', type: 'id' }, { name: 'Phone', type: 'phone' }] }) };
+  const client = {
+    connection: conn,
+    connect: async () => conn,
+    refreshSession: vi.fn(async () => undefined),
+    call: async (_purpose: string, _what: string, fn: (c: unknown) => unknown) => fn(conn),
+    usage: () => ({ callsByPurpose: {} }),
+  } as unknown as SalesforceClient;
+  const yaml = `
+kafka: { brokers: '127.0.0.1:1' }
+schemaRegistry: { url: 'http://127.0.0.1:1' }
+salesforce:
+  loginUrl: http://127.0.0.1:1
+  clientId: x
+  clientSecret: \${S}
+sources:
+  - { name: contacts, type: salesforce-cdc, object: Contact, batchSize: ${batchSize}, pollIntervalMs: 10 }
+`;
+  const config = parseConfig(yaml, 'spec', { S: 'secret' });
+  const logs: Array<Record<string, unknown>> = [];
+  const logger = createRootLogger('info', { write: (line: string) => void logs.push(JSON.parse(line)) });
+  const source = new SalesforceCdcSource(config.sources[0] as SalesforceCdcSourceConfig, { client, logger, callOptionsClient: 'banyan', options });
+  const offsets = (offset?: Record<string, Json>) => new Map(offset ? [[partitionKey('contacts', { object: 'Contact' }), offset]] : []);
+  return { source, streaming, client, logs, offsets, signal: new AbortController().signal };
+}
+
+describe('SalesforceCdcSource', () => {
+  it('subscribes after the stored replayId, or from replayFrom without one', async () => {
+    const a = setup();
+    await a.source.connect(a.offsets({ replayId: 41, commitTimestamp: 1 }));
+    const b = setup({ replayFrom: -2 });
+    await b.source.connect(b.offsets());
+    expect([a.streaming.subscriptions, b.streaming.subscriptions]).toEqual([[41], [-2]]);
+  });
+
+  it('writes one record per record id, dead-letters what it cannot read, and positions the batch after its last event', async () => {
+    const { source, streaming, offsets, signal } = setup();
+    await source.connect(offsets());
+    streaming.push(
+      event(5, 'CREATE', [ids[0]!, ids[1]!], { Phone: '1' }),
+      { payload: { ChangeEventHeader: { changeType: 'MERGE' } }, event: { replayId: 6 } },
+      event(7, 'UPDATE', [ids[0]!], { Phone: null }),
+    );
+    const result = await source.poll(signal);
+    expect(result.records.map((r) => [r.key, (r.value as { op: string }).op, r.sourceOffset])).toEqual([
+      [{ Id: ids[0] }, 'create', { replayId: 5, commitTimestamp: 1_700_000_000_005 }],
+      [{ Id: ids[1] }, 'create', { replayId: 5, commitTimestamp: 1_700_000_000_005 }],
+      [{ Id: ids[0] }, 'update', { replayId: 7, commitTimestamp: 1_700_000_000_007 }],
+    ]);
+    expect((result.records[2]?.value as { fields: unknown }).fields).toEqual({ Phone: null });
+    expect(result.deadLetters).toEqual([expect.objectContaining({ source: 'salesforce:Contact', key: '6', code: 'UNKNOWN_CHANGE_TYPE', reason: expect.stringContaining('replayId 6') })]);
+    expect(result.offsets).toEqual([{ partition: { object: 'Contact' }, offset: { replayId: 7, commitTimestamp: 1_700_000_000_007 } }]);
+    await result.ack();
+    expect(source.status()).toMatchObject({ events: 2, records: 3, deadLetters: 1, lastReplayId: 7 });
+  });
+
+  it('keeps batches to batchSize and returns an empty result when nothing came', async () => {
+    const { source, streaming, offsets, signal } = setup({}, 2);
+    await source.connect(offsets());
+    expect(await source.poll(signal)).toMatchObject({ records: [], offsets: [] });
+    streaming.push(event(1), event(2), event(3));
+    expect((await source.poll(signal)).offsets[0]?.offset.replayId).toBe(2);
+    expect((await source.poll(signal)).offsets[0]?.offset.replayId).toBe(3);
+  });
+
+  it('unsubscribes when the queue is full and subscribes again from the last queued event once it drained', async () => {
+    const { source, streaming, offsets, signal } = setup({ queueCapacity: 4 }, 3);
+    await source.connect(offsets({ replayId: 0, commitTimestamp: 0 }));
+    streaming.push(event(1), event(2), event(3), event(4), event(5));
+    expect(streaming.disconnects).toBe(1);
+    expect((await source.poll(signal)).records).toHaveLength(3);
+    expect((await source.poll(signal)).records).toHaveLength(1);
+    // Event 5 arrived after the pause: not queued, replayed by the new subscription after 4.
+    expect(streaming.subscriptions).toEqual([0, 4]);
+    expect(source.status()).toMatchObject({ backpressurePauses: 1, queueDepth: 0 });
+  });
+
+  it('without a stored offset, resumes just before the first event it saw rather than from a new "now"', async () => {
+    const { source, streaming, offsets } = setup();
+    await source.connect(offsets());
+    streaming.push(event(12), event(13));
+    await source.connect(offsets());
+    expect(streaming.subscriptions).toEqual([-1, 11]);
+  });
+
+  it('applies replayExpiredPolicy latest and fail loudly', async () => {
+    const expired = '400::The replayId {3} you provided was invalid.  Please provide a valid ID, -2 to replay all events, or -1 to replay only new events.';
+    const latest = setup({ replayExpiredPolicy: 'latest' });
+    latest.streaming.refusals.push(expired);
+    await latest.source.connect(latest.offsets({ replayId: 3, commitTimestamp: 5 }));
+    expect(latest.streaming.subscriptions).toEqual([3, -1]);
+    expect(latest.logs.find((l) => l.event === 'cdc.replay_expired')).toMatchObject({ level: 50, policy: 'latest', replayId: 3 });
+    expect(latest.source.status().replayExpired).toBe(1);
+
+    const fail = setup({ replayExpiredPolicy: 'fail' });
+    fail.streaming.refusals.push(expired);
+    await expect(fail.source.connect(fail.offsets({ replayId: 3, commitTimestamp: 5 }))).rejects.toMatchObject({ code: 'CDC_REPLAY_EXPIRED', retriable: false });
+    expect(fail.streaming.subscriptions).toEqual([3]);
+  });
+
+  it('renews an ended session when the subscription is refused for it', async () => {
+    const { source, streaming, client, offsets } = setup();
+    streaming.refusals.push('401::Authentication invalid');
+    await source.connect(offsets({ replayId: 9, commitTimestamp: 1 }));
+    expect(streaming.subscriptions).toEqual([9, 9]);
+    expect(client.refreshSession).toHaveBeenCalledTimes(1);
+  });
+});
