@@ -14,39 +14,25 @@ export class StatusServer {
 
   constructor(private readonly statuses: () => SourceStatus[]) {
     collectDefaultMetrics({ register: this.registry, prefix: 'banyan_process_' });
-    const perSource = (pick: (s: SourceStatus) => number) =>
-      function (this: Counter | Gauge) {
-        this.reset();
-        for (const s of statuses()) this.labels(s.name).inc(pick(s));
-      };
-    new Counter({
-      name: 'banyan_source_records_total',
-      help: 'records a source has committed to Kafka',
-      labelNames: ['source'],
-      registers: [this.registry],
-      collect: perSource((s) => s.records),
-    });
-    new Counter({
-      name: 'banyan_source_dead_letters_total',
-      help: 'records a source sent to the dead-letter topic',
-      labelNames: ['source'],
-      registers: [this.registry],
-      collect: perSource((s) => s.deadLetters),
-    });
-    new Counter({
-      name: 'banyan_source_transactions_total',
-      help: 'Kafka transactions a source has committed',
-      labelNames: ['source'],
-      registers: [this.registry],
-      collect: perSource((s) => s.transactions),
-    });
-    new Gauge({
-      name: 'banyan_source_up',
-      help: '1 while the source runs, 0 while it backs off after a failure or is stopped',
-      labelNames: ['source'],
-      registers: [this.registry],
-      collect: perSource((s) => (s.state === 'running' ? 1 : 0)),
-    });
+    const metrics: Array<[typeof Counter | typeof Gauge, string, string, (s: SourceStatus) => number]> = [
+      [Counter, 'banyan_source_records_total', 'records a source has committed to Kafka', (s) => s.records],
+      [Counter, 'banyan_source_dead_letters_total', 'records a source sent to the dead-letter topic', (s) => s.deadLetters],
+      [Counter, 'banyan_source_transactions_total', 'Kafka transactions a source has committed', (s) => s.transactions],
+      [Gauge, 'banyan_source_up', '1 while the source runs, 0 while it backs off after a failure or is stopped', (s) => (s.state === 'running' ? 1 : 0)],
+    ];
+    for (const [Metric, name, help, pick] of metrics) {
+      new Metric({
+        name,
+        help,
+        labelNames: ['source'],
+        registers: [this.registry],
+        // Read at scrape time from the runners, which own the numbers.
+        collect(this: Counter | Gauge) {
+          this.reset();
+          for (const s of statuses()) this.labels(s.name).inc(pick(s));
+        },
+      });
+    }
   }
 
   async start(host: string, port: number): Promise<string> {
