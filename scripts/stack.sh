@@ -40,6 +40,13 @@ wait_for() { # name, seconds, command...
   log "$name is ready"
 }
 
+# Returns 1 (start nothing) when our process already runs; dies when a stranger holds the port.
+needs_start() { # name, dir, port, port variable
+  if pid_alive "$2/pid"; then log "$1 already running (pid $(cat "$2/pid"))"; return 1; fi
+  port_open "$3" && die "port $3 is taken by another process; set $4"
+  mkdir -p "$2"
+}
+
 fetch_kafka() {
   [ -f "$KAFKA_LIBS/.complete" ] && return
   log "resolving Kafka $KAFKA_VERSION from Maven Central (once)"
@@ -63,8 +70,7 @@ fetch_registry() {
 
 kafka_up() {
   local dir="$STATE/kafka"
-  if pid_alive "$dir/pid"; then log "Kafka already running (pid $(cat "$dir/pid"))"; return; fi
-  port_open "$KAFKA_PORT" && die "port $KAFKA_PORT is taken by another process; set BANYAN_KAFKA_PORT"
+  needs_start "Kafka" "$dir" "$KAFKA_PORT" BANYAN_KAFKA_PORT || return 0
   fetch_kafka
   mkdir -p "$dir/data"
   cat >"$dir/server.properties" <<EOF
@@ -115,10 +121,8 @@ EOF
 
 registry_up() {
   local dir="$STATE/registry"
-  if pid_alive "$dir/pid"; then log "Schema Registry already running (pid $(cat "$dir/pid"))"; return; fi
-  port_open "$REGISTRY_PORT" && die "port $REGISTRY_PORT is taken by another process; set BANYAN_REGISTRY_PORT"
+  needs_start "Schema Registry" "$dir" "$REGISTRY_PORT" BANYAN_REGISTRY_PORT || return 0
   fetch_registry
-  mkdir -p "$dir"
   log "starting Apicurio Registry $APICURIO_VERSION on 127.0.0.1:$REGISTRY_PORT"
   # In-memory storage: the stack is for development and tests. Canonical hashing makes the
   # ccompat API return the same id for a schema that differs only in formatting, as Confluent does.
@@ -138,9 +142,7 @@ registry_up() {
 salesforce_up() {
   local dir="$STATE/salesforce"
   [ -f "$ROOT/src/salesforce-emulator/main.ts" ] || return 0
-  if pid_alive "$dir/pid"; then log "Salesforce emulator already running (pid $(cat "$dir/pid"))"; return; fi
-  port_open "$SALESFORCE_PORT" && die "port $SALESFORCE_PORT is taken by another process; set BANYAN_SALESFORCE_PORT"
-  mkdir -p "$dir"
+  needs_start "Salesforce emulator" "$dir" "$SALESFORCE_PORT" BANYAN_SALESFORCE_PORT || return 0
   log "starting the Salesforce emulator on 127.0.0.1:$SALESFORCE_PORT"
   nohup node --import tsx "$ROOT/src/salesforce-emulator/main.ts" --port "$SALESFORCE_PORT" --seed demo \
     --env-out "$dir/emulator.env" >"$dir/emulator.log" 2>&1 &
