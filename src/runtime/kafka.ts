@@ -1,7 +1,8 @@
 import { randomUUID } from 'node:crypto';
-import { Kafka, logLevel, type KafkaConfig, type KafkaMessage, type LogEntry, type SASLOptions } from 'kafkajs';
+import { Kafka, logLevel, type Admin, type KafkaConfig, type KafkaMessage, type LogEntry, type SASLOptions } from 'kafkajs';
 import type { BanyanConfig } from './config';
 import type { Logger } from './logger';
+import { sleep } from './time';
 
 export const KafkaClient = Symbol.for('banyan.KafkaClient');
 export type KafkaClient = Kafka;
@@ -68,6 +69,21 @@ export async function ensureTopics(kafka: Kafka, specs: TopicSpec[]): Promise<vo
 }
 
 /**
+ * A topic created a moment ago may answer NOT_LEADER_FOR_PARTITION until its leaders are known
+ * everywhere; such retriable answers are retried for a few seconds.
+ */
+async function fetchOffsetsWhenLed(admin: Admin, topic: string): Promise<Awaited<ReturnType<Admin['fetchTopicOffsets']>>> {
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await admin.fetchTopicOffsets(topic);
+    } catch (error) {
+      if (!(error as { retriable?: boolean }).retriable || attempt >= 20) throw error;
+      await sleep(250);
+    }
+  }
+}
+
+/**
  * Reads a topic from the beginning up to its end as of the call (read_committed), e.g. a compacted
  * offsets or control topic. Ends when every partition reached the end offset it had at the start;
  * a batch of only transaction markers counts too, which is why this listens to batch events.
@@ -82,7 +98,7 @@ export async function readToEnd(
   await admin.connect();
   const ends = new Map<number, bigint>();
   try {
-    for (const p of await admin.fetchTopicOffsets(topic)) {
+    for (const p of await fetchOffsetsWhenLed(admin, topic)) {
       if (BigInt(p.high) > BigInt(p.low)) ends.set(p.partition, BigInt(p.high));
     }
   } finally {

@@ -120,7 +120,9 @@ sources:
 async function highWatermarks(kafka: ReturnType<typeof testKafka>, topic: string): Promise<number> {
   return withAdmin(kafka, async (admin) => {
     if (!(await admin.listTopics()).includes(topic)) return 0;
-    return (await admin.fetchTopicOffsets(topic)).reduce((sum, p) => sum + Number(p.high), 0);
+    // A topic just created may not have its leaders yet: count it as empty until it does.
+    const offsets = await admin.fetchTopicOffsets(topic).catch(() => []);
+    return offsets.reduce((sum, p) => sum + Number(p.high), 0);
   });
 }
 
