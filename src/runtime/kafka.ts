@@ -30,7 +30,11 @@ export function createKafka(config: BanyanConfig['kafka'], logger: Logger, overr
       () =>
       ({ level, log: entry }: LogEntry) => {
         const { message, ...rest } = entry;
-        log[LEVELS[level] ?? 'info'](rest, message);
+        // kafkajs logs every protocol error it answers by retrying (CONCURRENT_TRANSACTIONS after
+        // each commit, a coordinator still loading) at error level. What it gives up on is thrown
+        // and logged by Banyan with context, so these lines are demoted to debug.
+        const retried = message.startsWith('Response ') || typeof (rest as { retryCount?: unknown }).retryCount === 'number';
+        log[retried ? 'debug' : (LEVELS[level] ?? 'info')](rest, message);
       },
     ...overrides,
   });
