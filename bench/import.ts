@@ -2,7 +2,7 @@ import type { Knex } from 'knex';
 import { createKnex } from '../src/clients/database';
 import { createDialect } from '../src/dialects';
 import { migrateChangelogs } from '../src/import/changelog/migrate';
-import { ChangelogSource } from '../src/import/changelog/source';
+import { ChangelogSource, parseTableName } from '../src/import/changelog/source';
 import { parseConfig, type ChangelogSourceConfig } from '../src/runtime/config';
 import { createRootLogger } from '../src/runtime/logger';
 import { createSourceRunner } from '../src/runtime/source-runner';
@@ -78,8 +78,8 @@ sources:
     for (let from = 1; from <= inserts; from += 20_000) await db.raw(spec.insert(table, from, Math.min(from + 19_999, inserts)));
     await db.raw(`UPDATE ${table} SET balance = balance + 1, city = 'Moved' WHERE id <= ?`, [updates]);
     await db.raw(`DELETE FROM ${table} WHERE id > ? AND id <= ?`, [inserts - deletes, inserts]);
-    const changelog = dialect.changelogTable({ ...(table.includes('.') ? { schema: 'public' } : {}), name });
-    const made = await countRows(db, changelog.schema ? `${changelog.schema}.${changelog.name}` : changelog.name);
+    const changelog = dialect.changelogTable(parseTableName(table));
+    const made = await countRows(db, [changelog.schema, changelog.name].filter(Boolean).join('.'));
     if (made !== rows) throw new Error(`expected ${rows} changelog rows, found ${made}`);
 
     const logger = createRootLogger('warn');
@@ -109,8 +109,8 @@ sources:
       dead_letters: deadLetters,
     };
   } finally {
+    for (const statement of dialect.uninstallChangelog(parseTableName(table))) await db.raw(statement).catch(() => undefined);
     await db.raw(`DROP TABLE IF EXISTS ${table}`).catch(() => undefined);
-    await db.raw(`DROP TABLE IF EXISTS ${table.replace(name, `banyan_cl_${name}`)}`).catch(() => undefined);
     await db.destroy();
   }
 }

@@ -1,8 +1,14 @@
+import { spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { Connection } from 'jsforce';
 import type { Admin, Consumer, Kafka, KafkaMessage } from 'kafkajs';
 import { parseConfig, type BanyanConfig } from '../src/runtime/config';
 import { createKafka } from '../src/runtime/kafka';
 import { createRootLogger } from '../src/runtime/logger';
+import type { Emulator } from '../src/salesforce-emulator';
 
 /** A name no other test (or earlier run) has used: topics, groups, subjects, tables. */
 export function freshName(prefix: string): string {
@@ -97,4 +103,24 @@ export async function readTopic(
     await consumer.disconnect();
   }
   return messages;
+}
+
+/** Writes a config for the `banyan` CLI to a fresh temporary file and returns its path. */
+export function writeConfigFile(yaml: string): string {
+  const file = join(mkdtempSync(join(tmpdir(), 'banyan-test-')), 'banyan.yaml');
+  writeFileSync(file, yaml);
+  return file;
+}
+
+/** `banyan --config <file> <command…>` as a child process, its stderr on the test's. */
+export function spawnBanyan(configFile: string, command: string[], stdout: 'ignore' | 'pipe' = 'ignore'): ChildProcess {
+  return spawn('node', ['bin/banyan.mjs', '--config', configFile, ...command], { stdio: ['ignore', stdout, 'inherit'] });
+}
+
+/** jsforce logged in to an emulator through OAuth username-password, as a user would. */
+export async function loginToEmulator(emulator: Emulator, callOptions?: { client: string }): Promise<Connection> {
+  const { username, password, clientId, clientSecret } = emulator.credentials;
+  const conn = new Connection({ oauth2: { loginUrl: emulator.url, clientId, clientSecret }, version: '62.0', ...(callOptions ? { callOptions } : {}) });
+  await conn.login(username, password);
+  return conn;
 }

@@ -127,11 +127,8 @@ export class PostgresDialect implements Dialect {
 
   async readChanges(db: Knex, table: TableInfo, position: Position | undefined, limit: number): Promise<ChangeBatch> {
     const state = parsePosition(position);
-    const sequence = this.sequenceName(table);
     // Order matters: the sequence first, then a fresh xid (see the class comment).
-    const drawn = firstValue<string>(
-      await db.raw(`SELECT CASE WHEN is_called THEN last_value ELSE 0 END::text AS v FROM ${sequence}`),
-    );
+    const drawn = await this.lastDrawn(db, table);
     const pending = [...state.pending];
     // Idle polls draw no xid: only ids not yet covered by a bound need a checkpoint.
     if (BigInt(drawn) > BigInt(state.safe) && !pending.some((p) => p.drawn === drawn)) {
@@ -178,8 +175,10 @@ export class PostgresDialect implements Dialect {
     };
   }
 
-  private sequenceName(table: TableRef): string {
-    return this.qualified({ schema: table.schema, name: `${changelogName(table.name)}_change_id_seq` });
+  /** The last change_id any writer drew (0 before the first), whether or not it committed. */
+  private async lastDrawn(db: Knex, table: TableRef): Promise<string> {
+    const sequence = this.qualified({ schema: table.schema, name: `${changelogName(table.name)}_change_id_seq` });
+    return firstValue<string>(await db.raw(`SELECT CASE WHEN is_called THEN last_value ELSE 0 END::text AS v FROM ${sequence}`));
   }
 
   async openSnapshot(db: Knex, table: TableInfo): Promise<Snapshot> {
@@ -189,9 +188,7 @@ export class PostgresDialect implements Dialect {
       // The first statement fixes the transaction's snapshot; export it as text for the changes.
       const snapshot = firstValue<string>(await trx.raw(`SELECT pg_current_snapshot()::text AS v`));
       // Any id drawn later belongs to a transaction this snapshot cannot see.
-      const until = firstValue<string>(
-        await db.raw(`SELECT CASE WHEN is_called THEN last_value ELSE 0 END::text AS v FROM ${this.sequenceName(table)}`),
-      );
+      const until = await this.lastDrawn(db, table);
       const estimate = firstValue<number>(
         await trx.raw(`SELECT GREATEST(reltuples, 0)::bigint AS v FROM pg_class WHERE oid = ?::regclass`, [
           this.qualified(table),

@@ -201,6 +201,7 @@ export class SourceRunner {
     const deadLetters = [...result.deadLetters];
     const byTopic = new Map<string, Message[]>();
     const encoders = new Map<string, { schema: object; encode: RecordEncoder }>();
+    const sizes = new Map<Message, number>();
     let records = 0;
     for (const record of result.records) {
       try {
@@ -220,6 +221,7 @@ export class SourceRunner {
         let list = byTopic.get(record.topic);
         if (!list) byTopic.set(record.topic, (list = []));
         list.push(message);
+        sizes.set(message, size);
         records += 1;
       } catch (error) {
         deadLetters.push(this.unencodable(record, error));
@@ -234,7 +236,8 @@ export class SourceRunner {
       ...(deadLetters.length ? [{ topic: this.options.deadLetterTopic, messages: deadLetters.map((d) => deadLetterMessage(d)) }] : []),
       ...(offsetMessages.length ? [{ topic: this.offsets.topic, messages: offsetMessages }] : []),
     ];
-    return { requests: splitRequests(all, this.options.maxRequestBytes), records, deadLetters };
+    const sizeOf = (m: Message) => sizes.get(m) ?? messageSize(m);
+    return { requests: splitRequests(all, this.options.maxRequestBytes, sizeOf), records, deadLetters };
   }
 
   /** One transaction holding every request of the batch, the offsets last; then the source's ack. */
@@ -296,14 +299,14 @@ function messageSize(message: Message): number {
 }
 
 /** Splits a transaction's messages into requests of at most about `maxBytes`, keeping each topic's order. */
-export function splitRequests(all: TopicMessages, maxBytes: number): TopicMessages[] {
+export function splitRequests(all: TopicMessages, maxBytes: number, sizeOf = messageSize): TopicMessages[] {
   const requests: TopicMessages[] = [];
   let current: TopicMessages = [];
   let bytes = 0;
   for (const { topic, messages } of all) {
     let slice: Message[] = [];
     for (const message of messages) {
-      const size = messageSize(message);
+      const size = sizeOf(message);
       if (bytes + size > maxBytes && bytes > 0) {
         if (slice.length) current.push({ topic, messages: slice });
         requests.push(current);

@@ -1,7 +1,4 @@
-import { spawn, type ChildProcess } from 'node:child_process';
-import { mkdtempSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import type { ChildProcess } from 'node:child_process';
 import type { Knex } from 'knex';
 import { afterEach, describe, expect, it } from 'vitest';
 import { createKnex } from '../../src/clients/database';
@@ -9,7 +6,7 @@ import { createDialect } from '../../src/dialects';
 import { migrateChangelogs } from '../../src/import/changelog/migrate';
 import { AvroDecoder } from '../../src/runtime/avro';
 import { parseConfig, type BanyanConfig, type DatabaseConfig } from '../../src/runtime/config';
-import { freshName, readTopic, testKafka, withAdmin } from '../helpers';
+import { freshName, readTopic, spawnBanyan, testKafka, withAdmin, writeConfigFile } from '../helpers';
 
 /**
  * The poller is killed with SIGKILL (no polite stop, no chance to flush) in the middle of its work
@@ -70,8 +67,7 @@ sources:
     pollIntervalMs: 20
     snapshot: false
 `;
-    const file = join(mkdtempSync(join(tmpdir(), 'banyan-kill-')), 'banyan.yaml');
-    writeFileSync(file, yaml);
+    const file = writeConfigFile(yaml);
     const config: BanyanConfig = parseConfig(yaml, file);
     const dbConfig: DatabaseConfig = config.databases.legacy!;
     db = createKnex(dbConfig);
@@ -86,7 +82,7 @@ sources:
     for (let i = 0; i < CHANGES / 2; i += 100) await db(table).whereBetween('id', [i, i + 99]).update({ n: 1 });
 
     const kafka = testKafka(config);
-    child = startBanyan(file);
+    child = spawnBanyan(file, ['run']);
     // Kill it once some, but not all, batches are written (high watermarks count markers too).
     await waitFor(async () => (await highWatermarks(kafka, topic)) >= 400, 30_000);
     child.kill('SIGKILL');
@@ -95,7 +91,7 @@ sources:
     expect(before).toBeGreaterThanOrEqual(300);
     expect(before).toBeLessThan(CHANGES);
 
-    child = startBanyan(file);
+    child = spawnBanyan(file, ['run']);
     // Exactly CHANGES messages with CHANGES distinct positions: a duplicate would push a change out.
     const messages = await readTopic(kafka, topic, CHANGES, 30_000);
     child.kill('SIGTERM');
@@ -124,12 +120,6 @@ async function highWatermarks(kafka: ReturnType<typeof testKafka>, topic: string
     const offsets = await admin.fetchTopicOffsets(topic).catch(() => []);
     return offsets.reduce((sum, p) => sum + Number(p.high), 0);
   });
-}
-
-function startBanyan(configFile: string): ChildProcess {
-  const child = spawn('node', ['bin/banyan.mjs', '--config', configFile, 'run'], { stdio: ['ignore', 'ignore', 'pipe'] });
-  child.stderr?.on('data', (chunk: Buffer) => process.stderr.write(chunk));
-  return child;
 }
 
 async function waitFor(check: () => Promise<boolean>, timeoutMs: number): Promise<void> {

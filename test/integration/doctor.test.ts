@@ -1,16 +1,13 @@
 import { execFile } from 'node:child_process';
-import { mkdtempSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { describe, expect, it } from 'vitest';
 import { startEmulator } from '../../src/salesforce-emulator';
+import { writeConfigFile } from '../helpers';
 
 const run = promisify(execFile);
 
 async function doctor(yaml: string): Promise<{ code: number; checks: Array<{ name: string; ok: boolean; detail: string }> }> {
-  const file = join(mkdtempSync(join(tmpdir(), 'banyan-doctor-')), 'banyan.yaml');
-  writeFileSync(file, yaml);
+  const file = writeConfigFile(yaml);
   try {
     const { stdout } = await run('node', ['bin/banyan.mjs', '--config', file, 'doctor', '--json']);
     return { code: 0, ...JSON.parse(stdout) };

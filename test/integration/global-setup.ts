@@ -1,5 +1,5 @@
 import { execFileSync } from 'node:child_process';
-import { existsSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { loadEnvFile, STACK_ENV_FILE } from '../../src/cli/context';
 
 let startedHere = false;
@@ -8,7 +8,7 @@ function stackAnswers(): boolean {
   if (!existsSync(STACK_ENV_FILE)) return false;
   try {
     execFileSync('bash', ['scripts/stack.sh', 'status'], { stdio: 'pipe' });
-    const brokers = /KAFKA_BROKERS=(.*)/.exec(execFileSync('cat', [STACK_ENV_FILE]).toString())?.[1];
+    const brokers = /KAFKA_BROKERS=(.*)/.exec(readFileSync(STACK_ENV_FILE, 'utf8'))?.[1];
     execFileSync('node', ['scripts/kafka-ready.mjs', brokers ?? ''], { stdio: 'pipe' });
     return true;
   } catch {

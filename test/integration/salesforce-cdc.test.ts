@@ -3,7 +3,7 @@ import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
-import { Connection } from 'jsforce';
+import type { Connection } from 'jsforce';
 import type { Kafka, KafkaMessage } from 'kafkajs';
 import { afterEach, describe, expect, it } from 'vitest';
 import { createSalesforceCdcSource, type SalesforceCdcSource } from '../../src/import/salesforce-cdc';
@@ -16,7 +16,7 @@ import { KafkaOffsetStore } from '../../src/runtime/offsets';
 import { createSchemaRegistry } from '../../src/runtime/registry';
 import { runnerOptions, SourceRunner } from '../../src/runtime/source-runner';
 import { startEmulator, type Emulator } from '../../src/salesforce-emulator/index.js';
-import { freshName, readTopic, withAdmin } from '../helpers';
+import { freshName, loginToEmulator, readTopic, withAdmin } from '../helpers';
 
 /**
  * The Salesforce CDC source against the emulator, through a real SourceRunner, Kafka transactions
@@ -115,12 +115,7 @@ async function startRunner(config: BanyanConfig, options: Partial<CdcOptions> = 
   return { source, runner, logs };
 }
 
-async function salesforce(em: Emulator, callOptions?: { client: string }): Promise<Connection> {
-  const { username, password, clientId, clientSecret } = em.credentials;
-  const conn = new Connection({ oauth2: { loginUrl: em.url, clientId, clientSecret }, version: '62.0', ...(callOptions ? { callOptions } : {}) });
-  await conn.login(username, password);
-  return conn;
-}
+const salesforce = loginToEmulator;
 
 async function readChanges(config: BanyanConfig, topic: string, count: number, timeoutMs = 10_000): Promise<Array<Change & { key: string }>> {
   const kafka = createKafka(config.kafka, createRootLogger('silent'));

@@ -1,7 +1,8 @@
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { Connection } from 'jsforce';
+import type { Connection } from 'jsforce';
+import { loginToEmulator } from '../helpers';
 import { StreamingExtension } from 'jsforce/api/streaming';
 import { afterEach, describe, expect, it } from 'vitest';
 import { type Emulator, type EmulatorOptions, startEmulator } from '../../src/salesforce-emulator/index.js';
@@ -38,10 +39,7 @@ const streamingClients: StreamingClient[] = [];
 async function connect(opts: EmulatorOptions = {}, callOptions?: { client: string }): Promise<Connection> {
   // A short long-poll keeps the suite quick; clients reconnect after each answer as they would after 110 s.
   emulator ??= await startEmulator({ cometd: { longPollTimeoutMs: 1000 }, ...opts });
-  const { username, password, clientId, clientSecret } = emulator.credentials;
-  const conn = new Connection({ oauth2: { loginUrl: emulator.url, clientId, clientSecret }, version: '62.0', ...(callOptions ? { callOptions } : {}) });
-  await conn.login(username, password);
-  return conn;
+  return loginToEmulator(emulator, callOptions);
 }
 
 afterEach(async () => {

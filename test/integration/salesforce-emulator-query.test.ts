@@ -1,4 +1,5 @@
-import { Connection } from 'jsforce';
+import type { Connection } from 'jsforce';
+import { loginToEmulator } from '../helpers';
 import { afterEach, describe, expect, it } from 'vitest';
 import { type Emulator, startEmulator } from '../../src/salesforce-emulator/index.js';
 
@@ -8,10 +9,7 @@ let now = Date.parse('2024-03-01T12:00:00Z');
 async function connect(seed: 'demo' | 'empty'): Promise<Connection> {
   now = Date.parse('2024-03-01T12:00:00Z');
   emulator = await startEmulator({ seed, clock: () => now });
-  const { username, password, clientId, clientSecret } = emulator.credentials;
-  const conn = new Connection({ oauth2: { loginUrl: emulator.url, clientId, clientSecret }, version: '62.0' });
-  await conn.login(username, password);
-  return conn;
+  return loginToEmulator(emulator);
 }
 
 afterEach(async () => {

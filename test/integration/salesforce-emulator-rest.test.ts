@@ -1,4 +1,5 @@
-import { Connection } from 'jsforce';
+import type { Connection } from 'jsforce';
+import { loginToEmulator } from '../helpers';
 import { afterEach, describe, expect, it } from 'vitest';
 import { type Emulator, type EmulatorOptions, startEmulator } from '../../src/salesforce-emulator/index.js';
 
@@ -6,10 +7,7 @@ let emulator: Emulator;
 
 async function connect(opts: EmulatorOptions = {}): Promise<Connection> {
   emulator = await startEmulator(opts);
-  const { username, password, clientId, clientSecret } = emulator.credentials;
-  const conn = new Connection({ oauth2: { loginUrl: emulator.url, clientId, clientSecret }, version: '62.0' });
-  await conn.login(username, password);
-  return conn;
+  return loginToEmulator(emulator);
 }
 
 afterEach(async () => {

@@ -1,13 +1,10 @@
-import { execFile, spawn, type ChildProcess } from 'node:child_process';
-import { mkdtempSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { execFile, type ChildProcess } from 'node:child_process';
 import { promisify } from 'node:util';
 import type { Knex } from 'knex';
 import { afterEach, describe, expect, it } from 'vitest';
 import { createKnex } from '../../src/clients/database';
 import { parseConfig } from '../../src/runtime/config';
-import { freshName } from '../helpers';
+import { freshName, spawnBanyan, writeConfigFile } from '../helpers';
 
 const exec = promisify(execFile);
 
@@ -37,14 +34,13 @@ databases:
 sources:
   - { name: status-users, type: changelog, database: pg, table: ${table}, topic: ${freshName('legacy.status')} }
 `;
-    const file = join(mkdtempSync(join(tmpdir(), 'banyan-status-')), 'banyan.yaml');
-    writeFileSync(file, yaml);
+    const file = writeConfigFile(yaml);
     db = createKnex(parseConfig(yaml, file).databases.pg!);
     await db.raw(`CREATE TABLE ${table} (id integer PRIMARY KEY, name text)`);
     await db.raw(`INSERT INTO ${table} SELECT i, 'user ' || i FROM generate_series(1, 20) i`);
     await exec('node', ['bin/banyan.mjs', '--config', file, 'migrate']);
 
-    child = spawn('node', ['bin/banyan.mjs', '--config', file, 'run'], { stdio: ['ignore', 'pipe', 'inherit'] });
+    child = spawnBanyan(file, ['run'], 'pipe');
     const url = await new Promise<string>((resolve, reject) => {
       let seen = '';
       child!.stdout!.on('data', (chunk: Buffer) => {
