@@ -144,7 +144,10 @@ export class PostgresDialect implements Dialect {
     const filter = state.hide && BigInt(state.after) < BigInt(state.hide.until)
       ? `AND (change_id > ? OR NOT pg_visible_in_snapshot(txid, ?::pg_snapshot))`
       : '';
-    const bindings: Array<string | number> = [state.after, bound];
+    // At most `limit` ids per read: without statistics on a fresh changelog the planner picks a
+    // bitmap scan and sort of everything up to the bound, so each page cost as much as the backlog.
+    const upper = BigInt(bound) - BigInt(state.after) > BigInt(limit) ? String(BigInt(state.after) + BigInt(limit)) : bound;
+    const bindings: Array<string | number> = [state.after, upper];
     if (filter) bindings.push(state.hide!.until, state.hide!.snapshot);
     bindings.push(limit);
     const rows = (
@@ -159,8 +162,8 @@ export class PostgresDialect implements Dialect {
         bindings,
       )
     ).rows as Array<{ id: string; op: ChangeRow['op']; at: number; origin: string | null; before: string | null; after: string | null }>;
-    // A short page means everything up to the bound was read.
-    const after = rows.length < limit ? bound : rows[rows.length - 1]!.id;
+    // A short page means everything up to `upper` was read.
+    const after = rows.length < limit ? upper : rows[rows.length - 1]!.id;
     const hide = state.hide && BigInt(after) < BigInt(state.hide.until) ? state.hide : undefined;
     return {
       rows: rows.map((r) => ({

@@ -7,12 +7,13 @@ import { registerAvro, registryAuthHeaders } from './registry';
  * Avro longs as BigInt: BIGINT columns and nanosecond timestamps exceed 2^53, and a sync bridge
  * must not round them. Every `long` in a Banyan schema reads and writes as BigInt.
  */
+const longBytes = Buffer.alloc(8);
 const BigIntLong = avro.types.LongType.__with({
   fromBuffer: (buf: Buffer) => buf.readBigInt64LE(),
+  // avsc packs these 8 bytes into the output at once, so one buffer serves every long.
   toBuffer: (n: bigint) => {
-    const buf = Buffer.alloc(8);
-    buf.writeBigInt64LE(n);
-    return buf;
+    longBytes.writeBigInt64LE(n);
+    return longBytes;
   },
   fromJSON: (n: number | string) => BigInt(n),
   toJSON: (n: bigint) => Number(n),
@@ -30,34 +31,54 @@ export function avroType(schema: object): avro.Type {
 }
 
 /**
+ * Encodes into a buffer of its own that the next call overwrites: the view it returns must be
+ * copied out (e.g. into a record batch) before the encoder runs again.
+ */
+export type TransientEncoder = (value: unknown) => Buffer;
+
+/**
  * Encodes values in the Confluent wire format (magic byte 0, 4-byte schema id, Avro body) after
  * registering each schema once per subject. Encoding is local: no registry call per record.
  */
 export class AvroEncoder {
   /** By subject, then by schema object: sources hand the same schema object to every record. */
-  private readonly registered = new Map<string, WeakMap<object, Promise<(value: unknown) => Buffer>>>();
+  private readonly registered = new Map<string, WeakMap<object, Promise<{ id: number; type: avro.Type }>>>();
 
   constructor(private readonly registry: SchemaRegistry) {}
 
   /** Registers `schema` under `subject` (once per schema object) and returns a sync encoder. */
-  encoderFor(subject: string, schema: object): Promise<(value: unknown) => Buffer> {
+  async encoderFor(subject: string, schema: object): Promise<TransientEncoder> {
+    const { id, type } = await this.register(subject, schema);
+    return framed(id, type);
+  }
+
+  private register(subject: string, schema: object): Promise<{ id: number; type: avro.Type }> {
     let bySchema = this.registered.get(subject);
     if (!bySchema) this.registered.set(subject, (bySchema = new WeakMap()));
-    let encoder = bySchema.get(schema);
-    if (!encoder) {
-      encoder = registerAvro(this.registry, subject, schema).then((id) => frame(id, avroType(schema)));
-      encoder.catch(() => bySchema.delete(schema));
-      bySchema.set(schema, encoder);
+    let registered = bySchema.get(schema);
+    if (!registered) {
+      registered = registerAvro(this.registry, subject, schema).then((id) => ({ id, type: avroType(schema) }));
+      registered.catch(() => bySchema.delete(schema));
+      bySchema.set(schema, registered);
     }
-    return encoder;
+    return registered;
   }
 }
 
-function frame(id: number, type: avro.Type): (value: unknown) => Buffer {
-  const header = Buffer.alloc(5);
-  header.writeUInt8(0, 0);
-  header.writeInt32BE(id, 1);
-  return (value) => Buffer.concat([header, type.toBuffer(value)]);
+/** Magic byte 0, the schema id, then the Avro body, written into one growing buffer. */
+function framed(id: number, type: avro.Type): TransientEncoder {
+  let buf = Buffer.alloc(4096);
+  buf.writeInt32BE(id, 1);
+  return (value) => {
+    let end = type.encode(value, buf, 5);
+    if (end < 0) {
+      const grown = Buffer.alloc(Math.max(buf.length * 2, buf.length - end));
+      buf.copy(grown, 0, 0, 5);
+      buf = grown;
+      end = type.encode(value, buf, 5);
+    }
+    return buf.subarray(0, end);
+  };
 }
 
 /** Decodes Confluent-framed Avro with BigInt longs, fetching each writer schema by id once. */

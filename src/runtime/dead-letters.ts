@@ -1,11 +1,13 @@
-import type { Message } from 'kafkajs';
 import { Headers, type DeadLetter } from '../core';
 
 /**
  * A dead letter as a Kafka message: the reason in headers (so tools can filter without decoding)
  * and the original input as JSON in the value. BigInt and Buffer values are kept readable.
  */
-export function deadLetterMessage(letter: DeadLetter, now = Date.now()): Message {
+export function deadLetterMessage(
+  letter: DeadLetter,
+  now = Date.now(),
+): { key: string | null; value: string; headers: Record<string, string> } {
   return {
     key: letter.key ?? null,
     value: JSON.stringify(

@@ -47,26 +47,34 @@ export interface TopicSpec {
   compacted?: boolean;
 }
 
-/** Creates the topics that do not exist yet; an existing topic is left as it is. */
-export async function ensureTopics(kafka: Kafka, specs: TopicSpec[]): Promise<void> {
+/**
+ * Creates the topics that do not exist yet (an existing topic is left as it is) and returns the
+ * number of partitions of each.
+ */
+export async function ensureTopics(kafka: Kafka, specs: TopicSpec[]): Promise<Map<string, number>> {
   const admin = kafka.admin();
   await admin.connect();
   try {
     const existing = new Set(await admin.listTopics());
     const missing = specs.filter((s) => !existing.has(s.topic));
-    if (missing.length === 0) return;
-    await admin.createTopics({
-      waitForLeaders: true,
-      topics: missing.map((s) => ({
-        topic: s.topic,
-        numPartitions: s.numPartitions,
-        replicationFactor: s.replicationFactor,
-        configEntries: s.compacted ? [{ name: 'cleanup.policy', value: 'compact' }] : [],
-      })),
-    });
-  } catch (error) {
-    // Another instance may have created it between our list and create.
-    if ((error as { type?: string }).type !== 'TOPIC_ALREADY_EXISTS') throw error;
+    if (missing.length > 0) {
+      await admin
+        .createTopics({
+          waitForLeaders: true,
+          topics: missing.map((s) => ({
+            topic: s.topic,
+            numPartitions: s.numPartitions,
+            replicationFactor: s.replicationFactor,
+            configEntries: s.compacted ? [{ name: 'cleanup.policy', value: 'compact' }] : [],
+          })),
+        })
+        .catch((error: unknown) => {
+          // Another instance may have created it between our list and create.
+          if ((error as { type?: string }).type !== 'TOPIC_ALREADY_EXISTS') throw error;
+        });
+    }
+    const { topics } = await admin.fetchTopicMetadata({ topics: specs.map((s) => s.topic) });
+    return new Map(topics.map((t) => [t.name, t.partitions.length]));
   } finally {
     await admin.disconnect();
   }

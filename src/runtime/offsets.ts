@@ -14,10 +14,12 @@ export class KafkaOffsetStore implements OffsetStore {
     private readonly replicationFactor: number,
   ) {}
 
-  async ensureTopic(): Promise<void> {
-    await ensureTopics(this.kafka, [
+  /** Creates the topic if needed; returns its number of partitions. */
+  async ensureTopic(): Promise<number> {
+    const partitions = await ensureTopics(this.kafka, [
       { topic: this.topic, numPartitions: 5, replicationFactor: this.replicationFactor, compacted: true },
     ]);
+    return partitions.get(this.topic)!;
   }
 
   async load(sourceName: string): Promise<Map<string, Record<string, Json>>> {

@@ -1,29 +1,10 @@
 import { parentPort } from 'node:worker_threads';
-import type { Message, Producer } from 'kafkajs';
-import {
-  createTransactionalProducer,
-  sendTransaction,
-  workerKafka,
-  type TopicMessages,
-  type WorkerReply,
-  type WorkerRequest,
-} from './transactional-producer';
+import { RecordSetProducer, workerKafka, type WorkerReply, type WorkerRequest } from './transactional-producer';
 
-/** The producer thread of WorkerProducer: owns one transactional kafkajs producer. */
+/** The producer thread of WorkerProducer: owns one transactional producer of record sets. */
 const port = parentPort!;
 const reply = (message: WorkerReply) => port.postMessage(message);
-let producer: Producer | undefined;
-
-/** Buffers arrive as plain Uint8Arrays after the structured clone; kafkajs wants Buffers. */
-function asBuffers(requests: TopicMessages[]): TopicMessages[] {
-  const buffer = (v: Message['key']) => (v instanceof Uint8Array ? Buffer.from(v.buffer, v.byteOffset, v.byteLength) : v);
-  return requests.map((request) =>
-    request.map(({ topic, messages }) => ({
-      topic,
-      messages: messages.map((m) => ({ ...m, key: buffer(m.key), value: buffer(m.value) as Message['value'] })),
-    })),
-  );
-}
+let producer: RecordSetProducer | undefined;
 
 port.on('message', (request: WorkerRequest) => {
   void handle(request);
@@ -33,13 +14,13 @@ async function handle(request: WorkerRequest): Promise<void> {
   const id = request.type === 'commit' ? request.id : 0;
   try {
     if (request.type === 'init') {
-      producer = createTransactionalProducer(workerKafka(request.kafka, reply), request.transactionalId);
-      await producer.connect();
-      await (await producer.transaction()).abort();
+      producer = new RecordSetProducer(workerKafka(request.kafka, reply), request.transactionalId);
+      await producer.init();
     } else if (request.type === 'commit') {
-      await sendTransaction(producer!, asBuffers(request.requests));
+      // The record sets arrive as Uint8Arrays over the memory the main thread gave up; sealBatch takes those.
+      await producer!.commitTransaction(request.requests);
     } else {
-      await producer?.disconnect();
+      await producer?.close();
       process.exit(0);
     }
     reply({ type: 'done', id });

@@ -1,4 +1,4 @@
-import type { Kafka, Message } from 'kafkajs';
+import type { Kafka } from 'kafkajs';
 import {
   BadRecordError,
   errorMessage,
@@ -10,7 +10,8 @@ import {
   type Source,
   type SourceRecord,
 } from '../core';
-import { AvroEncoder } from './avro';
+import { AvroEncoder, type TransientEncoder } from './avro';
+import { BatchBuilder } from './batch-builder';
 import type { BanyanConfig } from './config';
 import { deadLetterMessage, jsonSafe } from './dead-letters';
 import { createKafka, ensureTopics } from './kafka';
@@ -18,13 +19,12 @@ import type { Logger } from './logger';
 import { KafkaOffsetStore } from './offsets';
 import { createSchemaRegistry } from './registry';
 import { sleep } from './time';
-import { InProcessProducer, WorkerProducer, type TopicMessages, type TransactionalProducer } from './transactional-producer';
-
-type RecordEncoder = (record: SourceRecord) => Message;
+import type { RecordSet } from './record-batch';
+import { RecordSetProducer, WorkerProducer, type TransactionalProducer } from './transactional-producer';
 
 interface PreparedBatch {
-  /** sendBatch requests, each below maxRequestBytes so no partition batch exceeds the broker's limit. */
-  requests: TopicMessages[];
+  /** Produce requests of about maxRequestBytes, each a record batch per partition. */
+  requests: RecordSet[][];
   records: number;
   deadLetters: DeadLetter[];
 }
@@ -34,7 +34,7 @@ export interface SourceRunnerOptions {
   deadLetterTopic: string;
   topicPartitions: number;
   replicationFactor: number;
-  /** A record larger than this goes to the dead-letter topic (the broker's message.max.bytes). */
+  /** The broker's message.max.bytes: a record that cannot fit in a batch this large goes to the dead-letter topic. */
   maxMessageBytes: number;
   /** Records of one batch are sent in requests of at most about this many bytes. */
   maxRequestBytes: number;
@@ -101,7 +101,8 @@ export class SourceRunner {
   private producer: TransactionalProducer | undefined;
   private readonly abort = new AbortController();
   private committed = new Map<string, Record<string, Json>>();
-  private readonly knownTopics = new Set<string>();
+  /** Partitions per topic, for the topics this runner writes to. */
+  private readonly partitions = new Map<string, number>();
   private loop: Promise<void> | undefined;
 
   constructor(
@@ -124,13 +125,11 @@ export class SourceRunner {
   }
 
   async start(): Promise<void> {
-    await this.offsets.ensureTopic();
-    await ensureTopics(this.kafka, [
-      { topic: this.options.deadLetterTopic, numPartitions: 1, replicationFactor: this.options.replicationFactor },
-    ]);
+    this.partitions.set(this.offsets.topic, await this.offsets.ensureTopic());
+    await this.ensureDataTopics([this.options.deadLetterTopic], 1);
     this.producer = this.options.producerThread
       ? new WorkerProducer(this.options.kafka, this.transactionalId, this.logger)
-      : new InProcessProducer(this.kafka, this.transactionalId);
+      : new RecordSetProducer(this.kafka, this.transactionalId);
     // Initialising the transactional id fences an older instance and aborts its open transaction,
     // so the offsets read next are final.
     await this.producer.init();
@@ -155,26 +154,42 @@ export class SourceRunner {
     this.logger.info({ event: 'source.stopped' }, 'source stopped');
   }
 
+  /**
+   * A three-stage pipeline: while batch N is committed (in the producer thread), batch N+1 is
+   * encoded and batch N+2 read from the source. Commits stay one at a time and in order; when one
+   * fails, whatever was read after it is dropped and the source restarts from the committed offsets.
+   */
   private async run(): Promise<void> {
     const { min, max } = this.options.backoffMs ?? { min: 200, max: 30_000 };
     let wait = min;
     let readAhead: Promise<PollResult> | undefined;
+    let committing: Promise<void> | undefined;
+    const poll = () => {
+      const next = this.source.poll(this.abort.signal);
+      next.catch(() => undefined);
+      return next;
+    };
     while (!this.abort.signal.aborted) {
       try {
-        const result = await (readAhead ?? this.source.poll(this.abort.signal));
-        readAhead = undefined;
-        if (result.records.length === 0 && result.deadLetters.length === 0 && result.offsets.length === 0) continue;
+        const result = await (readAhead ?? poll());
+        readAhead = poll();
+        if (result.records.length === 0 && result.deadLetters.length === 0 && result.offsets.length === 0) {
+          await committing;
+          committing = undefined;
+          continue;
+        }
         const batch = await this.prepare(result);
-        // Read the next batch while this one is written: the database and Kafka work side by side.
-        readAhead = this.source.poll(this.abort.signal);
-        readAhead.catch(() => undefined);
-        await this.commit(batch, result);
-        wait = min;
-        this.state.state = 'running';
+        await committing;
+        committing = this.commit(batch, result).then(() => {
+          wait = min;
+          this.state.state = 'running';
+        });
+        committing.catch(() => undefined);
       } catch (error) {
-        // A batch read ahead follows a position that was never committed: drop it.
-        await readAhead?.catch(() => undefined);
+        // Batches read after a failed step follow a position that was never committed: drop them.
+        await Promise.allSettled([readAhead, committing]);
         readAhead = undefined;
+        committing = undefined;
         if (this.abort.signal.aborted) break;
         this.state.state = 'backing-off';
         this.state.lastError = errorMessage(error);
@@ -187,7 +202,7 @@ export class SourceRunner {
         await this.reconnect().catch((e) => this.logger.warn({ err: e }, 'reconnecting the source failed'));
       }
     }
-    await readAhead?.catch(() => undefined);
+    await Promise.allSettled([readAhead, committing]);
   }
 
   private async reconnect(): Promise<void> {
@@ -196,48 +211,52 @@ export class SourceRunner {
     await this.source.connect(this.committed);
   }
 
-  /** Encodes a poll's records; one that cannot be encoded, or is too large for Kafka, becomes a dead letter. */
+  /**
+   * Encodes a poll's records, dead letters and offsets into record batches; a record that cannot
+   * be encoded, or is too large for Kafka, becomes a dead letter.
+   */
   private async prepare(result: PollResult): Promise<PreparedBatch> {
     const deadLetters = [...result.deadLetters];
-    const byTopic = new Map<string, Message[]>();
-    const encoders = new Map<string, { schema: object; encode: RecordEncoder }>();
-    const sizes = new Map<Message, number>();
+    await this.ensureDataTopics([...new Set(result.records.map((r) => r.topic))], this.options.topicPartitions);
+    const builder = new BatchBuilder({
+      maxMessageBytes: this.options.maxMessageBytes,
+      maxSetBytes: this.options.maxRequestBytes,
+      partitionsOf: (topic) => this.partitions.get(topic)!,
+    });
+    const encoders = new Map<string, { schema: object; key: TransientEncoder; value: TransientEncoder }>();
+    const now = Date.now();
     let records = 0;
     for (const record of result.records) {
       try {
-        let cached = encoders.get(record.topic);
-        if (cached?.schema !== record.schema) {
-          cached = { schema: record.schema, encode: await this.encoderFor(record) };
-          encoders.set(record.topic, cached);
+        let encoder = encoders.get(record.topic);
+        if (encoder?.schema !== record.schema) {
+          encoder = await this.encodersFor(record);
+          encoders.set(record.topic, encoder);
         }
-        const message = cached.encode(record);
-        const size = messageSize(message);
-        if (size > this.options.maxMessageBytes) {
-          throw new BadRecordError(`record of ${size} bytes is larger than kafka.maxMessageBytes (${this.options.maxMessageBytes})`, {
-            stage: 'sending',
-            code: 'MESSAGE_TOO_LARGE',
-          });
-        }
-        let list = byTopic.get(record.topic);
-        if (!list) byTopic.set(record.topic, (list = []));
-        list.push(message);
-        sizes.set(message, size);
+        // Both views are copied into the batch at once, before either encoder runs again.
+        const key = encoder.key(record.key);
+        const value = record.value === null ? null : encoder.value(record.value);
+        builder.add(record.topic, key, value, record.headers, record.timestamp ?? now);
         records += 1;
       } catch (error) {
         deadLetters.push(this.unencodable(record, error));
       }
     }
-    await this.ensureDataTopics([...byTopic.keys()]);
-    const offsetMessages = result.offsets.map(({ partition, offset }) =>
-      this.offsets.message(partitionKey(this.source.name, partition), offset),
-    );
-    const all = [
-      ...[...byTopic].map(([topic, messages]) => ({ topic, messages })),
-      ...(deadLetters.length ? [{ topic: this.options.deadLetterTopic, messages: deadLetters.map((d) => deadLetterMessage(d)) }] : []),
-      ...(offsetMessages.length ? [{ topic: this.offsets.topic, messages: offsetMessages }] : []),
-    ];
-    const sizeOf = (m: Message) => sizes.get(m) ?? messageSize(m);
-    return { requests: splitRequests(all, this.options.maxRequestBytes, sizeOf), records, deadLetters };
+    for (const letter of deadLetters) {
+      const message = deadLetterMessage(letter, now);
+      try {
+        builder.add(this.options.deadLetterTopic, message.key, message.value, message.headers, now);
+      } catch {
+        // The reason must still be told when the failed input is too large to keep whole.
+        const cut = deadLetterMessage({ ...letter, payload: { truncated: JSON.stringify(letter.payload, jsonSafe).slice(0, 10_000) } }, now);
+        builder.add(this.options.deadLetterTopic, cut.key, cut.value, cut.headers, now);
+      }
+    }
+    for (const { partition, offset } of result.offsets) {
+      const message = this.offsets.message(partitionKey(this.source.name, partition), offset);
+      builder.add(this.offsets.topic, message.key, message.value, undefined, now);
+    }
+    return { requests: builder.requests(this.options.maxRequestBytes), records, deadLetters };
   }
 
   /** One transaction holding every request of the batch, the offsets last; then the source's ack. */
@@ -257,16 +276,13 @@ export class SourceRunner {
     await result.ack();
   }
 
-  /** One encoder per (topic, schema) pair, resolved once per batch: encoding itself is synchronous. */
-  private async encoderFor(record: SourceRecord): Promise<RecordEncoder> {
-    const encodeKey = await this.encoder.encoderFor(`${record.topic}-key`, record.schema.key);
-    const encodeValue = await this.encoder.encoderFor(`${record.topic}-value`, record.schema.value);
-    return (r) => ({
-      key: encodeKey(r.key),
-      value: r.value === null ? null : encodeValue(r.value),
-      headers: r.headers,
-      ...(r.timestamp !== undefined ? { timestamp: String(r.timestamp) } : {}),
-    });
+  /** The key and value encoders of a (topic, schema) pair: registered once, then synchronous. */
+  private async encodersFor(record: SourceRecord): Promise<{ schema: object; key: TransientEncoder; value: TransientEncoder }> {
+    return {
+      schema: record.schema,
+      key: await this.encoder.encoderFor(`${record.topic}-key`, record.schema.key),
+      value: await this.encoder.encoderFor(`${record.topic}-value`, record.schema.value),
+    };
   }
 
   private unencodable(record: SourceRecord, error: unknown): DeadLetter {
@@ -281,44 +297,13 @@ export class SourceRunner {
     };
   }
 
-  private async ensureDataTopics(topics: string[]): Promise<void> {
-    const missing = topics.filter((t) => !this.knownTopics.has(t));
+  private async ensureDataTopics(topics: string[], numPartitions: number): Promise<void> {
+    const missing = topics.filter((t) => !this.partitions.has(t));
     if (missing.length === 0) return;
-    await ensureTopics(
+    const counts = await ensureTopics(
       this.kafka,
-      missing.map((topic) => ({ topic, numPartitions: this.options.topicPartitions, replicationFactor: this.options.replicationFactor })),
+      missing.map((topic) => ({ topic, numPartitions, replicationFactor: this.options.replicationFactor })),
     );
-    for (const t of missing) this.knownTopics.add(t);
+    for (const [topic, count] of counts) this.partitions.set(topic, count);
   }
-}
-
-function messageSize(message: Message): number {
-  let size = 70 + (message.key ? (message.key as Buffer).length : 0) + (message.value ? (message.value as Buffer).length : 0);
-  for (const [k, v] of Object.entries(message.headers ?? {})) size += k.length + String(v).length + 4;
-  return size;
-}
-
-/** Splits a transaction's messages into requests of at most about `maxBytes`, keeping each topic's order. */
-export function splitRequests(all: TopicMessages, maxBytes: number, sizeOf = messageSize): TopicMessages[] {
-  const requests: TopicMessages[] = [];
-  let current: TopicMessages = [];
-  let bytes = 0;
-  for (const { topic, messages } of all) {
-    let slice: Message[] = [];
-    for (const message of messages) {
-      const size = sizeOf(message);
-      if (bytes + size > maxBytes && bytes > 0) {
-        if (slice.length) current.push({ topic, messages: slice });
-        requests.push(current);
-        current = [];
-        slice = [];
-        bytes = 0;
-      }
-      slice.push(message);
-      bytes += size;
-    }
-    if (slice.length) current.push({ topic, messages: slice });
-  }
-  if (current.length) requests.push(current);
-  return requests;
 }

@@ -1,18 +1,18 @@
 import { Worker } from 'node:worker_threads';
-import { Partitioners, type Kafka, type Message, type Producer } from 'kafkajs';
+import { Partitioners, type Kafka, type Producer } from 'kafkajs';
 import { BanyanError } from '../core';
 import type { BanyanConfig } from './config';
+import { installEncodedProduce, sendEncodedTransaction } from './encoded-produce';
 import { createKafka } from './kafka';
 import type { Logger } from './logger';
-
-export type TopicMessages = Array<{ topic: string; messages: Message[] }>;
+import type { RecordSet } from './record-batch';
 
 /** One transactional id's producer: a source's records, dead letters and offsets go through it. */
 export interface TransactionalProducer {
   /** Initialises the transactional id: fences an older instance and aborts its open transaction. */
   init(): Promise<void>;
-  /** Sends the requests in one transaction and commits it; on failure it aborts and throws. */
-  commitTransaction(requests: TopicMessages[]): Promise<void>;
+  /** Sends the requests (record sets, see BatchBuilder) in one transaction and commits it; on failure it aborts and throws. */
+  commitTransaction(requests: RecordSet[][]): Promise<void>;
   close(): Promise<void>;
 }
 
@@ -33,43 +33,50 @@ export function createTransactionalProducer(kafka: Kafka, transactionalId: strin
   });
 }
 
-export async function sendTransaction(producer: Producer, requests: TopicMessages[]): Promise<void> {
-  const tx = await producer.transaction();
-  try {
-    for (const topicMessages of requests) await tx.sendBatch({ topicMessages });
-    await tx.commit();
-  } catch (error) {
-    await tx.abort().catch(() => undefined);
-    throw error;
-  }
-}
+/**
+ * A transactional producer of encoded record sets. After a failed transaction it starts over with
+ * a new producer: initialising the transactional id again bumps the epoch, which aborts whatever
+ * the failed one left open and restarts the batch sequences (see encoded-produce.ts).
+ */
+export class RecordSetProducer implements TransactionalProducer {
+  private producer: Producer | undefined;
 
-/** In the calling thread. */
-export class InProcessProducer implements TransactionalProducer {
-  private readonly producer: Producer;
-
-  constructor(kafka: Kafka, transactionalId: string) {
-    this.producer = createTransactionalProducer(kafka, transactionalId);
+  constructor(
+    private readonly kafka: Kafka,
+    private readonly transactionalId: string,
+  ) {
+    installEncodedProduce();
   }
 
   async init(): Promise<void> {
-    await this.producer.connect();
-    await (await this.producer.transaction()).abort();
+    const producer = createTransactionalProducer(this.kafka, this.transactionalId);
+    await producer.connect();
+    await (await producer.transaction()).abort();
+    this.producer = producer;
   }
 
-  commitTransaction(requests: TopicMessages[]): Promise<void> {
-    return sendTransaction(this.producer, requests);
+  async commitTransaction(requests: RecordSet[][]): Promise<void> {
+    if (!this.producer) await this.init();
+    try {
+      await sendEncodedTransaction(this.producer!, requests);
+    } catch (error) {
+      const failed = this.producer;
+      this.producer = undefined;
+      await failed?.disconnect().catch(() => undefined);
+      throw error;
+    }
   }
 
   async close(): Promise<void> {
-    await this.producer.disconnect();
+    await this.producer?.disconnect();
+    this.producer = undefined;
   }
 }
 
 /** What the worker is told and answers; see producer-worker.ts. */
 export type WorkerRequest =
   | { type: 'init'; kafka: BanyanConfig['kafka']; transactionalId: string }
-  | { type: 'commit'; id: number; requests: TopicMessages[] }
+  | { type: 'commit'; id: number; requests: RecordSet[][] }
   | { type: 'close' };
 export type WorkerReply =
   | { type: 'done'; id: number }
@@ -77,8 +84,8 @@ export type WorkerReply =
   | { type: 'log'; level: 'error' | 'warn' | 'info' | 'debug'; entry: Record<string, unknown>; message: string };
 
 /**
- * In a worker thread, so that kafkajs's encoding of produce requests (the largest single cost
- * per record) runs on the second core while this thread reads and converts the next batch.
+ * In a worker thread, so that sending, the transaction protocol and the batch checksums run on
+ * the second core while this thread reads and encodes the next batch.
  */
 export class WorkerProducer implements TransactionalProducer {
   private worker: Worker | undefined;
@@ -100,8 +107,12 @@ export class WorkerProducer implements TransactionalProducer {
     await this.call({ type: 'init', kafka: this.kafka, transactionalId: this.transactionalId }, 0);
   }
 
-  commitTransaction(requests: TopicMessages[]): Promise<void> {
-    return this.call({ type: 'commit', id: this.nextId++, requests }, this.nextId - 1);
+  /** The record sets' memory moves to the worker (no copy): they are unusable here afterwards. */
+  commitTransaction(requests: RecordSet[][]): Promise<void> {
+    const memory = new Set<ArrayBuffer>();
+    for (const sets of requests) for (const set of sets) memory.add(set.buffer.buffer as ArrayBuffer);
+    const id = this.nextId++;
+    return this.call({ type: 'commit', id, requests }, id, [...memory]);
   }
 
   async close(): Promise<void> {
@@ -114,12 +125,12 @@ export class WorkerProducer implements TransactionalProducer {
     await worker.terminate();
   }
 
-  private call(request: WorkerRequest, id: number): Promise<void> {
+  private call(request: WorkerRequest, id: number, transfer: ArrayBuffer[] = []): Promise<void> {
     const worker = this.worker;
     if (!worker) return Promise.reject(new Error('the producer thread is not running'));
     return new Promise((resolve, reject) => {
       this.pending.set(id, { resolve, reject });
-      worker.postMessage(request);
+      worker.postMessage(request, transfer);
     });
   }
 

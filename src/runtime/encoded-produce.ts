@@ -1,0 +1,164 @@
+import { createRequire } from 'node:module';
+import type { Message, Producer } from 'kafkajs';
+import { sealBatch, type RecordSet } from './record-batch';
+
+/**
+ * Sends record sets that Banyan encoded itself (record-batch.ts) through a kafkajs producer.
+ *
+ * kafkajs is kept for everything but the bytes of the records: connections, metadata, the
+ * transaction protocol (AddPartitionsToTxn, EndTxn, fencing), retries and produce responses. Each
+ * record set travels through `sendBatch` as one placeholder message pinned to its partition; the
+ * Produce request's `encode` is replaced, for requests made only of such placeholders, by one that
+ * writes the finished record batches. Any other produce request is left to kafkajs untouched.
+ *
+ * kafkajs numbers batches by its placeholder count, so the sequence of each (producer, epoch,
+ * partition) is kept here, by record count, and stays with a set across kafkajs's retries of the
+ * same request. After a failed transaction the owner must start a new producer (a new epoch resets
+ * sequences), since a set that may or may not have reached the broker leaves no safe next number.
+ */
+
+const require = createRequire(import.meta.url);
+const ENCODED = Symbol.for('banyan.recordSet');
+/** The kafkajs release whose Produce request module this was written against. */
+const KAFKAJS_VERSION = /^2\.2\./;
+
+interface PlaceholderMessage extends Message {
+  [ENCODED]: AssignedSet;
+}
+
+interface AssignedSet extends RecordSet {
+  assigned?: { producer: string; baseSequence: number };
+}
+
+interface ProduceArgs {
+  acks: number;
+  timeout: number;
+  transactionalId?: string | null;
+  producerId?: { toString(): string } | string | number;
+  producerEpoch?: number;
+  topicData: Array<{ topic: string; partitions: Array<{ partition: number; messages: Array<Partial<PlaceholderMessage>> }> }>;
+}
+
+interface ProduceRequest {
+  request: { encode: () => Promise<unknown> } & Record<string, unknown>;
+  response: unknown;
+}
+
+type ProtocolFactory = (args: { version: number }) => (args: ProduceArgs) => ProduceRequest;
+
+let installed = false;
+
+/** Hooks the Produce request of kafkajs once per thread; fails clearly if kafkajs is not the expected release. */
+export function installEncodedProduce(): void {
+  if (installed) return;
+  const version = (require('kafkajs/package.json') as { version: string }).version;
+  const produce = require('kafkajs/src/protocol/requests/produce') as { protocol?: ProtocolFactory };
+  if (!KAFKAJS_VERSION.test(version) || typeof produce.protocol !== 'function') {
+    throw new Error(`kafkajs ${version} is not a release Banyan's produce path supports (2.2.x); pin kafkajs to 2.2`);
+  }
+  const original = produce.protocol;
+  produce.protocol = ({ version: apiVersion }) => {
+    const build = original({ version: apiVersion });
+    // Versions 3–7 share the request body below; older brokers have no transactions anyway.
+    if (apiVersion < 3) return build;
+    return (args) => {
+      const built = build(args);
+      if (!carriesRecordSets(args)) return built;
+      return { ...built, request: { ...built.request, encode: async () => encodeProduceRequest(args) } };
+    };
+  };
+  installed = true;
+}
+
+/** Sends the requests (each a list of record sets, at most one per partition) in one transaction and commits it. */
+export async function sendEncodedTransaction(producer: Producer, requests: RecordSet[][]): Promise<void> {
+  const tx = await producer.transaction();
+  try {
+    for (const sets of requests) await tx.sendBatch({ topicMessages: placeholders(sets) });
+    await tx.commit();
+  } catch (error) {
+    await tx.abort().catch(() => undefined);
+    throw error;
+  }
+}
+
+function placeholders(sets: RecordSet[]): Array<{ topic: string; messages: Message[] }> {
+  const byTopic = new Map<string, Message[]>();
+  for (const set of sets) {
+    let messages = byTopic.get(set.topic);
+    if (!messages) byTopic.set(set.topic, (messages = []));
+    messages.push({ value: null, partition: set.partition, [ENCODED]: set } as PlaceholderMessage);
+  }
+  return [...byTopic].map(([topic, messages]) => ({ topic, messages }));
+}
+
+function carriesRecordSets(args: ProduceArgs): boolean {
+  let encoded = 0;
+  let plain = 0;
+  for (const { partitions } of args.topicData) {
+    for (const { messages } of partitions) {
+      for (const m of messages) {
+        if (m[ENCODED]) encoded++;
+        else plain++;
+      }
+    }
+  }
+  if (encoded > 0 && plain > 0) throw new Error('a produce request mixes encoded record sets and plain messages');
+  return encoded > 0;
+}
+
+/** Produce request v3–v7: transactional_id acks timeout [topic [partition record_set]]. */
+function encodeProduceRequest(args: ProduceArgs): { buf: Buffer; offset: number; readonly buffer: Buffer } {
+  const producerId = BigInt(String(args.producerId ?? -1));
+  const producerEpoch = args.producerEpoch ?? 0;
+  const transactional = args.transactionalId != null;
+  const topics = args.topicData.map(({ topic, partitions }) => ({
+    topic: Buffer.from(topic),
+    partitions: partitions.map(({ partition, messages }) => {
+      if (messages.length !== 1) throw new Error(`${messages.length} record sets for ${topic}/${partition} in one request (one allowed)`);
+      const set = messages[0]![ENCODED]!;
+      const baseSequence = producerId < 0n ? -1 : sequenceFor(set, producerId, producerEpoch);
+      return { partition, batch: sealBatch(set, { producerId, producerEpoch, baseSequence, transactional }) };
+    }),
+  }));
+  const txId = args.transactionalId == null ? null : Buffer.from(args.transactionalId);
+  let size = 2 + (txId?.length ?? 0) + 2 + 4 + 4;
+  for (const t of topics) {
+    size += 2 + t.topic.length + 4;
+    for (const p of t.partitions) size += 4 + 4 + p.batch.length;
+  }
+  const buf = Buffer.allocUnsafe(size);
+  let pos = buf.writeInt16BE(txId ? txId.length : -1, 0);
+  if (txId) pos += txId.copy(buf, pos);
+  pos = buf.writeInt16BE(args.acks, pos);
+  pos = buf.writeInt32BE(args.timeout, pos);
+  pos = buf.writeInt32BE(topics.length, pos);
+  for (const t of topics) {
+    pos = buf.writeInt16BE(t.topic.length, pos);
+    pos += t.topic.copy(buf, pos);
+    pos = buf.writeInt32BE(t.partitions.length, pos);
+    for (const p of t.partitions) {
+      pos = buf.writeInt32BE(p.partition, pos);
+      pos = buf.writeInt32BE(p.batch.length, pos);
+      pos += p.batch.copy(buf, pos);
+    }
+  }
+  // kafkajs frames the body through its Encoder, which takes anything shaped like one.
+  return { buf, offset: pos, get buffer() { return buf.subarray(0, pos); } };
+}
+
+/** Next sequence per (producer id, epoch, topic, partition); a new epoch starts again at 0. */
+const sequences = new Map<string, number>();
+const INT32_MAX = 2 ** 31 - 1;
+
+function sequenceFor(set: AssignedSet, producerId: bigint, producerEpoch: number): number {
+  const producer = `${producerId}:${producerEpoch}`;
+  // A retried request sends the same batch again: it keeps its number, and the broker drops a duplicate.
+  if (set.assigned?.producer === producer) return set.assigned.baseSequence;
+  const key = `${producer}:${set.topic}:${set.partition}`;
+  const baseSequence = sequences.get(key) ?? 0;
+  // Sequences wrap to 0 after the largest int32, as in Kafka's DefaultRecordBatch.incrementSequence.
+  sequences.set(key, baseSequence > INT32_MAX - set.count ? set.count - (INT32_MAX - baseSequence) - 1 : baseSequence + set.count);
+  set.assigned = { producer, baseSequence };
+  return baseSequence;
+}
