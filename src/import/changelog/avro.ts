@@ -122,12 +122,26 @@ type Converter = (text: string) => unknown;
 /** Builds, once per table, the function turning a text image into an Avro row value. */
 export function rowConverter(table: TableInfo): (image: Record<string, string | null>, where: string) => Record<string, unknown> {
   const names = fieldNames(table.columns);
-  const converters = table.columns.map((c, i) => ({ column: c.name, field: names[i]!, convert: converterFor(c.type) }));
+  return imageConverter(table.columns.map((c, i) => ({ column: c.name, field: names[i]!, convert: converterFor(c.type) })), false);
+}
+
+/** The key of a row: its primary-key fields, not nullable. Only those columns are converted. */
+export function keyConverter(table: TableInfo): (image: Record<string, string | null>, where: string) => Record<string, unknown> {
+  const names = fieldNames(table.columns);
+  const keyColumns = table.primaryKey.map((k) => table.columns.findIndex((c) => c.name === k));
+  return imageConverter(keyColumns.map((i) => ({ column: table.columns[i]!.name, field: names[i]!, convert: converterFor(table.columns[i]!.type) })), true);
+}
+
+function imageConverter(
+  converters: Array<{ column: string; field: string; convert: Converter }>,
+  required: boolean,
+): (image: Record<string, string | null>, where: string) => Record<string, unknown> {
   return (image, where) => {
     const row: Record<string, unknown> = {};
     for (const { column, field, convert } of converters) {
       const text = image[column];
       if (text === null || text === undefined) {
+        if (required) throw new BadRecordError(`primary-key field "${field}" of ${where} is null`, { stage: 'processing', code: 'NULL_KEY' });
         row[field] = null;
         continue;
       }
@@ -142,24 +156,6 @@ export function rowConverter(table: TableInfo): (image: Record<string, string | 
       }
     }
     return row;
-  };
-}
-
-/** The key of a row: its primary-key fields, not nullable. */
-export function keyConverter(table: TableInfo): (image: Record<string, string | null>, where: string) => Record<string, unknown> {
-  const toRow = rowConverter(table);
-  const names = fieldNames(table.columns);
-  const keyFields = table.primaryKey.map((k) => names[table.columns.findIndex((c) => c.name === k)]!);
-  return (image, where) => {
-    const row = toRow(image, where);
-    const key: Record<string, unknown> = {};
-    for (const field of keyFields) {
-      if (row[field] === null || row[field] === undefined) {
-        throw new BadRecordError(`primary-key field "${field}" of ${where} is null`, { stage: 'processing', code: 'NULL_KEY' });
-      }
-      key[field] = row[field];
-    }
-    return key;
   };
 }
 
@@ -206,7 +202,7 @@ export function converterFor(kind: ColumnKind): Converter {
       return (t) => {
         const m = /^(-?\d{4,})-(\d{2})-(\d{2})$/.exec(t);
         if (!m) throw new Error(`"${t}" is not a date (YYYY-MM-DD)`);
-        return Date.UTC(Number(m[1]), Number(m[2]) - 1, Number(m[3])) / 86_400_000;
+        return daysFromCivil(Number(m[1]), Number(m[2]), Number(m[3]));
       };
     case 'time': {
       const digits = kind.precision > 6 ? 9 : 6;
@@ -214,7 +210,7 @@ export function converterFor(kind: ColumnKind): Converter {
         const m = /^(\d{2}):(\d{2}):(\d{2})(?:\.(\d{1,9}))?$/.exec(t);
         if (!m) throw new Error(`"${t}" is not a time (HH:MM:SS[.fraction])`);
         const seconds = BigInt(Number(m[1]) * 3600 + Number(m[2]) * 60 + Number(m[3]));
-        return seconds * 10n ** BigInt(digits) + fraction(m[4], digits);
+        return seconds * BigInt(SCALE[digits]!) + BigInt(fractionUnits(m[4], digits));
       };
     }
     case 'timestamp':
@@ -230,21 +226,39 @@ export function converterFor(kind: ColumnKind): Converter {
 }
 
 const TIMESTAMP = /^(-?\d{4,})-(\d{2})-(\d{2})[T ](\d{2}):(\d{2}):(\d{2})(?:\.(\d{1,9}))?(Z|[+-]00(?::?00)?)?$/;
+const SCALE = [1, 10, 100, 1_000, 10_000, 100_000, 1_000_000, 10_000_000, 100_000_000, 1_000_000_000];
 
 /** 'YYYY-MM-DD HH:MM:SS.fffffff' (UTC, or local for timestamps without zone) → units since the epoch. */
 function timestampToUnits(t: string, digits: number): bigint {
   const m = TIMESTAMP.exec(t);
   if (!m) throw new Error(`"${t}" is not a timestamp (YYYY-MM-DD HH:MM:SS[.fraction], UTC)`);
-  const seconds = Date.UTC(Number(m[1]), Number(m[2]) - 1, Number(m[3]), Number(m[4]), Number(m[5]), Number(m[6])) / 1000;
-  return BigInt(seconds) * 10n ** BigInt(digits) + fraction(m[7], digits);
+  const seconds = daysFromCivil(Number(m[1]), Number(m[2]), Number(m[3])) * 86_400 + Number(m[4]) * 3600 + Number(m[5]) * 60 + Number(m[6]);
+  const part = fractionUnits(m[7], digits);
+  // Within ±285 years of 1970 micro- and milliseconds are exact numbers: one BigInt at the end.
+  if (digits <= 6 && Math.abs(seconds) < 9_000_000_000) return BigInt(seconds * SCALE[digits]! + part);
+  return BigInt(seconds) * BigInt(SCALE[digits]!) + BigInt(part);
 }
 
-/** The fraction digits scaled to `digits` places; more precision than the type holds is an error. */
-function fraction(text: string | undefined, digits: number): bigint {
-  if (!text) return 0n;
-  const trimmed = text.replace(/0+$/, '');
-  if (trimmed.length > digits) throw new Error(`fraction .${text} has more than ${digits} digits`);
-  return BigInt(trimmed.padEnd(digits, '0') || '0');
+/**
+ * Days since 1970-01-01 of a proleptic Gregorian date (H. Hinnant's days_from_civil). Unlike
+ * Date.UTC it takes years 0–99 as written: SQL Server's 0001-01-01 is not 1901.
+ */
+function daysFromCivil(year: number, month: number, day: number): number {
+  const y = month <= 2 ? year - 1 : year;
+  const era = Math.floor(y / 400);
+  const yearOfEra = y - era * 400;
+  const dayOfYear = Math.floor((153 * (month > 2 ? month - 3 : month + 9) + 2) / 5) + day - 1;
+  const dayOfEra = yearOfEra * 365 + Math.floor(yearOfEra / 4) - Math.floor(yearOfEra / 100) + dayOfYear;
+  return era * 146_097 + dayOfEra - 719_468;
+}
+
+/** The fraction digits as units of 10^-digits; more precision than the type holds is an error. */
+function fractionUnits(text: string | undefined, digits: number): number {
+  if (!text) return 0;
+  let length = text.length;
+  while (length > 0 && text.charCodeAt(length - 1) === 48) length--;
+  if (length > digits) throw new Error(`fraction .${text} has more than ${digits} digits`);
+  return length === 0 ? 0 : Number(text.slice(0, length)) * SCALE[digits - length]!;
 }
 
 /** A plain decimal string → Avro decimal bytes (big-endian two's complement of the unscaled value). */
@@ -253,9 +267,28 @@ export function decimalToBytes(text: string, scale: number): Buffer {
   if (!m || (m[2] === '' && !m[3])) throw new Error(`"${text}" is not a decimal number`);
   const fractionDigits = (m[3] ?? '').replace(/0+$/, '');
   if (fractionDigits.length > scale) throw new Error(`"${text}" has more than ${scale} decimal places`);
-  let unscaled = BigInt(`${m[2] || '0'}${fractionDigits.padEnd(scale, '0')}`);
+  const digits = `${m[2] || '0'}${fractionDigits.padEnd(scale, '0')}`;
+  // Up to 15 digits the unscaled value is an exact number: no BigInt needed.
+  if (digits.length <= 15) {
+    const n = Number(digits);
+    return numberToTwosComplement(m[1] === '-' ? -n : n);
+  }
+  let unscaled = BigInt(digits);
   if (m[1] === '-') unscaled = -unscaled;
   return bigintToTwosComplement(unscaled);
+}
+
+/** The shortest big-endian two's complement of a safe integer. */
+function numberToTwosComplement(value: number): Buffer {
+  let width = 1;
+  while (value >= 2 ** (8 * width - 1) || value < -(2 ** (8 * width - 1))) width++;
+  const bytes = Buffer.allocUnsafe(width);
+  let v = value < 0 ? 2 ** (8 * width) + value : value;
+  for (let i = width - 1; i >= 0; i--) {
+    bytes[i] = v % 256;
+    v = Math.floor(v / 256);
+  }
+  return bytes;
 }
 
 function bigintToTwosComplement(value: bigint): Buffer {

@@ -104,12 +104,16 @@ export class ChangelogSource implements Source {
    * optional, so the change is BACKWARD compatible) is registered with the next record.
    */
   private async evolveIfNeeded(rows: ChangeRow[]): Promise<void> {
-    const unknown = rows.some((r) => Object.keys(r.after ?? r.before ?? {}).some((c) => !this.knownColumns.has(c)));
-    if (!unknown) return;
+    if (!rows.some((r) => this.hasUnknownColumn(r.after ?? r.before))) return;
     const before = this.table!.columns.map((c) => c.name);
     await this.describe();
     const added = this.table!.columns.map((c) => c.name).filter((c) => !before.includes(c));
     this.deps.logger.info({ event: 'schema.evolved', table: this.config.table, added }, `table ${this.config.table} gained columns: ${added.join(', ')}`);
+  }
+
+  private hasUnknownColumn(image: Record<string, unknown> | null): boolean {
+    for (const column in image) if (!this.knownColumns.has(column)) return true;
+    return false;
   }
 
   private async beginSnapshot(): Promise<void> {
