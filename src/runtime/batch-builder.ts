@@ -17,7 +17,8 @@ export interface BatchBuilderOptions {
  */
 export class BatchBuilder {
   private readonly writers: RecordSetWriter[] = [];
-  private readonly current = new Map<string, RecordSetWriter>();
+  /** The open writer of each topic's partitions. */
+  private readonly current = new Map<string, Array<RecordSetWriter | undefined>>();
   private readonly roundRobin = new Map<string, number>();
   private readonly maxSetBytes: number;
 
@@ -28,9 +29,9 @@ export class BatchBuilder {
   /** Appends a record; one that cannot fit in a batch the broker accepts throws a BadRecordError. */
   add(topic: string, key: Bytes, value: Bytes, headers: Readonly<Record<string, string>> | undefined, timestamp: number): void {
     const partition = this.partition(topic, key);
-    const id = `${topic}\u0000${partition}`;
-    let writer = this.current.get(id);
-    if (!writer) writer = this.open(id, topic, partition);
+    let open = this.current.get(topic);
+    if (!open) this.current.set(topic, (open = []));
+    const writer = open[partition] ?? this.open(topic, partition);
     const room = this.maxSetBytes - writer.size;
     const size = writer.append(key, value, headers, timestamp, room);
     if (size >= 0) return;
@@ -40,7 +41,7 @@ export class BatchBuilder {
         { stage: 'sending', code: 'MESSAGE_TOO_LARGE' },
       );
     }
-    this.open(id, topic, partition).append(key, value, headers, timestamp);
+    this.open(topic, partition).append(key, value, headers, timestamp);
   }
 
   /**
@@ -70,10 +71,10 @@ export class BatchBuilder {
     return requests;
   }
 
-  private open(id: string, topic: string, partition: number): RecordSetWriter {
+  private open(topic: string, partition: number): RecordSetWriter {
     const writer = new RecordSetWriter(topic, partition);
     this.writers.push(writer);
-    this.current.set(id, writer);
+    this.current.get(topic)![partition] = writer;
     return writer;
   }
 

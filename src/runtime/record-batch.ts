@@ -60,8 +60,8 @@ export class RecordSetWriter {
     let headerCount = 0;
     if (headers) {
       for (const name in headers) {
-        const k = Buffer.byteLength(name);
-        const v = Buffer.byteLength(headers[name]!);
+        const k = utf8Length(name);
+        const v = utf8Length(headers[name]!);
         body += varintSize(k) + k + varintSize(v) + v;
         headerCount++;
       }
@@ -86,8 +86,8 @@ export class RecordSetWriter {
     if (headers) {
       for (const name in headers) {
         const v = headers[name]!;
-        p = writeBytes(this.buf, p, name, Buffer.byteLength(name));
-        p = writeBytes(this.buf, p, v, Buffer.byteLength(v));
+        p = writeBytes(this.buf, p, name, utf8Length(name));
+        p = writeBytes(this.buf, p, v, utf8Length(v));
       }
     }
     this.pos = p;
@@ -150,14 +150,27 @@ export function sealBatch(set: RecordSet, producer: ProducerIdentity): Buffer {
 
 function byteLength(value: Bytes): number {
   if (value === null) return -1;
-  return typeof value === 'string' ? Buffer.byteLength(value) : value.length;
+  return typeof value === 'string' ? utf8Length(value) : value.length;
 }
 
 function writeBytes(buf: Buffer, pos: number, value: Bytes, length: number): number {
   const p = writeVarint(buf, pos, length);
   if (value === null) return p;
-  if (typeof value === 'string') return p + buf.write(value, p, length, 'utf8');
+  if (typeof value === 'string') return length === value.length && length <= 64 ? writeAscii(buf, p, value) : p + buf.write(value, p, length, 'utf8');
   return p + value.copy(buf, p);
+}
+
+/** Short ASCII strings (header names and values, keys) byte by byte: cheaper than a call into C++. */
+function writeAscii(buf: Buffer, pos: number, value: string): number {
+  for (let i = 0; i < value.length; i++) buf[pos++] = value.charCodeAt(i);
+  return pos;
+}
+
+/** UTF-8 length; for the short ASCII strings most headers are, without a call into C++. */
+function utf8Length(value: string): number {
+  if (value.length > 64) return Buffer.byteLength(value);
+  for (let i = 0; i < value.length; i++) if (value.charCodeAt(i) > 0x7f) return Buffer.byteLength(value);
+  return value.length;
 }
 
 /** Size of a zigzag varint (Kafka's varint and varlong) of a safe integer. */

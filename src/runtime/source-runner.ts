@@ -125,14 +125,16 @@ export class SourceRunner {
   }
 
   async start(): Promise<void> {
-    this.partitions.set(this.offsets.topic, await this.offsets.ensureTopic());
-    await this.ensureDataTopics([this.options.deadLetterTopic], 1);
     this.producer = this.options.producerThread
       ? new WorkerProducer(this.options.kafka, this.transactionalId, this.logger)
       : new RecordSetProducer(this.kafka, this.transactionalId);
     // Initialising the transactional id fences an older instance and aborts its open transaction,
-    // so the offsets read next are final.
-    await this.producer.init();
+    // so the offsets read next are final. The topics are made meanwhile.
+    await Promise.all([
+      this.producer.init(),
+      this.offsets.ensureTopic().then((partitions) => this.partitions.set(this.offsets.topic, partitions)),
+      this.ensureDataTopics([this.options.deadLetterTopic], 1),
+    ]);
     this.committed = await this.offsets.load(this.source.name);
     await this.source.connect(this.committed);
     this.state.state = 'running';
