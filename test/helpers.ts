@@ -73,7 +73,7 @@ export async function readTopic(
   topic: string,
   count: number,
   timeoutMs = 15_000,
-): Promise<KafkaMessage[]> {
+): Promise<Array<KafkaMessage & { partition: number }>> {
   const deadline = Date.now() + timeoutMs;
   // The topic may not exist yet: a source creates its topic with its first records. A consumer
   // that joins before every partition has a leader can resolve "earliest" too late and miss the
@@ -83,15 +83,15 @@ export async function readTopic(
     await new Promise((resolve) => setTimeout(resolve, 100));
   }
   const consumer: Consumer = kafka.consumer({ groupId: freshName('reader'), readUncommitted: false });
-  const messages: KafkaMessage[] = [];
+  const messages: Array<KafkaMessage & { partition: number }> = [];
   await consumer.connect();
   try {
     await consumer.subscribe({ topic, fromBeginning: true });
     await new Promise<void>((resolve) => {
       const timer = setTimeout(resolve, Math.max(deadline - Date.now(), 0));
       void consumer.run({
-        eachMessage: async ({ message }) => {
-          messages.push(message);
+        eachMessage: async ({ message, partition }) => {
+          messages.push({ ...message, partition });
           if (messages.length >= count) {
             clearTimeout(timer);
             resolve();
