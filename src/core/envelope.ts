@@ -44,6 +44,12 @@ export interface SourceRecord {
   headers: Record<string, string>;
   /** When the change was committed at the source, in ms since the epoch. */
   timestamp?: number;
+  /**
+   * Key and value already in Avro's binary encoding for `schema` (without the registry's framing),
+   * from a source that writes its records directly: the runner then sends these bytes, and `key`
+   * and `value` only describe the record for a dead letter.
+   */
+  encoded?: { key: Uint8Array; value: Uint8Array | null };
 }
 
 /** A record that could not be turned into a SourceRecord: it goes to the dead-letter topic. */

@@ -70,6 +70,22 @@ export class AvroEncoder {
     return framed(id, type);
   }
 
+  /** As encoderFor, for values the caller encoded itself: frames an Avro body (copied, into a reused buffer). */
+  async framerFor(subject: string, schema: object): Promise<(body: Uint8Array) => Buffer> {
+    const { id } = await this.register(subject, schema);
+    let buf = Buffer.alloc(4096);
+    buf.writeInt32BE(id, 1);
+    return (body) => {
+      if (body.length + 5 > buf.length) {
+        const grown = Buffer.alloc(Math.max(buf.length * 2, body.length + 5));
+        buf.copy(grown, 0, 0, 5);
+        buf = grown;
+      }
+      buf.set(body, 5);
+      return buf.subarray(0, body.length + 5);
+    };
+  }
+
   private register(subject: string, schema: object): Promise<{ id: number; type: avro.Type }> {
     let bySchema = this.registered.get(subject);
     if (!bySchema) this.registered.set(subject, (bySchema = new WeakMap()));

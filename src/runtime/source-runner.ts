@@ -22,6 +22,15 @@ import { sleep } from './time';
 import type { RecordSet } from './record-batch';
 import { RecordSetProducer, WorkerProducer, type TransactionalProducer } from './transactional-producer';
 
+interface RecordEncoders {
+  schema: object;
+  key: TransientEncoder;
+  value: TransientEncoder;
+  /** For records that come already encoded (SourceRecord.encoded). */
+  frameKey: (body: Uint8Array) => Buffer;
+  frameValue: (body: Uint8Array) => Buffer;
+}
+
 interface PreparedBatch {
   /** Produce requests of about maxRequestBytes, each a record batch per partition. */
   requests: RecordSet[][];
@@ -225,7 +234,7 @@ export class SourceRunner {
       maxSetBytes: this.options.maxRequestBytes,
       partitionsOf: (topic) => this.partitions.get(topic)!,
     });
-    const encoders = new Map<string, { schema: object; key: TransientEncoder; value: TransientEncoder }>();
+    const encoders = new Map<string, RecordEncoders>();
     const now = Date.now();
     let records = 0;
     for (const record of result.records) {
@@ -236,8 +245,9 @@ export class SourceRunner {
           encoders.set(record.topic, encoder);
         }
         // Both views are copied into the batch at once, before either encoder runs again.
-        const key = encoder.key(record.key);
-        const value = record.value === null ? null : encoder.value(record.value);
+        const { encoded } = record;
+        const key = encoded ? encoder.frameKey(encoded.key) : encoder.key(record.key);
+        const value = encoded ? encoded.value && encoder.frameValue(encoded.value) : record.value && encoder.value(record.value);
         builder.add(record.topic, key, value, record.headers, record.timestamp ?? now);
         records += 1;
       } catch (error) {
@@ -279,11 +289,15 @@ export class SourceRunner {
   }
 
   /** The key and value encoders of a (topic, schema) pair: registered once, then synchronous. */
-  private async encodersFor(record: SourceRecord): Promise<{ schema: object; key: TransientEncoder; value: TransientEncoder }> {
+  private async encodersFor(record: SourceRecord): Promise<RecordEncoders> {
+    const keySubject = `${record.topic}-key`;
+    const valueSubject = `${record.topic}-value`;
     return {
       schema: record.schema,
-      key: await this.encoder.encoderFor(`${record.topic}-key`, record.schema.key),
-      value: await this.encoder.encoderFor(`${record.topic}-value`, record.schema.value),
+      key: await this.encoder.encoderFor(keySubject, record.schema.key),
+      value: await this.encoder.encoderFor(valueSubject, record.schema.value),
+      frameKey: await this.encoder.framerFor(keySubject, record.schema.key),
+      frameValue: await this.encoder.framerFor(valueSubject, record.schema.value),
     };
   }
 

@@ -1,6 +1,8 @@
 import { describe, expect, it } from 'vitest';
 import type { TableInfo } from '../../dialects/dialect';
-import { bytesToDecimal, converterFor, decimalToBytes, keyConverter, rowConverter } from './avro';
+import { AvroOutput } from '../../runtime/avro-output';
+import { avroType } from '../../runtime/avro';
+import { bytesToDecimal, changeEncoder, converterFor, decimalToBytes, tableSchemas } from './avro';
 
 /** Days since the epoch through Date's setUTCFullYear, which takes years below 100 as written. */
 function utcDays(year: number, month: number, day: number): number {
@@ -58,29 +60,62 @@ describe('text image → Avro values', () => {
       { name: 'line', sqlType: 'integer', nullable: false, type: { kind: 'int' } },
       { name: 'amount', sqlType: 'numeric(10,2)', nullable: true, type: { kind: 'decimal', precision: 10, scale: 2 } },
       { name: 'at', sqlType: 'timestamp(3)', nullable: true, type: { kind: 'timestamp', precision: 3 } },
+      { name: 'at_ns', sqlType: 'datetime2(7)', nullable: true, type: { kind: 'timestamp', precision: 7 } },
+      { name: 'ok', sqlType: 'boolean', nullable: true, type: { kind: 'boolean' } },
+      { name: 'ratio', sqlType: 'real', nullable: true, type: { kind: 'float' } },
+      { name: 'score', sqlType: 'double precision', nullable: true, type: { kind: 'double' } },
+      { name: 'id', sqlType: 'uuid', nullable: true, type: { kind: 'uuid' } },
+      { name: 'blob', sqlType: 'bytea', nullable: true, type: { kind: 'bytes' } },
+      { name: 'born', sqlType: 'date', nullable: true, type: { kind: 'date' } },
+      { name: 'alarm', sqlType: 'time(6)', nullable: true, type: { kind: 'time', precision: 6 } },
+      { name: 'name', sqlType: 'text', nullable: true, type: { kind: 'string', unicode: true } },
+      { name: 'doc', sqlType: 'jsonb', nullable: true, type: { kind: 'json' } },
     ],
   };
+  const schemas = tableSchemas(table, 'legacy');
+  const encoder = changeEncoder(table, 'legacy', 'public.Orders');
 
-  it('converts a key from the key columns only, and refuses a null key field', () => {
-    const toKey = keyConverter(table);
-    // A bad non-key value does not matter to the key.
-    expect(toKey({ 'order id': '9007199254740993', line: '2', amount: 'oops', at: null }, 'Orders at 7')).toEqual({
-      order_id: 9_007_199_254_740_993n,
-      line: 2,
-    });
-    expect(() => toKey({ 'order id': null, line: '1' }, 'Orders at 7')).toThrow('primary-key field "order_id" of Orders at 7 is null');
+  const before = {
+    'order id': '9007199254740993', line: '2', amount: '-12.30', at: '1969-12-31 23:59:59.999', at_ns: '2024-01-01T00:00:00.0000001',
+    ok: 't', ratio: '0.5', score: '-Infinity', id: 'A0EEBC99-9C0B-4EF8-BB6D-6BB9BD380A11', blob: '\\xdeadbeef', born: '0001-01-01',
+    alarm: '23:59:59.999999', name: 'Zoë 🌳 ' + 'x'.repeat(100), doc: '{"a": [1, 2]}',
+  };
+  const after = { ...before, 'order id': '42', amount: null, at: null, name: 'short', ok: 'f' };
+
+  it('writes a change straight from text images in the bytes of the registered schema, values as the converters give them', () => {
+    const out = new AvroOutput(64); // small, so the buffer grows while writing
+    const value = encoder.value(out, 'update', { before, after, position: '00000000000000000007', changedAt: 1_700_000_000_123, origin: 'banyan' }, 'here');
+    const key = encoder.key(out, after, 'here');
+    // avsc decodes the whole buffer or throws: every byte is where the schema says.
+    const decoded = avroType(schemas.value).fromBuffer(Buffer.from(value)) as Record<string, Record<string, unknown>>;
+    const expected = (image: Record<string, string | null>) =>
+      Object.fromEntries(table.columns.map((c) => [c.name.replace(' ', '_'), image[c.name] === null ? null : converterFor(c.type)(image[c.name]!)]));
+    expect(decoded.op).toBe('update');
+    expect(decoded.before).toEqual(expected(before));
+    expect(decoded.after).toEqual(expected(after));
+    expect(decoded.source).toEqual({ database: 'legacy', table: 'public.Orders', position: '00000000000000000007', changedAt: 1_700_000_000_123n, origin: 'banyan' });
+    expect(avroType(schemas.key).fromBuffer(Buffer.from(key))).toEqual({ order_id: 42n, line: 2 });
+    // The same bytes avsc writes for those values.
+    expect(Buffer.from(value)).toEqual(avroType(schemas.value).toBuffer(decoded));
   });
 
-  it('names the column, the place and the value that cannot be converted', () => {
-    const toRow = rowConverter(table);
-    expect(() => toRow({ 'order id': '1', line: '1', amount: 'oops', at: null }, 'Orders at 00000000000000000007')).toThrow(
-      'column "amount" of Orders at 00000000000000000007: "oops" is not a decimal number',
+  it('writes an insert (no before) and a delete (no after), and an origin of null', () => {
+    const out = new AvroOutput();
+    const insert = encoder.value(out, 'insert', { before: null, after, position: '1', changedAt: 0, origin: null }, 'here');
+    const remove = encoder.value(out, 'delete', { before, after: null, position: '2', changedAt: 0, origin: null }, 'here');
+    expect(avroType(schemas.value).fromBuffer(Buffer.from(insert))).toMatchObject({ op: 'insert', before: null, source: { origin: null } });
+    expect(avroType(schemas.value).fromBuffer(Buffer.from(remove))).toMatchObject({ op: 'delete', after: null });
+  });
+
+  it('refuses a null key field, and names the column, the place and the value that cannot be converted; nothing half-written stays', () => {
+    const out = new AvroOutput();
+    expect(() => encoder.key(out, { ...after, 'order id': null }, 'Orders at 7')).toThrow('primary-key field "order_id" of Orders at 7 is null');
+    const mark = out.mark();
+    expect(() => encoder.value(out, 'insert', { before: null, after: { ...after, born: 'soon' }, position: '7', changedAt: 0, origin: null }, 'Orders at 00000000000000000007')).toThrow(
+      'column "born" of Orders at 00000000000000000007: "soon" is not a date (YYYY-MM-DD)',
     );
-    expect(toRow({ 'order id': '1', line: '1', amount: null, at: '2024-01-01 00:00:00' }, 'x')).toEqual({
-      order_id: 1n,
-      line: 1,
-      amount: null,
-      at: BigInt(Date.UTC(2024, 0, 1)),
-    });
+    expect(out.mark()).toBe(mark);
+    // A bad non-key value does not matter to the key.
+    expect(avroType(schemas.key).fromBuffer(Buffer.from(encoder.key(out, { ...after, amount: 'oops' }, 'x')))).toEqual({ order_id: 42n, line: 2 });
   });
 });

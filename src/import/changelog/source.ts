@@ -15,7 +15,8 @@ import type { ChangeRow, Dialect, Position, Snapshot, TableInfo, TableRef } from
 import type { ChangelogSourceConfig } from '../../runtime/config';
 import type { Logger } from '../../runtime/logger';
 import { sleep } from '../../runtime/time';
-import { keyConverter, rowConverter, tableSchemas, type TableSchemas } from './avro';
+import { AvroOutput } from '../../runtime/avro-output';
+import { changeEncoder, tableSchemas, type ChangeEncoder, type TableSchemas } from './avro';
 import { classifyDatabaseError } from '../../dialects/errors';
 
 export interface ChangelogSourceDeps {
@@ -48,8 +49,7 @@ export class ChangelogSource implements Source {
   private table: TableInfo | undefined;
   private knownColumns = new Set<string>();
   private schemas: TableSchemas | undefined;
-  private toRow!: ReturnType<typeof rowConverter>;
-  private toKey!: ReturnType<typeof keyConverter>;
+  private encoder!: ChangeEncoder;
   private position: Position | undefined;
   private snapshot: Snapshot | undefined;
   private snapshotRows = 0;
@@ -94,8 +94,7 @@ export class ChangelogSource implements Source {
     this.table = table;
     this.knownColumns = new Set(table.columns.map((c) => c.name));
     this.schemas = tableSchemas(table, this.deps.databaseName);
-    this.toRow = rowConverter(table);
-    this.toKey = keyConverter(table);
+    this.encoder = changeEncoder(table, this.deps.databaseName, this.config.table);
   }
 
   /**
@@ -143,15 +142,7 @@ export class ChangelogSource implements Source {
       return empty();
     }
     await this.evolveIfNeeded(batch.rows);
-    const records: SourceRecord[] = [];
-    const deadLetters: DeadLetter[] = [];
-    for (const row of batch.rows) {
-      try {
-        records.push(this.changeRecord(row));
-      } catch (error) {
-        deadLetters.push(this.deadLetter(row, error));
-      }
-    }
+    const { records, deadLetters } = this.changeRecords(batch.rows);
     const position = batch.position;
     this.position = position;
     return {
@@ -175,16 +166,8 @@ export class ChangelogSource implements Source {
       );
       return { records: [], deadLetters: [], offsets: [{ partition: this.partition(), offset: { phase: 'changes', position: snapshot.position } }], ack: async () => undefined };
     }
-    const records: SourceRecord[] = [];
-    const deadLetters: DeadLetter[] = [];
-    for (const image of page) {
-      const row: ChangeRow = { op: 'I', changedAt: at, origin: null, before: null, after: image, position: 'snapshot' };
-      try {
-        records.push(this.changeRecord(row, 'snapshot'));
-      } catch (error) {
-        deadLetters.push(this.deadLetter(row, error));
-      }
-    }
+    const rows = page.map((image): ChangeRow => ({ op: 'I', changedAt: at, origin: null, before: null, after: image, position: 'snapshot' }));
+    const { records, deadLetters } = this.changeRecords(rows, 'snapshot');
     this.snapshotRows += page.length;
     this.logProgress(snapshot);
     return {
@@ -205,38 +188,48 @@ export class ChangelogSource implements Source {
     );
   }
 
-  private changeRecord(row: ChangeRow, op: 'snapshot' | undefined = undefined): SourceRecord {
+  /** Records for the rows, a row that cannot be converted as a dead letter. */
+  private changeRecords(rows: ChangeRow[], op: 'snapshot' | undefined = undefined): { records: SourceRecord[]; deadLetters: DeadLetter[] } {
+    // One buffer for the whole page: each record's key and value are views of it.
+    const out = new AvroOutput(Math.min(rows.length * 640, 16 << 20) + 1024);
+    const records: SourceRecord[] = [];
+    const deadLetters: DeadLetter[] = [];
+    for (const row of rows) {
+      try {
+        records.push(this.changeRecord(row, out, op));
+      } catch (error) {
+        deadLetters.push(this.deadLetter(row, error));
+      }
+    }
+    return { records, deadLetters };
+  }
+
+  private changeRecord(row: ChangeRow, out: AvroOutput, op: 'snapshot' | undefined): SourceRecord {
     const where = `${this.config.table} at ${row.position}`;
     const image = row.after ?? row.before;
     if (!image) throw new BadRecordError(`${where} has neither a before nor an after image`, { stage: 'processing', code: 'EMPTY_CHANGE' });
     const operation = op ?? OPERATIONS[row.op];
     const echo = row.origin !== null && row.origin === this.deps.originTag;
+    const key = this.encoder.key(out, image, where);
+    const value = this.encoder.value(out, operation, row, where);
+    const headers: Record<string, string> = {
+      [Headers.origin]: 'legacy',
+      [Headers.operation]: operation,
+      [Headers.sourcePosition]: row.position,
+      [Headers.changeTime]: new Date(row.changedAt).toISOString(),
+    };
+    if (echo) headers[Headers.echo] = 'true';
     return {
       sourcePartition: this.partition(),
       sourceOffset: { position: row.position },
       topic: this.topic,
-      key: this.toKey(image, where),
-      value: {
-        op: operation,
-        before: row.before ? this.toRow(row.before, where) : null,
-        after: row.after ? this.toRow(row.after, where) : null,
-        source: {
-          database: this.deps.databaseName,
-          table: this.config.table,
-          position: row.position,
-          changedAt: BigInt(row.changedAt),
-          origin: row.origin,
-        },
-      },
+      // What a dead letter shows if Kafka refuses the record: the row as read, text images.
+      key: { position: row.position },
+      value: row as unknown as Record<string, unknown>,
+      encoded: { key, value },
       schema: this.schemas!,
       timestamp: row.changedAt,
-      headers: {
-        [Headers.origin]: 'legacy',
-        [Headers.operation]: operation,
-        [Headers.sourcePosition]: row.position,
-        [Headers.changeTime]: new Date(row.changedAt).toISOString(),
-        ...(echo ? { [Headers.echo]: 'true' } : {}),
-      },
+      headers,
     };
   }
 
