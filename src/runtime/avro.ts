@@ -26,9 +26,9 @@ interface Tap {
 }
 const SAFE = 2n ** 52n;
 /**
- * avsc writes a custom long by packing its 8 bytes; a BigInt within ±2^53 is written by avsc's own
+ * avsc writes a custom long by packing its 8 bytes; a BigInt within ±2^52 is written by avsc’s own
  * number path instead (the same zigzag varint bytes, measured 3× faster). `_write` and
- * `Tap.writeLong` are avsc 5.7 internals; record-batch and avro specs pin the bytes.
+ * `Tap.writeLong` are avsc 5.7 internals; avro.spec.ts pins the bytes.
  */
 const BigIntLong: avro.Type = Object.create(BigIntLongBase, {
   _write: {

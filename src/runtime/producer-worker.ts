@@ -25,11 +25,13 @@ async function handle(request: WorkerRequest): Promise<void> {
     }
     reply({ type: 'done', id });
   } catch (error) {
-    const e = error as { message?: string; name?: string; retriable?: boolean; type?: string };
+    // Banyan's errors carry `code`, kafkajs's `type`.
+    const e = error as { message?: string; name?: string; retriable?: boolean; type?: string; code?: string };
+    const code = e.code ?? e.type;
     reply({
       type: 'failed',
       id,
-      error: { message: e.message ?? String(error), name: e.name ?? 'Error', retriable: e.retriable ?? false, ...(e.type ? { code: e.type } : {}) },
+      error: { message: e.message ?? String(error), name: e.name ?? 'Error', retriable: e.retriable ?? false, ...(code ? { code } : {}) },
     });
   }
 }

@@ -20,7 +20,7 @@ import { KafkaOffsetStore } from './offsets';
 import { createSchemaRegistry } from './registry';
 import { sleep } from './time';
 import type { RecordSet } from './record-batch';
-import { RecordSetProducer, WorkerProducer, type TransactionalProducer } from './transactional-producer';
+import { PRODUCER_FENCED, RecordSetProducer, WorkerProducer, type TransactionalProducer } from './transactional-producer';
 
 interface RecordEncoders {
   schema: object;
@@ -88,7 +88,8 @@ export function runnerOptions(config: BanyanConfig): SourceRunnerOptions {
 /** What a person (or /status) sees of a running source. */
 export interface SourceStatus {
   name: string;
-  state: 'starting' | 'running' | 'backing-off' | 'stopped';
+  /** `fenced`: another instance took over the source's transactional id; this one has stopped writing. */
+  state: 'starting' | 'running' | 'backing-off' | 'fenced' | 'stopped';
   records: number;
   deadLetters: number;
   transactions: number;
@@ -202,8 +203,13 @@ export class SourceRunner {
         readAhead = undefined;
         committing = undefined;
         if (this.abort.signal.aborted) break;
-        this.state.state = 'backing-off';
         this.state.lastError = errorMessage(error);
+        if ((error as { code?: string }).code === PRODUCER_FENCED) {
+          this.state.state = 'fenced';
+          this.logger.error({ event: 'source.fenced', err: error }, 'another instance runs this source now; this one stops writing');
+          break;
+        }
+        this.state.state = 'backing-off';
         this.logger[isRetriable(error) ? 'warn' : 'error'](
           { event: 'source.failed', err: error, retryInMs: wait },
           'source step failed; retrying from the last committed offsets',

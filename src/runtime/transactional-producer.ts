@@ -33,13 +33,25 @@ export function createTransactionalProducer(kafka: Kafka, transactionalId: strin
   });
 }
 
+/** The code of the error a fenced producer fails with, from then on: it must not write again. */
+export const PRODUCER_FENCED = 'PRODUCER_FENCED';
+
+/** kafkajs speaks the protocol versions in which the broker answers a fenced epoch with INVALID_PRODUCER_EPOCH. */
+function isFencing(error: unknown): boolean {
+  const type = (error as { type?: string }).type;
+  return type === 'INVALID_PRODUCER_EPOCH' || type === PRODUCER_FENCED;
+}
+
 /**
  * A transactional producer of encoded record sets. After a failed transaction it starts over with
  * a new producer: initialising the transactional id again bumps the epoch, which aborts whatever
- * the failed one left open and restarts the batch sequences (see encoded-produce.ts).
+ * the failed one left open and restarts the batch sequences (see encoded-produce.ts). Except when
+ * it was fenced: then a newer instance owns the transactional id, and starting over would fence
+ * that one in turn, so both would write; a fenced producer refuses every later transaction.
  */
 export class RecordSetProducer implements TransactionalProducer {
   private producer: Producer | undefined;
+  private fenced: BanyanError | undefined;
 
   constructor(
     private readonly kafka: Kafka,
@@ -56,6 +68,7 @@ export class RecordSetProducer implements TransactionalProducer {
   }
 
   async commitTransaction(requests: RecordSet[][]): Promise<void> {
+    if (this.fenced) throw this.fenced;
     if (!this.producer) await this.init();
     try {
       await sendEncodedTransaction(this.producer!, requests);
@@ -63,7 +76,12 @@ export class RecordSetProducer implements TransactionalProducer {
       const failed = this.producer;
       this.producer = undefined;
       await failed?.disconnect().catch(() => undefined);
-      throw error;
+      if (!isFencing(error)) throw error;
+      this.fenced = new BanyanError(
+        `fenced: another instance initialised transactional id "${this.transactionalId}"; this one writes no more (${(error as Error).message})`,
+        { retriable: false, stage: 'sending', code: PRODUCER_FENCED, cause: error },
+      );
+      throw this.fenced;
     }
   }
 

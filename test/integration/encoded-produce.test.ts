@@ -1,8 +1,8 @@
 import { Partitioners } from 'kafkajs';
 import { afterAll, describe, expect, it } from 'vitest';
 import { BatchBuilder } from '../../src/runtime/batch-builder';
-import { createTransactionalProducer, RecordSetProducer } from '../../src/runtime/transactional-producer';
-import { createTopic, freshName, readTopic, testKafka } from '../helpers';
+import { PRODUCER_FENCED, RecordSetProducer } from '../../src/runtime/transactional-producer';
+import { createTopic, freshName, readTopic, testKafka, withAdmin } from '../helpers';
 
 /**
  * Record batches Banyan encodes itself, sent through kafkajs's transactions to the real broker
@@ -54,6 +54,31 @@ describe('encoded record batches through a transactional producer', () => {
   });
 
   it('after a failed transaction starts again with a new epoch: the failed records stay invisible, the next ones land', async () => {
+    const topic = freshName('encoded-retry');
+    await createTopic(kafka, topic, 3);
+    const compacted = freshName('compacted');
+    await withAdmin(kafka, (admin) =>
+      admin.createTopics({ waitForLeaders: true, topics: [{ topic: compacted, numPartitions: 1, configEntries: [{ name: 'cleanup.policy', value: 'compact' }] }] }),
+    );
+    const producer = new RecordSetProducer(kafka, freshName('tx'));
+    producers.push(producer);
+    await producer.init();
+    await producer.commitTransaction(batchOf(topic, 0, 100));
+
+    // A compacted topic refuses a record without a key (INVALID_RECORD): the whole transaction fails.
+    const refused = new BatchBuilder({ maxMessageBytes: 1_000_000, maxSetBytes: 100_000, partitionsOf: () => 1 });
+    refused.add(compacted, null, 'no key', undefined, Date.now());
+    await expect(producer.commitTransaction([...batchOf(topic, 100, 200), ...refused.requests(100_000)])).rejects.toThrow(/INVALID_RECORD|failed the validation/i);
+
+    // The next commit runs on a new epoch whose sequences start again at 0 (the broker checks).
+    await producer.commitTransaction(batchOf(topic, 200, 300));
+    // Asks for more than should be there, so any visible record of the failed transaction is seen.
+    const messages = await readTopic(kafka, topic, 300, 4_000);
+    const numbers = messages.map((m) => Number(m.headers!.n!.toString())).sort((a, b) => a - b);
+    expect(numbers).toEqual([...Array.from({ length: 100 }, (_, i) => i), ...Array.from({ length: 100 }, (_, i) => 200 + i)]);
+  });
+
+  it('once fenced by a newer instance, refuses every later transaction instead of fencing it back', async () => {
     const topic = freshName('encoded-fenced');
     await createTopic(kafka, topic, 3);
     const transactionalId = freshName('tx');
@@ -62,19 +87,17 @@ describe('encoded record batches through a transactional producer', () => {
     await producer.init();
     await producer.commitTransaction(batchOf(topic, 0, 100));
 
-    // Another instance with the same transactional id fences this one.
-    const zombieKiller = createTransactionalProducer(kafka, transactionalId);
-    await zombieKiller.connect();
-    await (await zombieKiller.transaction()).abort();
-    await expect(producer.commitTransaction(batchOf(topic, 100, 200))).rejects.toThrow();
-    await zombieKiller.disconnect();
+    const newer = new RecordSetProducer(kafka, transactionalId);
+    producers.push(newer);
+    await newer.init();
+    await expect(producer.commitTransaction(batchOf(topic, 100, 200))).rejects.toMatchObject({ code: PRODUCER_FENCED });
+    await expect(producer.commitTransaction(batchOf(topic, 200, 300))).rejects.toMatchObject({ code: PRODUCER_FENCED });
+    // The newer instance was not fenced back: it still commits.
+    await newer.commitTransaction(batchOf(topic, 300, 400));
 
-    // The next commit re-initialises (fencing the other in turn) and starts its sequences afresh.
-    await producer.commitTransaction(batchOf(topic, 200, 300));
-    // Asks for more than should be there, so any visible record of the failed transaction is seen.
-    const messages = await readTopic(kafka, topic, 300, 4_000);
+    const messages = await readTopic(kafka, topic, 400, 4_000);
     const numbers = messages.map((m) => Number(m.headers!.n!.toString())).sort((a, b) => a - b);
-    expect(numbers).toEqual([...Array.from({ length: 100 }, (_, i) => i), ...Array.from({ length: 100 }, (_, i) => 200 + i)]);
+    expect(numbers).toEqual([...Array.from({ length: 100 }, (_, i) => i), ...Array.from({ length: 100 }, (_, i) => 300 + i)]);
   });
 
   it('leaves plain kafkajs messages to kafkajs in the same process', async () => {
