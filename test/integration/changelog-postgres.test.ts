@@ -94,6 +94,27 @@ sources:
     return decoded.sort((a, b) => a.source.position.localeCompare(b.source.position));
   }
 
+  it('a second instance of a source fences the first, which stops writing instead of fencing back', async () => {
+    await migrateChangelogs(db, dialect, [`${schema}.users`]);
+    runner = await startRunner();
+    await db.raw(`INSERT INTO ${schema}.users (id, email) VALUES (1, 'one@example.com')`);
+    expect(await changes(1)).toHaveLength(1);
+
+    const second = await startRunner();
+    try {
+      await db.raw(`INSERT INTO ${schema}.users (id, email) VALUES (2, 'two@example.com')`);
+      const deadline = Date.now() + 15_000;
+      while (runner.status.state !== 'fenced' && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
+      expect(runner.status).toMatchObject({ state: 'fenced', lastError: expect.stringContaining('fenced') });
+      // Asks for one more than should be there: the second row once, from the second instance.
+      const all = await changes(3, 4_000);
+      expect(all.map((c) => c.after?.id)).toEqual([1n, 2n]);
+      expect(second.status.state).toBe('running');
+    } finally {
+      await second.stop();
+    }
+  });
+
   it('emits existing rows as a snapshot, then inserts, updates (before and after) and deletes with faithful types', async () => {
     await db.raw(`INSERT INTO ${schema}.users (id, email, balance) VALUES (1, 'old@example.com', 10.50)`);
     await migrateChangelogs(db, dialect, [`${schema}.users`]);
