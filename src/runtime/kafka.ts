@@ -73,7 +73,7 @@ export async function ensureTopics(kafka: Kafka, specs: TopicSpec[]): Promise<Ma
           if ((error as { type?: string }).type !== 'TOPIC_ALREADY_EXISTS') throw error;
         });
     }
-    const { topics } = await admin.fetchTopicMetadata({ topics: specs.map((s) => s.topic) });
+    const { topics } = await whenLed(() => admin.fetchTopicMetadata({ topics: specs.map((s) => s.topic) }));
     return new Map(topics.map((t) => [t.name, t.partitions.length]));
   } finally {
     await admin.disconnect();
@@ -81,13 +81,14 @@ export async function ensureTopics(kafka: Kafka, specs: TopicSpec[]): Promise<Ma
 }
 
 /**
- * A topic created a moment ago may answer NOT_LEADER_FOR_PARTITION until its leaders are known
- * everywhere; such retriable answers are retried for a few seconds.
+ * A topic created a moment ago may answer UNKNOWN_TOPIC_OR_PARTITION or NOT_LEADER_FOR_PARTITION
+ * until its metadata and leaders are known everywhere (seen under load in CI); such retriable
+ * answers are retried for a few seconds.
  */
-async function fetchOffsetsWhenLed(admin: Admin, topic: string): Promise<Awaited<ReturnType<Admin['fetchTopicOffsets']>>> {
+async function whenLed<T>(request: () => Promise<T>): Promise<T> {
   for (let attempt = 1; ; attempt++) {
     try {
-      return await admin.fetchTopicOffsets(topic);
+      return await request();
     } catch (error) {
       if (!(error as { retriable?: boolean }).retriable || attempt >= 20) throw error;
       await sleep(250);
@@ -110,7 +111,7 @@ export async function readToEnd(
   await admin.connect();
   const ends = new Map<number, bigint>();
   try {
-    for (const p of await fetchOffsetsWhenLed(admin, topic)) {
+    for (const p of await whenLed(() => admin.fetchTopicOffsets(topic))) {
       if (BigInt(p.high) > BigInt(p.low)) ends.set(p.partition, BigInt(p.high));
     }
   } finally {

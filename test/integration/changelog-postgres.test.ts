@@ -64,11 +64,20 @@ sources:
   });
 
   afterEach(async () => {
+    // One left open by a failed test would hold back every later test's safe bound and DROP SCHEMA.
+    for (const trx of opened.splice(0)) if (!trx.isCompleted()) await trx.rollback();
     await runner?.stop();
     runner = undefined;
     await db.raw(`DROP SCHEMA ${schema} CASCADE`);
     await db.destroy();
   });
+
+  const opened: Knex.Transaction[] = [];
+  async function openTransaction(): Promise<Knex.Transaction> {
+    const trx = await db.transaction();
+    opened.push(trx);
+    return trx;
+  }
 
   function sourceConfig(): ChangelogSourceConfig {
     return config.sources[0] as ChangelogSourceConfig;
@@ -177,7 +186,7 @@ sources:
   it('loses nothing to a transaction held open while later ones commit', async () => {
     await migrateChangelogs(db, dialect, [`${schema}.users`]);
     runner = await startRunner();
-    const held = await db.transaction();
+    const held = await openTransaction();
     await held.raw(`INSERT INTO ${schema}.users (id, email) VALUES (1, 'slow@example.com')`);
     await db.raw(`INSERT INTO ${schema}.users (id, email) VALUES (2, 'fast@example.com')`);
     await db.raw(`UPDATE ${schema}.users SET email = 'faster@example.com' WHERE id = 2`);
@@ -198,7 +207,7 @@ sources:
     // Committed after the triggers exist but before the snapshot: in the snapshot, not a change.
     await db.raw(`INSERT INTO ${schema}.users (id, email) VALUES (3, 'three@example.com')`);
     // In flight while the snapshot is taken: not in the snapshot, so it must come as a change.
-    const inFlight = await db.transaction();
+    const inFlight = await openTransaction();
     await inFlight.raw(`UPDATE ${schema}.users SET email = 'one-updated@example.com' WHERE id = 1`);
     runner = await startRunner();
     await inFlight.commit();
@@ -279,7 +288,7 @@ sources:
     await migrateChangelogs(db, dialect, [`${schema}.users`]);
     const table = await dialect.describeTable(db, { schema, name: 'users' });
     const idle = await dialect.readChanges(db, table, undefined, 100, Date.now());
-    const writer = await db.transaction();
+    const writer = await openTransaction();
     await writer.raw(`INSERT INTO ${schema}.users (id, email) VALUES (1, 'slow@example.com')`);
     const during = await dialect.readChanges(db, table, idle.position, 100, Date.now());
     expect(during.rows).toEqual([]);
