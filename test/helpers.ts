@@ -6,7 +6,7 @@ import { join } from 'node:path';
 import { Connection } from 'jsforce';
 import type { Admin, Consumer, Kafka, KafkaMessage } from 'kafkajs';
 import { parseConfig, type BanyanConfig } from '../src/runtime/config';
-import { createKafka } from '../src/runtime/kafka';
+import { createKafka, ensureTopics } from '../src/runtime/kafka';
 import { createRootLogger } from '../src/runtime/logger';
 import type { Emulator } from '../src/salesforce-emulator';
 
@@ -61,7 +61,8 @@ async function topicReady(kafka: Kafka, topic: string): Promise<boolean> {
 }
 
 export async function createTopic(kafka: Kafka, topic: string, numPartitions = 1): Promise<void> {
-  await withAdmin(kafka, (admin) => admin.createTopics({ topics: [{ topic, numPartitions }], waitForLeaders: true }));
+  // ensureTopics retries the metadata answers a topic created a moment ago can give under load.
+  await ensureTopics(kafka, [{ topic, numPartitions, replicationFactor: 1 }]);
 }
 
 /**

@@ -55,26 +55,29 @@ export async function ensureTopics(kafka: Kafka, specs: TopicSpec[]): Promise<Ma
   const admin = kafka.admin();
   await admin.connect();
   try {
-    const existing = new Set(await admin.listTopics());
-    const missing = specs.filter((s) => !existing.has(s.topic));
-    if (missing.length > 0) {
-      await admin
-        .createTopics({
-          waitForLeaders: true,
-          topics: missing.map((s) => ({
-            topic: s.topic,
-            numPartitions: s.numPartitions,
-            replicationFactor: s.replicationFactor,
-            configEntries: s.compacted ? [{ name: 'cleanup.policy', value: 'compact' }] : [],
-          })),
-        })
-        .catch((error: unknown) => {
-          // Another instance may have created it between our list and create.
-          if ((error as { type?: string }).type !== 'TOPIC_ALREADY_EXISTS') throw error;
-        });
-    }
-    const { topics } = await whenLed(() => admin.fetchTopicMetadata({ topics: specs.map((s) => s.topic) }));
-    return new Map(topics.map((t) => [t.name, t.partitions.length]));
+    // Listing again after a retriable answer creates only what is still missing.
+    return await whenLed(async () => {
+      const existing = new Set(await admin.listTopics());
+      const missing = specs.filter((s) => !existing.has(s.topic));
+      if (missing.length > 0) {
+        await admin
+          .createTopics({
+            waitForLeaders: true,
+            topics: missing.map((s) => ({
+              topic: s.topic,
+              numPartitions: s.numPartitions,
+              replicationFactor: s.replicationFactor,
+              configEntries: s.compacted ? [{ name: 'cleanup.policy', value: 'compact' }] : [],
+            })),
+          })
+          .catch((error: unknown) => {
+            // Another instance may have created it between our list and create.
+            if ((error as { type?: string }).type !== 'TOPIC_ALREADY_EXISTS') throw error;
+          });
+      }
+      const { topics } = await admin.fetchTopicMetadata({ topics: specs.map((s) => s.topic) });
+      return new Map(topics.map((t) => [t.name, t.partitions.length]));
+    });
   } finally {
     await admin.disconnect();
   }
@@ -82,8 +85,9 @@ export async function ensureTopics(kafka: Kafka, specs: TopicSpec[]): Promise<Ma
 
 /**
  * A topic created a moment ago may answer UNKNOWN_TOPIC_OR_PARTITION or NOT_LEADER_FOR_PARTITION
- * until its metadata and leaders are known everywhere (seen under load in CI); such retriable
- * answers are retried for a few seconds.
+ * until its metadata and leaders are known everywhere (seen under load in CI, also from inside
+ * kafkajs's createTopics, whose wait for leaders retries only LEADER_NOT_AVAILABLE); such
+ * retriable answers are retried for a few seconds.
  */
 async function whenLed<T>(request: () => Promise<T>): Promise<T> {
   for (let attempt = 1; ; attempt++) {
