@@ -5,6 +5,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Connection } from 'jsforce';
 import type { Admin, Consumer, Kafka, KafkaMessage } from 'kafkajs';
+import { AvroDecoder } from '../src/runtime/avro';
 import { parseConfig, type BanyanConfig } from '../src/runtime/config';
 import { createKafka, ensureTopics } from '../src/runtime/kafka';
 import { createRootLogger } from '../src/runtime/logger';
@@ -124,4 +125,25 @@ export async function loginToEmulator(emulator: Emulator, callOptions?: { client
   const conn = new Connection({ oauth2: { loginUrl: emulator.url, clientId, clientSecret }, version: '62.0', ...(callOptions ? { callOptions } : {}) });
   await conn.login(username, password);
   return conn;
+}
+
+/**
+ * Reads up to `count` records of a topic (see readTopic), their values decoded through the
+ * registry and their headers as text, in the order of their changelog position.
+ */
+export async function readDecoded<T extends { source: { position: string } }>(
+  config: BanyanConfig,
+  topic: string,
+  count: number,
+  timeoutMs?: number,
+): Promise<Array<T & { headers: Record<string, string> }>> {
+  const decoder = new AvroDecoder(config.schemaRegistry);
+  const messages = await readTopic(testKafka(config), topic, count, timeoutMs);
+  const decoded = await Promise.all(
+    messages.map(async (m) => ({
+      ...((await decoder.decode(m.value!)) as T),
+      headers: Object.fromEntries(Object.entries(m.headers ?? {}).map(([k, v]) => [k, String(v)])),
+    })),
+  );
+  return decoded.sort((a, b) => a.source.position.localeCompare(b.source.position));
 }

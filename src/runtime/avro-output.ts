@@ -1,4 +1,4 @@
-import { writeVarint } from './record-batch';
+import { grown, writeVarint } from './record-batch';
 
 const SAFE = 2n ** 52n;
 
@@ -99,11 +99,6 @@ export class AvroOutput {
   }
 
   private ensure(bytes: number): void {
-    if (this.pos + bytes <= this.buf.length) return;
-    let length = this.buf.length * 2;
-    while (length < this.pos + bytes) length *= 2;
-    const grown = Buffer.allocUnsafe(length);
-    this.buf.copy(grown, 0, 0, this.pos);
-    this.buf = grown;
+    if (this.pos + bytes > this.buf.length) this.buf = grown(this.buf, this.pos, bytes);
   }
 }

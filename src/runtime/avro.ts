@@ -1,6 +1,7 @@
 import type { SchemaRegistry } from '@kafkajs/confluent-schema-registry';
 import avro from 'avsc';
 import type { BanyanConfig } from './config';
+import { grown } from './record-batch';
 import { registerAvro, registryAuthHeaders } from './registry';
 
 /**
@@ -73,14 +74,10 @@ export class AvroEncoder {
   /** As encoderFor, for values the caller encoded itself: frames an Avro body (copied, into a reused buffer). */
   async framerFor(subject: string, schema: object): Promise<(body: Uint8Array) => Buffer> {
     const { id } = await this.register(subject, schema);
-    let buf = Buffer.alloc(4096);
+    let buf: Buffer = Buffer.alloc(4096);
     buf.writeInt32BE(id, 1);
     return (body) => {
-      if (body.length + 5 > buf.length) {
-        const grown = Buffer.alloc(Math.max(buf.length * 2, body.length + 5));
-        buf.copy(grown, 0, 0, 5);
-        buf = grown;
-      }
+      if (body.length + 5 > buf.length) buf = grown(buf, 5, body.length);
       buf.set(body, 5);
       return buf.subarray(0, body.length + 5);
     };
@@ -101,14 +98,13 @@ export class AvroEncoder {
 
 /** Magic byte 0, the schema id, then the Avro body, written into one growing buffer. */
 function framed(id: number, type: avro.Type): TransientEncoder {
-  let buf = Buffer.alloc(4096);
+  let buf: Buffer = Buffer.alloc(4096);
   buf.writeInt32BE(id, 1);
   return (value) => {
     let end = type.encode(value, buf, 5);
     if (end < 0) {
-      const grown = Buffer.alloc(Math.max(buf.length * 2, buf.length - end));
-      buf.copy(grown, 0, 0, 5);
-      buf = grown;
+      // avsc answers a too-small buffer with minus the bytes it lacked.
+      buf = grown(buf, 5, buf.length - end - 5);
       end = type.encode(value, buf, 5);
     }
     return buf.subarray(0, end);

@@ -102,13 +102,18 @@ export class RecordSetWriter {
   }
 
   private ensure(bytes: number): void {
-    if (this.pos + bytes <= this.buf.length) return;
-    let length = this.buf.length * 2;
-    while (length < this.pos + bytes) length *= 2;
-    const grown = Buffer.allocUnsafeSlow(length);
-    this.buf.copy(grown, 0, 0, this.pos);
-    this.buf = grown;
+    // Memory of its own (not the shared pool), so that it can be moved to the producer thread.
+    if (this.pos + bytes > this.buf.length) this.buf = grown(this.buf, this.pos, bytes, Buffer.allocUnsafeSlow);
   }
+}
+
+/** A buffer at least twice as large holding the first `used` bytes of `buf`, with room for `more`. */
+export function grown(buf: Buffer, used: number, more: number, alloc: (size: number) => Buffer = Buffer.allocUnsafe): Buffer {
+  let length = buf.length * 2;
+  while (length < used + more) length *= 2;
+  const next = alloc(length);
+  buf.copy(next, 0, 0, used);
+  return next;
 }
 
 /** Records of one topic partition with room for the batch header; plain data, so it can cross threads. */

@@ -5,11 +5,10 @@ import { MysqlDialect } from '../../src/dialects/mysql.dialect';
 import { bytesToDecimal } from '../../src/import/changelog/avro';
 import { migrateChangelogs } from '../../src/import/changelog/migrate';
 import { ChangelogSource } from '../../src/import/changelog/source';
-import { AvroDecoder } from '../../src/runtime/avro';
 import type { BanyanConfig, ChangelogSourceConfig } from '../../src/runtime/config';
 import { createRootLogger } from '../../src/runtime/logger';
 import { createSourceRunner, type SourceRunner } from '../../src/runtime/source-runner';
-import { freshName, readTopic, testConfig, testKafka } from '../helpers';
+import { freshName, readDecoded, testConfig } from '../helpers';
 
 interface Change {
   op: string;
@@ -75,17 +74,10 @@ sources:
     return started;
   }
 
-  async function changes(count: number, timeoutMs = 15_000): Promise<Array<Change & { headers: Record<string, string> }>> {
-    const decoder = new AvroDecoder(config.schemaRegistry);
-    const messages = await readTopic(testKafka(config), (config.sources[0] as ChangelogSourceConfig).topic!, count, timeoutMs);
-    const decoded = await Promise.all(
-      messages.map(async (m) => ({
-        ...((await decoder.decode(m.value!)) as Change),
-        headers: Object.fromEntries(Object.entries(m.headers ?? {}).map(([k, v]) => [k, String(v)])),
-      })),
-    );
-    return decoded.sort((a, b) => a.source.position.localeCompare(b.source.position));
+  function changes(count: number, timeoutMs = 15_000): Promise<Array<Change & { headers: Record<string, string> }>> {
+    return readDecoded<Change>(config, (config.sources[0] as ChangelogSourceConfig).topic!, count, timeoutMs);
   }
+
 
   it('emits a snapshot, then inserts, updates with before and after, deletes and Banyan’s own writes marked as echoes', async () => {
     await db.raw(`INSERT INTO users (id, email, balance) VALUES (1, 'old@example.com', 10.50)`);

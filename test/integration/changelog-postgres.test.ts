@@ -6,11 +6,10 @@ import { PostgresDialect } from '../../src/dialects/postgres.dialect';
 import { bytesToDecimal } from '../../src/import/changelog/avro';
 import { migrateChangelogs } from '../../src/import/changelog/migrate';
 import { ChangelogSource } from '../../src/import/changelog/source';
-import { AvroDecoder } from '../../src/runtime/avro';
 import type { BanyanConfig, ChangelogSourceConfig } from '../../src/runtime/config';
 import { createRootLogger } from '../../src/runtime/logger';
 import { createSourceRunner, type SourceRunner } from '../../src/runtime/source-runner';
-import { freshName, readTopic, testConfig, testKafka } from '../helpers';
+import { freshName, readDecoded, readTopic, testConfig, testKafka } from '../helpers';
 
 const dialect: Dialect = new PostgresDialect();
 
@@ -91,17 +90,10 @@ sources:
     return started;
   }
 
-  async function changes(count: number, timeoutMs = 15_000): Promise<Array<Change & { headers: Record<string, string> }>> {
-    const decoder = new AvroDecoder(config.schemaRegistry);
-    const messages = await readTopic(testKafka(config), sourceConfig().topic!, count, timeoutMs);
-    const decoded = await Promise.all(
-      messages.map(async (m) => ({
-        ...((await decoder.decode(m.value!)) as Change),
-        headers: Object.fromEntries(Object.entries(m.headers ?? {}).map(([k, v]) => [k, String(v)])),
-      })),
-    );
-    return decoded.sort((a, b) => a.source.position.localeCompare(b.source.position));
+  function changes(count: number, timeoutMs = 15_000): Promise<Array<Change & { headers: Record<string, string> }>> {
+    return readDecoded<Change>(config, sourceConfig().topic!, count, timeoutMs);
   }
+
 
   it('a second instance of a source fences the first, which stops writing instead of fencing back', async () => {
     await migrateChangelogs(db, dialect, [`${schema}.users`]);
