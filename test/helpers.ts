@@ -5,10 +5,14 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Connection } from 'jsforce';
 import type { Admin, Consumer, Kafka, KafkaMessage } from 'kafkajs';
+import type { Knex } from 'knex';
+import type { Dialect } from '../src/dialects/dialect';
+import { ChangelogSource } from '../src/import/changelog/source';
 import { AvroDecoder } from '../src/runtime/avro';
-import { parseConfig, type BanyanConfig } from '../src/runtime/config';
+import { parseConfig, type BanyanConfig, type ChangelogSourceConfig } from '../src/runtime/config';
 import { createKafka, ensureTopics } from '../src/runtime/kafka';
 import { createRootLogger } from '../src/runtime/logger';
+import { createSourceRunner, type SourceRunner } from '../src/runtime/source-runner';
 import type { Emulator } from '../src/salesforce-emulator';
 
 /** A name no other test (or earlier run) has used: topics, groups, subjects, tables. */
@@ -146,4 +150,16 @@ export async function readDecoded<T extends { source: { position: string } }>(
     })),
   );
   return decoded.sort((a, b) => a.source.position.localeCompare(b.source.position));
+}
+
+/** A started runner of the changelog source `config.sources[0]`, built as `banyan run` builds it. */
+export async function startChangelogRunner(
+  config: BanyanConfig,
+  deps: { db: Knex; dialect: Dialect; databaseName: string },
+): Promise<SourceRunner> {
+  const logger = createRootLogger(config.log.level);
+  const source = new ChangelogSource(config.sources[0] as ChangelogSourceConfig, { ...deps, originTag: config.originTag, logger });
+  const runner = createSourceRunner(source, config, logger);
+  await runner.start();
+  return runner;
 }

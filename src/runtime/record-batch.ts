@@ -25,6 +25,7 @@ export class RecordSetWriter {
   private buf: Buffer;
   private pos = BATCH_HEADER_BYTES;
   count = 0;
+  private readonly headerLengths: number[] = [];
   firstTimestamp = 0;
   maxTimestamp = 0;
 
@@ -57,12 +58,16 @@ export class RecordSetWriter {
       Math.max(keyLength, 0) +
       varintSize(valueLength) +
       Math.max(valueLength, 0);
+    // Header names and values, and their UTF-8 lengths, measured once for the size and the write.
+    const lengths = this.headerLengths;
     let headerCount = 0;
     if (headers) {
       for (const name in headers) {
         const k = utf8Length(name);
         const v = utf8Length(headers[name]!);
         body += varintSize(k) + k + varintSize(v) + v;
+        lengths[2 * headerCount] = k;
+        lengths[2 * headerCount + 1] = v;
         headerCount++;
       }
     }
@@ -84,10 +89,10 @@ export class RecordSetWriter {
     p = writeBytes(this.buf, p, value, valueLength);
     p = writeVarint(this.buf, p, headerCount);
     if (headers) {
+      let i = 0;
       for (const name in headers) {
-        const v = headers[name]!;
-        p = writeBytes(this.buf, p, name, utf8Length(name));
-        p = writeBytes(this.buf, p, v, utf8Length(v));
+        p = writeBytes(this.buf, p, name, lengths[i++]!);
+        p = writeBytes(this.buf, p, headers[name]!, lengths[i++]!);
       }
     }
     this.pos = p;
@@ -158,6 +163,7 @@ function byteLength(value: Bytes): number {
   return typeof value === 'string' ? utf8Length(value) : value.length;
 }
 
+/** A zigzag-varint length (`length`, -1 for null) and the bytes, as Kafka writes keys, values and headers. */
 function writeBytes(buf: Buffer, pos: number, value: Bytes, length: number): number {
   const p = writeVarint(buf, pos, length);
   if (value === null) return p;

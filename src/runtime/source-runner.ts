@@ -234,7 +234,6 @@ export class SourceRunner {
    */
   private async prepare(result: PollResult): Promise<PreparedBatch> {
     const deadLetters = [...result.deadLetters];
-    await this.ensureDataTopics([...new Set(result.records.map((r) => r.topic))], this.options.topicPartitions);
     const builder = new BatchBuilder({
       maxMessageBytes: this.options.maxMessageBytes,
       maxSetBytes: this.options.maxRequestBytes,
@@ -244,6 +243,8 @@ export class SourceRunner {
     const now = Date.now();
     let records = 0;
     for (const record of result.records) {
+      // Outside the try: a topic Kafka cannot create fails the step (retried), it is no bad record.
+      if (!this.partitions.has(record.topic)) await this.ensureDataTopics([record.topic], this.options.topicPartitions);
       try {
         let encoder = encoders.get(record.topic);
         if (encoder?.schema !== record.schema) {

@@ -4,11 +4,9 @@ import { createKnex } from '../../src/clients/database';
 import { MysqlDialect } from '../../src/dialects/mysql.dialect';
 import { bytesToDecimal } from '../../src/import/changelog/avro';
 import { migrateChangelogs } from '../../src/import/changelog/migrate';
-import { ChangelogSource } from '../../src/import/changelog/source';
 import type { BanyanConfig, ChangelogSourceConfig } from '../../src/runtime/config';
-import { createRootLogger } from '../../src/runtime/logger';
-import { createSourceRunner, type SourceRunner } from '../../src/runtime/source-runner';
-import { freshName, readDecoded, testConfig } from '../helpers';
+import type { SourceRunner } from '../../src/runtime/source-runner';
+import { freshName, readDecoded, startChangelogRunner, testConfig } from '../helpers';
 
 interface Change {
   op: string;
@@ -66,13 +64,10 @@ sources:
     await admin.destroy();
   });
 
-  async function startRunner(): Promise<SourceRunner> {
-    const logger = createRootLogger(config.log.level);
-    const source = new ChangelogSource(config.sources[0] as ChangelogSourceConfig, { db, dialect, databaseName: 'maria', originTag: 'banyan', logger });
-    const started = createSourceRunner(source, config, logger);
-    await started.start();
-    return started;
+  function startRunner(): Promise<SourceRunner> {
+    return startChangelogRunner(config, { db, dialect, databaseName: 'maria' });
   }
+
 
   function changes(count: number, timeoutMs = 15_000): Promise<Array<Change & { headers: Record<string, string> }>> {
     return readDecoded<Change>(config, (config.sources[0] as ChangelogSourceConfig).topic!, count, timeoutMs);

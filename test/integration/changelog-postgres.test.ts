@@ -5,11 +5,9 @@ import type { Dialect } from '../../src/dialects/dialect';
 import { PostgresDialect } from '../../src/dialects/postgres.dialect';
 import { bytesToDecimal } from '../../src/import/changelog/avro';
 import { migrateChangelogs } from '../../src/import/changelog/migrate';
-import { ChangelogSource } from '../../src/import/changelog/source';
 import type { BanyanConfig, ChangelogSourceConfig } from '../../src/runtime/config';
-import { createRootLogger } from '../../src/runtime/logger';
-import { createSourceRunner, type SourceRunner } from '../../src/runtime/source-runner';
-import { freshName, readDecoded, readTopic, testConfig, testKafka } from '../helpers';
+import type { SourceRunner } from '../../src/runtime/source-runner';
+import { freshName, readDecoded, startChangelogRunner, readTopic, testConfig, testKafka } from '../helpers';
 
 const dialect: Dialect = new PostgresDialect();
 
@@ -82,13 +80,10 @@ sources:
     return config.sources[0] as ChangelogSourceConfig;
   }
 
-  async function startRunner(): Promise<SourceRunner> {
-    const logger = createRootLogger(config.log.level);
-    const source = new ChangelogSource(sourceConfig(), { db, dialect, databaseName: 'pg', originTag: 'banyan', logger });
-    const started = createSourceRunner(source, config, logger);
-    await started.start();
-    return started;
+  function startRunner(): Promise<SourceRunner> {
+    return startChangelogRunner(config, { db, dialect, databaseName: 'pg' });
   }
+
 
   function changes(count: number, timeoutMs = 15_000): Promise<Array<Change & { headers: Record<string, string> }>> {
     return readDecoded<Change>(config, sourceConfig().topic!, count, timeoutMs);

@@ -24,6 +24,24 @@ describe('encoded record batches through a transactional producer', () => {
     return builder.requests(3_000);
   };
 
+  /** A producer on a fresh 3-partition topic that has committed records 0–99. */
+  const producerWithCommits = async (topicPrefix: string, transactionalId = freshName('tx')) => {
+    const topic = freshName(topicPrefix);
+    await createTopic(kafka, topic, 3);
+    const producer = new RecordSetProducer(kafka, transactionalId);
+    producers.push(producer);
+    await producer.init();
+    await producer.commitTransaction(batchOf(topic, 0, 100));
+    return { topic, producer };
+  };
+
+  /** The record numbers a read_committed consumer sees; asks for `ask`, more than should be there, so any extra shows. */
+  const committedNumbers = async (topic: string, ask: number) => {
+    const messages = await readTopic(kafka, topic, ask, 4_000);
+    return messages.map((m) => Number(m.headers!.n!.toString())).sort((a, b) => a - b);
+  };
+  const range = (from: number, to: number) => Array.from({ length: to - from }, (_, i) => from + i);
+
   it('delivers every record once, in order per key, in the partition Kafka’s default partitioner picks', async () => {
     const topic = freshName('encoded');
     await createTopic(kafka, topic, 3);
@@ -54,16 +72,11 @@ describe('encoded record batches through a transactional producer', () => {
   });
 
   it('after a failed transaction starts again with a new epoch: the failed records stay invisible, the next ones land', async () => {
-    const topic = freshName('encoded-retry');
-    await createTopic(kafka, topic, 3);
+    const { topic, producer } = await producerWithCommits('encoded-retry');
     const compacted = freshName('compacted');
     await withAdmin(kafka, (admin) =>
       admin.createTopics({ waitForLeaders: true, topics: [{ topic: compacted, numPartitions: 1, configEntries: [{ name: 'cleanup.policy', value: 'compact' }] }] }),
     );
-    const producer = new RecordSetProducer(kafka, freshName('tx'));
-    producers.push(producer);
-    await producer.init();
-    await producer.commitTransaction(batchOf(topic, 0, 100));
 
     // A compacted topic refuses a record without a key (INVALID_RECORD): the whole transaction fails.
     const refused = new BatchBuilder({ maxMessageBytes: 1_000_000, maxSetBytes: 100_000, partitionsOf: () => 1 });
@@ -72,20 +85,12 @@ describe('encoded record batches through a transactional producer', () => {
 
     // The next commit runs on a new epoch whose sequences start again at 0 (the broker checks).
     await producer.commitTransaction(batchOf(topic, 200, 300));
-    // Asks for more than should be there, so any visible record of the failed transaction is seen.
-    const messages = await readTopic(kafka, topic, 300, 4_000);
-    const numbers = messages.map((m) => Number(m.headers!.n!.toString())).sort((a, b) => a - b);
-    expect(numbers).toEqual([...Array.from({ length: 100 }, (_, i) => i), ...Array.from({ length: 100 }, (_, i) => 200 + i)]);
+    expect(await committedNumbers(topic, 300)).toEqual([...range(0, 100), ...range(200, 300)]);
   });
 
   it('once fenced by a newer instance, refuses every later transaction instead of fencing it back', async () => {
-    const topic = freshName('encoded-fenced');
-    await createTopic(kafka, topic, 3);
     const transactionalId = freshName('tx');
-    const producer = new RecordSetProducer(kafka, transactionalId);
-    producers.push(producer);
-    await producer.init();
-    await producer.commitTransaction(batchOf(topic, 0, 100));
+    const { topic, producer } = await producerWithCommits('encoded-fenced', transactionalId);
 
     const newer = new RecordSetProducer(kafka, transactionalId);
     producers.push(newer);
@@ -95,9 +100,7 @@ describe('encoded record batches through a transactional producer', () => {
     // The newer instance was not fenced back: it still commits.
     await newer.commitTransaction(batchOf(topic, 300, 400));
 
-    const messages = await readTopic(kafka, topic, 400, 4_000);
-    const numbers = messages.map((m) => Number(m.headers!.n!.toString())).sort((a, b) => a - b);
-    expect(numbers).toEqual([...Array.from({ length: 100 }, (_, i) => i), ...Array.from({ length: 100 }, (_, i) => 300 + i)]);
+    expect(await committedNumbers(topic, 400)).toEqual([...range(0, 100), ...range(300, 400)]);
   });
 
   it('leaves plain kafkajs messages to kafkajs in the same process', async () => {

@@ -45,6 +45,8 @@ export class ChangelogSource implements Source {
   readonly name: string;
   private readonly ref: TableRef;
   private readonly topic: string;
+  /** Shared by every record of this source: it never changes. */
+  private readonly sourcePartition: Record<string, Json>;
   private readonly now: () => number;
   private table: TableInfo | undefined;
   private knownColumns = new Set<string>();
@@ -63,6 +65,7 @@ export class ChangelogSource implements Source {
     this.name = config.name;
     this.ref = parseTableName(config.table);
     this.topic = config.topic ?? `legacy.${deps.databaseName}.${config.table}`;
+    this.sourcePartition = { database: deps.databaseName, table: config.table };
     this.now = deps.now ?? Date.now;
   }
 
@@ -71,7 +74,7 @@ export class ChangelogSource implements Source {
   }
 
   private partition(): Record<string, Json> {
-    return { database: this.deps.databaseName, table: this.config.table };
+    return this.sourcePartition;
   }
 
   async connect(start: StartOffsets): Promise<void> {
