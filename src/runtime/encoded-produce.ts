@@ -19,8 +19,8 @@ import { sealBatch, type RecordSet } from './record-batch';
 
 const require = createRequire(import.meta.url);
 const ENCODED = Symbol.for('banyan.recordSet');
-/** The kafkajs release whose Produce request module this was written against. */
-const KAFKAJS_VERSION = /^2\.2\./;
+/** The kafkajs release whose Produce request module this was written against; package.json pins it. */
+export const KAFKAJS_VERSION = '2.2.4';
 
 interface PlaceholderMessage extends Message {
   [ENCODED]: AssignedSet;
@@ -53,8 +53,10 @@ export function installEncodedProduce(): void {
   if (installed) return;
   const version = (require('kafkajs/package.json') as { version: string }).version;
   const produce = require('kafkajs/src/protocol/requests/produce') as { protocol?: ProtocolFactory };
-  if (!KAFKAJS_VERSION.test(version) || typeof produce.protocol !== 'function') {
-    throw new Error(`kafkajs ${version} is not a release Banyan's produce path supports (2.2.x); pin kafkajs to 2.2`);
+  if (version !== KAFKAJS_VERSION || typeof produce.protocol !== 'function') {
+    throw new Error(
+      `kafkajs ${version} is not the release Banyan's encoded produce path was written for (${KAFKAJS_VERSION}): install kafkajs ${KAFKAJS_VERSION}, or set kafka.encodedProduce: false`,
+    );
   }
   const original = produce.protocol;
   produce.protocol = ({ version: apiVersion }) => {
