@@ -1,4 +1,14 @@
-import { defineConfig } from 'vitest/config';
+import { defineConfig, type TestProjectInlineConfiguration } from 'vitest/config';
+
+/** What both integration projects share. */
+const integration: TestProjectInlineConfiguration['test'] = {
+  environment: 'node',
+  globalSetup: ['test/integration/global-setup.ts'],
+  testTimeout: 60_000,
+  hookTimeout: 120_000,
+  // Two cores: integration files share one Kafka, so run them a few at a time.
+  maxWorkers: 2,
+};
 
 export default defineConfig({
   test: {
@@ -13,16 +23,21 @@ export default defineConfig({
       },
       {
         test: {
+          ...integration,
           name: 'integration',
           // After the unit specs, which need nothing running.
           sequence: { groupOrder: 1 },
           include: ['test/integration/**/*.test.ts'],
-          environment: 'node',
-          globalSetup: ['test/integration/global-setup.ts'],
-          testTimeout: 60_000,
-          hookTimeout: 120_000,
-          // Two cores: integration files share one Kafka, so run them a few at a time.
-          maxWorkers: 2,
+        },
+      },
+      {
+        // The Kafka-facing tests again, sending through kafkajs's own encoder (kafka.encodedProduce: false).
+        test: {
+          ...integration,
+          name: 'integration-kafkajs-encoder',
+          sequence: { groupOrder: 2 },
+          include: ['test/integration/encoded-produce.test.ts', 'test/integration/changelog-kill.test.ts'],
+          env: { BANYAN_TEST_ENCODED_PRODUCE: 'false' },
         },
       },
     ],

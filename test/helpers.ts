@@ -1,11 +1,12 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { mkdtempSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Connection } from 'jsforce';
 import type { Admin, Consumer, Kafka, KafkaMessage } from 'kafkajs';
 import type { Knex } from 'knex';
+import { parseDocument } from 'yaml';
 import type { Dialect } from '../src/dialects/dialect';
 import { ChangelogSource } from '../src/import/changelog/source';
 import { AvroDecoder } from '../src/runtime/avro';
@@ -35,6 +36,7 @@ export function testConfig(extra = ''): BanyanConfig {
 kafka:
   brokers: \${KAFKA_BROKERS}
   clientId: ${freshName('banyan-test')}
+  encodedProduce: \${BANYAN_TEST_ENCODED_PRODUCE:-true}
 schemaRegistry:
   url: \${SCHEMA_REGISTRY_URL}
 log:
@@ -120,7 +122,23 @@ export function writeConfigFile(yaml: string): string {
 
 /** `banyan --config <file> <command…>` as a child process, its stderr on the test's. */
 export function spawnBanyan(configFile: string, command: string[], stdout: 'ignore' | 'pipe' = 'ignore'): ChildProcess {
-  return spawn('node', ['bin/banyan.mjs', '--config', configFile, ...command], { stdio: ['ignore', stdout, 'inherit'] });
+  return spawn('node', ['bin/banyan.mjs', '--config', withTestSettings(configFile), ...command], { stdio: ['ignore', stdout, 'inherit'] });
+}
+
+/**
+ * The Kafka-facing tests run twice (vitest.config.ts), the second time with
+ * BANYAN_TEST_ENCODED_PRODUCE=false: a config a test wrote itself gets that kafka.encodedProduce
+ * too, in a copy beside it, unless it sets the field.
+ */
+function withTestSettings(configFile: string): string {
+  const encoded = process.env.BANYAN_TEST_ENCODED_PRODUCE;
+  if (encoded === undefined) return configFile;
+  const doc = parseDocument(readFileSync(configFile, 'utf8'));
+  if (doc.hasIn(['kafka', 'encodedProduce'])) return configFile;
+  doc.setIn(['kafka', 'encodedProduce'], encoded !== 'false');
+  const copy = `${configFile}.encodedProduce-${encoded}.yaml`;
+  writeFileSync(copy, doc.toString());
+  return copy;
 }
 
 /** jsforce logged in to an emulator through OAuth username-password, as a user would. */

@@ -1,5 +1,5 @@
 import { createRequire } from 'node:module';
-import type { Message, Producer } from 'kafkajs';
+import type { Message } from 'kafkajs';
 import { sealBatch, type RecordSet } from './record-batch';
 
 /**
@@ -15,12 +15,16 @@ import { sealBatch, type RecordSet } from './record-batch';
  * partition) is kept here, by record count, and stays with a set across kafkajs's retries of the
  * same request. After a failed transaction the owner must start a new producer (a new epoch resets
  * sequences), since a set that may or may not have reached the broker leaves no safe next number.
+ *
+ * This reaches into kafkajs's internals, so it is a fork of one file of it: package.json pins the
+ * release it was written for, a golden test (encoded-produce.spec.ts) checks its bytes against
+ * kafkajs's own encoder, and `kafka.encodedProduce: false` sends through plain kafkajs instead.
  */
 
 const require = createRequire(import.meta.url);
 const ENCODED = Symbol.for('banyan.recordSet');
-/** The kafkajs release whose Produce request module this was written against. */
-const KAFKAJS_VERSION = /^2\.2\./;
+/** The kafkajs release whose Produce request module this was written against; package.json pins it. */
+export const KAFKAJS_VERSION = '2.2.4';
 
 interface PlaceholderMessage extends Message {
   [ENCODED]: AssignedSet;
@@ -53,8 +57,10 @@ export function installEncodedProduce(): void {
   if (installed) return;
   const version = (require('kafkajs/package.json') as { version: string }).version;
   const produce = require('kafkajs/src/protocol/requests/produce') as { protocol?: ProtocolFactory };
-  if (!KAFKAJS_VERSION.test(version) || typeof produce.protocol !== 'function') {
-    throw new Error(`kafkajs ${version} is not a release Banyan's produce path supports (2.2.x); pin kafkajs to 2.2`);
+  if (version !== KAFKAJS_VERSION || typeof produce.protocol !== 'function') {
+    throw new Error(
+      `kafkajs ${version} is not the release Banyan's encoded produce path was written for (${KAFKAJS_VERSION}): install kafkajs ${KAFKAJS_VERSION}, or set kafka.encodedProduce: false`,
+    );
   }
   const original = produce.protocol;
   produce.protocol = ({ version: apiVersion }) => {
@@ -70,19 +76,8 @@ export function installEncodedProduce(): void {
   installed = true;
 }
 
-/** Sends the requests (each a list of record sets, at most one per partition) in one transaction and commits it. */
-export async function sendEncodedTransaction(producer: Producer, requests: RecordSet[][]): Promise<void> {
-  const tx = await producer.transaction();
-  try {
-    for (const sets of requests) await tx.sendBatch({ topicMessages: placeholders(sets) });
-    await tx.commit();
-  } catch (error) {
-    await tx.abort().catch(() => undefined);
-    throw error;
-  }
-}
-
-function placeholders(sets: RecordSet[]): Array<{ topic: string; messages: Message[] }> {
+/** The kafkajs messages that carry `sets` (at most one per partition) through `sendBatch`: one placeholder per set. */
+export function encodedMessages(sets: RecordSet[]): Array<{ topic: string; messages: Message[] }> {
   const byTopic = new Map<string, Message[]>();
   for (const set of sets) {
     let messages = byTopic.get(set.topic);
@@ -112,12 +107,14 @@ function encodeProduceRequest(args: ProduceArgs): { buf: Buffer; offset: number;
   const producerId = BigInt(String(args.producerId ?? -1));
   const producerEpoch = args.producerEpoch ?? 0;
   const transactional = args.transactionalId != null;
+  const owner = args.transactionalId ?? `producer ${producerId}`;
+  encodedRequests++;
   const topics = args.topicData.map(({ topic, partitions }) => ({
     topic: Buffer.from(topic),
     partitions: partitions.map(({ partition, messages }) => {
       if (messages.length !== 1) throw new Error(`${messages.length} record sets for ${topic}/${partition} in one request (one allowed)`);
       const set = messages[0]![ENCODED]!;
-      const baseSequence = producerId < 0n ? -1 : sequenceFor(set, producerId, producerEpoch);
+      const baseSequence = producerId < 0n ? -1 : sequences.baseSequence(set, owner, producerId, producerEpoch);
       return { partition, batch: sealBatch(set, { producerId, producerEpoch, baseSequence, transactional }) };
     }),
   }));
@@ -147,18 +144,60 @@ function encodeProduceRequest(args: ProduceArgs): { buf: Buffer; offset: number;
   return { buf, offset: pos, get buffer() { return buf.subarray(0, pos); } };
 }
 
-/** Next sequence per (producer id, epoch, topic, partition); a new epoch starts again at 0. */
-const sequences = new Map<string, number>();
+/**
+ * The next sequence of each partition, for the current epoch of each transactional id (of each
+ * producer id, for a producer without one). A new epoch or producer id fences the older one at the
+ * broker, so the older one's numbers are forgotten as soon as the newer one sends.
+ */
+export class SequenceNumbers {
+  private readonly owners = new Map<string, { producerId: bigint; producerEpoch: number; next: Map<string, number> }>();
+
+  /** The base sequence of `set`, sent by `owner` as (producerId, producerEpoch). */
+  baseSequence(set: RecordSet, owner: string, producerId: bigint, producerEpoch: number): number {
+    const assigned = set as AssignedSet;
+    const producer = `${producerId}:${producerEpoch}`;
+    // A retried request sends the same batch again: it keeps its number, and the broker drops a duplicate.
+    if (assigned.assigned?.producer === producer) return assigned.assigned.baseSequence;
+    let current = this.owners.get(owner);
+    if (!current || isNewer(producerId, producerEpoch, current)) {
+      current = { producerId, producerEpoch, next: new Map() };
+      this.owners.set(owner, current);
+    } else if (current.producerId !== producerId || current.producerEpoch !== producerEpoch) {
+      // A fenced producer still sending: the broker refuses its epoch before it looks at the
+      // number, so any number does, and the newer producer's numbers stay untouched.
+      return 0;
+    }
+    const partition = `${set.topic}:${set.partition}`;
+    const baseSequence = current.next.get(partition) ?? 0;
+    current.next.set(partition, nextSequence(baseSequence, set.count));
+    assigned.assigned = { producer, baseSequence };
+    return baseSequence;
+  }
+
+  /** Partitions with a next sequence, over every owner: what this keeps in memory. */
+  get size(): number {
+    let size = 0;
+    for (const { next } of this.owners.values()) size += next.size;
+    return size;
+  }
+}
+
+/** Brokers hand out producer ids in increasing order, and a producer id's epochs only grow. */
+function isNewer(producerId: bigint, producerEpoch: number, than: { producerId: bigint; producerEpoch: number }): boolean {
+  return producerId > than.producerId || (producerId === than.producerId && producerEpoch > than.producerEpoch);
+}
+
 const INT32_MAX = 2 ** 31 - 1;
 
-function sequenceFor(set: AssignedSet, producerId: bigint, producerEpoch: number): number {
-  const producer = `${producerId}:${producerEpoch}`;
-  // A retried request sends the same batch again: it keeps its number, and the broker drops a duplicate.
-  if (set.assigned?.producer === producer) return set.assigned.baseSequence;
-  const key = `${producer}:${set.topic}:${set.partition}`;
-  const baseSequence = sequences.get(key) ?? 0;
-  // Sequences wrap to 0 after the largest int32, as in Kafka's DefaultRecordBatch.incrementSequence.
-  sequences.set(key, baseSequence > INT32_MAX - set.count ? set.count - (INT32_MAX - baseSequence) - 1 : baseSequence + set.count);
-  set.assigned = { producer, baseSequence };
-  return baseSequence;
+/** Sequences wrap to 0 after the largest int32, as in Kafka's DefaultRecordBatch.incrementSequence. */
+export function nextSequence(baseSequence: number, count: number): number {
+  return baseSequence > INT32_MAX - count ? count - (INT32_MAX - baseSequence) - 1 : baseSequence + count;
+}
+
+const sequences = new SequenceNumbers();
+let encodedRequests = 0;
+
+/** Produce requests this thread wrote itself (not kafkajs): shows which path records took. */
+export function encodedRequestCount(): number {
+  return encodedRequests;
 }

@@ -14,7 +14,7 @@ async function handle(request: WorkerRequest): Promise<void> {
   const id = request.type === 'commit' ? request.id : 0;
   try {
     if (request.type === 'init') {
-      producer = new RecordSetProducer(workerKafka(request.kafka, reply), request.transactionalId);
+      producer = new RecordSetProducer(workerKafka(request.kafka, reply), request.transactionalId, request.kafka.encodedProduce);
       await producer.init();
     } else if (request.type === 'commit') {
       // The record sets arrive as Uint8Arrays over the memory the main thread gave up; sealBatch takes those.

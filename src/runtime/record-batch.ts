@@ -144,7 +144,7 @@ export function sealBatch(set: RecordSet, producer: ProducerIdentity): Buffer {
   const b = Buffer.from(set.buffer.buffer, set.buffer.byteOffset, set.buffer.byteLength);
   b.writeBigInt64BE(0n, 0); // baseOffset: assigned by the broker
   b.writeInt32BE(b.length - 12, 8); // batchLength: after baseOffset and this field
-  b.writeInt32BE(-1, 12); // partitionLeaderEpoch: set by the broker
+  b.writeInt32BE(0, 12); // partitionLeaderEpoch: set by the broker; 0 as kafkajs writes it, so both paths send the same bytes
   b.writeInt8(2, 16); // magic
   b.writeInt16BE(producer.transactional ? TRANSACTIONAL : 0, 21); // no compression, CreateTime
   b.writeInt32BE(set.count - 1, 23); // lastOffsetDelta
@@ -156,6 +156,55 @@ export function sealBatch(set: RecordSet, producer: ProducerIdentity): Buffer {
   b.writeInt32BE(set.count, 57);
   b.writeUInt32BE(crc32c(b, CRC_START), 17);
   return b;
+}
+
+/** One record of a set, read back: what a plain kafkajs message carries. */
+export interface ReadRecord {
+  key: Buffer | null;
+  value: Buffer | null;
+  headers: Record<string, Buffer>;
+  timestamp: number;
+}
+
+/** The records of `set`, in order; keys, values and header values are views of its memory. */
+export function readRecords(set: RecordSet): ReadRecord[] {
+  const buf = Buffer.from(set.buffer.buffer, set.buffer.byteOffset, set.buffer.byteLength);
+  const at = { pos: BATCH_HEADER_BYTES };
+  const bytes = (): Buffer | null => {
+    const length = readVarint(buf, at);
+    if (length < 0) return null;
+    at.pos += length;
+    return buf.subarray(at.pos - length, at.pos);
+  };
+  const records: ReadRecord[] = [];
+  for (let i = 0; i < set.count; i++) {
+    readVarint(buf, at); // the record's length
+    at.pos++; // attributes
+    const timestamp = set.firstTimestamp + readVarint(buf, at);
+    readVarint(buf, at); // offset delta: the record's place, i
+    const key = bytes();
+    const value = bytes();
+    const headers: Record<string, Buffer> = {};
+    for (let h = readVarint(buf, at); h > 0; h--) {
+      const name = bytes()!.toString('utf8');
+      headers[name] = bytes() ?? Buffer.alloc(0);
+    }
+    records.push({ key, value, headers, timestamp });
+  }
+  return records;
+}
+
+/** Reads a zigzag varint of a safe integer at `at.pos` and moves past it. */
+function readVarint(buf: Buffer, at: { pos: number }): number {
+  let z = 0;
+  let scale = 1;
+  let byte: number;
+  do {
+    byte = buf[at.pos++]!;
+    z += (byte & 0x7f) * scale;
+    scale *= 128;
+  } while (byte & 0x80);
+  return z % 2 === 0 ? z / 2 : -(z + 1) / 2;
 }
 
 function byteLength(value: Bytes): number {

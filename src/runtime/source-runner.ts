@@ -137,7 +137,7 @@ export class SourceRunner {
   async start(): Promise<void> {
     this.producer = this.options.producerThread
       ? new WorkerProducer(this.options.kafka, this.transactionalId, this.logger)
-      : new RecordSetProducer(this.kafka, this.transactionalId);
+      : new RecordSetProducer(this.kafka, this.transactionalId, this.options.kafka.encodedProduce);
     // Initialising the transactional id fences an older instance and aborts its open transaction,
     // so the offsets read next are final. The topics are made meanwhile.
     await Promise.all([

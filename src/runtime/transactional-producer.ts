@@ -1,11 +1,11 @@
 import { Worker } from 'node:worker_threads';
-import { Partitioners, type Kafka, type Producer } from 'kafkajs';
+import { Partitioners, type Kafka, type Message, type Producer } from 'kafkajs';
 import { BanyanError } from '../core';
 import type { BanyanConfig } from './config';
-import { installEncodedProduce, sendEncodedTransaction } from './encoded-produce';
+import { encodedMessages, installEncodedProduce } from './encoded-produce';
 import { createKafka } from './kafka';
 import type { Logger } from './logger';
-import type { RecordSet } from './record-batch';
+import { readRecords, type RecordSet } from './record-batch';
 
 /** One transactional id's producer: a source's records, dead letters and offsets go through it. */
 export interface TransactionalProducer {
@@ -43,11 +43,23 @@ function isFencing(error: unknown): boolean {
 }
 
 /**
+ * The kafkajs messages of `sets`, for kafkajs's own encoder (`kafka.encodedProduce: false`): the
+ * same records, partitions, timestamps and headers the encoded path sends.
+ */
+function plainMessages(sets: RecordSet[]): Array<{ topic: string; messages: Message[] }> {
+  return sets.map((set) => ({
+    topic: set.topic,
+    messages: readRecords(set).map((r) => ({ key: r.key, value: r.value, headers: r.headers, timestamp: String(r.timestamp), partition: set.partition })),
+  }));
+}
+
+/**
  * A transactional producer of encoded record sets. After a failed transaction it starts over with
  * a new producer: initialising the transactional id again bumps the epoch, which aborts whatever
  * the failed one left open and restarts the batch sequences (see encoded-produce.ts). Except when
  * it was fenced: then a newer instance owns the transactional id, and starting over would fence
  * that one in turn, so both would write; a fenced producer refuses every later transaction.
+ * With `encoded` false the sets are read back into messages that kafkajs encodes itself.
  */
 export class RecordSetProducer implements TransactionalProducer {
   private producer: Producer | undefined;
@@ -56,8 +68,9 @@ export class RecordSetProducer implements TransactionalProducer {
   constructor(
     private readonly kafka: Kafka,
     private readonly transactionalId: string,
+    private readonly encoded = true,
   ) {
-    installEncodedProduce();
+    if (encoded) installEncodedProduce();
   }
 
   async init(): Promise<void> {
@@ -71,7 +84,7 @@ export class RecordSetProducer implements TransactionalProducer {
     if (this.fenced) throw this.fenced;
     if (!this.producer) await this.init();
     try {
-      await sendEncodedTransaction(this.producer!, requests);
+      await this.send(this.producer!, requests);
     } catch (error) {
       const failed = this.producer;
       this.producer = undefined;
@@ -88,6 +101,18 @@ export class RecordSetProducer implements TransactionalProducer {
   async close(): Promise<void> {
     await this.producer?.disconnect();
     this.producer = undefined;
+  }
+
+  /** One request of record sets per sendBatch, in one transaction. */
+  private async send(producer: Producer, requests: RecordSet[][]): Promise<void> {
+    const tx = await producer.transaction();
+    try {
+      for (const sets of requests) await tx.sendBatch({ topicMessages: this.encoded ? encodedMessages(sets) : plainMessages(sets) });
+      await tx.commit();
+    } catch (error) {
+      await tx.abort().catch(() => undefined);
+      throw error;
+    }
   }
 }
 

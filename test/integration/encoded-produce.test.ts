@@ -1,15 +1,20 @@
 import { Partitioners } from 'kafkajs';
 import { afterAll, describe, expect, it } from 'vitest';
 import { BatchBuilder } from '../../src/runtime/batch-builder';
+import { encodedRequestCount } from '../../src/runtime/encoded-produce';
 import { PRODUCER_FENCED, RecordSetProducer } from '../../src/runtime/transactional-producer';
-import { createTopic, freshName, readTopic, testKafka, withAdmin } from '../helpers';
+import { createTopic, freshName, readTopic, testConfig, testKafka, withAdmin } from '../helpers';
 
 /**
  * Record batches Banyan encodes itself, sent through kafkajs's transactions to the real broker
- * (which checks CRCs, sequences and epochs) and read back by an ordinary kafkajs consumer.
+ * (which checks CRCs, sequences and epochs) and read back by an ordinary kafkajs consumer. Run
+ * twice (vitest.config.ts): the second time the same record sets go through kafkajs's own encoder.
  */
-describe('encoded record batches through a transactional producer', () => {
-  const kafka = testKafka();
+const config = testConfig();
+const encoded = config.kafka.encodedProduce;
+
+describe(`record batches through a transactional producer (kafka.encodedProduce: ${encoded})`, () => {
+  const kafka = testKafka(config);
   const producers: Array<{ close(): Promise<void> }> = [];
   afterAll(async () => {
     for (const p of producers) await p.close().catch(() => undefined);
@@ -28,7 +33,7 @@ describe('encoded record batches through a transactional producer', () => {
   const producerWithCommits = async (topicPrefix: string, transactionalId = freshName('tx')) => {
     const topic = freshName(topicPrefix);
     await createTopic(kafka, topic, 3);
-    const producer = new RecordSetProducer(kafka, transactionalId);
+    const producer = new RecordSetProducer(kafka, transactionalId, encoded);
     producers.push(producer);
     await producer.init();
     await producer.commitTransaction(batchOf(topic, 0, 100));
@@ -45,13 +50,16 @@ describe('encoded record batches through a transactional producer', () => {
   it('delivers every record once, in order per key, in the partition Kafka’s default partitioner picks', async () => {
     const topic = freshName('encoded');
     await createTopic(kafka, topic, 3);
-    const producer = new RecordSetProducer(kafka, freshName('tx'));
+    const producer = new RecordSetProducer(kafka, freshName('tx'), encoded);
     producers.push(producer);
     await producer.init();
     const first = batchOf(topic, 0, 300);
     expect(first.length).toBeGreaterThan(3);
+    const encodedBefore = encodedRequestCount();
     await producer.commitTransaction(first);
     await producer.commitTransaction(batchOf(topic, 300, 600));
+    // The records took the path the setting names: Banyan's Produce requests, or none of them.
+    expect(encodedRequestCount() > encodedBefore).toBe(encoded);
 
     const messages = await readTopic(kafka, topic, 600);
     expect(messages).toHaveLength(600);
@@ -92,7 +100,7 @@ describe('encoded record batches through a transactional producer', () => {
     const transactionalId = freshName('tx');
     const { topic, producer } = await producerWithCommits('encoded-fenced', transactionalId);
 
-    const newer = new RecordSetProducer(kafka, transactionalId);
+    const newer = new RecordSetProducer(kafka, transactionalId, encoded);
     producers.push(newer);
     await newer.init();
     await expect(producer.commitTransaction(batchOf(topic, 100, 200))).rejects.toMatchObject({ code: PRODUCER_FENCED });
@@ -106,7 +114,7 @@ describe('encoded record batches through a transactional producer', () => {
   it('leaves plain kafkajs messages to kafkajs in the same process', async () => {
     const topic = freshName('plain');
     await createTopic(kafka, topic, 1);
-    new RecordSetProducer(kafka, freshName('tx')); // installs the encoded path
+    new RecordSetProducer(kafka, freshName('tx'), true); // installs the encoded path, whatever the run's setting
     const plain = kafka.producer();
     await plain.connect();
     await plain.send({ topic, messages: [{ key: 'k', value: 'plain value', headers: { h: 'v' } }] });

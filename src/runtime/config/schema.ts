@@ -38,6 +38,9 @@ export const kafkaSchema = z.strictObject({
   producerThread: bool
     .default(true)
     .describe('encode and send to Kafka in a worker thread, so reading the next batch and producing use two cores'),
+  encodedProduce: bool
+    .default(true)
+    .describe('write record batches with Banyan’s own encoder (fast); false sends through kafkajs’s own producer (see docs/performance.md)'),
   topics: z
     .strictObject({
       offsets: z.string().default('banyan.offsets').describe('compacted topic holding source positions'),
