@@ -7,7 +7,7 @@ import { changelogSourceSchema, type BanyanConfig, type ChangelogSourceConfig, t
 import { createKafka } from '../src/runtime/kafka';
 import { createRootLogger } from '../src/runtime/logger';
 import { createSourceRunner } from '../src/runtime/source-runner';
-import type { BenchResult } from './report';
+import { median, type BenchResult } from './report';
 
 /**
  * Makes N changes in a legacy table of a dozen columns (inserts, then updates and deletes of some
@@ -218,14 +218,6 @@ function benchConfig(context: RunContext, name: string, table: string): BanyanCo
       changelogSourceSchema.parse({ name: 'bench', type: 'changelog', database: context.databaseName, table, topic: name, snapshot: false }),
     ],
   };
-}
-
-/** The middle value; the mean of the two middle ones for an even count. */
-export function median(values: number[]): number {
-  if (values.length === 0) throw new Error('median of nothing');
-  const sorted = [...values].sort((a, b) => a - b);
-  const mid = Math.floor(sorted.length / 2);
-  return sorted.length % 2 === 1 ? sorted[mid]! : (sorted[mid - 1]! + sorted[mid]!) / 2;
 }
 
 async function countRows(db: Knex, table: string): Promise<number> {

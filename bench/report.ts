@@ -17,3 +17,11 @@ function formatValue(value: BenchResult[string]): string {
   if (value.length === 0) return '-';
   return value.every((run) => typeof run.rows_per_s === 'number') ? `${value.map((run) => run.rows_per_s).join(' / ')} rows/s` : JSON.stringify(value);
 }
+
+/** The middle value; the mean of the two middle ones for an even count. */
+export function median(values: number[]): number {
+  if (values.length === 0) throw new Error('median of nothing');
+  const sorted = [...values].sort((a, b) => a - b);
+  const mid = Math.floor(sorted.length / 2);
+  return sorted.length % 2 === 1 ? sorted[mid]! : (sorted[mid - 1]! + sorted[mid]!) / 2;
+}
