@@ -242,6 +242,12 @@ write_env() {
   log "wrote $STATE/stack.env"
 }
 
+# How many topics the broker holds, and how many tests and benches left: a broker full of them is
+# slower (docs/performance.md). Advice only; never fails.
+topics_summary() {
+  node "$ROOT/scripts/stack-topics.mjs" --summary --broker "127.0.0.1:$KAFKA_PORT" >&2 || true
+}
+
 stop_one() { # name, part
   local name=$1 pidfile=$STATE/$2/pid running pid target start stat grace=${BANYAN_STACK_STOP_GRACE:-30} deadline
   [ -f "$pidfile" ] || return 0
@@ -280,11 +286,12 @@ status() {
     if running=$(owned "$name"); then echo "$name: running (pid ${running%% *})"; else echo "$name: stopped"; fi
   done
   [ -f "$STATE/stack.env" ] && cat "$STATE/stack.env"
+  owned kafka >/dev/null && topics_summary
   return 0
 }
 
 case "${1:-}" in
-  up) mkdir -p "$STATE"; kafka_up; registry_up; salesforce_up; demo_databases; write_env ;;
+  up) mkdir -p "$STATE"; kafka_up; registry_up; salesforce_up; demo_databases; write_env; topics_summary ;;
   down) down ;;
   status) status ;;
   *) echo "usage: $0 up|down|status" >&2; exit 2 ;;
