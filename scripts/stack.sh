@@ -267,16 +267,23 @@ stop_one() { # name, part
     kill -KILL -- "$target" 2>/dev/null || true
     deadline=$((SECONDS + 10))
     while target_alive "$target" "$start" && [ $SECONDS -lt $deadline ]; do sleep 0.2; done
-    target_alive "$target" "$start" && die "$name (pid $pid) survived SIGKILL; pid file kept: $pidfile"
+    if target_alive "$target" "$start"; then
+      # The other parts are still stopped; down fails at the end.
+      log "error: $name (pid $pid) survived SIGKILL; pid file kept: $pidfile"
+      STOP_FAILED=1
+      return 0
+    fi
   fi
   rm -f "$pidfile"
 }
 
 down() {
+  STOP_FAILED=0
   stop_one "Salesforce emulator" salesforce
   stop_one "Schema Registry" registry
   stop_one "Kafka" kafka
   # Kafka's data is disposable between runs: a fresh stack is a fresh cluster.
+  [ "$STOP_FAILED" -eq 0 ] || die "some processes of the stack still run (see above)"
   rm -rf "$STATE/kafka/data" "$STATE/stack.env" "$STATE/salesforce/emulator.env"
 }
 
