@@ -12,7 +12,7 @@
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
-STATE="$ROOT/.banyan"
+STATE="${BANYAN_STACK_STATE:-$ROOT/.banyan}"
 PORTS=("${BANYAN_KAFKA_PORT:-19092}" "${BANYAN_KAFKA_CONTROLLER_PORT:-19093}" "${BANYAN_REGISTRY_PORT:-18081}" "${BANYAN_SALESFORCE_PORT:-18443}")
 
 log() { printf '[stack-down-check] %s\n' "$*" >&2; }

@@ -19,7 +19,8 @@
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
-STATE="$ROOT/.banyan"
+# BANYAN_STACK_STATE moves the state folder (the stop tests use a folder of their own).
+STATE="${BANYAN_STACK_STATE:-$ROOT/.banyan}"
 CACHE="$ROOT/.cache/stack"
 KAFKA_PORT=${BANYAN_KAFKA_PORT:-19092}
 CONTROLLER_PORT=${BANYAN_KAFKA_CONTROLLER_PORT:-19093}
