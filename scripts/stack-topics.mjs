@@ -60,6 +60,7 @@ const admin = new kafkajs.Kafka({
   requestTimeout: 30_000,
 }).admin();
 
+const plural = (n, word) => `${n} ${word}${n === 1 ? '' : 's'}`;
 const say = (line) => console.log(values.summary ? `[stack] ${line}` : line);
 try {
   await admin.connect();
@@ -74,10 +75,10 @@ try {
   if (values['delete-test-topics']) {
     // A few hundred names a request keeps each request small.
     for (let i = 0; i < old.length; i += 200) await admin.deleteTopics({ topics: old.slice(i, i + 200), timeout: 30_000 });
-    say(`deleted ${old.length} test and bench topics ${older} from ${broker}; ${topics.length - old.length} topics remain`);
+    say(`deleted ${plural(old.length, 'test and bench topic')} ${older} from ${broker}; ${plural(topics.length - old.length, 'topic')} remain`);
   } else {
     say(
-      `Kafka at ${broker} holds ${topics.length} topics (${partitions} partitions), ` +
+      `Kafka at ${broker} holds ${plural(topics.length, 'topic')} (${plural(partitions, 'partition')}), ` +
         `${leftovers.length} of them made by tests and benches (${old.length} ${older})` +
         (old.length > 0 ? '; `npm run stack:topics -- --delete-test-topics` deletes those, `stack:down` + `stack:up` starts a fresh broker' : ''),
     );
