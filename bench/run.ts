@@ -1,23 +1,65 @@
-import { existsSync } from 'node:fs';
-import { Command, Option } from 'commander';
-import { loadEnvFile, STACK_ENV_FILE } from '../src/cli/context';
+import { Command, InvalidArgumentError, Option } from 'commander';
+import { loadConfig } from '../src/cli/context';
+import { ConfigError } from '../src/core';
 import { benchImport, type ImportDialect } from './import';
 import { printResult } from './report';
 
-/** `npm run bench -- <name> [options]`: runs one benchmark against the local stack. */
-if (existsSync(STACK_ENV_FILE)) loadEnvFile(STACK_ENV_FILE);
+/**
+ * `npm run bench -- <name> [options]`: runs one benchmark against the systems of a Banyan config
+ * (banyan.yaml by default, so the local stack; .banyan/stack.env is read as `banyan` reads it).
+ */
+const program = new Command('bench').description('Banyan benchmarks against the systems of a Banyan config (npm run stack:up first)');
 
-const program = new Command('bench').description('Banyan benchmarks against the local stack (npm run stack:up first)');
+const count = (min: number) => (value: string) => {
+  const n = Number(value);
+  if (!Number.isInteger(n) || n < min) throw new InvalidArgumentError(`expected an integer of at least ${min}, got "${value}"`);
+  return n;
+};
 
 program
   .command('import')
-  .description('changelog poller: N legacy changes drained into Kafka, committed')
-  .addOption(new Option('--dialect <name>', 'legacy database').choices(['postgres', 'mariadb']).default('postgres'))
-  .option('--rows <n>', 'changes to make and drain', (v) => Number.parseInt(v, 10), 200_000)
-  .option('--json', 'print only the JSON line')
-  .action(async (options: { dialect: ImportDialect; rows: number; json?: boolean }) => {
-    const log = (line: string) => (options.json ? process.stderr.write(`${line}\n`) : console.log(line));
-    printResult(await benchImport(options.dialect, options.rows, log), Boolean(options.json));
-  });
+  .description('changelog poller: N legacy changes drained into Kafka, committed; a warm-up, then the median of --runs')
+  .addOption(new Option('--dialect <name>', 'legacy database (default: postgres, or that of --database)').choices(['postgres', 'mariadb']))
+  .addOption(new Option('-c, --config <file>', 'Banyan config: its kafka, schemaRegistry and databases are used').env('BANYAN_CONFIG').default('banyan.yaml'))
+  .option('--database <name>', "a key of the config's databases (default: the config's only database of the dialect)")
+  .option('--env-file <file>', 'KEY=VALUE file read into the environment (default: .banyan/stack.env if present)')
+  .option('--rows <n>', 'changes to make and drain in each run', count(1), 200_000)
+  .option('--runs <n>', 'timed runs; the result is their median', count(1), 3)
+  .option('--warmup <n>', 'runs before the timed ones, printed but not counted', count(0), 1)
+  .option('--json', 'print only the JSON line on stdout (progress goes to stderr)')
+  .action(
+    async (options: {
+      dialect?: ImportDialect;
+      config: string;
+      database?: string;
+      envFile?: string;
+      rows: number;
+      runs: number;
+      warmup: number;
+      json?: boolean;
+    }) => {
+      const log = (line: string) => (options.json ? process.stderr.write(`${line}\n`) : console.log(line));
+      const config = loadConfig({ config: options.config, ...(options.envFile ? { envFile: options.envFile } : {}) });
+      const result = await benchImport(
+        {
+          config,
+          configFile: options.config,
+          ...(options.dialect ? { dialect: options.dialect } : {}),
+          ...(options.database ? { database: options.database } : {}),
+          rows: options.rows,
+          warmups: options.warmup,
+          runs: options.runs,
+        },
+        log,
+      );
+      printResult(result, Boolean(options.json));
+    },
+  );
 
-await program.parseAsync(process.argv);
+try {
+  await program.parseAsync(process.argv);
+} catch (error) {
+  // A config mistake or a refused connection is one clear message, not a stack trace.
+  console.error(error instanceof ConfigError ? error.message : `bench failed: ${(error as Error).message}`);
+  process.exitCode = error instanceof ConfigError ? 2 : 1;
+}

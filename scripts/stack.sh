@@ -3,8 +3,14 @@
 # Schema Registry (Apicurio Registry 3), both from Maven Central, plus the Salesforce emulator.
 #
 #   scripts/stack.sh up       start what is not running, wait until each part answers
-#   scripts/stack.sh down     stop everything this script started; no process is left behind
+#   scripts/stack.sh down     stop what this script started, and only that; no process of it is left behind
 #   scripts/stack.sh status   what runs, and where
+#
+# Each part runs in its own process group (setsid) and is recorded in .banyan/<part>/pid as
+# "pid start-time" (field 22 of /proc/<pid>/stat): `down` signals that group only after checking
+# the pid is still the process it started (a pid reused by another program is never signalled),
+# SIGTERM first and SIGKILL only after BANYAN_STACK_STOP_GRACE seconds (30). Nothing is matched
+# by name or command line.
 #
 # Ports (env): BANYAN_KAFKA_PORT (19092), BANYAN_KAFKA_CONTROLLER_PORT (19093),
 # BANYAN_REGISTRY_PORT (18081), BANYAN_SALESFORCE_PORT (18443).
@@ -13,7 +19,8 @@
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
-STATE="$ROOT/.banyan"
+# BANYAN_STACK_STATE moves the state folder (the stop tests use a folder of their own).
+STATE="${BANYAN_STACK_STATE:-$ROOT/.banyan}"
 CACHE="$ROOT/.cache/stack"
 KAFKA_PORT=${BANYAN_KAFKA_PORT:-19092}
 CONTROLLER_PORT=${BANYAN_KAFKA_CONTROLLER_PORT:-19093}
@@ -28,7 +35,71 @@ log() { printf '[stack] %s\n' "$*" >&2; }
 die() { log "error: $*"; exit 1; }
 
 port_open() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
-pid_alive() { [ -f "$1" ] && kill -0 "$(cat "$1")" 2>/dev/null; }
+
+# "pgid start-time" of a live process, from /proc/<pid>/stat; fails for a pid that is gone.
+proc_stat() {
+  local stat
+  read -r stat 2>/dev/null <"/proc/$1/stat" || return 1
+  # Field 2, the command name, may hold spaces and ")": the fields after it start at field 3.
+  # shellcheck disable=SC2086
+  set -- ${stat##*) }
+  [ "$1" != Z ] || return 1 # a zombie has exited already
+  echo "$3 ${20}"
+}
+
+# Runs a command in the background in a new session and process group, and records it.
+start_recorded() { # dir, output file, command...
+  local dir=$1 out=$2 pid stat
+  shift 2
+  nohup setsid "$@" >"$out" 2>&1 </dev/null &
+  pid=$!
+  # The start time is the fork's, kept across setsid's exec, so it is read at once.
+  stat=$(proc_stat "$pid") || { cat "$out" >&2; die "$* exited at once"; }
+  echo "$pid ${stat#* }" >"$dir/pid"
+}
+
+# A path each part's command line carries: how a pid file of one field (written before start times
+# were recorded) is checked.
+marker() {
+  case $1 in
+    kafka) echo "$STATE/kafka/server.properties" ;;
+    registry) echo "$STATE/registry/registry.log" ;;
+    salesforce) echo "$STATE/salesforce/emulator.env" ;;
+  esac
+}
+
+# Prints "pid target" when the part's pid file names a process we started that still runs; target
+# is what to signal: "-pgid" for its process group, or the pid alone. Fails otherwise.
+owned() { # part: kafka, registry or salesforce
+  local pidfile=$STATE/$1/pid pid start stat cmdline
+  [ -f "$pidfile" ] || return 1
+  read -r pid start <"$pidfile" || true
+  [[ "$pid" =~ ^[0-9]+$ ]] || return 1
+  if stat=$(proc_stat "$pid"); then
+    if [ -n "${start:-}" ]; then
+      [ "${stat#* }" = "$start" ] || return 1
+    else
+      cmdline=$(tr '\0' ' ' <"/proc/$pid/cmdline" 2>/dev/null) || return 1
+      [[ "$cmdline" == *"$(marker "$1")"* ]] || return 1
+      echo "$pid $pid" # not started in a group of its own: the pid alone
+      return 0
+    fi
+    if [ "${stat%% *}" = "$pid" ]; then echo "$pid -$pid"; else echo "$pid $pid"; fi
+  elif [ -n "${start:-}" ] && kill -0 -- "-$pid" 2>/dev/null; then
+    # The leader is gone but its group lives on: Linux reuses no id while a group holds it.
+    echo "$pid -$pid"
+  else
+    return 1
+  fi
+}
+
+# Whether the target still runs: a group with any member, or the pid with its start time.
+target_alive() { # target, start time of the pid
+  if [ "${1:0:1}" = - ]; then kill -0 -- "$1" 2>/dev/null; else
+    local stat
+    stat=$(proc_stat "$1") && [ "${stat#* }" = "$2" ]
+  fi
+}
 
 wait_for() { # name, seconds, command...
   local name=$1 secs=$2; shift 2
@@ -41,10 +112,11 @@ wait_for() { # name, seconds, command...
 }
 
 # Returns 1 (start nothing) when our process already runs; dies when a stranger holds the port.
-needs_start() { # name, dir, port, port variable
-  if pid_alive "$2/pid"; then log "$1 already running (pid $(cat "$2/pid"))"; return 1; fi
+needs_start() { # name, part, port, port variable
+  local running dir=$STATE/$2
+  if running=$(owned "$2"); then log "$1 already running (pid ${running%% *})"; return 1; fi
   port_open "$3" && die "port $3 is taken by another process; set $4"
-  mkdir -p "$2"
+  mkdir -p "$dir"
 }
 
 fetch_kafka() {
@@ -70,7 +142,7 @@ fetch_registry() {
 
 kafka_up() {
   local dir="$STATE/kafka"
-  needs_start "Kafka" "$dir" "$KAFKA_PORT" BANYAN_KAFKA_PORT || return 0
+  needs_start "Kafka" kafka "$KAFKA_PORT" BANYAN_KAFKA_PORT || return 0
   fetch_kafka
   mkdir -p "$dir/data"
   cat >"$dir/server.properties" <<EOF
@@ -113,28 +185,26 @@ EOF
       || { cat "$dir/format.log" >&2; die "formatting Kafka storage failed"; }
   fi
   log "starting Kafka $KAFKA_VERSION on 127.0.0.1:$KAFKA_PORT"
-  nohup "${java[@]}" kafka.Kafka "$dir/server.properties" >"$dir/stdout.log" 2>&1 &
-  echo $! >"$dir/pid"
+  start_recorded "$dir" "$dir/stdout.log" "${java[@]}" kafka.Kafka "$dir/server.properties"
   wait_for "Kafka" 120 node "$ROOT/scripts/kafka-ready.mjs" "127.0.0.1:$KAFKA_PORT" \
     || { tail -20 "$dir/kafka.log" >&2; die "Kafka did not answer within 120 s (log: $dir/kafka.log)"; }
 }
 
 registry_up() {
   local dir="$STATE/registry"
-  needs_start "Schema Registry" "$dir" "$REGISTRY_PORT" BANYAN_REGISTRY_PORT || return 0
+  needs_start "Schema Registry" registry "$REGISTRY_PORT" BANYAN_REGISTRY_PORT || return 0
   fetch_registry
   log "starting Apicurio Registry $APICURIO_VERSION on 127.0.0.1:$REGISTRY_PORT"
   # In-memory storage: the stack is for development and tests. Canonical hashing makes the
   # ccompat API return the same id for a schema that differs only in formatting, as Confluent does.
-  nohup java -Xms128m -Xmx512m -Djava.awt.headless=true \
+  start_recorded "$dir" "$dir/stdout.log" java -Xms128m -Xmx512m -Djava.awt.headless=true \
     -Dquarkus.http.host=127.0.0.1 -Dquarkus.http.port="$REGISTRY_PORT" \
     -Dquarkus.log.file.enable=true -Dquarkus.log.file.path="$dir/registry.log" \
     -Dquarkus.log.console.enable=false \
     -Dapicurio.ccompat.use-canonical-hash=true \
     -Dapicurio.rest.deletion.artifact.enabled=true \
     -Dapicurio.rest.deletion.artifact-version.enabled=true \
-    -jar "$REGISTRY_HOME"/apicurio-registry-app-*-runner.jar >"$dir/stdout.log" 2>&1 &
-  echo $! >"$dir/pid"
+    -jar "$REGISTRY_HOME"/apicurio-registry-app-*-runner.jar
   wait_for "Schema Registry" 120 curl -sf "http://127.0.0.1:$REGISTRY_PORT/apis/ccompat/v7/subjects" \
     || { tail -20 "$dir/stdout.log" >&2; die "Schema Registry did not answer within 120 s"; }
 }
@@ -142,11 +212,10 @@ registry_up() {
 salesforce_up() {
   local dir="$STATE/salesforce"
   [ -f "$ROOT/src/salesforce-emulator/main.ts" ] || return 0
-  needs_start "Salesforce emulator" "$dir" "$SALESFORCE_PORT" BANYAN_SALESFORCE_PORT || return 0
+  needs_start "Salesforce emulator" salesforce "$SALESFORCE_PORT" BANYAN_SALESFORCE_PORT || return 0
   log "starting the Salesforce emulator on 127.0.0.1:$SALESFORCE_PORT"
-  nohup node --import tsx "$ROOT/src/salesforce-emulator/main.ts" --port "$SALESFORCE_PORT" --seed demo \
-    --env-out "$dir/emulator.env" >"$dir/emulator.log" 2>&1 &
-  echo $! >"$dir/pid"
+  start_recorded "$dir" "$dir/emulator.log" node --import tsx "$ROOT/src/salesforce-emulator/main.ts" \
+    --port "$SALESFORCE_PORT" --seed demo --env-out "$dir/emulator.env"
   wait_for "Salesforce emulator" 60 test -s "$dir/emulator.env" \
     || { tail -20 "$dir/emulator.log" >&2; die "Salesforce emulator did not start within 60 s"; }
 }
@@ -174,44 +243,63 @@ write_env() {
   log "wrote $STATE/stack.env"
 }
 
-stop_one() { # name, pidfile
-  local name=$1 pidfile=$2 pid
+# How many topics the broker holds, and how many tests and benches left: a broker full of them is
+# slower (docs/performance.md). Advice only; never fails.
+topics_summary() {
+  node "$ROOT/scripts/stack-topics.mjs" --summary --broker "127.0.0.1:$KAFKA_PORT" >&2 || true
+}
+
+stop_one() { # name, part
+  local name=$1 pidfile=$STATE/$2/pid running pid target start stat grace=${BANYAN_STACK_STOP_GRACE:-30} deadline
   [ -f "$pidfile" ] || return 0
-  pid=$(cat "$pidfile")
-  if kill -0 "$pid" 2>/dev/null; then
-    log "stopping $name (pid $pid)"
-    kill "$pid" 2>/dev/null || true
-    for _ in $(seq 1 60); do kill -0 "$pid" 2>/dev/null || break; sleep 0.5; done
-    if kill -0 "$pid" 2>/dev/null; then log "$name ignored SIGTERM for 30 s; killing it"; kill -9 "$pid" 2>/dev/null || true; fi
+  if ! running=$(owned "$2"); then
+    log "$name is not running: $pidfile names no process the stack started that still runs; nothing signalled"
+    rm -f "$pidfile"
+    return 0
+  fi
+  pid=${running%% *} target=${running#* }
+  start=$(stat=$(proc_stat "$pid") && echo "${stat#* }" || true)
+  log "stopping $name (pid $pid$([ "${target:0:1}" = - ] && echo " and its process group"))"
+  kill -TERM -- "$target" 2>/dev/null || true
+  deadline=$((SECONDS + grace))
+  while target_alive "$target" "$start" && [ $SECONDS -lt $deadline ]; do sleep 0.5; done
+  if target_alive "$target" "$start"; then
+    log "$name still runs ${grace} s after SIGTERM; sending SIGKILL"
+    kill -KILL -- "$target" 2>/dev/null || true
+    deadline=$((SECONDS + 10))
+    while target_alive "$target" "$start" && [ $SECONDS -lt $deadline ]; do sleep 0.2; done
+    if target_alive "$target" "$start"; then
+      # The other parts are still stopped; down fails at the end.
+      log "error: $name (pid $pid) survived SIGKILL; pid file kept: $pidfile"
+      STOP_FAILED=1
+      return 0
+    fi
   fi
   rm -f "$pidfile"
 }
 
 down() {
-  stop_one "Salesforce emulator" "$STATE/salesforce/pid"
-  stop_one "Schema Registry" "$STATE/registry/pid"
-  stop_one "Kafka" "$STATE/kafka/pid"
-  # A pid file lost by hand must not leave a JVM behind: anything still running from our
-  # cache or state folders is ours.
-  local strays
-  strays=$(pgrep -f -- "$CACHE/|$STATE/" || true)
-  if [ -n "$strays" ]; then log "killing leftover processes: $strays"; kill -9 $strays 2>/dev/null || true; fi
+  STOP_FAILED=0
+  stop_one "Salesforce emulator" salesforce
+  stop_one "Schema Registry" registry
+  stop_one "Kafka" kafka
   # Kafka's data is disposable between runs: a fresh stack is a fresh cluster.
+  [ "$STOP_FAILED" -eq 0 ] || die "some processes of the stack still run (see above)"
   rm -rf "$STATE/kafka/data" "$STATE/stack.env" "$STATE/salesforce/emulator.env"
 }
 
 status() {
-  local name pidfile
+  local name running
   for name in kafka registry salesforce; do
-    pidfile="$STATE/$name/pid"
-    if pid_alive "$pidfile"; then echo "$name: running (pid $(cat "$pidfile"))"; else echo "$name: stopped"; fi
+    if running=$(owned "$name"); then echo "$name: running (pid ${running%% *})"; else echo "$name: stopped"; fi
   done
   [ -f "$STATE/stack.env" ] && cat "$STATE/stack.env"
+  owned kafka >/dev/null && topics_summary
   return 0
 }
 
 case "${1:-}" in
-  up) mkdir -p "$STATE"; kafka_up; registry_up; salesforce_up; demo_databases; write_env ;;
+  up) mkdir -p "$STATE"; kafka_up; registry_up; salesforce_up; demo_databases; write_env; topics_summary ;;
   down) down ;;
   status) status ;;
   *) echo "usage: $0 up|down|status" >&2; exit 2 ;;
