@@ -145,7 +145,9 @@ export class ChangeEventLog {
   }
 
   restore(snapshot: ChangeEventLogSnapshot): void {
-    ({ lastReplayId: this.lastReplayId, lastCommitNumber: this.lastCommitNumber, prunedThrough: this.prunedThrough } = snapshot);
+    ({ lastReplayId: this.lastReplayId, prunedThrough: this.prunedThrough } = snapshot);
+    // State files written before commit numbers were bigints hold a plain number.
+    this.lastCommitNumber = BigInt(snapshot.lastCommitNumber);
     this.events = [...snapshot.events];
     this.prune();
   }

@@ -349,7 +349,7 @@ describe('Salesforce emulator: state file', () => {
     const dir = await mkdtemp(join(tmpdir(), 'sf-emulator-'));
     try {
       const stateFile = join(dir, 'state.json');
-      const conn = await connect({ stateFile, seed: 'demo' });
+      const conn = await connect({ stateFile, seed: 'demo', firstCommitNumber: 2n ** 53n + 1n });
       const { id } = await conn.sobject('Contact').create({ LastName: 'Persisted', Banyan_Id__c: 'p-1' }) as { id: string };
       for (const client of streamingClients.splice(0)) client.disconnect();
       await emulator.close();
@@ -362,6 +362,10 @@ describe('Salesforce emulator: state file', () => {
       const { waitFor } = await subscribe(again, '/data/ContactChangeEvent', -2);
       const [event] = await waitFor(1);
       expect(header(event)?.recordIds).toEqual([id]);
+      // Saved and loaded digit for digit, and counted on from there.
+      expect(emulator.admin.changeEvents().map((e) => (e.payload.ChangeEventHeader as { commitNumber: bigint }).commitNumber)).toEqual([2n ** 53n + 1n]);
+      await again.sobject('Account').create({ Name: 'Next' });
+      expect((emulator.admin.changeEvents().at(-1)?.payload.ChangeEventHeader as { commitNumber: bigint }).commitNumber).toBe(2n ** 53n + 2n);
     } finally {
       for (const client of streamingClients.splice(0)) client.disconnect();
       await emulator?.close();
