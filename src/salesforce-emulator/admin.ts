@@ -12,6 +12,8 @@ export interface AdminState {
   faults: FaultState;
   sessions: number;
   cometdClients: number;
+  /** `/meta/connect` requests held open, waiting for events or the long-poll timeout. */
+  heldConnects: number;
   retainedChangeEvents: number;
 }
 
@@ -74,7 +76,7 @@ export class EmulatorAdmin {
     this.cometd.expireClients();
   }
 
-  /** Moves the emulator clock forward: sessions time out, change events fall out of retention. */
+  /** Moves the emulator clock forward: sessions time out, change events fall out of retention, held long-polls answer. */
   advanceClock(ms: number): void {
     this.org.clock.advance(ms);
   }
@@ -114,6 +116,7 @@ export class EmulatorAdmin {
       faults: this.org.faults.state(),
       sessions: this.org.sessions.size,
       cometdClients: this.cometd.clientCount,
+      heldConnects: this.cometd.heldConnects,
       retainedChangeEvents: this.org.events.retained().length,
     };
   }

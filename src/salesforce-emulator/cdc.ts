@@ -1,13 +1,16 @@
 import { createHash, randomUUID } from 'node:crypto';
 import type { EmulatorClock } from './clock.js';
 import type { FieldValues } from './coerce.js';
-import { changeEventName, type FieldDef, type ObjectDef, type Schema } from './schema.js';
+import { changeEventName, type FieldDef, type Schema } from './schema.js';
 import type { RecordChange } from './store.js';
 
 export const ALL_CHANGE_EVENTS_CHANNEL = '/data/ChangeEvents';
 export const DEFAULT_RETENTION_MS = 72 * 60 * 60 * 1000;
-/** Commit numbers only grow; Salesforce's are large system change numbers. */
-const FIRST_COMMIT_NUMBER = 10_000_000_000;
+/**
+ * Commit numbers only grow; Salesforce's are system change numbers of the size of its examples
+ * (10708862594919). A bigint, written to JSON digit for digit, so a start beyond 2^53 stays exact.
+ */
+export const DEFAULT_FIRST_COMMIT_NUMBER = 10_708_862_594_919n;
 
 /** How the next record change is published: as itself, as a GAP_* event, or folded into a GAP_OVERFLOW. */
 export type PublishMode = 'normal' | 'gap' | 'overflow';
@@ -28,7 +31,7 @@ export type ChangeEventMessage = {
 
 export interface ChangeEventLogSnapshot {
   lastReplayId: number;
-  lastCommitNumber: number;
+  lastCommitNumber: bigint;
   prunedThrough: number;
   events: StoredChangeEvent[];
 }
@@ -43,7 +46,7 @@ export type ReplayResult = { ok: true; events: StoredChangeEvent[] } | { ok: fal
 export class ChangeEventLog {
   private events: StoredChangeEvent[] = [];
   private lastReplayId = 0;
-  private lastCommitNumber = FIRST_COMMIT_NUMBER;
+  private lastCommitNumber: bigint;
   /** The newest replayId that retention has dropped; replaying from before it would skip events. */
   private prunedThrough = 0;
   private readonly listeners = new Set<(event: StoredChangeEvent) => void>();
@@ -53,7 +56,10 @@ export class ChangeEventLog {
     private readonly clock: EmulatorClock,
     private readonly nextPublishMode: () => PublishMode,
     private readonly retentionMs = DEFAULT_RETENTION_MS,
-  ) {}
+    private readonly firstCommitNumber = DEFAULT_FIRST_COMMIT_NUMBER,
+  ) {
+    this.lastCommitNumber = firstCommitNumber - 1n;
+  }
 
   isChannel(channel: string): boolean {
     return channel === ALL_CHANGE_EVENTS_CHANNEL || this.schema.objects.some((o) => channel === `/data/${changeEventName(o.name)}`);
@@ -68,22 +74,44 @@ export class ChangeEventLog {
     return () => this.listeners.delete(listener);
   }
 
-  /** Publishes one transaction's changes; `origin` becomes every event's changeOrigin. */
+  /**
+   * Publishes one transaction's changes; `origin` becomes every event's changeOrigin. The same
+   * UPDATE or DELETE of several records of one object merges into one event naming them all, as
+   * Salesforce merges identical changes of one transaction within a second (the emulator gives a
+   * whole transaction one time).
+   */
   publish(changes: readonly RecordChange[], origin: string, commitUser: string): void {
     if (changes.length === 0) return;
+    this.lastCommitNumber += 1n;
     const header = {
       changeOrigin: origin,
       transactionKey: randomUUID(),
       commitTimestamp: this.clock.now(),
-      commitNumber: ++this.lastCommitNumber,
+      commitNumber: this.lastCommitNumber,
       commitUser,
     };
     const payloads: Record<string, unknown>[] = [];
+    const mergeable = new Map<string, Record<string, unknown>>();
     const overflowing = new Set<string>();
     for (const change of changes) {
       const mode = this.nextPublishMode();
-      if (mode === 'overflow') overflowing.add(change.object.name);
-      else payloads.push(mode === 'gap' ? this.gapPayload(change) : this.changePayload(change));
+      if (mode === 'overflow') {
+        overflowing.add(change.object.name);
+        continue;
+      }
+      if (mode === 'gap') {
+        payloads.push(this.gapPayload(change));
+        continue;
+      }
+      const payload = this.changePayload(change);
+      const sameChange = change.changeType === 'UPDATE' || change.changeType === 'DELETE' ? changeSignature(payload) : undefined;
+      const merged = sameChange === undefined ? undefined : mergeable.get(sameChange);
+      if (merged) {
+        (merged.ChangeEventHeader as { recordIds: string[] }).recordIds.push(change.id);
+        continue;
+      }
+      if (sameChange !== undefined) mergeable.set(sameChange, payload);
+      payloads.push(payload);
     }
     for (const entityName of overflowing) payloads.push(headerOnly(entityName, [], 'GAP_OVERFLOW'));
     payloads.forEach((payload, index) => {
@@ -117,7 +145,9 @@ export class ChangeEventLog {
   }
 
   restore(snapshot: ChangeEventLogSnapshot): void {
-    ({ lastReplayId: this.lastReplayId, lastCommitNumber: this.lastCommitNumber, prunedThrough: this.prunedThrough } = snapshot);
+    ({ lastReplayId: this.lastReplayId, prunedThrough: this.prunedThrough } = snapshot);
+    // State files written before commit numbers were bigints hold a plain number.
+    this.lastCommitNumber = BigInt(snapshot.lastCommitNumber);
     this.events = [...snapshot.events];
     this.prune();
   }
@@ -125,7 +155,7 @@ export class ChangeEventLog {
   clear(): void {
     this.events = [];
     this.lastReplayId = 0;
-    this.lastCommitNumber = FIRST_COMMIT_NUMBER;
+    this.lastCommitNumber = this.firstCommitNumber - 1n;
     this.prunedThrough = 0;
   }
 
@@ -156,35 +186,47 @@ export class ChangeEventLog {
     return headerOnly(change.object.name, [change.id], `GAP_${change.changeType}`);
   }
 
+  /**
+   * The CometD shape (Change Data Capture Developer Guide, "Change Event Body Fields", JSON/CometD):
+   * CREATE and UNDELETE carry the non-empty fields only; UPDATE the changed fields, a field set to
+   * null as a null value, and LastModifiedDate; DELETE no fields.
+   */
   private changePayload(change: RecordChange): Record<string, unknown> {
     const payload = headerOnly(change.object.name, [change.id], change.changeType);
     const def = change.object;
     if (change.changeType === 'DELETE') return payload;
     if (change.changeType === 'UPDATE') {
-      const header = payload.ChangeEventHeader as Record<string, string[]>;
+      const header = payload.ChangeEventHeader as { changedFields: string[] };
       for (const name of change.changedFields) {
         const field = def.field(name) as FieldDef;
-        const value = eventValue(field, change.record[name]);
-        setEventField(payload, field, value);
-        const path = field.compound ? `${field.compound.field}.${field.compound.component}` : field.name;
-        header.changedFields?.push(path);
-        if (value === null) header.nulledFields?.push(path);
+        setEventField(payload, field, eventValue(field, change.record[name]));
+        header.changedFields.push(field.compound ? `${field.compound.field}.${field.compound.component}` : field.name);
       }
       return payload;
     }
     for (const field of def.fields) {
       if (field.computed || ['Id', 'IsDeleted', 'SystemModstamp'].includes(field.name)) continue;
-      setEventField(payload, field, eventValue(field, change.record[field.name]));
+      const value = eventValue(field, change.record[field.name]);
+      if (value !== null) setEventField(payload, field, value);
     }
-    collapseEmptyCompounds(def, payload);
     return payload;
   }
 }
 
+/** CometD headers have no nulledFields and diffFields: those are Pub/Sub API only ("Change Event Message Structure"). */
 function headerOnly(entityName: string, recordIds: string[], changeType: string): Record<string, unknown> {
-  return {
-    ChangeEventHeader: { entityName, recordIds, changeType, changedFields: [], nulledFields: [], diffFields: [] },
-  };
+  return { ChangeEventHeader: { entityName, recordIds, changeType, changedFields: [] } };
+}
+
+/** What makes two changes "the same change": object, type, changed fields and body, whatever the order of keys. */
+function changeSignature(payload: Record<string, unknown>): string {
+  const { ChangeEventHeader: header, ...body } = payload as { ChangeEventHeader: { entityName: string; changeType: string; changedFields: string[] } };
+  return JSON.stringify([header.entityName, header.changeType, [...header.changedFields].sort(), sortedKeys(body)]);
+}
+
+function sortedKeys(value: unknown): unknown {
+  if (value === null || typeof value !== 'object') return value;
+  return Object.fromEntries(Object.entries(value as Record<string, unknown>).sort(([a], [b]) => a.localeCompare(b)).map(([k, v]) => [k, sortedKeys(v)]));
 }
 
 /** Change events carry datetimes in ISO-8601 UTC (`…Z`), unlike REST's `+0000`. */
@@ -202,14 +244,6 @@ function setEventField(payload: Record<string, unknown>, field: FieldDef, value:
   }
   const nested = (payload[field.compound.field] ??= {}) as FieldValues;
   nested[field.compound.component] = value;
-}
-
-/** A compound with no component set is sent as null, as in Salesforce's examples (`ShippingAddress: null`). */
-function collapseEmptyCompounds(def: ObjectDef, payload: Record<string, unknown>): void {
-  for (const field of def.fields) {
-    const nested = field.computed ? payload[field.name] : undefined;
-    if (nested && typeof nested === 'object' && Object.values(nested).every((v) => v === null)) payload[field.name] = null;
-  }
 }
 
 function schemaId(entityName: string): string {

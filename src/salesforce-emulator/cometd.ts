@@ -8,7 +8,7 @@ import type { Org } from './org.js';
 const OLDEST_STREAMING_VERSION = 37;
 
 export interface CometdOptions {
-  /** How long a `/meta/connect` is held when nothing is to be delivered (Salesforce: 110 s). */
+  /** How long a `/meta/connect` is held when nothing is to be delivered (Salesforce: 110 s), on the emulator clock. */
   longPollTimeoutMs: number;
   /** A client that does not reconnect within this time after an answer is forgotten (Salesforce: 40 s). */
   clientTimeoutMs: number;
@@ -19,7 +19,7 @@ type Message = Record<string, unknown> & { channel?: string; id?: string; client
 interface HeldConnect {
   reply: Message;
   answer: (messages: Message[]) => void;
-  timer: NodeJS.Timeout;
+  cancelTimer: () => void;
 }
 
 interface Client {
@@ -36,7 +36,8 @@ const replayInvalid = (replayId: unknown): string =>
 
 /**
  * The Bayeux server of the Streaming API at `/cometd/XX.X`: long-polling only, change-event channels
- * only, with the replay extension. Timeouts run on real time, since they concern live connections.
+ * only, with the replay extension. The long-poll hold runs on the emulator clock (a test moves it
+ * instead of waiting); forgetting idle clients runs on real time, since it concerns live connections.
  */
 export class CometdServer {
   private clients = new Map<string, Client>();
@@ -137,13 +138,15 @@ export class CometdServer {
       const held: HeldConnect = {
         reply,
         answer: resolve,
-        timer: setTimeout(() => this.answerHeld(client), this.opts.longPollTimeoutMs),
+        cancelTimer: this.org.clock.schedule(this.opts.longPollTimeoutMs, () => {
+          if (client.held === held) this.answerHeld(client);
+        }),
       };
       client.held = held;
       // A client that gave up on this request keeps its queue for its next connect.
       signal.addEventListener('abort', () => {
         if (client.held !== held) return;
-        clearTimeout(held.timer);
+        held.cancelTimer();
         delete client.held;
         resolve([]);
       }, { once: true });
@@ -153,7 +156,7 @@ export class CometdServer {
   private answerHeld(client: Client, reply?: Message): void {
     const held = client.held;
     if (!held) return;
-    clearTimeout(held.timer);
+    held.cancelTimer();
     delete client.held;
     client.lastSeen = Date.now();
     held.answer([...client.queue.splice(0), reply ?? held.reply]);
@@ -196,6 +199,11 @@ export class CometdServer {
 
   get clientCount(): number {
     return this.clients.size;
+  }
+
+  /** `/meta/connect` requests being held (answered on events or when the long-poll timeout passes). */
+  get heldConnects(): number {
+    return [...this.clients.values()].filter((c) => c.held).length;
   }
 
   close(): void {

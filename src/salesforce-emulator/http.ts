@@ -37,11 +37,24 @@ export function send(res: ServerResponse, response: EmulatorResponse): void {
   let payload: string | undefined;
   if (response.body !== undefined) {
     const raw = typeof response.body === 'string' && response.contentType !== undefined;
-    payload = raw ? (response.body as string) : JSON.stringify(response.body);
+    payload = raw ? (response.body as string) : toJson(response.body);
     headers['Content-Type'] = response.contentType ?? 'application/json;charset=UTF-8';
   }
   res.writeHead(response.status, headers);
   res.end(payload);
+}
+
+const BIGINT_MARK = '\u0000bigint:';
+
+/** JSON text in which bigints (change events' commitNumber) are plain JSON numbers, digit for digit. */
+export function toJson(value: unknown): string {
+  let marked = false;
+  const text = JSON.stringify(value, (_key, v: unknown) => {
+    if (typeof v !== 'bigint') return v;
+    marked = true;
+    return `${BIGINT_MARK}${v}`;
+  });
+  return marked ? text.replace(/"\\u0000bigint:(-?\d+)"/g, '$1') : text;
 }
 
 export function json(status: number, body: unknown, headers?: Record<string, string>): EmulatorResponse {

@@ -40,6 +40,8 @@ export interface EmulatorOptions {
   cometd?: { longPollTimeoutMs?: number; clientTimeoutMs?: number };
   /** Change event retention (default 72 hours), measured on the emulator clock. */
   eventRetentionMs?: number;
+  /** The first change event's commitNumber (default 10708862594919, the size of Salesforce's examples); beyond 2^53 to test exactness. */
+  firstCommitNumber?: bigint;
   /** PEM public key of the certificate the connected app holds, enabling the JWT bearer flow. */
   jwtPublicKey?: string;
 }
@@ -72,6 +74,7 @@ export async function startEmulator(opts: EmulatorOptions = {}): Promise<Emulato
     sessionTtlMs: tokenTtlSeconds * 1000,
     dailyApiRequests: opts.dailyApiRequests ?? 100_000,
     eventRetentionMs: opts.eventRetentionMs ?? DEFAULT_RETENTION_MS,
+    ...(opts.firstCommitNumber !== undefined ? { firstCommitNumber: opts.firstCommitNumber } : {}),
   });
   const seed = () => {
     if (opts.seed === 'demo') seedDemo(org);

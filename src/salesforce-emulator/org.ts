@@ -14,6 +14,7 @@ export interface OrgOptions {
   sessionTtlMs: number;
   dailyApiRequests: number;
   eventRetentionMs: number;
+  firstCommitNumber?: bigint;
 }
 
 /** Query results not yet fetched, addressed by `nextRecordsUrl`; dropped after 15 minutes unused, as documented. */
@@ -50,15 +51,15 @@ export class Org {
     this.schema = opts.schema;
     this.clock = opts.clock;
     this.credentials = opts.credentials;
-    this.store = new Store(opts.schema, opts.clock, ORG.userId, this.faults.guard);
-    this.events = new ChangeEventLog(opts.schema, opts.clock, this.faults.nextPublishMode, opts.eventRetentionMs);
+    this.store = new Store(opts.schema, ORG.userId, this.faults.guard);
+    this.events = new ChangeEventLog(opts.schema, opts.clock, this.faults.nextPublishMode, opts.eventRetentionMs, opts.firstCommitNumber);
     this.sessions = new Sessions(opts.clock, opts.sessionTtlMs);
     this.usage = new ApiUsage(opts.clock, opts.dailyApiRequests);
   }
 
   /** Runs one API call's writes as a transaction: committed and published as change events, or rolled back on a throw. */
   transact<T>(changeOrigin: string, work: (tx: Transaction) => T): T {
-    const tx = new Transaction();
+    const tx = new Transaction(this.clock.now());
     try {
       const result = work(tx);
       this.events.publish(tx.changes, changeOrigin, ORG.userId);

@@ -203,6 +203,8 @@ export const STANDARD_OBJECTS: ObjectConfig[] = [
       { name: 'Phone', type: 'phone', label: 'Business Phone' },
       { name: 'Birthdate', type: 'date' },
       { name: 'HasOptedOutOfEmail', type: 'boolean', label: 'Email Opt Out' },
+      // A long text area, as on a real org's Contact: 32,000 characters.
+      { name: 'Description', type: 'textarea', label: 'Contact Description', length: 32000 },
       { name: 'Banyan_Id__c', type: 'string', label: 'Banyan Id', length: 64, externalId: true, unique: true },
     ],
     addresses: [{ name: 'MailingAddress', prefix: 'Mailing' }],

@@ -20,7 +20,7 @@ export function seedDemo(org: Org): void {
   const account = org.schema.object('Account');
   const contact = org.schema.object('Contact');
   if (!account || !contact) throw new Error('the demo seed needs the standard Account and Contact objects');
-  const tx = new Transaction();
+  const tx = new Transaction(org.clock.now());
   const accountIds = ACCOUNTS.map((a) => org.store.create(tx, account, a));
   for (const { account: index, ...fields } of CONTACTS) {
     org.store.create(tx, contact, { ...fields, AccountId: accountIds[index] });

@@ -21,7 +21,7 @@ export async function saveState(org: Org, file: string): Promise<void> {
     apiUsage: org.usage.current(),
   };
   const temporary = `${file}.${process.pid}.tmp`;
-  await writeFile(temporary, JSON.stringify(state));
+  await writeFile(temporary, JSON.stringify(state, (_key, value: unknown) => (typeof value === 'bigint' ? { $bigint: String(value) } : value)));
   await rename(temporary, file);
 }
 
@@ -34,7 +34,8 @@ export async function loadState(org: Org, file: string): Promise<boolean> {
     if ((err as NodeJS.ErrnoException).code === 'ENOENT') return false;
     throw err;
   }
-  const state = JSON.parse(text) as Partial<StateFile>;
+  // Commit numbers are bigints, saved as `{ "$bigint": "…" }` so that none is rounded.
+  const state = JSON.parse(text, (_key, value: unknown) => (isSavedBigint(value) ? BigInt(value.$bigint) : value)) as Partial<StateFile>;
   if (state.format !== 1 || !state.records || !state.changeEvents || !state.apiUsage) {
     throw new Error(`${file} is not a Salesforce emulator state file (format 1)`);
   }
@@ -42,4 +43,8 @@ export async function loadState(org: Org, file: string): Promise<boolean> {
   org.events.restore(state.changeEvents);
   org.usage.set(state.apiUsage);
   return true;
+}
+
+function isSavedBigint(value: unknown): value is { $bigint: string } {
+  return typeof value === 'object' && value !== null && Object.keys(value).length === 1 && typeof (value as { $bigint?: unknown }).$bigint === 'string';
 }

@@ -1,4 +1,4 @@
-import { type EmulatorClock, formatDateTime } from './clock.js';
+import { formatDateTime } from './clock.js';
 import { checkRequired, checkValidationRules, coerceInput, type FieldValues } from './coerce.js';
 import { ApiError, notFound } from './errors.js';
 import { makeId, normalizeId } from './ids.js';
@@ -27,10 +27,16 @@ export class AmbiguousExternalIdError extends ApiError {
   }
 }
 
-/** The changes of one API call; undone as a whole when an allOrNone call fails. */
+/**
+ * The changes of one API call; undone as a whole when an allOrNone call fails. Every record it
+ * writes gets the transaction's time, so identical changes in it can merge into one change event.
+ */
 export class Transaction {
   readonly changes: RecordChange[] = [];
   private readonly undoLog: (() => void)[] = [];
+
+  /** `at`: the emulator clock when the call started (ms). */
+  constructor(readonly at: number) {}
 
   record(change: RecordChange, undo: () => void): void {
     this.changes.push(change);
@@ -58,7 +64,6 @@ export class Store {
 
   constructor(
     readonly schema: Schema,
-    private readonly clock: EmulatorClock,
     readonly userId: string,
     private readonly guard: WriteGuard = () => {},
   ) {}
@@ -95,7 +100,7 @@ export class Store {
   create(tx: Transaction, def: ObjectDef, input: Readonly<Record<string, unknown>>): string {
     const values = coerceInput(def, input, 'create');
     this.guard(def, undefined, values);
-    const now = formatDateTime(this.clock.now());
+    const now = formatDateTime(tx.at);
     const id = makeId(def.keyPrefix, this.counter + 1);
     const record: FieldValues = {};
     for (const field of def.fields) {
@@ -116,7 +121,7 @@ export class Store {
     const before = this.requireActive(def, id);
     const values = coerceInput(def, input, 'update');
     this.guard(def, before, values);
-    const now = formatDateTime(this.clock.now());
+    const now = formatDateTime(tx.at);
     const after: FieldValues = { ...before, ...values, LastModifiedDate: now, LastModifiedById: this.userId, SystemModstamp: now };
     this.checkIntegrity(def, after, before.Id as string);
     const changedFields = Object.keys(values).filter((name) => before[name] !== after[name]);
@@ -127,7 +132,7 @@ export class Store {
   remove(tx: Transaction, def: ObjectDef, id: string): void {
     const before = this.requireActive(def, id);
     this.guard(def, before, {});
-    const now = formatDateTime(this.clock.now());
+    const now = formatDateTime(tx.at);
     this.replace(tx, def, before, { ...before, IsDeleted: true, LastModifiedDate: now, SystemModstamp: now }, 'DELETE', []);
   }
 
@@ -135,7 +140,7 @@ export class Store {
   undelete(tx: Transaction, def: ObjectDef, id: string): void {
     const before = this.get(def, id);
     if (!before || before.IsDeleted !== true) throw new ApiError(400, 'UNDELETE_FAILED', 'Entity is not in the recycle bin', []);
-    const now = formatDateTime(this.clock.now());
+    const now = formatDateTime(tx.at);
     const after = { ...before, IsDeleted: false, LastModifiedDate: now, SystemModstamp: now };
     this.checkIntegrity(def, after, before.Id as string);
     this.replace(tx, def, before, after, 'UNDELETE', []);

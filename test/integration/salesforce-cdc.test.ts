@@ -4,7 +4,7 @@ import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import type { Connection } from 'jsforce';
-import type { Kafka, KafkaMessage } from 'kafkajs';
+import type { KafkaMessage } from 'kafkajs';
 import { afterEach, describe, expect, it } from 'vitest';
 import { createSalesforceCdcSource, type SalesforceCdcSource } from '../../src/import/salesforce-cdc';
 import type { CdcOptions } from '../../src/import/salesforce-cdc/config';
@@ -15,8 +15,9 @@ import { createRootLogger } from '../../src/runtime/logger';
 import { KafkaOffsetStore } from '../../src/runtime/offsets';
 import { createSchemaRegistry } from '../../src/runtime/registry';
 import { runnerOptions, SourceRunner } from '../../src/runtime/source-runner';
-import { startEmulator, type Emulator } from '../../src/salesforce-emulator/index.js';
-import { freshName, loginToEmulator, readTopic, withAdmin } from '../helpers';
+import { startEmulator, type Emulator, type EmulatorOptions } from '../../src/salesforce-emulator/index.js';
+import { readCommitted, untilCommitted } from '../committed';
+import { freshName, loginToEmulator, readTopic } from '../helpers';
 
 /**
  * The Salesforce CDC source against the emulator, through a real SourceRunner, Kafka transactions
@@ -30,7 +31,7 @@ interface Change {
   fields: Record<string, unknown>;
   changedFields: string[];
   nulledFields: string[];
-  header: { changeType: string; changeOrigin: string | null; commitTimestamp: bigint | null };
+  header: { changeType: string; changeOrigin: string | null; commitTimestamp: bigint | null; commitNumber: bigint | null };
   replayId: bigint | null;
   echo: boolean;
   reconciled: boolean;
@@ -51,8 +52,8 @@ afterEach(async () => {
   emulator = undefined;
 });
 
-async function freshEmulator(): Promise<Emulator> {
-  emulator = await startEmulator({ port: 0, cometd: { longPollTimeoutMs: 1000 } });
+async function freshEmulator(opts: EmulatorOptions = {}): Promise<Emulator> {
+  emulator = await startEmulator({ port: 0, cometd: { longPollTimeoutMs: 1000 }, ...opts });
   // Secrets reach the config only as ${ENV} references, as in a user's file.
   process.env.SFCDC_TEST_PASSWORD = emulator.credentials.password;
   process.env.SFCDC_TEST_CLIENT_SECRET = emulator.credentials.clientSecret;
@@ -123,6 +124,20 @@ async function readChanges(config: BanyanConfig, topic: string, count: number, t
   return decodeAll(config, messages);
 }
 
+/**
+ * Everything the source wrote, once its committed offset names the emulator's last Contact event:
+ * all of it is committed then, and nothing more can come, so the result is exact.
+ */
+async function readAll(config: BanyanConfig, em: Emulator): Promise<Array<Change & { key: string }>> {
+  const kafka = createKafka(config.kafka, createRootLogger('silent'));
+  const last = em.admin.changeEvents().filter((e) => e.entityName === 'Contact').at(-1)?.replayId;
+  await untilCommitted(kafka, config.kafka.topics.offsets, 'contacts', { object: 'Contact' }, (o) => o.replayId === last);
+  return decodeAll(config, await readCommitted(kafka, sourceConfig(config).topic!));
+}
+
+type RawHeader = Record<string, unknown> & { recordIds: string[] };
+const rawEvents = (em: Emulator) => em.admin.changeEvents().map((e) => ({ replayId: e.replayId, ...(e.payload as Record<string, unknown>) }) as { replayId: number; ChangeEventHeader: RawHeader } & Record<string, unknown>);
+
 async function decodeAll(config: BanyanConfig, messages: KafkaMessage[]): Promise<Array<Change & { key: string }>> {
   const decoder = new AvroDecoder(config.schemaRegistry);
   const changes = [];
@@ -138,7 +153,7 @@ async function decodeAll(config: BanyanConfig, messages: KafkaMessage[]): Promis
 const header = (m: { headers?: KafkaMessage['headers'] }, name: string) => m.headers?.[name]?.toString();
 
 describe('Salesforce CDC source', () => {
-  it('writes CREATE, UPDATE (changed fields only, nulls named) and DELETE in order, keyed by record id', async () => {
+  it('writes CREATE, UPDATE (changed fields only, nulls named) and DELETE in order from CometD-shaped events', async () => {
     const em = await freshEmulator();
     const topic = freshName('salesforce.Contact');
     const config = parseConfig(cdcYaml(em, { topic }), 'salesforce-cdc test');
@@ -146,28 +161,78 @@ describe('Salesforce CDC source', () => {
     const conn = await salesforce(em);
 
     const { id } = (await conn.sobject('Contact').create({ FirstName: 'Ada', LastName: 'Lovelace', Email: 'ada@example.com', MailingStreet: '1 Main St', MailingCity: 'London' })) as { id: string };
-    await conn.sobject('Contact').update({ Id: id, Email: null, MailingCity: 'Paris', Phone: '+33 1' });
+    const description = 'Notes. '.repeat(4571); // 31,997 characters of a 32,000 long text area
+    await conn.sobject('Contact').update({ Id: id, Email: null, MailingCity: 'Paris', Phone: '+33 1', Description: description });
     await conn.sobject('Contact').destroy(id);
 
-    const changes = await readChanges(config, topic, 3);
-    expect(changes.map((c) => c.op)).toEqual(['create', 'update', 'delete']);
-    expect(new Set(changes.map((c) => c.key))).toEqual(new Set([id]));
+    // What came over CometD: a CREATE without its empty fields, an UPDATE whose header has no nulledFields.
+    const [rawCreate, rawUpdate] = rawEvents(em);
+    expect(rawCreate).not.toHaveProperty('Phone');
+    expect(rawCreate?.Name).toEqual({ FirstName: 'Ada', LastName: 'Lovelace' });
+    expect(rawUpdate?.ChangeEventHeader).not.toHaveProperty('nulledFields');
+    expect(rawUpdate?.Email).toBeNull();
+
+    const changes = await readAll(config, em);
+    expect(changes.map((c) => [c.op, c.key])).toEqual([['create', id], ['update', id], ['delete', id]]);
     const [created, updated, deleted] = changes;
-    expect(created?.fields).toMatchObject({
-      'Name.FirstName': 'Ada', 'Name.LastName': 'Lovelace', 'Name.Salutation': null, Email: 'ada@example.com',
-      'MailingAddress.Street': '1 Main St', 'MailingAddress.City': 'London', 'MailingAddress.Country': null, Phone: null,
+    // Every field: the ones the event left out were empty, and are null.
+    const t = expect.stringMatching(/Z$/);
+    const user = expect.stringMatching(/^005/);
+    expect(created?.fields).toEqual({
+      'Name.Salutation': null, 'Name.FirstName': 'Ada', 'Name.LastName': 'Lovelace', AccountId: null, Email: 'ada@example.com', Phone: null,
+      Birthdate: null, HasOptedOutOfEmail: false, Description: null, Banyan_Id__c: null,
+      'MailingAddress.Street': '1 Main St', 'MailingAddress.City': 'London', 'MailingAddress.State': null, 'MailingAddress.PostalCode': null,
+      'MailingAddress.Country': null, 'MailingAddress.Latitude': null, 'MailingAddress.Longitude': null, 'MailingAddress.GeocodeAccuracy': null,
+      CreatedDate: t, CreatedById: user, LastModifiedDate: t, LastModifiedById: user,
     });
-    // Only what changed; Email is present as null (set to null), FirstName is absent (unchanged).
-    expect(updated?.fields).toEqual({ Email: null, 'MailingAddress.City': 'Paris', Phone: '+33 1', LastModifiedDate: expect.stringMatching(/Z$/) });
-    expect([...(updated?.changedFields ?? [])].sort()).toEqual(['Email', 'LastModifiedDate', 'MailingAddress.City', 'Phone']);
+    // Only what changed; Email is present as null (set to null, named from the body), FirstName is absent (unchanged).
+    expect(updated?.fields).toEqual({ Email: null, 'MailingAddress.City': 'Paris', Phone: '+33 1', Description: description, LastModifiedDate: t });
+    expect([...(updated?.changedFields ?? [])].sort()).toEqual(['Description', 'Email', 'LastModifiedDate', 'MailingAddress.City', 'Phone']);
     expect(updated?.nulledFields).toEqual(['Email']);
     expect(deleted?.fields).toEqual({});
     expect(changes.every((c) => !c.echo && !c.reconciled && c.entity === 'Contact')).toBe(true);
     expect(created?.header).toMatchObject({ changeType: 'CREATE', changeOrigin: 'com/salesforce/api/rest/62.0' });
+    // commitNumber as Salesforce's examples have it (below 2^53): carried exactly.
+    expect(changes.map((c) => c.header.commitNumber)).toEqual(em.admin.changeEvents().map((e) => (e.payload.ChangeEventHeader as { commitNumber: bigint }).commitNumber));
     expect(header(changes[0] as never, 'banyan.origin')).toBe('salesforce');
     expect(changes.map((c) => header(c as never, 'banyan.operation'))).toEqual(['insert', 'update', 'delete']);
     expect(header(changes[1] as never, 'banyan.source.position')).toBe(String(updated?.replayId));
     expect(source.status()).toMatchObject({ events: 3, records: 3, echoes: 0, deadLetters: 0 });
+  });
+
+  it('writes one record per record id of a merged event, and no commitNumber it cannot know exactly', async () => {
+    const em = await freshEmulator({ firstCommitNumber: 2n ** 53n + 1n });
+    const topic = freshName('salesforce.Contact');
+    const config = parseConfig(cdcYaml(em, { topic }), 'salesforce-cdc test');
+    const conn = await salesforce(em);
+    const created = await conn.sobject('Contact').create(['A', 'B', 'C'].map((LastName) => ({ LastName, Email: `${LastName}@example.com` })));
+    const [a, b, c] = created.map((r) => r.id as string);
+    const { source } = await startRunner(config);
+
+    // One call, the same change to three records: one event naming them all; then one deleting two.
+    await conn.sobject('Contact').update([a!, b!, c!].map((Id) => ({ Id, Email: null, Phone: '7' })));
+    await conn.sobject('Contact').destroy([a!, b!]);
+    const raw = rawEvents(em).filter((e) => e.ChangeEventHeader.changeType !== 'CREATE');
+    expect(raw.map((e) => [e.ChangeEventHeader.changeType, e.ChangeEventHeader.recordIds])).toEqual([['UPDATE', [a, b, c]], ['DELETE', [a, b]]]);
+
+    const changes = await readAll(config, em);
+    const [update, remove] = raw;
+    const record = (op: string, key: string, replayId: number, fields: Record<string, unknown>, changedFields: string[], nulledFields: string[], changeType: string) => ({
+      op, key, recordId: key, entity: 'Contact', fields, changedFields, nulledFields, diffFields: [],
+      header: expect.objectContaining({ changeType, commitNumber: null }), replayId: BigInt(replayId), echo: false, reconciled: false,
+    });
+    const updated = { Email: null, Phone: '7', LastModifiedDate: expect.stringMatching(/Z$/) };
+    const changed = ['Email', 'Phone', 'LastModifiedDate'];
+    const byOpAndKey = (x: Change & { key: string }, y: Change & { key: string }) => x.op.localeCompare(y.op) || x.key.localeCompare(y.key);
+    expect(changes.map(({ headers: _headers, ...x }: Change & { key: string; headers?: unknown }) => x).sort(byOpAndKey)).toEqual([
+      record('delete', a!, remove!.replayId, {}, [], [], 'DELETE'),
+      record('delete', b!, remove!.replayId, {}, [], [], 'DELETE'),
+      record('update', a!, update!.replayId, updated, changed, ['Email'], 'UPDATE'),
+      record('update', b!, update!.replayId, updated, changed, ['Email'], 'UPDATE'),
+      record('update', c!, update!.replayId, updated, changed, ['Email'], 'UPDATE'),
+    ]);
+    expect(changes).toHaveLength(5);
+    expect(source.status()).toMatchObject({ events: 2, records: 5 });
   });
 
   it('marks changes made under Banyan’s client id as echoes', async () => {
@@ -180,7 +245,7 @@ describe('Salesforce CDC source', () => {
 
     const { id } = (await other.sobject('Contact').create({ LastName: 'Echo' })) as { id: string };
     await own.sobject('Contact').update({ Id: id, Phone: '1' });
-    const changes = await readChanges(config, topic, 2);
+    const changes = await readAll(config, em);
     expect(changes.map((c) => [c.op, c.echo, header(c as never, 'banyan.echo')])).toEqual([['create', false, undefined], ['update', true, 'true']]);
     expect(changes[1]?.header.changeOrigin).toBe('com/salesforce/api/rest/62.0;client=banyan');
     expect(source.status().echoes).toBe(1);
@@ -200,7 +265,7 @@ describe('Salesforce CDC source', () => {
     await conn.sobject('Contact').destroy(c!);
     await conn.sobject('Contact').update({ Id: a!, Phone: '222' });
 
-    const changes = await readChanges(config, topic, 4);
+    const changes = await readAll(config, em);
     expect(changes.map((x) => [x.op, x.header.changeType, x.key])).toEqual([
       ['reconciled', 'GAP_UPDATE', a], ['reconciled', 'GAP_UPDATE', b], ['delete', 'GAP_DELETE', c], ['update', 'UPDATE', a],
     ]);
@@ -232,7 +297,7 @@ describe('Salesforce CDC source', () => {
 
     // Events: CREATE Before, CREATE o-3, GAP_OVERFLOW (o-0…o-2 folded). The re-read reaches back to
     // the last known commit time minus the look-back (60 s): Before and all four o-* come back whole.
-    const changes = await readChanges(config, topic, 7);
+    const changes = await readAll(config, em);
     expect(changes).toHaveLength(7);
     const reread = changes.filter((x) => x.reconciled);
     expect(reread.map((x) => x.key).sort()).toEqual([before, ...ids].sort());
@@ -302,7 +367,7 @@ describe('Salesforce CDC source', () => {
     em.admin.rateLimitNextCalls(2);
     await readChanges(config, topic, 2);
     await again.sobject('Contact').update({ Id: id, Phone: '2' });
-    const changes = await readChanges(config, topic, 3);
+    const changes = await readAll(config, em);
     expect(changes.map((x) => [x.op, x.fields.Phone])).toEqual([['update', '0'], ['reconciled', '1'], ['update', '2']]);
 
     await until(async () => logs.some((l) => l.event === 'cdc.stream_failed'), 5000);
@@ -329,35 +394,53 @@ describe('Salesforce CDC source killed with SIGKILL mid-stream', () => {
     const kafka = createKafka(config.kafka, createRootLogger('silent'));
     const conn = await salesforce(em);
 
+    const offsets = config.kafka.topics.offsets;
+    const partition = { object: 'Contact' };
+
     let child = await startChild(script, configFile);
     const created = await conn.sobject('Contact').create(Array.from({ length: 5 }, (_, i) => ({ LastName: `K${i}` })));
     const ids = created.map((r) => r.id as string);
+    const update = (i: number) => conn.sobject('Contact').update({ Id: ids[i % ids.length]!, Phone: String(i), Email: i % 3 === 0 ? null : `k${i}@example.com` });
+    // The writer is gated on what the test saw: 7 updates (12 changes), then more while the child is
+    // killed once 12 are committed, and the last 20 only after it is dead. So the kill lands
+    // mid-stream, before the 45th change, on any machine.
+    let sawCommitted!: () => void;
+    let sawKilled!: () => void;
+    const committedTwelve = new Promise<void>((resolve) => (sawCommitted = resolve));
+    const killed = new Promise<void>((resolve) => (sawKilled = resolve));
     const writes = (async () => {
       for (let i = 0; i < 40; i++) {
-        await conn.sobject('Contact').update({ Id: ids[i % ids.length]!, Phone: String(i), Email: i % 3 === 0 ? null : `k${i}@example.com` });
-        await new Promise((r) => setTimeout(r, 15));
+        if (i === 7) await committedTwelve;
+        if (i === 20) await killed;
+        await update(i);
       }
     })();
     writes.catch(() => undefined); // awaited below; a failed test must not leave it unhandled
-    await until(async () => (await highWatermarks(kafka, topic)) >= 12, 15_000);
+    await untilCommitted(kafka, offsets, 'contacts', partition, (o) => Number(o.replayId) >= 12);
+    sawCommitted();
+    const exited = new Promise((resolve) => child.once('exit', resolve));
     child.kill('SIGKILL');
-    await new Promise((r) => child.once('exit', r));
-    // Killed mid-stream: changes were still being made, and some were already in Kafka.
-    expect(em.admin.changeEvents().length).toBeLessThan(45);
+    await exited;
+    const atKill = em.admin.changeEvents().length;
+    sawKilled();
     await writes;
-    const total = em.admin.changeEvents().filter((e) => e.entityName === 'Contact').length;
-    expect(total).toBe(45);
+    const events = em.admin.changeEvents().filter((e) => e.entityName === 'Contact');
+    expect(events).toHaveLength(45);
+    expect(atKill).toBeGreaterThanOrEqual(12);
+    expect(atKill).toBeLessThanOrEqual(25);
 
     child = await startChild(script, configFile);
-    // Everything, then a short wait for anything written twice.
-    const changes = await decodeAll(config, await readSettled(kafka, topic, total, 1000, 20_000));
-    const replayIds = changes.map((c) => Number(c.replayId));
-    expect(replayIds).toHaveLength(total);
-    expect(new Set(replayIds)).toEqual(new Set(em.admin.changeEvents().map((e) => e.replayId)));
+    // Once the committed offset names the last change, everything is in Kafka and nothing more is coming.
+    const last = events.at(-1)!.replayId;
+    await untilCommitted(kafka, offsets, 'contacts', partition, (o) => o.replayId === last);
+    const changes = await decodeAll(config, await readCommitted(kafka, topic));
+    // Exactly once: 45 records, one per change event, none twice.
+    expect(changes.map((c) => Number(c.replayId))).toEqual(events.map((e) => e.replayId));
+    expect(changes.map((c) => c.op)).toEqual([...Array(5).fill('create'), ...Array(40).fill('update')]);
     // The last change of every record is its last update.
     for (const [i, id] of ids.entries()) {
-      const last = changes.filter((c) => c.key === id).at(-1);
-      expect(last?.fields.Phone).toBe(String(35 + i));
+      const lastOfRecord = changes.filter((c) => c.key === id).at(-1);
+      expect(lastOfRecord?.fields.Phone).toBe(String(35 + i));
     }
   }, 40_000);
 });
@@ -401,30 +484,6 @@ async function startChild(script: string, configFile: string): Promise<ChildProc
     child.once('exit', (code) => fail(new Error(`the CDC child process exited with ${code}`)));
   });
   return child;
-}
-
-async function highWatermarks(kafka: Kafka, topic: string): Promise<number> {
-  return withAdmin(kafka, async (admin) => {
-    if (!(await admin.listTopics()).includes(topic)) return 0;
-    return (await admin.fetchTopicOffsets(topic)).reduce((sum, p) => sum + Number(p.high), 0);
-  });
-}
-
-/** Reads `topic` (read_committed) until `count` messages arrived, then `settleMs` longer, to see any extra. */
-async function readSettled(kafka: Kafka, topic: string, count: number, settleMs: number, timeoutMs: number): Promise<KafkaMessage[]> {
-  await until(async () => (await withAdmin(kafka, (admin) => admin.listTopics())).includes(topic), timeoutMs);
-  const consumer = kafka.consumer({ groupId: freshName('reader'), readUncommitted: false, maxWaitTimeInMs: 100 });
-  const messages: KafkaMessage[] = [];
-  await consumer.connect();
-  try {
-    await consumer.subscribe({ topic, fromBeginning: true });
-    await consumer.run({ eachMessage: async ({ message }) => void messages.push(message) });
-    await until(async () => messages.length >= count, timeoutMs).catch(() => undefined);
-    await new Promise((r) => setTimeout(r, settleMs));
-  } finally {
-    await consumer.disconnect();
-  }
-  return messages;
 }
 
 async function until(check: () => Promise<boolean>, timeoutMs: number): Promise<void> {

@@ -18,8 +18,6 @@ interface ChangeEventHeader {
   commitNumber: number;
   commitUser: string;
   changedFields: string[];
-  nulledFields: string[];
-  diffFields: string[];
 }
 
 interface ChangeEvent {
@@ -67,8 +65,38 @@ async function subscribe(conn: Connection, channel: string, replayId: number, ex
 
 const header = (event: ChangeEvent | undefined) => event?.payload.ChangeEventHeader;
 
+/** One Bayeux request as raw JSON text: what a CometD client reads before any JSON.parse. */
+async function bayeuxText(conn: Connection, message: Record<string, unknown>): Promise<string> {
+  const response = await fetch(`${emulator.url}/cometd/62.0`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json', Authorization: `OAuth ${conn.accessToken}` },
+    body: JSON.stringify([message]),
+  });
+  return response.text();
+}
+
+const bayeux = async (conn: Connection, message: Record<string, unknown>) => JSON.parse(await bayeuxText(conn, message)) as Record<string, unknown>[];
+
+/** Handshakes and subscribes a raw Bayeux client to `channel` from `replayId`; returns its clientId. */
+async function rawSubscribe(conn: Connection, channel: string, replayId: number): Promise<string> {
+  const [handshake] = await bayeux(conn, { channel: '/meta/handshake', version: '1.0', supportedConnectionTypes: ['long-polling'], id: '1' });
+  const clientId = handshake?.clientId as string;
+  const [subscribed] = await bayeux(conn, { channel: '/meta/subscribe', clientId, subscription: channel, ext: { replay: { [channel]: replayId } }, id: '2' });
+  expect(subscribed).toMatchObject({ successful: true });
+  return clientId;
+}
+
+/** Resolves once `condition` holds, checked on every turn of the event loop (for in-process state). */
+async function until(condition: () => boolean, timeoutMs = 5000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!condition()) {
+    if (Date.now() > deadline) throw new Error(`condition not met within ${timeoutMs} ms`);
+    await new Promise((resolve) => setTimeout(resolve, 5));
+  }
+}
+
 describe('Salesforce emulator: Change Data Capture over CometD', () => {
-  it('replays retained events from -2 with CREATE, UPDATE and DELETE payloads as documented', async () => {
+  it('replays retained events from -2 with CREATE, UPDATE and DELETE payloads in the CometD shape', async () => {
     const conn = await connect();
     const { id } = await conn.sobject('Contact').create({
       FirstName: 'Ada', LastName: 'Lovelace', Email: 'ada@example.com', MailingStreet: '1 Main St', MailingCity: 'London',
@@ -82,22 +110,30 @@ describe('Salesforce emulator: Change Data Capture over CometD', () => {
     expect(created?.event.replayId).toBeLessThan(updated?.event.replayId as number);
     expect(updated?.event.replayId).toBeLessThan(deleted?.event.replayId as number);
     expect(created?.schema).toMatch(/^[\w-]{22}$/);
-    expect(header(created)).toMatchObject({
+    // The CometD header: no nulledFields and no diffFields (Pub/Sub API only).
+    const { ChangeEventHeader: createHeader, ...createFields } = created?.payload ?? {};
+    expect(createHeader).toEqual({
       entityName: 'Contact', recordIds: [id], changeType: 'CREATE', changeOrigin: 'com/salesforce/api/rest/62.0',
-      sequenceNumber: 1, commitUser: expect.stringMatching(/^005/), changedFields: [], nulledFields: [], diffFields: [],
+      transactionKey: expect.any(String), sequenceNumber: 1, commitTimestamp: expect.any(Number), commitNumber: expect.any(Number),
+      commitUser: expect.stringMatching(/^005/), changedFields: [],
     });
-    expect(created?.payload).toMatchObject({
-      Name: { Salutation: null, FirstName: 'Ada', LastName: 'Lovelace' },
+    // CREATE carries the non-empty fields only: no null Salutation, Phone, MailingAddress.State…
+    const userId = (createFields as Record<string, unknown>).CreatedById;
+    expect(createFields).toEqual({
+      Name: { FirstName: 'Ada', LastName: 'Lovelace' },
       Email: 'ada@example.com',
-      MailingAddress: { Street: '1 Main St', City: 'London', State: null, PostalCode: null, Country: null },
-      CreatedDate: expect.stringMatching(/Z$/),
+      HasOptedOutOfEmail: false,
+      MailingAddress: { Street: '1 Main St', City: 'London' },
+      CreatedDate: expect.stringMatching(/Z$/), CreatedById: expect.stringMatching(/^005/),
+      LastModifiedDate: expect.stringMatching(/Z$/), LastModifiedById: userId,
     });
-    expect(created?.payload).not.toHaveProperty('Id');
 
+    // UPDATE: the changed fields; Email set to null is a null value named in changedFields, nothing more.
     const { ChangeEventHeader: updateHeader, ...updateFields } = updated?.payload ?? {};
     expect(updateHeader).toMatchObject({ changeType: 'UPDATE', recordIds: [id] });
+    expect(updateHeader).not.toHaveProperty('nulledFields');
+    expect(updateHeader).not.toHaveProperty('diffFields');
     expect(updateHeader?.changedFields.sort()).toEqual(['Email', 'LastModifiedDate', 'MailingAddress.City', 'Phone']);
-    expect(updateHeader?.nulledFields).toEqual(['Email']);
     expect(updateFields).toEqual({ Email: null, MailingAddress: { City: 'Paris' }, Phone: '+33 1', LastModifiedDate: expect.stringMatching(/Z$/) });
 
     expect(deleted?.payload).toEqual({ ChangeEventHeader: expect.objectContaining({ changeType: 'DELETE', recordIds: [id] }) });
@@ -138,6 +174,54 @@ describe('Salesforce emulator: Change Data Capture over CometD', () => {
     expect(header(third)?.transactionKey).not.toBe(header(first)?.transactionKey);
   });
 
+  it('reads client= from Sforce-Call-Options whatever the options around it', async () => {
+    const conn = await connect();
+    const { waitFor } = await subscribe(conn, '/data/AccountChangeEvent', -1);
+    for (const callOptions of ['defaultNamespace=x, client=banyan', 'client=banyan,defaultNamespace=x', ' defaultNamespace = x ,  client = banyan ']) {
+      const response = await fetch(`${emulator.url}/services/data/v62.0/sobjects/Account`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json', Authorization: `Bearer ${conn.accessToken}`, 'Sforce-Call-Options': callOptions },
+        body: JSON.stringify({ Name: callOptions }),
+      });
+      expect(response.status).toBe(201);
+    }
+    const events = await waitFor(3);
+    expect(events.map((e) => header(e)?.changeOrigin)).toEqual(Array(3).fill('com/salesforce/api/rest/62.0;client=banyan'));
+  });
+
+  it('merges the same change to several records of one call into one event naming them all', async () => {
+    const conn = await connect();
+    const created = await conn.sobject('Contact').create(['A', 'B', 'C', 'D'].map((LastName) => ({ LastName, Email: 'same@example.com' })));
+    const ids = created.map((r) => r.id as string);
+    const { waitFor } = await subscribe(conn, '/data/ContactChangeEvent', -1);
+    // One call: two records get the same change (given in either key order), two others each their own.
+    await conn.sobject('Contact').update([
+      { Id: ids[0]!, Phone: '1', Email: null }, { Id: ids[1]!, Email: null, Phone: '1' }, { Id: ids[2]!, Phone: '1' }, { Id: ids[3]!, Phone: '2', Email: null },
+    ]);
+    await conn.sobject('Contact').destroy([ids[0]!, ids[1]!, ids[2]!]);
+    const events = await waitFor(4);
+    expect(events.map((e) => [header(e)?.changeType, header(e)?.recordIds, header(e)?.sequenceNumber])).toEqual([
+      ['UPDATE', [ids[0], ids[1]], 1], ['UPDATE', [ids[2]], 2], ['UPDATE', [ids[3]], 3], ['DELETE', [ids[0], ids[1], ids[2]], 1],
+    ]);
+    expect(events[0]?.payload).toEqual({
+      ChangeEventHeader: expect.objectContaining({ changedFields: ['Phone', 'Email', 'LastModifiedDate'] }),
+      Phone: '1', Email: null, LastModifiedDate: expect.any(String),
+    });
+  });
+
+  it('writes commitNumber digit for digit, beyond 2^53 too', async () => {
+    const first = 2n ** 53n + 1n;
+    const conn = await connect({ firstCommitNumber: first });
+    await conn.sobject('Account').create({ Name: 'Big' });
+    await conn.sobject('Account').create({ Name: 'Bigger' });
+    expect(emulator.admin.changeEvents().map((e) => (e.payload.ChangeEventHeader as { commitNumber: bigint }).commitNumber)).toEqual([first, first + 1n]);
+    const clientId = await rawSubscribe(conn, '/data/AccountChangeEvent', -2);
+    const text = await bayeuxText(conn, { channel: '/meta/connect', clientId, connectionType: 'long-polling', id: '3' });
+    expect(text).toContain(`"commitNumber":${first}`);
+    expect(text).toContain(`"commitNumber":${first + 1n}`);
+    expect(await (await fetch(`${emulator.url}/__admin/change-events`)).text()).toContain(`"commitNumber":${first + 1n}`);
+  });
+
   it('sends 403::Unknown client to a forgotten client, which handshakes again and resumes after its last event', async () => {
     const conn = await connect();
     const handshakes: unknown[] = [];
@@ -166,7 +250,7 @@ describe('Salesforce emulator: Change Data Capture over CometD', () => {
     await conn.sobject('Contact').update(ids.map((Id) => ({ Id, Phone: '1' })));
     await conn.sobject('Contact').update({ Id: ids[0] as string, Phone: '2' });
     const [gapA, gapB, normal] = await waitFor(3);
-    expect(gapA?.payload).toEqual({ ChangeEventHeader: expect.objectContaining({ changeType: 'GAP_UPDATE', recordIds: [ids[0]], changedFields: [], nulledFields: [] }) });
+    expect(gapA?.payload).toEqual({ ChangeEventHeader: expect.objectContaining({ changeType: 'GAP_UPDATE', recordIds: [ids[0]], changedFields: [] }) });
     expect(header(gapB)).toMatchObject({ changeType: 'GAP_UPDATE', recordIds: [ids[1]] });
     expect(normal?.payload).toMatchObject({ ChangeEventHeader: { changeType: 'UPDATE' }, Phone: '2' });
   });
@@ -200,30 +284,30 @@ describe('Salesforce emulator: Change Data Capture over CometD', () => {
     expect(onlyNew?.payload.Name).toBe('New');
   });
 
-  it('holds /meta/connect for the long-poll timeout and advises a handshake once the client is forgotten', async () => {
-    const conn = await connect();
-    const bayeux = async (message: Record<string, unknown>) => {
-      const response = await fetch(`${emulator.url}/cometd/62.0`, {
-        method: 'POST',
-        headers: { 'content-type': 'application/json', Authorization: `OAuth ${conn.accessToken}` },
-        body: JSON.stringify([message]),
-      });
-      return (await response.json()) as Record<string, unknown>[];
-    };
-    const [handshake] = await bayeux({ channel: '/meta/handshake', version: '1.0', supportedConnectionTypes: ['long-polling'], id: '1' });
+  it('holds /meta/connect for the long-poll timeout on the emulator clock, and advises a handshake once the client is forgotten', async () => {
+    // A clock that stands still unless moved: only advanceClock below can end the hold.
+    const frozen = Date.now();
+    const conn = await connect({ cometd: { longPollTimeoutMs: 60_000 }, clock: () => frozen });
+    const [handshake] = await bayeux(conn, { channel: '/meta/handshake', version: '1.0', supportedConnectionTypes: ['long-polling'], id: '1' });
     expect(handshake).toMatchObject({
       successful: true, supportedConnectionTypes: ['long-polling'], ext: { replay: true },
-      advice: { reconnect: 'retry', interval: 0, timeout: 1000 },
+      advice: { reconnect: 'retry', interval: 0, timeout: 60_000 },
     });
     const clientId = handshake?.clientId as string;
     const connectMessage = { channel: '/meta/connect', clientId, connectionType: 'long-polling' };
-    expect(await bayeux({ ...connectMessage, id: '2' })).toEqual([expect.objectContaining({ id: '2', successful: true })]);
-    const started = Date.now();
-    expect(await bayeux({ ...connectMessage, id: '3' })).toEqual([expect.objectContaining({ id: '3', successful: true })]);
-    expect(Date.now() - started).toBeGreaterThanOrEqual(900);
+    expect(await bayeux(conn, { ...connectMessage, id: '2' })).toEqual([expect.objectContaining({ id: '2', successful: true })]);
+    const held = bayeux(conn, { ...connectMessage, id: '3' });
+    await until(() => emulator.admin.state().heldConnects === 1);
+    // A hold that ends on the clock ends inside advanceClock, so the count right after it tells.
+    emulator.admin.advanceClock(59_999);
+    expect(emulator.admin.state().heldConnects).toBe(1);
+    emulator.admin.advanceClock(1);
+    expect(emulator.admin.state().heldConnects).toBe(0);
+    expect(await held).toEqual([expect.objectContaining({ id: '3', successful: true })]);
+    expect(emulator.admin.state().heldConnects).toBe(0);
 
     emulator.admin.expireCometdClients();
-    expect(await bayeux({ ...connectMessage, id: '4' })).toEqual([{
+    expect(await bayeux(conn, { ...connectMessage, id: '4' })).toEqual([{
       channel: '/meta/connect', id: '4', clientId, successful: false, error: '403::Unknown client', advice: { reconnect: 'handshake', interval: 0 },
     }]);
   });
@@ -235,9 +319,11 @@ describe('Salesforce emulator: Change Data Capture over CometD', () => {
     const { waitFor } = await subscribe(conn, '/data/AccountChangeEvent', -1);
     emulator.admin.undelete('Account', id);
     const [restored] = await waitFor(1);
-    expect(restored?.payload).toMatchObject({
-      ChangeEventHeader: { changeType: 'UNDELETE', recordIds: [id] },
-      Name: 'Phoenix', BillingAddress: { City: 'Oslo', Street: null },
+    // As CREATE: the non-empty fields of the restored record only.
+    expect(restored?.payload).toEqual({
+      ChangeEventHeader: expect.objectContaining({ changeType: 'UNDELETE', recordIds: [id] }),
+      Name: 'Phoenix', BillingAddress: { City: 'Oslo' },
+      CreatedDate: expect.any(String), CreatedById: expect.any(String), LastModifiedDate: expect.any(String), LastModifiedById: expect.any(String),
     });
     expect((await conn.sobject('Account').retrieve(id)).Id).toBe(id);
   });
@@ -263,7 +349,7 @@ describe('Salesforce emulator: state file', () => {
     const dir = await mkdtemp(join(tmpdir(), 'sf-emulator-'));
     try {
       const stateFile = join(dir, 'state.json');
-      const conn = await connect({ stateFile, seed: 'demo' });
+      const conn = await connect({ stateFile, seed: 'demo', firstCommitNumber: 2n ** 53n + 1n });
       const { id } = await conn.sobject('Contact').create({ LastName: 'Persisted', Banyan_Id__c: 'p-1' }) as { id: string };
       for (const client of streamingClients.splice(0)) client.disconnect();
       await emulator.close();
@@ -276,6 +362,10 @@ describe('Salesforce emulator: state file', () => {
       const { waitFor } = await subscribe(again, '/data/ContactChangeEvent', -2);
       const [event] = await waitFor(1);
       expect(header(event)?.recordIds).toEqual([id]);
+      // Saved and loaded digit for digit, and counted on from there.
+      expect(emulator.admin.changeEvents().map((e) => (e.payload.ChangeEventHeader as { commitNumber: bigint }).commitNumber)).toEqual([2n ** 53n + 1n]);
+      await again.sobject('Account').create({ Name: 'Next' });
+      expect((emulator.admin.changeEvents().at(-1)?.payload.ChangeEventHeader as { commitNumber: bigint }).commitNumber).toBe(2n ** 53n + 2n);
     } finally {
       for (const client of streamingClients.splice(0)) client.disconnect();
       await emulator?.close();

@@ -56,6 +56,7 @@ describe('Salesforce emulator: describe', () => {
     expect(field('MailingAddress')).toMatchObject({ type: 'address', createable: false, updateable: false });
     expect(field('MailingCity')).toMatchObject({ type: 'string', compoundFieldName: 'MailingAddress' });
     expect(field('Birthdate')).toMatchObject({ type: 'date' });
+    expect(field('Description')).toMatchObject({ type: 'textarea', length: 32000, nillable: true, filterable: false, sortable: false });
     expect(field('Id')).toMatchObject({ type: 'id', idLookup: true, createable: false });
     expect(field('CreatedDate')).toMatchObject({ type: 'datetime', createable: false, updateable: false });
     expect(field('IsDeleted')).toMatchObject({ type: 'boolean' });
@@ -118,6 +119,8 @@ describe('Salesforce emulator: records', () => {
       status: 400, body: [{ message: "No such column 'Shoe_Size__c' on sobject of type Contact", errorCode: 'INVALID_FIELD', fields: ['Shoe_Size__c'] }],
     });
     expect((await create('Contact', { LastName: 'A', CreatedDate: '2020-01-01T00:00:00Z' })).body).toMatchObject([{ errorCode: 'INVALID_FIELD_FOR_INSERT_UPDATE', fields: ['CreatedDate'] }]);
+    expect((await create('Contact', { LastName: 'A', Description: 'd'.repeat(32000) })).status).toBe(201);
+    expect((await create('Contact', { LastName: 'A', Description: 'd'.repeat(32001) })).body).toMatchObject([{ errorCode: 'STRING_TOO_LONG', fields: ['Description'] }]);
     expect((await create('Contact', { LastName: 'A', Email: 'not-an-email' })).body).toMatchObject([{ errorCode: 'INVALID_EMAIL_ADDRESS', fields: ['Email'] }]);
     expect((await create('Contact', { LastName: 'A', AccountId: 'garbage' })).body).toMatchObject([{ errorCode: 'MALFORMED_ID', fields: ['AccountId'] }]);
     expect((await create('Contact', { LastName: 'A', Birthdate: 'yesterday' })).body).toMatchObject([{ errorCode: 'JSON_PARSER_ERROR' }]);

@@ -21,7 +21,8 @@ export interface ChangeEventHeader {
   transactionKey: string | null;
   sequenceNumber: number | null;
   commitTimestamp: number;
-  commitNumber: number | null;
+  /** Exact, or null: see commitNumberOf. */
+  commitNumber: bigint | null;
   commitUser: string | null;
   changedFields: string[];
   nulledFields: string[];
@@ -45,6 +46,18 @@ function strings(value: unknown, name: string): string[] {
 
 const optionalString = (v: unknown): string | null => (typeof v === 'string' ? v : null);
 const optionalNumber = (v: unknown): number | null => (typeof v === 'number' && Number.isFinite(v) ? v : null);
+
+/**
+ * commitNumber is a diagnostic system change number (a long). JSON.parse rounds a number beyond
+ * 2^53, and the streaming client parses before Banyan sees it, so such a value cannot be known
+ * exactly: it becomes null rather than a wrong number. Nothing in Banyan depends on it.
+ */
+export function commitNumberOf(v: unknown): bigint | null {
+  const exact = typeof v === 'bigint' ? v
+    : typeof v === 'number' && Number.isSafeInteger(v) ? BigInt(v)
+      : typeof v === 'string' && /^-?\d{1,19}$/.test(v) ? BigInt(v) : null;
+  return exact !== null && BigInt.asIntN(64, exact) === exact ? exact : null;
+}
 
 /** A 15- or 18-character Salesforce id (also what keeps event data from reaching SOQL unchecked). */
 export function isSalesforceId(id: string): boolean {
@@ -90,7 +103,7 @@ export function parseChangeEvent(message: RawChangeMessage, entity: string): Cha
       transactionKey: optionalString(h.transactionKey),
       sequenceNumber: optionalNumber(h.sequenceNumber),
       commitTimestamp,
-      commitNumber: optionalNumber(h.commitNumber),
+      commitNumber: commitNumberOf(h.commitNumber),
       commitUser: optionalString(h.commitUser),
       changedFields: strings(h.changedFields, 'changedFields'),
       nulledFields: strings(h.nulledFields, 'nulledFields'),

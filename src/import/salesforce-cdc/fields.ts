@@ -6,6 +6,8 @@ export interface DescribeField {
   name: string;
   type: string;
   compoundFieldName?: string | null;
+  /** Formula and roll-up fields: never in a change event. */
+  calculated?: boolean;
 }
 
 /**
@@ -20,6 +22,8 @@ export interface ObjectShape {
   flatName: Map<string, string>;
   /** Compound name → its components' dotted names, to expand a compound sent as a whole null. */
   compounds: Map<string, string[]>;
+  /** The fields a CREATE or UNDELETE event would carry when set (dotted names), to name the empty ones. */
+  eventFields: string[];
   datetimeFields: Set<string>;
 }
 
@@ -33,6 +37,8 @@ export function componentName(field: string, compound: string): string {
 }
 
 const UNSELECTABLE = new Set(['address', 'location', 'base64']);
+/** Left out of every change event ("Change Event Message Structure", Change Event Fields). */
+const NEVER_IN_EVENTS = new Set(['Id', 'IsDeleted', 'SystemModstamp']);
 
 export function objectShape(object: string, fields: DescribeField[]): ObjectShape {
   const parents = new Set(fields.map((f) => f.compoundFieldName).filter((c): c is string => !!c));
@@ -52,6 +58,9 @@ export function objectShape(object: string, fields: DescribeField[]): ObjectShap
     flatName,
     compounds,
     datetimeFields: new Set(fields.filter((f) => f.type === 'datetime').map((f) => f.name)),
+    eventFields: fields
+      .filter((f) => !parents.has(f.name) && !UNSELECTABLE.has(f.type) && !NEVER_IN_EVENTS.has(f.name) && !f.calculated)
+      .map((f) => flatName.get(f.name) ?? f.name),
   };
 }
 
@@ -89,21 +98,38 @@ export function flattenEventFields(payload: Record<string, unknown>, shape: Obje
 }
 
 /**
- * UPDATE: only what changed. Keeps the fields named in changedFields (a compound named there keeps
- * all its components), and makes sure each nulled field is present as null, so "set to null" and
- * "unchanged" stay apart even when a payload lists unchanged fields as null.
+ * UPDATE: only what changed, and which of it was set to null. Keeps the fields named in
+ * changedFields (a compound named there keeps all its components). Over CometD a field set to null
+ * is only a null value under a name in changedFields (the header has no nulledFields); a Pub/Sub
+ * header's nulledFields, if any, count too. Unchanged fields a payload lists as null (as Pub/Sub
+ * does) are not in changedFields, so "set to null" and "unchanged" stay apart.
  */
-export function changedOnly(flat: Record<string, FieldValue>, changed: string[], nulled: string[], shape: ObjectShape): Record<string, FieldValue> {
-  if (changed.length === 0) return flat;
+export function changedOnly(flat: Record<string, FieldValue>, changed: string[], nulledInHeader: string[], shape: ObjectShape): { fields: Record<string, FieldValue>; nulled: string[] } {
   const wanted = (name: string) => changed.some((c) => name === c || name.startsWith(`${c}.`));
-  const kept: Record<string, FieldValue> = {};
-  for (const [name, value] of Object.entries(flat)) if (wanted(name)) kept[name] = value;
-  for (const name of nulled) {
+  const fields: Record<string, FieldValue> = {};
+  for (const [name, value] of Object.entries(flat)) if (wanted(name) || changed.length === 0) fields[name] = value;
+  for (const name of nulledInHeader) {
     const components = shape.compounds.get(name);
-    if (components) for (const component of components) kept[component] = null;
-    else kept[name] = null;
+    if (components) for (const component of components) fields[component] = null;
+    else fields[name] = null;
   }
-  return kept;
+  const nulled = changed.filter((name) => {
+    const components = shape.compounds.get(name);
+    return components ? components.every((c) => fields[c] === null) : name in fields && fields[name] === null;
+  });
+  for (const name of nulledInHeader) if (!nulled.includes(name)) nulled.push(name);
+  return { fields, nulled };
+}
+
+/**
+ * CREATE and UNDELETE over CometD carry only the non-empty fields ("Change Event Body Fields"):
+ * every other field the event could carry was empty, and is written as null, so a created record
+ * names every field as a re-read one does.
+ */
+export function withEmptyFields(flat: Record<string, FieldValue>, shape: ObjectShape): Record<string, FieldValue> {
+  const all: Record<string, FieldValue> = {};
+  for (const name of shape.eventFields) all[name] = null;
+  return Object.assign(all, flat);
 }
 
 /** REST datetimes (`…+0000`) as CDC writes them (`…Z`), so one field reads the same from both. */

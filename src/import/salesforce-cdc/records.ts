@@ -1,6 +1,6 @@
 import { Headers, type Json, type Operation, type SourceRecord } from '../../core';
 import type { ChangeEvent, ChangeEventHeader } from './event';
-import { changedOnly, flattenEventFields, modstampOf, rowFields, type ObjectShape } from './fields';
+import { changedOnly, flattenEventFields, modstampOf, rowFields, withEmptyFields, type ObjectShape } from './fields';
 import { SALESFORCE_SCHEMAS, type ChangeHeaderValue, type ChangeOp, type FieldValue, type SalesforceChangeValue } from './schema';
 
 /** Where the records of one source go and how they are positioned. */
@@ -29,7 +29,7 @@ export function headerValue(h: ChangeEventHeader): ChangeHeaderValue {
     transactionKey: h.transactionKey,
     sequenceNumber: h.sequenceNumber,
     commitTimestamp: BigInt(h.commitTimestamp),
-    commitNumber: h.commitNumber === null ? null : BigInt(h.commitNumber),
+    commitNumber: h.commitNumber,
     commitUser: h.commitUser,
   };
 }
@@ -60,20 +60,23 @@ function record(target: RecordTarget, value: SalesforceChangeValue, offset: CdcO
 }
 
 /**
- * The records of a CREATE, UPDATE, DELETE or UNDELETE event: one per record id (one event may
- * name several records changed alike). UPDATE keeps only the changed fields.
+ * The records of a CREATE, UPDATE, DELETE or UNDELETE event: one per record id (Salesforce merges
+ * the same change to several records of one transaction into one event). UPDATE keeps only the
+ * changed fields; CREATE and UNDELETE name the fields the event left out as empty.
  */
 export function eventRecords(event: ChangeEvent, target: RecordTarget, echo: boolean, offset: CdcOffset): SourceRecord[] {
   const h = event.header;
   const op = OPS[h.changeType];
   if (!op) throw new Error(`eventRecords got a ${h.changeType} event`);
-  const all = op === 'delete' ? {} : flattenEventFields(event.payload, target.shape);
-  const fields = op === 'update' ? changedOnly(all, h.changedFields, h.nulledFields, target.shape) : all;
+  const flat = op === 'delete' ? {} : flattenEventFields(event.payload, target.shape);
+  const { fields, nulled } = op === 'update'
+    ? changedOnly(flat, h.changedFields, h.nulledFields, target.shape)
+    : { fields: op === 'delete' ? flat : withEmptyFields(flat, target.shape), nulled: [] };
   const header = headerValue(h);
   return h.recordIds.map((recordId) =>
     record(target, {
       op, entity: h.entityName, recordId, fields,
-      changedFields: h.changedFields, nulledFields: h.nulledFields, diffFields: h.diffFields,
+      changedFields: h.changedFields, nulledFields: nulled, diffFields: h.diffFields,
       header, replayId: BigInt(event.replayId), echo, reconciled: false,
     }, offset),
   );

@@ -32,8 +32,8 @@ export const SALESFORCE_CHANGE_SCHEMA = {
       doc: 'Field values by API name; compound components flattened with dots (MailingAddress.City, Name.LastName). update: only the changed fields, a null value means set to null and an absent field means unchanged. create, undelete, reconciled: every field. delete: empty.',
     },
     { name: 'changedFields', type: { type: 'array', items: 'string' }, default: [], doc: 'update: the fields that changed (CDC changedFields)' },
-    { name: 'nulledFields', type: { type: 'array', items: 'string' }, default: [], doc: 'update: the fields set to null (CDC nulledFields)' },
-    { name: 'diffFields', type: { type: 'array', items: 'string' }, default: [], doc: 'update: large text fields whose value is sent as a diff (CDC diffFields)' },
+    { name: 'nulledFields', type: { type: 'array', items: 'string' }, default: [], doc: 'update: the changed fields set to null (null values under changedFields; CometD headers have no nulledFields)' },
+    { name: 'diffFields', type: { type: 'array', items: 'string' }, default: [], doc: 'the header diffFields (Pub/Sub API only; empty over CometD)' },
     {
       name: 'header',
       type: {
@@ -46,7 +46,7 @@ export const SALESFORCE_CHANGE_SCHEMA = {
           { name: 'transactionKey', type: ['null', 'string'], default: null },
           { name: 'sequenceNumber', type: ['null', 'int'], default: null },
           { name: 'commitTimestamp', type: ['null', { type: 'long', logicalType: 'timestamp-millis' }], default: null, doc: 'for reconciled records: the record’s SystemModstamp' },
-          { name: 'commitNumber', type: ['null', 'long'], default: null },
+          { name: 'commitNumber', type: ['null', 'long'], default: null, doc: 'diagnostic system change number; null when the event’s JSON number was beyond 2^53 (rounded by JSON.parse)' },
           { name: 'commitUser', type: ['null', 'string'], default: null },
         ],
       },
