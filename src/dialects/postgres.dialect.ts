@@ -275,17 +275,23 @@ function quoteLiteral(value: string): string {
   return `'${value.replace(/'/g, "''")}'`;
 }
 
+function finite(ref: string, text: string): string {
+  return `CASE WHEN isfinite(${ref}) THEN ${text} ELSE ${ref}::text END`;
+}
+
 /** SQL giving the documented text form of a value of this kind (see ColumnKind in dialect.ts). */
 export function textExpression(ref: string, type: ColumnKind): string {
   switch (type.kind) {
     case 'bytes':
       return `encode(${ref}, 'hex')`;
+    // to_char gives NULL for infinity and -infinity: those keep their own text, which no Avro
+    // date or timestamp can carry, so the converter refuses the row instead of nulling the value.
     case 'date':
-      return `to_char(${ref}, 'YYYY-MM-DD')`;
+      return finite(ref, `to_char(${ref}, 'YYYY-MM-DD')`);
     case 'timestamp':
-      return `to_char(${ref}, 'YYYY-MM-DD"T"HH24:MI:SS.US')`;
+      return finite(ref, `to_char(${ref}, 'YYYY-MM-DD"T"HH24:MI:SS.US')`);
     case 'timestamptz':
-      return `to_char(${ref} AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"')`;
+      return finite(ref, `to_char(${ref} AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"')`);
     default:
       return `${ref}::text`;
   }

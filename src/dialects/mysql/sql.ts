@@ -59,8 +59,8 @@ export function textExpression(column: Column, ref: string): string {
       // A TIMESTAMP is stored as UTC but shown in the writer's session time zone. UNIX_TIMESTAMP
       // of the column reads the stored instant directly (no zone, no DST ambiguity); adding it to
       // the epoch as a DATETIME writes that instant in UTC. The zero timestamp (0) is not an
-      // instant and becomes NULL.
-      return `CAST(CAST(TIMESTAMP'1970-01-01 00:00:00' + INTERVAL NULLIF(UNIX_TIMESTAMP(${ref}), 0) * 1000000 MICROSECOND AS DATETIME(${type.precision})) AS CHAR)`;
+      // instant: it keeps its zero text, which the converter refuses (a dead letter, not a NULL).
+      return `IF(UNIX_TIMESTAMP(${ref}) = 0, '0000-00-00 00:00:00', CAST(CAST(TIMESTAMP'1970-01-01 00:00:00' + INTERVAL UNIX_TIMESTAMP(${ref}) * 1000000 MICROSECOND AS DATETIME(${type.precision})) AS CHAR))`;
     case 'other': {
       const base = type.sqlType.toLowerCase().replace(/\(.*$/, '').trim();
       if (SPATIAL.has(base)) return `ST_AsText(${ref})`;

@@ -31,6 +31,24 @@ describe('text image → Avro values', () => {
     expect(() => millis('yesterday')).toThrow('"yesterday" is not a timestamp');
   });
 
+  it('refuses dates that do not exist instead of rolling them over (MySQL zero dates, ALLOW_INVALID_DATES, PostgreSQL infinity)', () => {
+    const date = converterFor({ kind: 'date' });
+    const micros = converterFor({ kind: 'timestamp', precision: 6 });
+    expect(() => date('2024-02-30')).toThrow('"2024-02-30" is not a calendar date (month 2 of 2024 has 29 days)');
+    expect(() => date('2023-02-29')).toThrow('month 2 of 2023 has 28 days');
+    expect(() => date('2024-04-31')).toThrow('has 30 days');
+    expect(() => date('0000-00-00')).toThrow('"0000-00-00" is not a calendar date (a zero date');
+    expect(() => date('2024-13-01')).toThrow('is not a calendar date');
+    expect(() => micros('0000-00-00 00:00:00')).toThrow('"0000-00-00 00:00:00" is not a calendar date');
+    expect(() => micros('2024-02-30 10:00:00.000001')).toThrow('month 2 of 2024 has 29 days');
+    expect(() => micros('2024-01-01 24:00:00')).toThrow('is not a valid time of day');
+    expect(() => micros('infinity')).toThrow('"infinity" is not a timestamp');
+    expect(() => date('-infinity')).toThrow('"-infinity" is not a date');
+    expect(date('1900-02-28')).toBe(utcDays(1900, 2, 28));
+    expect(() => date('1900-02-29')).toThrow('has 28 days');
+    expect(date('0000-02-29')).toBe(utcDays(0, 2, 29));
+  });
+
   it('writes decimals as two’s complement bytes, small and beyond 15 digits alike', () => {
     for (const [text, scale, back] of [
       ['0', 2, '0.00'],

@@ -163,7 +163,7 @@ export function converterFor(kind: ColumnKind): Converter {
       return (t) => {
         const m = /^(-?\d{4,})-(\d{2})-(\d{2})$/.exec(t);
         if (!m) throw new Error(`"${t}" is not a date (YYYY-MM-DD)`);
-        return daysFromCivil(Number(m[1]), Number(m[2]), Number(m[3]));
+        return daysFromCivil(...validDate(t, Number(m[1]), Number(m[2]), Number(m[3])));
       };
     case 'time': {
       const digits = kind.precision > 6 ? 9 : 6;
@@ -193,11 +193,25 @@ const SCALE = [1, 10, 100, 1_000, 10_000, 100_000, 1_000_000, 10_000_000, 100_00
 function timestampToUnits(t: string, digits: number): bigint {
   const m = TIMESTAMP.exec(t);
   if (!m) throw new Error(`"${t}" is not a timestamp (YYYY-MM-DD HH:MM:SS[.fraction], UTC)`);
-  const seconds = daysFromCivil(Number(m[1]), Number(m[2]), Number(m[3])) * 86_400 + Number(m[4]) * 3600 + Number(m[5]) * 60 + Number(m[6]);
+  if (Number(m[4]) > 23 || Number(m[5]) > 59 || Number(m[6]) > 59) throw new Error(`"${t}" is not a valid time of day`);
+  const seconds = daysFromCivil(...validDate(t, Number(m[1]), Number(m[2]), Number(m[3]))) * 86_400 + Number(m[4]) * 3600 + Number(m[5]) * 60 + Number(m[6]);
   const part = fractionUnits(m[7], digits);
   // Within ±285 years of 1970 micro- and milliseconds are exact numbers: one BigInt at the end.
   if (digits <= 6 && Math.abs(seconds) < 9_000_000_000) return BigInt(seconds * SCALE[digits]! + part);
   return BigInt(seconds) * BigInt(SCALE[digits]!) + BigInt(part);
+}
+
+/**
+ * The date's parts if it exists in the proleptic Gregorian calendar. MySQL's zero date
+ * (0000-00-00) and invalid dates kept under ALLOW_INVALID_DATES (2024-02-30) have no Avro date:
+ * daysFromCivil would roll them over (to 2024-03-01), so they are refused, never shifted.
+ */
+function validDate(text: string, year: number, month: number, day: number): [number, number, number] {
+  if (month < 1 || month > 12 || day < 1) throw new Error(`"${text}" is not a calendar date (a zero date or a zero month or day)`);
+  const leap = year % 4 === 0 && (year % 100 !== 0 || year % 400 === 0);
+  const last = month === 2 ? (leap ? 29 : 28) : [4, 6, 9, 11].includes(month) ? 30 : 31;
+  if (day > last) throw new Error(`"${text}" is not a calendar date (month ${month} of ${year} has ${last} days)`);
+  return [year, month, day];
 }
 
 /**

@@ -105,6 +105,9 @@ export const changelogSourceSchema = z.strictObject({
   snapshot: bool.default(true).describe('emit the rows that already exist once, before the changes'),
   retentionHours: z.coerce.number().positive().default(24).describe('changelog rows already in Kafka are deleted after this long'),
   pruneIntervalMs: positiveInt.default(60_000).describe('how often committed changelog rows are pruned'),
+  tombstonesOnDelete: bool
+    .default(true)
+    .describe('follow each delete with a tombstone (same key, null value), so a compacted topic forgets the key (Debezium’s tombstones.on.delete)'),
 });
 
 export const salesforceCdcSourceSchema = z.strictObject({
