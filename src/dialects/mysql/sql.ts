@@ -58,9 +58,10 @@ export function textExpression(column: Column, ref: string): string {
     case 'timestamptz':
       // A TIMESTAMP is stored as UTC but shown in the writer's session time zone. UNIX_TIMESTAMP
       // of the column reads the stored instant directly (no zone, no DST ambiguity); adding it to
-      // the epoch as a DATETIME writes that instant in UTC. The zero timestamp (0) is not an
-      // instant: it keeps its zero text, which the converter refuses (a dead letter, not a NULL).
-      return `IF(UNIX_TIMESTAMP(${ref}) = 0, '0000-00-00 00:00:00', CAST(CAST(TIMESTAMP'1970-01-01 00:00:00' + INTERVAL UNIX_TIMESTAMP(${ref}) * 1000000 MICROSECOND AS DATETIME(${type.precision})) AS CHAR))`;
+      // the epoch as a DATETIME writes that instant in UTC. The zero timestamp is not an instant
+      // (UNIX_TIMESTAMP gives 0, or NULL inside a trigger): it keeps its own zero text, which the
+      // converter refuses (a dead letter, not a silent NULL).
+      return `COALESCE(CAST(CAST(TIMESTAMP'1970-01-01 00:00:00' + INTERVAL NULLIF(UNIX_TIMESTAMP(${ref}), 0) * 1000000 MICROSECOND AS DATETIME(${type.precision})) AS CHAR), CAST(${ref} AS CHAR))`;
     case 'other': {
       const base = type.sqlType.toLowerCase().replace(/\(.*$/, '').trim();
       if (SPATIAL.has(base)) return `ST_AsText(${ref})`;
