@@ -20,6 +20,8 @@ export const Headers = {
    */
   newKey: 'banyan.key.new',
   oldKey: 'banyan.key.old',
+  /** Columns a documented rule wrote as null (a JSON array), e.g. zero dates under `invalidDates: null`. */
+  nulled: 'banyan.nulled',
   deadLetterReason: 'banyan.dlq.reason',
   deadLetterStage: 'banyan.dlq.stage',
   deadLetterSource: 'banyan.dlq.source',

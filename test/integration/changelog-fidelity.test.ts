@@ -356,6 +356,32 @@ sources:
     );
     expect(runner!.status).toMatchObject({ state: 'running' });
   });
+
+  it('with invalidDates: null writes those values as null in their nullable columns and names the columns in banyan.nulled', async () => {
+    (config.sources[0] as ChangelogSourceConfig).invalidDates = 'null';
+    const early = fixture.snapshotBad(sqlTable);
+    await fixture.writeLax(db, [early.sql]);
+    await start();
+    const bad = fixture.unrepresentable(sqlTable);
+    await fixture.writeLax(db, bad.map((b) => b.sql));
+
+    const messages = await readToEnd(kafka, topic, position(bad.length));
+    const records = [...(await decodeByPartition(messages)).values()].flat() as Array<{
+      value: { op: string; after: Record<string, unknown>; source: { position: string } };
+      headers: Record<string, string>;
+    }>;
+    const expected = [...bad.map((b, i) => ({ at: position(i + 1), ...b })), { at: 'snapshot', ...early }];
+    const sorted = records.sort((a, b) => (a.value.source.position < b.value.source.position ? -1 : 1));
+    expect(sorted.map((r) => ({ at: r.value.source.position, op: r.value.op, nulled: r.headers['banyan.nulled'], after: r.value.after }))).toEqual(
+      expected.map((e) => ({
+        at: e.at,
+        op: e.at === 'snapshot' ? 'snapshot' : 'insert',
+        nulled: JSON.stringify([e.column]),
+        after: expect.objectContaining({ region: 'eu', [e.column]: null }),
+      })),
+    );
+    expect(await readAll(kafka, config.kafka.topics.deadLetter)).toEqual([]);
+  });
 });
 
 function textHeaders(m: KafkaMessage): Record<string, string> {

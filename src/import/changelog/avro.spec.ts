@@ -136,4 +136,24 @@ describe('text image → Avro values', () => {
     // A bad non-key value does not matter to the key.
     expect(avroType(schemas.key).fromBuffer(Buffer.from(encoder.key(out, { ...after, amount: 'oops' }, 'x')))).toEqual({ order_id: 42n, line: 2 });
   });
+
+  it('with invalidDates: null writes a non-calendar date of a nullable column as null and names it; NOT NULL and malformed values still fail', () => {
+    const strictTable: TableInfo = {
+      ...table,
+      columns: [...table.columns, { name: 'due', sqlType: 'date', nullable: false, type: { kind: 'date' } }],
+    };
+    const lax = changeEncoder(strictTable, 'legacy', 'public.Orders', 'null');
+    const type = avroType(tableSchemas(strictTable, 'legacy').value);
+    const out = new AvroOutput();
+    const change = (image: Record<string, string | null>) => ({ before: null, after: { ...after, due: '2024-01-01', ...image }, position: '7', changedAt: 0, origin: null });
+    const written = lax.value(out, 'insert', change({ born: '0000-00-00', at: '2024-02-30 10:00:00', at_ns: 'infinity' }), 'here');
+    expect(lax.nulled()).toEqual(['at', 'at_ns', 'born']); // in column order
+    expect(type.fromBuffer(Buffer.from(written))).toMatchObject({ after: { born: null, at: null, at_ns: null, due: 19_723 } });
+    lax.value(out, 'insert', change({ born: '2024-02-29' }), 'here');
+    expect(lax.nulled()).toEqual([]);
+    expect(() => lax.value(out, 'insert', change({ due: '0000-00-00' }), 'here')).toThrow('column "due" of here: "0000-00-00" is not a calendar date');
+    expect(() => lax.value(out, 'insert', change({ born: 'soon' }), 'here')).toThrow('"soon" is not a date');
+    // The default stays the safe one.
+    expect(() => encoder.value(out, 'insert', change({ born: '0000-00-00' }), 'here')).toThrow('column "born" of here: "0000-00-00" is not a calendar date');
+  });
 });

@@ -97,7 +97,7 @@ export class ChangelogSource implements Source {
     this.table = table;
     this.knownColumns = new Set(table.columns.map((c) => c.name));
     this.schemas = tableSchemas(table, this.deps.databaseName);
-    this.encoder = changeEncoder(table, this.deps.databaseName, this.config.table);
+    this.encoder = changeEncoder(table, this.deps.databaseName, this.config.table, this.config.invalidDates);
   }
 
   /**
@@ -243,6 +243,8 @@ export class ChangelogSource implements Source {
       [Headers.changeTime]: new Date(row.changedAt).toISOString(),
     };
     if (echo) headers[Headers.echo] = 'true';
+    const nulled = this.encoder.nulled();
+    if (nulled.length) headers[Headers.nulled] = JSON.stringify(nulled);
     return {
       sourcePartition: this.partition(),
       sourceOffset: { position: row.position },
