@@ -319,6 +319,24 @@ sources:
     expect(await decodeByPartition(messages)).toEqual(expected);
   });
 
+  it('with tombstonesOnDelete: false writes a delete without a tombstone, and a key change as delete + insert', async () => {
+    (config.sources[0] as ChangelogSourceConfig).tombstonesOnDelete = false;
+    await start();
+    await db.raw(`INSERT INTO ${sqlTable} ${COLUMNS} VALUES ${goodValues('eu', 7, 1, '1')}`);
+    await db.raw(`UPDATE ${sqlTable} SET order_no = 8 WHERE region = 'eu' AND order_no = 7`);
+    await db.raw(`DELETE FROM ${sqlTable} WHERE region = 'eu' AND order_no = 8`);
+    const records = [...(await decodeByPartition(await readToEnd(kafka, topic, position(3)))).values()].flat() as Array<{
+      key: { order_no: bigint };
+      value: { op: string; source: { position: string } } | null;
+    }>;
+    expect(records.map((r) => [r.value?.source.position, r.value?.op, r.key.order_no]).sort()).toEqual([
+      [position(1), 'insert', 7n],
+      [position(2), 'delete', 7n],
+      [position(2), 'insert', 8n],
+      [position(3), 'delete', 8n],
+    ]);
+  });
+
   it('dead-letters a value Avro cannot carry, naming column, position and value, and goes on with the next rows', async () => {
     const early = fixture.snapshotBad(sqlTable);
     await fixture.writeLax(db, [early.sql]);
