@@ -39,6 +39,15 @@ interface Fixture {
   unrepresentable(sqlTable: string): Array<{ sql: string; column: string; text: string; why: string }>;
   /** One such row written before the snapshot. */
   snapshotBad(sqlTable: string): { sql: string; column: string; text: string; why: string };
+  /** Values at the edge of what the database holds, with what they must decode to. */
+  edge: { amount: string; shippedAt: string; due: string; shippedAtMicros: bigint; dueDays: number };
+}
+
+/** Days since the epoch of an astronomical year (0 = 1 BC), through Date's proleptic calendar. */
+function utcDays(year: number, month: number, day: number): number {
+  const date = new Date(0);
+  date.setUTCFullYear(year, month - 1, day);
+  return date.getTime() / 86_400_000;
 }
 
 const postgres: Fixture = {
@@ -71,6 +80,14 @@ const postgres: Fixture = {
     { sql: `INSERT INTO ${t} ${COLUMNS} VALUES ('eu', 3, 2, 1, 'x', 'infinity', '2024-03-01')`, column: 'shipped_at', text: 'infinity', why: '"infinity" is not a timestamp (YYYY-MM-DD HH:MM:SS[.fraction], UTC)' },
     { sql: `INSERT INTO ${t} ${COLUMNS} VALUES ('eu', 3, 3, 1, 'x', NULL, '-infinity')`, column: 'due', text: '-infinity', why: '"-infinity" is not a date (YYYY-MM-DD)' },
   ],
+  // to_char alone would print 44 BC as 0044.
+  edge: {
+    amount: '-9999999999.9999',
+    shippedAt: '0044-03-15 10:00:00.000001 BC',
+    due: '4713-01-01 BC',
+    shippedAtMicros: (BigInt(utcDays(-43, 3, 15)) * 86_400n + 36_000n) * 1_000_000n + 1n,
+    dueDays: utcDays(-4712, 1, 1),
+  },
   snapshotBad: (t) => ({
     sql: `INSERT INTO ${t} ${COLUMNS} VALUES ('eu', 0, 1, 1, 'x', '-infinity', NULL)`,
     column: 'shipped_at',
@@ -117,6 +134,13 @@ const mariadb: Fixture = {
     { sql: `INSERT INTO ${t} ${COLUMNS} VALUES ('eu', 3, 3, 1, 'x', NULL, '2024-02-30')`, column: 'due', text: '2024-02-30', why: '"2024-02-30" is not a calendar date (month 2 of 2024 has 29 days)' },
     { sql: `INSERT INTO ${t} (region, order_no, line, stamped) VALUES ('eu', 3, 4, '0000-00-00 00:00:00')`, column: 'stamped', text: '0000-00-00 00:00:00.000000', why: '"0000-00-00 00:00:00.000000" is not a calendar date (a zero date or a zero month or day)' },
   ],
+  edge: {
+    amount: '9999999999.9999',
+    shippedAt: '9999-12-31 23:59:59.999999',
+    due: '1000-01-01',
+    shippedAtMicros: BigInt(Date.UTC(9999, 11, 31, 23, 59, 59)) * 1000n + 999_999n,
+    dueDays: utcDays(1000, 1, 1),
+  },
   snapshotBad: (t) => ({
     sql: `INSERT INTO ${t} ${COLUMNS} VALUES ('eu', 0, 1, 1, 'x', NULL, '0000-00-00')`,
     column: 'due',
@@ -317,6 +341,30 @@ sources:
       },
     ]);
     expect(await decodeByPartition(messages)).toEqual(expected);
+  });
+
+  it('carries edge values exactly, through the snapshot and through the triggers', async () => {
+    const { amount, shippedAt, due } = fixture.edge;
+    const note = 'Zoë 👩‍👩‍👧 𝄞';
+    const values = (line: number) => `('edge', 1, ${line}, ${amount}, '${note}', '${shippedAt}', '${due}')`;
+    await db.raw(`INSERT INTO ${sqlTable} ${COLUMNS} VALUES ${values(1)}`);
+    await start();
+    await db.raw(`INSERT INTO ${sqlTable} ${COLUMNS} VALUES ${values(2)}`);
+    const records = [...(await decodeByPartition(await readToEnd(kafka, topic, position(1)))).values()].flat() as Array<{ value: { op: string; after: unknown } }>;
+    const row = (line: number) => ({
+      region: 'edge',
+      order_no: 1n,
+      line,
+      amount: decimalToBytes(amount, 4),
+      note,
+      shipped_at: fixture.edge.shippedAtMicros,
+      due: fixture.edge.dueDays,
+      ...fixture.extra,
+    });
+    expect(records.map((r) => [r.value.op, r.value.after]).sort()).toEqual([
+      ['insert', row(2)],
+      ['snapshot', row(1)],
+    ]);
   });
 
   it('with tombstonesOnDelete: false writes a delete without a tombstone, and a key change as delete + insert', async () => {
