@@ -151,7 +151,9 @@ export async function loginToEmulator(emulator: Emulator, callOptions?: { client
 
 /**
  * Reads up to `count` records of a topic (see readTopic), their values decoded through the
- * registry and their headers as text, in the order of their changelog position.
+ * registry and their headers as text, in the order of their changelog position. A tombstone (the
+ * null value after a delete) reads as `{ op: 'tombstone', source: { position } }`, right after
+ * its delete.
  */
 export async function readDecoded<T extends { source: { position: string } }>(
   config: BanyanConfig,
@@ -163,7 +165,9 @@ export async function readDecoded<T extends { source: { position: string } }>(
   const messages = await readTopic(testKafka(config), topic, count, timeoutMs);
   const decoded = await Promise.all(
     messages.map(async (m) => ({
-      ...((await decoder.decode(m.value!)) as T),
+      ...((m.value === null
+        ? { op: 'tombstone', before: null, after: null, source: { position: String(m.headers?.['banyan.source.position']) } }
+        : await decoder.decode(m.value)) as T),
       headers: Object.fromEntries(Object.entries(m.headers ?? {}).map(([k, v]) => [k, String(v)])),
     })),
   );

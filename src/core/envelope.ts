@@ -13,6 +13,15 @@ export const Headers = {
   changeTime: 'banyan.change.time',
   /** Set when the change was written by Banyan itself (an echo of one of our own writes). */
   echo: 'banyan.echo',
+  /**
+   * An update that changed the primary key is a delete of the old key and an insert of the new
+   * one: the delete carries the new key, the insert the old one (as JSON of the key columns'
+   * text), like Debezium's `__debezium.newkey` / `__debezium.oldkey`.
+   */
+  newKey: 'banyan.key.new',
+  oldKey: 'banyan.key.old',
+  /** Columns a documented rule wrote as null (a JSON array), e.g. zero dates under `invalidDates: null`. */
+  nulled: 'banyan.nulled',
   deadLetterReason: 'banyan.dlq.reason',
   deadLetterStage: 'banyan.dlq.stage',
   deadLetterSource: 'banyan.dlq.source',

@@ -275,17 +275,29 @@ function quoteLiteral(value: string): string {
   return `'${value.replace(/'/g, "''")}'`;
 }
 
+/**
+ * A date or timestamp as 'YYYY' + `rest` (a to_char format). to_char gives NULL for infinity and
+ * -infinity: they keep their own text, which no Avro date or timestamp can carry, so the
+ * converter refuses the row instead of nulling the value. And its YYYY of a BC date drops the
+ * era (44 BC would read as AD 44): those get the ISO astronomical year (1 BC = 0000, 44 BC = -0043).
+ */
+function calendarText(ref: string, local: string, rest: string): string {
+  return `CASE WHEN NOT isfinite(${ref}) THEN ${ref}::text
+    WHEN ${local} < '0001-01-01' THEN to_char(extract(year FROM ${local})::int + 1, 'FM0000') || to_char(${local}, '${rest}')
+    ELSE to_char(${local}, 'YYYY${rest}') END`;
+}
+
 /** SQL giving the documented text form of a value of this kind (see ColumnKind in dialect.ts). */
 export function textExpression(ref: string, type: ColumnKind): string {
   switch (type.kind) {
     case 'bytes':
       return `encode(${ref}, 'hex')`;
     case 'date':
-      return `to_char(${ref}, 'YYYY-MM-DD')`;
+      return calendarText(ref, ref, `-MM-DD`);
     case 'timestamp':
-      return `to_char(${ref}, 'YYYY-MM-DD"T"HH24:MI:SS.US')`;
+      return calendarText(ref, ref, `-MM-DD"T"HH24:MI:SS.US`);
     case 'timestamptz':
-      return `to_char(${ref} AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"')`;
+      return calendarText(ref, `(${ref} AT TIME ZONE 'UTC')`, `-MM-DD"T"HH24:MI:SS.US"Z"`);
     default:
       return `${ref}::text`;
   }

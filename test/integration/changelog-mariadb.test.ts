@@ -90,10 +90,11 @@ sources:
       await dialect.clearOrigin(trx);
     });
 
-    const all = await changes(5);
+    const all = await changes(6);
     // Changes in changelog order; the snapshot record's position is 'snapshot', which sorts last.
-    expect(all.map((c) => c.op)).toEqual(['insert', 'update', 'delete', 'insert', 'snapshot']);
-    const [insert, update, del, echo, snapshot] = all;
+    expect(all.map((c) => c.op)).toEqual(['insert', 'update', 'delete', 'tombstone', 'insert', 'snapshot']);
+    const [insert, update, del, tombstone, echo, snapshot] = all;
+    expect(tombstone!.source.position).toBe(del!.source.position);
     expect(snapshot!.after).toMatchObject({ id: 1n, email: 'old@example.com' });
     expect(bytesToDecimal(snapshot!.after!.balance as Buffer, 2)).toBe('10.50');
 

@@ -123,14 +123,15 @@ sources:
     await db.raw(`UPDATE ${schema}.users SET display_name = NULL, balance = 0.01 WHERE id = 9007199254740993`);
     await db.raw(`DELETE FROM ${schema}.users WHERE id = 1`);
 
-    const all = await changes(4);
-    expect(all.map((c) => c.op).sort()).toEqual(['delete', 'insert', 'snapshot', 'update']);
+    const all = await changes(5);
+    expect(all.map((c) => c.op).sort()).toEqual(['delete', 'insert', 'snapshot', 'tombstone', 'update']);
     const snapshot = all.find((c) => c.op === 'snapshot')!;
     expect(snapshot.after).toMatchObject({ id: 1n, email: 'old@example.com' });
     expect(bytesToDecimal(snapshot.after!.balance as Buffer, 2)).toBe('10.50');
 
-    const [insert, update, del] = all.filter((c) => c.op !== 'snapshot');
-    expect([insert?.op, update?.op, del?.op]).toEqual(['insert', 'update', 'delete']);
+    const [insert, update, del, tombstone] = all.filter((c) => c.op !== 'snapshot');
+    expect([insert?.op, update?.op, del?.op, tombstone?.op]).toEqual(['insert', 'update', 'delete', 'tombstone']);
+    expect(tombstone!.source.position).toBe(del!.source.position);
     expect(insert!.before).toBeNull();
     expect(insert!.after).toMatchObject({
       id: 9007199254740993n,

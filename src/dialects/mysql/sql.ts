@@ -58,9 +58,11 @@ export function textExpression(column: Column, ref: string): string {
     case 'timestamptz':
       // A TIMESTAMP is stored as UTC but shown in the writer's session time zone. UNIX_TIMESTAMP
       // of the column reads the stored instant directly (no zone, no DST ambiguity); adding it to
-      // the epoch as a DATETIME writes that instant in UTC. The zero timestamp (0) is not an
-      // instant and becomes NULL.
-      return `CAST(CAST(TIMESTAMP'1970-01-01 00:00:00' + INTERVAL NULLIF(UNIX_TIMESTAMP(${ref}), 0) * 1000000 MICROSECOND AS DATETIME(${type.precision})) AS CHAR)`;
+      // the epoch as a DATETIME writes that instant in UTC. The zero timestamp is not an instant
+      // (UNIX_TIMESTAMP gives 0, or NULL inside a trigger): it keeps its own zero text, which the
+      // converter refuses (a dead letter, not a silent NULL). Any other value without an instant
+      // is marked so, never passed on as local time read as UTC.
+      return `COALESCE(CAST(CAST(TIMESTAMP'1970-01-01 00:00:00' + INTERVAL NULLIF(UNIX_TIMESTAMP(${ref}), 0) * 1000000 MICROSECOND AS DATETIME(${type.precision})) AS CHAR), IF(CAST(${ref} AS CHAR) LIKE '0000-00-00%', CAST(${ref} AS CHAR), CONCAT('no UTC instant: ', CAST(${ref} AS CHAR))))`;
     case 'other': {
       const base = type.sqlType.toLowerCase().replace(/\(.*$/, '').trim();
       if (SPATIAL.has(base)) return `ST_AsText(${ref})`;

@@ -31,6 +31,24 @@ describe('text image → Avro values', () => {
     expect(() => millis('yesterday')).toThrow('"yesterday" is not a timestamp');
   });
 
+  it('refuses dates that do not exist instead of rolling them over (MySQL zero dates, ALLOW_INVALID_DATES, PostgreSQL infinity)', () => {
+    const date = converterFor({ kind: 'date' });
+    const micros = converterFor({ kind: 'timestamp', precision: 6 });
+    expect(() => date('2024-02-30')).toThrow('"2024-02-30" is not a calendar date (month 2 of 2024 has 29 days)');
+    expect(() => date('2023-02-29')).toThrow('month 2 of 2023 has 28 days');
+    expect(() => date('2024-04-31')).toThrow('has 30 days');
+    expect(() => date('0000-00-00')).toThrow('"0000-00-00" is not a calendar date (a zero date');
+    expect(() => date('2024-13-01')).toThrow('is not a calendar date');
+    expect(() => micros('0000-00-00 00:00:00')).toThrow('"0000-00-00 00:00:00" is not a calendar date');
+    expect(() => micros('2024-02-30 10:00:00.000001')).toThrow('month 2 of 2024 has 29 days');
+    expect(() => micros('2024-01-01 24:00:00')).toThrow('is not a valid time of day');
+    expect(() => micros('infinity')).toThrow('"infinity" is not a timestamp');
+    expect(() => date('-infinity')).toThrow('"-infinity" is not a date');
+    expect(date('1900-02-28')).toBe(utcDays(1900, 2, 28));
+    expect(() => date('1900-02-29')).toThrow('has 28 days');
+    expect(date('0000-02-29')).toBe(utcDays(0, 2, 29));
+  });
+
   it('writes decimals as two’s complement bytes, small and beyond 15 digits alike', () => {
     for (const [text, scale, back] of [
       ['0', 2, '0.00'],
@@ -117,5 +135,25 @@ describe('text image → Avro values', () => {
     expect(out.mark()).toBe(mark);
     // A bad non-key value does not matter to the key.
     expect(avroType(schemas.key).fromBuffer(Buffer.from(encoder.key(out, { ...after, amount: 'oops' }, 'x')))).toEqual({ order_id: 42n, line: 2 });
+  });
+
+  it('with invalidDates: null writes a non-calendar date of a nullable column as null and names it; NOT NULL and malformed values still fail', () => {
+    const strictTable: TableInfo = {
+      ...table,
+      columns: [...table.columns, { name: 'due', sqlType: 'date', nullable: false, type: { kind: 'date' } }],
+    };
+    const lax = changeEncoder(strictTable, 'legacy', 'public.Orders', 'null');
+    const type = avroType(tableSchemas(strictTable, 'legacy').value);
+    const out = new AvroOutput();
+    const change = (image: Record<string, string | null>) => ({ before: null, after: { ...after, due: '2024-01-01', ...image }, position: '7', changedAt: 0, origin: null });
+    const written = lax.value(out, 'insert', change({ born: '0000-00-00', at: '2024-02-30 10:00:00', at_ns: 'infinity' }), 'here');
+    expect(lax.nulled()).toEqual(['at', 'at_ns', 'born']); // in column order
+    expect(type.fromBuffer(Buffer.from(written))).toMatchObject({ after: { born: null, at: null, at_ns: null, due: 19_723 } });
+    lax.value(out, 'insert', change({ born: '2024-02-29' }), 'here');
+    expect(lax.nulled()).toEqual([]);
+    expect(() => lax.value(out, 'insert', change({ due: '0000-00-00' }), 'here')).toThrow('column "due" of here: "0000-00-00" is not a calendar date');
+    expect(() => lax.value(out, 'insert', change({ born: 'soon' }), 'here')).toThrow('"soon" is not a date');
+    // The default stays the safe one.
+    expect(() => encoder.value(out, 'insert', change({ born: '0000-00-00' }), 'here')).toThrow('column "born" of here: "0000-00-00" is not a calendar date');
   });
 });

@@ -163,7 +163,7 @@ export function converterFor(kind: ColumnKind): Converter {
       return (t) => {
         const m = /^(-?\d{4,})-(\d{2})-(\d{2})$/.exec(t);
         if (!m) throw new Error(`"${t}" is not a date (YYYY-MM-DD)`);
-        return daysFromCivil(Number(m[1]), Number(m[2]), Number(m[3]));
+        return daysFromCivil(...validDate(t, Number(m[1]), Number(m[2]), Number(m[3])));
       };
     case 'time': {
       const digits = kind.precision > 6 ? 9 : 6;
@@ -193,11 +193,25 @@ const SCALE = [1, 10, 100, 1_000, 10_000, 100_000, 1_000_000, 10_000_000, 100_00
 function timestampToUnits(t: string, digits: number): bigint {
   const m = TIMESTAMP.exec(t);
   if (!m) throw new Error(`"${t}" is not a timestamp (YYYY-MM-DD HH:MM:SS[.fraction], UTC)`);
-  const seconds = daysFromCivil(Number(m[1]), Number(m[2]), Number(m[3])) * 86_400 + Number(m[4]) * 3600 + Number(m[5]) * 60 + Number(m[6]);
+  if (Number(m[4]) > 23 || Number(m[5]) > 59 || Number(m[6]) > 59) throw new Error(`"${t}" is not a valid time of day`);
+  const seconds = daysFromCivil(...validDate(t, Number(m[1]), Number(m[2]), Number(m[3]))) * 86_400 + Number(m[4]) * 3600 + Number(m[5]) * 60 + Number(m[6]);
   const part = fractionUnits(m[7], digits);
   // Within ±285 years of 1970 micro- and milliseconds are exact numbers: one BigInt at the end.
   if (digits <= 6 && Math.abs(seconds) < 9_000_000_000) return BigInt(seconds * SCALE[digits]! + part);
   return BigInt(seconds) * BigInt(SCALE[digits]!) + BigInt(part);
+}
+
+/**
+ * The date's parts if it exists in the proleptic Gregorian calendar. MySQL's zero date
+ * (0000-00-00) and invalid dates kept under ALLOW_INVALID_DATES (2024-02-30) have no Avro date:
+ * daysFromCivil would roll them over (to 2024-03-01), so they are refused, never shifted.
+ */
+function validDate(text: string, year: number, month: number, day: number): [number, number, number] {
+  if (month < 1 || month > 12 || day < 1) throw new Error(`"${text}" is not a calendar date (a zero date or a zero month or day)`);
+  const leap = year % 4 === 0 && (year % 100 !== 0 || year % 400 === 0);
+  const last = month === 2 ? (leap ? 29 : 28) : [4, 6, 9, 11].includes(month) ? 30 : 31;
+  if (day > last) throw new Error(`"${text}" is not a calendar date (month ${month} of ${year} has ${last} days)`);
+  return [year, month, day];
 }
 
 /**
@@ -307,7 +321,34 @@ export interface ChangeEncoder {
   key(out: AvroOutput, image: Record<string, string | null>, where: string): Buffer;
   /** The change record's Avro body (the value schema of tableSchemas). */
   value(out: AvroOutput, op: string, change: ChangeValue, where: string): Buffer;
+  /** Columns the last `value` wrote as null under `invalidDates: null` (for the record's header). */
+  nulled(): string[];
 }
+
+/**
+ * What becomes of a date or timestamp that is no calendar date (MySQL's zero date, an invalid
+ * date kept under ALLOW_INVALID_DATES, PostgreSQL's infinity): `dead-letter` (the default) sends
+ * the row to the dead-letter topic; `null` writes null in a nullable column (Debezium's rule for
+ * zero dates) and names the column in the record's header; a NOT NULL column is dead-lettered.
+ */
+export type InvalidDates = 'dead-letter' | 'null';
+
+const CALENDAR_SHAPE = /^(-?\d{4,})-(\d{2})-(\d{2})(?:$|[T ])/;
+
+/** A value shaped as a date that names no day of the calendar, or an infinity. */
+export function isNonCalendarDate(text: string): boolean {
+  if (/^[+-]?infinity$/i.test(text)) return true;
+  const m = CALENDAR_SHAPE.exec(text);
+  if (!m) return false;
+  try {
+    validDate(text, Number(m[1]), Number(m[2]), Number(m[3]));
+    return false;
+  } catch {
+    return true;
+  }
+}
+
+const TEMPORAL = new Set<ColumnKind['kind']>(['date', 'timestamp', 'timestamptz']);
 
 export interface ChangeValue {
   before: Record<string, string | null> | null;
@@ -322,9 +363,15 @@ export interface ChangeValue {
  * schemas tableSchemas gives, with the same conversions as rowConverter/keyConverter (the spec
  * checks both paths give the same bytes): no JavaScript row objects in between.
  */
-export function changeEncoder(table: TableInfo, database: string, tableLabel: string): ChangeEncoder {
+export function changeEncoder(table: TableInfo, database: string, tableLabel: string, invalidDates: InvalidDates = 'dead-letter'): ChangeEncoder {
   const names = fieldNames(table.columns);
-  const columns = table.columns.map((c, i) => ({ column: c.name, field: names[i]!, write: writerFor(c.type) }));
+  const columns = table.columns.map((c, i) => ({
+    column: c.name,
+    field: names[i]!,
+    write: writerFor(c.type),
+    nullsInvalid: invalidDates === 'null' && c.nullable && TEMPORAL.has(c.type.kind),
+  }));
+  let nulled: string[] = [];
   const keyColumns = table.primaryKey.map((k) => columns[table.columns.findIndex((c) => c.name === k)]!);
 
   const writeValue = (out: AvroOutput, column: string, write: ValueWriter, text: string, where: string) => {
@@ -341,10 +388,13 @@ export function changeEncoder(table: TableInfo, database: string, tableLabel: st
   const writeRow = (out: AvroOutput, image: Record<string, string | null> | null, where: string) => {
     if (image === null) return out.branch(0);
     out.branch(1);
-    for (const { column, write } of columns) {
+    for (const { column, write, nullsInvalid } of columns) {
       const text = image[column];
       if (text === null || text === undefined) {
         out.branch(0);
+      } else if (nullsInvalid && isNonCalendarDate(text)) {
+        out.branch(0);
+        if (!nulled.includes(column)) nulled.push(column);
       } else {
         out.branch(1);
         writeValue(out, column, write, text, where);
@@ -370,6 +420,7 @@ export function changeEncoder(table: TableInfo, database: string, tableLabel: st
     },
     value(out, op, change, where) {
       const mark = out.mark();
+      nulled = [];
       try {
         out.string(op);
         writeRow(out, change.before, where);
@@ -389,5 +440,6 @@ export function changeEncoder(table: TableInfo, database: string, tableLabel: st
       }
       return out.since(mark);
     },
+    nulled: () => nulled,
   };
 }

@@ -97,7 +97,7 @@ export class ChangelogSource implements Source {
     this.table = table;
     this.knownColumns = new Set(table.columns.map((c) => c.name));
     this.schemas = tableSchemas(table, this.deps.databaseName);
-    this.encoder = changeEncoder(table, this.deps.databaseName, this.config.table);
+    this.encoder = changeEncoder(table, this.deps.databaseName, this.config.table, this.config.invalidDates);
   }
 
   /**
@@ -199,7 +199,8 @@ export class ChangelogSource implements Source {
     const deadLetters: DeadLetter[] = [];
     for (const row of rows) {
       try {
-        records.push(this.changeRecord(row, out, op));
+        // All or nothing per row: a key change that fails halfway is one dead letter.
+        for (const record of this.changeRecord(row, out, op)) records.push(record);
       } catch (error) {
         deadLetters.push(this.deadLetter(row, error));
       }
@@ -207,14 +208,34 @@ export class ChangelogSource implements Source {
     return { records, deadLetters };
   }
 
-  private changeRecord(row: ChangeRow, out: AvroOutput, op: 'snapshot' | undefined): SourceRecord {
+  /**
+   * The records of one changelog row: one, except that a delete is followed by its tombstone
+   * (`tombstonesOnDelete`) and an update that changed the primary key becomes a delete of the old
+   * key, its tombstone and an insert of the new key, in that order (as Debezium does), so each
+   * key's history stays on its own partition and a compacted topic forgets the old key.
+   */
+  private changeRecord(row: ChangeRow, out: AvroOutput, op: 'snapshot' | undefined): SourceRecord[] {
     const where = `${this.config.table} at ${row.position}`;
     const image = row.after ?? row.before;
     if (!image) throw new BadRecordError(`${where} has neither a before nor an after image`, { stage: 'processing', code: 'EMPTY_CHANGE' });
-    const operation = op ?? OPERATIONS[row.op];
-    const echo = row.origin !== null && row.origin === this.deps.originTag;
     const key = this.encoder.key(out, image, where);
-    const value = this.encoder.value(out, operation, row, where);
+    if (op === undefined && row.op === 'U' && row.before && !this.sameKeyText(row.before, image)) {
+      const oldKey = this.encoder.key(out, row.before, where);
+      if (!oldKey.equals(key)) {
+        const deleted = this.record(row, out, 'delete', oldKey, { ...row, after: null }, where);
+        deleted.headers[Headers.newKey] = this.keyText(image);
+        const inserted = this.record(row, out, 'insert', key, { ...row, before: null }, where);
+        inserted.headers[Headers.oldKey] = this.keyText(row.before);
+        return this.config.tombstonesOnDelete ? [deleted, this.tombstone(deleted), inserted] : [deleted, inserted];
+      }
+    }
+    const record = this.record(row, out, op ?? OPERATIONS[row.op], key, row, where);
+    return row.op === 'D' && this.config.tombstonesOnDelete ? [record, this.tombstone(record)] : [record];
+  }
+
+  private record(row: ChangeRow, out: AvroOutput, operation: string, key: Buffer, change: ChangeRow, where: string): SourceRecord {
+    const echo = row.origin !== null && row.origin === this.deps.originTag;
+    const value = this.encoder.value(out, operation, change, where);
     const headers: Record<string, string> = {
       [Headers.origin]: 'legacy',
       [Headers.operation]: operation,
@@ -222,6 +243,8 @@ export class ChangelogSource implements Source {
       [Headers.changeTime]: new Date(row.changedAt).toISOString(),
     };
     if (echo) headers[Headers.echo] = 'true';
+    const nulled = this.encoder.nulled();
+    if (nulled.length) headers[Headers.nulled] = JSON.stringify(nulled);
     return {
       sourcePartition: this.partition(),
       sourceOffset: { position: row.position },
@@ -234,6 +257,20 @@ export class ChangelogSource implements Source {
       timestamp: row.changedAt,
       headers,
     };
+  }
+
+  /** The delete's key with a null value; same headers, so an echo's tombstone is an echo too. */
+  private tombstone(deleted: SourceRecord): SourceRecord {
+    return { ...deleted, value: null, encoded: { key: deleted.encoded!.key, value: null }, headers: { ...deleted.headers } };
+  }
+
+  private sameKeyText(a: Record<string, string | null>, b: Record<string, string | null>): boolean {
+    return this.table!.primaryKey.every((k) => a[k] === b[k]);
+  }
+
+  /** The key columns' text, as JSON: what the key-change headers carry. */
+  private keyText(image: Record<string, string | null>): string {
+    return JSON.stringify(Object.fromEntries(this.table!.primaryKey.map((k) => [k, image[k] ?? null])));
   }
 
   private deadLetter(row: ChangeRow, error: unknown): DeadLetter {

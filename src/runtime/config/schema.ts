@@ -108,6 +108,13 @@ export const changelogSourceSchema = z.strictObject({
   snapshot: bool.default(true).describe('emit the rows that already exist once, before the changes'),
   retentionHours: z.coerce.number().positive().default(24).describe('changelog rows already in Kafka are deleted after this long'),
   pruneIntervalMs: positiveInt.default(60_000).describe('how often committed changelog rows are pruned'),
+  tombstonesOnDelete: bool
+    .default(true)
+    .describe('follow each delete with a tombstone (same key, null value), so a compacted topic forgets the key (Debezium’s tombstones.on.delete)'),
+  invalidDates: z
+    .enum(['dead-letter', 'null'])
+    .default('dead-letter')
+    .describe('a date/timestamp that is no calendar date (MySQL zero or invalid date, PostgreSQL infinity): dead-letter the row, or write null in a nullable column and name it in the banyan.nulled header (docs/import.md)'),
 });
 
 export const salesforceCdcSourceSchema = z.strictObject({
