@@ -1,14 +1,16 @@
 import { Command, Option } from 'commander';
-import { ConfigError } from '../core';
+import { ConfigError, errorMessage } from '../core';
 import { Databases } from '../clients/databases';
 import { createRootLogger } from '../runtime/logger';
-import { createContainer } from '../runtime/module';
 import { loadConfig, type GlobalOptions } from './context';
-import { formatChecks, runDoctor } from './doctor';
+import { doctorContainer, formatChecks, runDoctor } from './doctor';
 import { formatStatus } from '../runtime/http-server';
 import type { SourceStatus } from '../runtime/source-runner';
 import { migrate } from './migrate';
 import { run } from './run';
+
+/** How long `banyan status` waits for the status server before it says so. */
+const STATUS_TIMEOUT_MS = 5000;
 
 const program = new Command('banyan')
   .description('Two-way sync bridge for strangler-fig migrations: legacy SQL, Kafka and Salesforce kept in step.')
@@ -16,6 +18,7 @@ const program = new Command('banyan')
     new Option('-c, --config <file>', 'configuration file (YAML)').env('BANYAN_CONFIG').default('banyan.yaml'),
   )
   .option('--env-file <file>', 'KEY=VALUE file read into the environment (default: .banyan/stack.env if present)')
+  .option('--debug', 'on a failure, print the whole error with its stack, not one line')
   .showHelpAfterError();
 
 program
@@ -26,14 +29,17 @@ program
     const config = loadConfig(program.opts<GlobalOptions>());
     // Keep stdout for the report: logs go to stderr, and only warnings.
     const logger = createRootLogger(config.log.level === 'info' ? 'warn' : config.log.level, process.stderr);
-    const container = createContainer(config, logger);
+    const container = doctorContainer(config, logger);
     try {
       const checks = await runDoctor(container);
-      console.log(options.json ? JSON.stringify({ checks }) : formatChecks(checks));
+      await print(options.json ? JSON.stringify({ checks }) : formatChecks(checks));
       process.exitCode = checks.every((c) => c.ok) ? 0 : 1;
     } finally {
       await container.get(Databases).destroy();
     }
+    // A check past its deadline may still run inside kafkajs, which goes on retrying a connect it
+    // was told to drop; the report is out and final, so nothing is left worth waiting for.
+    process.exit();
   });
 
 program
@@ -60,9 +66,11 @@ program
   .action(async (options: { url?: string; json?: boolean }) => {
     const config = loadConfig(program.opts<GlobalOptions>());
     const url = options.url ?? `http://${config.http.host}:${config.http.port}`;
-    const response = await fetch(`${url}/status`).catch((error: Error) => {
-      throw new Error(`no banyan run answers at ${url}: ${error.cause instanceof Error ? error.cause.message : error.message}`);
+    const response = await fetch(`${url}/status`, { signal: AbortSignal.timeout(STATUS_TIMEOUT_MS) }).catch((error: Error) => {
+      const why = error.name === 'TimeoutError' ? `no answer within ${STATUS_TIMEOUT_MS / 1000} s` : errorMessage(error.cause ?? error);
+      throw new Error(`no banyan run answers at ${url}: ${why}`);
     });
+    if (!response.ok) throw new Error(`${url}/status answered HTTP ${response.status}`);
     const body = (await response.json()) as { sources: SourceStatus[] };
     console.log(options.json ? JSON.stringify(body) : formatStatus(body.sources));
   });
@@ -82,6 +90,23 @@ try {
     console.error(error.message);
     process.exitCode = 2;
   } else {
-    throw error;
+    // A tool answers with the cause in one line; the stack is for a bug report, on request.
+    console.error(program.opts<GlobalOptions>().debug ? error : `error: ${oneLine(error)}`);
+    process.exitCode = 1;
   }
+}
+
+/** Writes a line to stdout and waits until it is handed to the OS, so exiting cannot cut it. */
+function print(text: string): Promise<void> {
+  return new Promise((resolve, reject) => process.stdout.write(`${text}\n`, (error) => (error ? reject(error) : resolve())));
+}
+
+/** The message and those of its causes that it does not already contain, on one line. */
+function oneLine(error: unknown): string {
+  const parts: string[] = [];
+  for (let e: unknown = error; e !== undefined && parts.length < 5; e = e instanceof Error ? e.cause : undefined) {
+    const message = errorMessage(e).trim();
+    if (message && !parts.some((p) => p.includes(message))) parts.push(message);
+  }
+  return parts.join(': ').replace(/\s*\n\s*/g, ' ');
 }
