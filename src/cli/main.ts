@@ -1,13 +1,10 @@
 import { Command, Option } from 'commander';
 import { ConfigError, errorMessage } from '../core';
-import { Databases } from '../clients/databases';
-import { createRootLogger } from '../runtime/logger';
-import { loadConfig, type GlobalOptions } from './context';
-import { doctorContainer, formatChecks, runDoctor } from './doctor';
-import { formatStatus } from '../runtime/http-server';
 import type { SourceStatus } from '../runtime/source-runner';
-import { migrate } from './migrate';
-import { run } from './run';
+import { loadConfig, type GlobalOptions } from './context';
+
+// Each command imports what it runs when it runs: kafkajs, knex and jsforce take seconds to load on
+// a busy machine, and `status`, `config` and `--help` need none of them.
 
 /** How long `banyan status` waits for the status server before it says so. */
 const STATUS_TIMEOUT_MS = 5000;
@@ -27,6 +24,11 @@ program
   .option('--json', 'print {"checks":[{name, ok, detail}]} instead of a table')
   .action(async (options: { json?: boolean }) => {
     const config = loadConfig(program.opts<GlobalOptions>());
+    const [{ Databases }, { createRootLogger }, { doctorContainer, formatChecks, runDoctor }] = await Promise.all([
+      import('../clients/databases'),
+      import('../runtime/logger'),
+      import('./doctor'),
+    ]);
     // Keep stdout for the report: logs go to stderr, and only warnings.
     const logger = createRootLogger(config.log.level === 'info' ? 'warn' : config.log.level, process.stderr);
     const container = doctorContainer(config, logger);
@@ -46,7 +48,9 @@ program
   .command('run')
   .description('run every pipeline of the configuration until SIGINT or SIGTERM')
   .action(async () => {
-    await run(loadConfig(program.opts<GlobalOptions>()));
+    const config = loadConfig(program.opts<GlobalOptions>());
+    const { run } = await import('./run');
+    await run(config);
   });
 
 program
@@ -54,7 +58,9 @@ program
   .description('install (or with --down remove) the changelog tables and triggers of every changelog source')
   .option('--down', 'remove them instead (the legacy tables themselves are never touched)')
   .action(async (options: { down?: boolean }) => {
-    const lines = await migrate(loadConfig(program.opts<GlobalOptions>()), options.down ? 'down' : 'up');
+    const config = loadConfig(program.opts<GlobalOptions>());
+    const { migrate } = await import('./migrate');
+    const lines = await migrate(config, options.down ? 'down' : 'up');
     for (const line of lines) console.log(line);
   });
 
@@ -72,6 +78,7 @@ program
     });
     if (!response.ok) throw new Error(`${url}/status answered HTTP ${response.status}`);
     const body = (await response.json()) as { sources: SourceStatus[] };
+    const { formatStatus } = await import('../runtime/http-server');
     console.log(options.json ? JSON.stringify(body) : formatStatus(body.sources));
   });
 

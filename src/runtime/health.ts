@@ -3,7 +3,6 @@ import type { Admin } from 'kafkajs';
 import type { Knex } from 'knex';
 import type { CheckResult, HealthCheck } from '../core';
 import { errorMessage } from '../core';
-import { connectSalesforce } from '../clients/salesforce/session';
 import type { BanyanConfig, DatabaseConfig, SalesforceConfig } from './config';
 import type { KafkaClient } from './kafka';
 import { registryAuthHeaders } from './registry';
@@ -146,6 +145,8 @@ export class SalesforceHealthCheck implements HealthCheck {
 
   async check(): Promise<CheckResult> {
     try {
+      // jsforce alone takes about a second to load: only a config with Salesforce pays for it.
+      const { connectSalesforce } = await import('../clients/salesforce/session');
       const conn = await connectSalesforce(this.config);
       const limits = await conn.limits();
       const api = limits.DailyApiRequests;
