@@ -12,7 +12,7 @@ const TIMEOUT_MS = 8000;
 
 /**
  * Runs a check with a deadline, turning any failure into a row that says why. At the deadline the
- * check's signal aborts, so what it still runs (kafkajs's retries) stops instead of outliving it.
+ * check's signal aborts, so the check can drop what it still has under way (connections).
  */
 export async function runCheck(check: HealthCheck): Promise<CheckResult> {
   const controller = new AbortController();
