@@ -5,6 +5,7 @@ import { loadConfigFile, type BanyanConfig } from '../runtime/config';
 export interface GlobalOptions {
   config: string;
   envFile?: string;
+  debug?: boolean;
 }
 
 /** The env file the local stack writes; read when present so `npx banyan …` finds the stack. */

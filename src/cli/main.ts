@@ -1,14 +1,13 @@
 import { Command, Option } from 'commander';
-import { ConfigError } from '../core';
-import { Databases } from '../clients/databases';
-import { createRootLogger } from '../runtime/logger';
-import { createContainer } from '../runtime/module';
-import { loadConfig, type GlobalOptions } from './context';
-import { formatChecks, runDoctor } from './doctor';
-import { formatStatus } from '../runtime/http-server';
+import { ConfigError, errorMessage } from '../core';
 import type { SourceStatus } from '../runtime/source-runner';
-import { migrate } from './migrate';
-import { run } from './run';
+import { loadConfig, type GlobalOptions } from './context';
+
+// Each command imports what it runs when it runs: kafkajs, knex and jsforce take seconds to load on
+// a busy machine, and `status`, `config` and `--help` need none of them.
+
+/** How long `banyan status` waits for the status server before it says so. */
+const STATUS_TIMEOUT_MS = 5000;
 
 const program = new Command('banyan')
   .description('Two-way sync bridge for strangler-fig migrations: legacy SQL, Kafka and Salesforce kept in step.')
@@ -16,6 +15,7 @@ const program = new Command('banyan')
     new Option('-c, --config <file>', 'configuration file (YAML)').env('BANYAN_CONFIG').default('banyan.yaml'),
   )
   .option('--env-file <file>', 'KEY=VALUE file read into the environment (default: .banyan/stack.env if present)')
+  .option('--debug', 'on a failure, print the whole error with its stack, not one line')
   .showHelpAfterError();
 
 program
@@ -24,23 +24,33 @@ program
   .option('--json', 'print {"checks":[{name, ok, detail}]} instead of a table')
   .action(async (options: { json?: boolean }) => {
     const config = loadConfig(program.opts<GlobalOptions>());
+    const [{ Databases }, { createRootLogger }, { doctorContainer, formatChecks, runDoctor }] = await Promise.all([
+      import('../clients/databases'),
+      import('../runtime/logger'),
+      import('./doctor'),
+    ]);
     // Keep stdout for the report: logs go to stderr, and only warnings.
     const logger = createRootLogger(config.log.level === 'info' ? 'warn' : config.log.level, process.stderr);
-    const container = createContainer(config, logger);
+    const container = doctorContainer(config, logger);
     try {
       const checks = await runDoctor(container);
-      console.log(options.json ? JSON.stringify({ checks }) : formatChecks(checks));
+      await print(options.json ? JSON.stringify({ checks }) : formatChecks(checks));
       process.exitCode = checks.every((c) => c.ok) ? 0 : 1;
     } finally {
       await container.get(Databases).destroy();
     }
+    // A check past its deadline may still run inside kafkajs, which goes on retrying a connect it
+    // was told to drop; the report is out and final, so nothing is left worth waiting for.
+    process.exit();
   });
 
 program
   .command('run')
   .description('run every pipeline of the configuration until SIGINT or SIGTERM')
   .action(async () => {
-    await run(loadConfig(program.opts<GlobalOptions>()));
+    const config = loadConfig(program.opts<GlobalOptions>());
+    const { run } = await import('./run');
+    await run(config);
   });
 
 program
@@ -48,7 +58,9 @@ program
   .description('install (or with --down remove) the changelog tables and triggers of every changelog source')
   .option('--down', 'remove them instead (the legacy tables themselves are never touched)')
   .action(async (options: { down?: boolean }) => {
-    const lines = await migrate(loadConfig(program.opts<GlobalOptions>()), options.down ? 'down' : 'up');
+    const config = loadConfig(program.opts<GlobalOptions>());
+    const { migrate } = await import('./migrate');
+    const lines = await migrate(config, options.down ? 'down' : 'up');
     for (const line of lines) console.log(line);
   });
 
@@ -60,10 +72,13 @@ program
   .action(async (options: { url?: string; json?: boolean }) => {
     const config = loadConfig(program.opts<GlobalOptions>());
     const url = options.url ?? `http://${config.http.host}:${config.http.port}`;
-    const response = await fetch(`${url}/status`).catch((error: Error) => {
-      throw new Error(`no banyan run answers at ${url}: ${error.cause instanceof Error ? error.cause.message : error.message}`);
+    const response = await fetch(`${url}/status`, { signal: AbortSignal.timeout(STATUS_TIMEOUT_MS) }).catch((error: Error) => {
+      const why = error.name === 'TimeoutError' ? `no answer within ${STATUS_TIMEOUT_MS / 1000} s` : errorMessage(error.cause ?? error);
+      throw new Error(`no banyan run answers at ${url}: ${why}`);
     });
+    if (!response.ok) throw new Error(`${url}/status answered HTTP ${response.status}`);
     const body = (await response.json()) as { sources: SourceStatus[] };
+    const { formatStatus } = await import('../runtime/http-server');
     console.log(options.json ? JSON.stringify(body) : formatStatus(body.sources));
   });
 
@@ -82,6 +97,23 @@ try {
     console.error(error.message);
     process.exitCode = 2;
   } else {
-    throw error;
+    // A tool answers with the cause in one line; the stack is for a bug report, on request.
+    console.error(program.opts<GlobalOptions>().debug ? error : `error: ${oneLine(error)}`);
+    process.exitCode = 1;
   }
+}
+
+/** Writes a line to stdout and waits until it is handed to the OS, so exiting cannot cut it. */
+function print(text: string): Promise<void> {
+  return new Promise((resolve, reject) => process.stdout.write(`${text}\n`, (error) => (error ? reject(error) : resolve())));
+}
+
+/** The message and those of its causes that it does not already contain, on one line. */
+function oneLine(error: unknown): string {
+  const parts: string[] = [];
+  for (let e: unknown = error; e !== undefined && parts.length < 5; e = e instanceof Error ? e.cause : undefined) {
+    const message = errorMessage(e).trim();
+    if (message && !parts.some((p) => p.includes(message))) parts.push(message);
+  }
+  return parts.join(': ').replace(/\s*\n\s*/g, ' ');
 }

@@ -11,7 +11,10 @@ export async function run(config: BanyanConfig): Promise<void> {
   const logger = createRootLogger(config.log.level);
   const container = createContainer(config, logger, [importModule(config)]);
   const pipelines = new Pipelines(container);
-  const statusServer = new StatusServer(() => pipelines.status());
+  const statusServer = new StatusServer(
+    () => pipelines.status(),
+    (error, url) => logger.error({ event: 'http.failed', url, err: error }, `status server: ${url} failed`),
+  );
   let stopping: Promise<void> | undefined;
   const stop = (signal: string) => {
     stopping ??= (async () => {

@@ -1,13 +1,15 @@
 import type { Knex } from 'knex';
 import type { BanyanConfig, DatabaseConfig } from '../runtime/config';
-import { createKnex } from './database';
-
+import { createKnex, type KnexLog } from './database';
 
 /** The configured databases by name, each pool opened on first use and closed by `destroy()`. */
 export class Databases {
   private readonly pools = new Map<string, Knex>();
 
-  constructor(private readonly configs: BanyanConfig['databases']) {}
+  constructor(
+    private readonly configs: BanyanConfig['databases'],
+    private readonly log?: KnexLog,
+  ) {}
 
   names(): string[] {
     return Object.keys(this.configs);
@@ -22,7 +24,7 @@ export class Databases {
   get(name: string): Knex {
     let pool = this.pools.get(name);
     if (!pool) {
-      pool = createKnex(this.config(name));
+      pool = createKnex(this.config(name), this.log);
       this.pools.set(name, pool);
     }
     return pool;

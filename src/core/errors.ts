@@ -59,5 +59,10 @@ export function isRetriable(error: unknown): boolean {
 }
 
 export function errorMessage(error: unknown): string {
+  // Node reports a connect that failed on every address of a name (localhost: ::1 and 127.0.0.1)
+  // as an AggregateError with an empty message; the errors inside say what happened.
+  if (error instanceof AggregateError && !error.message && error.errors.length > 0) {
+    return [...new Set(error.errors.map(errorMessage))].join('; ');
+  }
   return error instanceof Error ? error.message : String(error);
 }

@@ -10,5 +10,6 @@ export interface CheckResult {
 
 export interface HealthCheck {
   readonly name: string;
-  check(): Promise<CheckResult>;
+  /** `signal` aborts when the check's deadline passed: stop what is still running (retries). */
+  check(signal?: AbortSignal): Promise<CheckResult>;
 }

@@ -1,7 +1,8 @@
+import { connect } from 'node:net';
+import type { Admin } from 'kafkajs';
 import type { Knex } from 'knex';
 import type { CheckResult, HealthCheck } from '../core';
 import { errorMessage } from '../core';
-import { connectSalesforce } from '../clients/salesforce/session';
 import type { BanyanConfig, DatabaseConfig, SalesforceConfig } from './config';
 import type { KafkaClient } from './kafka';
 import { registryAuthHeaders } from './registry';
@@ -9,14 +10,21 @@ import { firstRow } from '../clients/database';
 
 const TIMEOUT_MS = 8000;
 
-/** Runs a check with a deadline, turning any failure into a row that says why. */
+/**
+ * Runs a check with a deadline, turning any failure into a row that says why. At the deadline the
+ * check's signal aborts, so the check can drop what it still has under way (connections).
+ */
 export async function runCheck(check: HealthCheck): Promise<CheckResult> {
+  const controller = new AbortController();
   let timer: NodeJS.Timeout | undefined;
   const deadline = new Promise<CheckResult>((resolve) => {
-    timer = setTimeout(() => resolve({ name: check.name, ok: false, detail: `no answer within ${TIMEOUT_MS / 1000} s` }), TIMEOUT_MS);
+    timer = setTimeout(() => {
+      controller.abort();
+      resolve({ name: check.name, ok: false, detail: `no answer within ${TIMEOUT_MS / 1000} s` });
+    }, TIMEOUT_MS);
   });
   try {
-    return await Promise.race([check.check(), deadline]);
+    return await Promise.race([check.check(controller.signal), deadline]);
   } catch (error) {
     return { name: check.name, ok: false, detail: errorMessage(error) };
   } finally {
@@ -31,9 +39,14 @@ export class KafkaHealthCheck implements HealthCheck {
     private readonly brokers: string[],
   ) {}
 
-  async check(): Promise<CheckResult> {
-    const admin = this.kafka.admin();
+  async check(signal?: AbortSignal): Promise<CheckResult> {
+    let admin: Admin | undefined;
+    const stop = () => void admin?.disconnect().catch(() => undefined);
+    signal?.addEventListener('abort', stop, { once: true });
     try {
+      // kafkajs retries a refused connection for about 10 s; a plain TCP connect says at once.
+      await reachAnyBroker(this.brokers, signal);
+      admin = this.kafka.admin();
       await admin.connect();
       const cluster = await admin.describeCluster();
       const topics = await admin.listTopics();
@@ -45,9 +58,39 @@ export class KafkaHealthCheck implements HealthCheck {
     } catch (error) {
       return { name: this.name, ok: false, detail: `${this.brokers.join(',')}: ${errorMessage(error)}` };
     } finally {
-      await admin.disconnect().catch(() => undefined);
+      signal?.removeEventListener('abort', stop);
+      await admin?.disconnect().catch(() => undefined);
     }
   }
+}
+
+/**
+ * Resolves once one of the brokers accepts a TCP connection; rejects as soon as every one of them
+ * refused (or failed otherwise), with each one's reason.
+ */
+async function reachAnyBroker(brokers: string[], signal?: AbortSignal): Promise<void> {
+  const done = new AbortController();
+  const attempts = brokers.map((broker) => tcpConnect(broker, signal ? AbortSignal.any([signal, done.signal]) : done.signal));
+  try {
+    await Promise.any(attempts);
+  } catch (error) {
+    throw new Error([...new Set((error as AggregateError).errors.map(errorMessage))].join('; '));
+  } finally {
+    // The first broker that answered is enough: end the attempts still under way.
+    done.abort();
+  }
+}
+
+function tcpConnect(broker: string, signal: AbortSignal): Promise<void> {
+  const colon = broker.lastIndexOf(':');
+  return new Promise((resolve, reject) => {
+    const socket = connect({ host: broker.slice(0, colon), port: Number(broker.slice(colon + 1)), signal });
+    socket.once('connect', () => {
+      socket.destroy();
+      resolve();
+    });
+    socket.once('error', reject);
+  });
 }
 
 export class SchemaRegistryHealthCheck implements HealthCheck {
@@ -102,6 +145,8 @@ export class SalesforceHealthCheck implements HealthCheck {
 
   async check(): Promise<CheckResult> {
     try {
+      // jsforce alone takes about a second to load: only a config with Salesforce pays for it.
+      const { connectSalesforce } = await import('../clients/salesforce/session');
       const conn = await connectSalesforce(this.config);
       const limits = await conn.limits();
       const api = limits.DailyApiRequests;

@@ -1,7 +1,9 @@
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { Counter, Gauge, Registry, collectDefaultMetrics } from 'prom-client';
+import { errorMessage } from '../core';
 import type { SourceStatus } from './source-runner';
+import { formatTable } from './table';
 
 /**
  * The operator's window on a running Banyan: `/healthz` (the process answers), `/readyz` (every
@@ -12,7 +14,10 @@ export class StatusServer {
   private server: Server | undefined;
   private readonly registry = new Registry();
 
-  constructor(private readonly statuses: () => SourceStatus[]) {
+  constructor(
+    private readonly statuses: () => SourceStatus[],
+    private readonly onError: (error: unknown, url: string) => void = () => undefined,
+  ) {
     collectDefaultMetrics({ register: this.registry, prefix: 'banyan_process_' });
     const metrics: Array<[typeof Counter | typeof Gauge, string, string, (s: SourceStatus) => number]> = [
       [Counter, 'banyan_source_records_total', 'records a source has committed to Kafka', (s) => s.records],
@@ -37,10 +42,16 @@ export class StatusServer {
 
   async start(host: string, port: number): Promise<string> {
     this.server = createServer((req, res) => {
-      void this.handle(req.url ?? '/').then(({ status, type, body }) => {
-        res.writeHead(status, { 'content-type': type });
-        res.end(body);
-      });
+      // A handler that throws (a status that cannot be read) answers 500; it must not end the process.
+      void this.handle(req.url ?? '/')
+        .catch((error: unknown) => {
+          this.onError(error, req.url ?? '/');
+          return { status: 500, type: 'text/plain', body: `internal error: ${errorMessage(error)}\n` };
+        })
+        .then(({ status, type, body }) => {
+          res.writeHead(status, { 'content-type': type });
+          res.end(body);
+        });
     });
     await new Promise<void>((resolve, reject) => {
       this.server!.once('error', reject);
@@ -89,8 +100,7 @@ export function formatStatus(statuses: SourceStatus[]): string {
     s.lastError ?? '',
   ]);
   const header = ['SOURCE', 'STATE', 'RECORDS', 'DLQ', 'LAST COMMIT', 'DETAILS', 'LAST ERROR'];
-  const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i]!.length)));
-  return [header, ...rows].map((r) => r.map((cell, i) => cell.padEnd(widths[i]!)).join('  ').trimEnd()).join('\n');
+  return formatTable(header, rows);
 }
 
 function describe(details: SourceStatus['details']): string {

@@ -2,7 +2,7 @@ import { execFile } from 'node:child_process';
 import { promisify } from 'node:util';
 import { describe, expect, it } from 'vitest';
 import { startEmulator } from '../../src/salesforce-emulator';
-import { writeConfigFile } from '../helpers';
+import { closedPort, runBanyan, writeConfigFile } from '../helpers';
 
 const run = promisify(execFile);
 
@@ -85,5 +85,28 @@ describe('banyan doctor --json', () => {
       delete process.env.SF_SECRET;
       await emulator.close();
     }
+  });
+
+  it('reports a closed port as ECONNREFUSED with its address, exits 1 and prints nothing after the table', async () => {
+    const port = await closedPort();
+    const file = writeConfigFile(`
+kafka:
+  brokers: 127.0.0.1:${port}
+schemaRegistry:
+  url: http://127.0.0.1:${port}/apis/ccompat/v7
+databases:
+  pg: { dialect: postgres, port: ${port}, database: postgres, user: postgres }
+`);
+    const { code, stdout, stderr } = await runBanyan(file, ['doctor']);
+    const refused = `connect ECONNREFUSED 127.0.0.1:${port}`;
+    expect(stdout.split('\n')).toEqual([
+      'CHECK            STATE  DETAIL',
+      `kafka            FAIL   127.0.0.1:${port}: ${refused}`,
+      `schema-registry  FAIL   http://127.0.0.1:${port}/apis/ccompat/v7/subjects: ${refused}`,
+      `database:pg      FAIL   postgres://postgres@127.0.0.1:${port}/postgres: ${refused}`,
+      '',
+    ]);
+    expect(stderr).toBe('');
+    expect(code).toBe(1);
   });
 });

@@ -4,7 +4,7 @@ import type { Knex } from 'knex';
 import { afterEach, describe, expect, it } from 'vitest';
 import { createKnex } from '../../src/clients/database';
 import { parseConfig } from '../../src/runtime/config';
-import { freshName, spawnBanyan, writeConfigFile } from '../helpers';
+import { closedPort, freshName, runBanyan, spawnBanyan, writeConfigFile } from '../helpers';
 
 const exec = promisify(execFile);
 
@@ -71,5 +71,22 @@ sources:
     const { stdout } = await exec('node', ['bin/banyan.mjs', '--config', file, 'status', '--url', url]);
     expect(stdout).toMatch(/^SOURCE\s+STATE\s+RECORDS\s+DLQ/);
     expect(stdout).toMatch(/status-users\s+running\s+20\s+0\s+\S+\s+phase=changes/);
+  });
+});
+
+describe('banyan status with no banyan run', () => {
+  it('says in one line that nothing answers and why, and exits 1', async () => {
+    const port = await closedPort();
+    const file = writeConfigFile(`
+kafka: { brokers: 127.0.0.1:19092 }
+schemaRegistry: { url: http://127.0.0.1:18081 }
+http: { port: ${port} }
+`);
+    const { code, stdout, stderr } = await runBanyan(file, ['status']);
+    expect({ code, stdout, stderr }).toEqual({
+      code: 1,
+      stdout: '',
+      stderr: `error: no banyan run answers at http://127.0.0.1:${port}: connect ECONNREFUSED 127.0.0.1:${port}\n`,
+    });
   });
 });

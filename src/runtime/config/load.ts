@@ -40,7 +40,7 @@ export function parseConfig(text: string, where: string, env: Env = process.env)
   }
   const issues: ConfigIssue[] = [];
   const raw = interpolate(doc.toJS() ?? {}, [], env, issues);
-  const parsed = configSchema.safeParse(raw);
+  const parsed = configSchema.safeParse(raw, { reportInput: true, error: expectation });
   if (!parsed.success) issues.push(...parsed.error.issues.map((i) => toIssue(i, raw, doc, lines)));
   issues.push(...crossReferenceIssues(raw).map((i) => located(i.path, i.message, doc, lines)));
   if (issues.length > 0) throw new ConfigError(where, issues);
@@ -48,15 +48,16 @@ export function parseConfig(text: string, where: string, env: Env = process.env)
 }
 
 function interpolate(value: unknown, path: Path, env: Env, issues: ConfigIssue[]): unknown {
+  const key = path[path.length - 1];
+  const scalar = typeof value === 'string' || typeof value === 'number' || typeof value === 'boolean';
+  if (typeof key === 'string' && (SECRET_FIELDS as readonly string[]).includes(key) && scalar && !WHOLE_ENV_REF.test(String(value))) {
+    issues.push({
+      path: formatPath(path),
+      message: `secrets come from the environment only: write "\${SOME_ENV_VAR}" here, not the value`,
+    });
+    return value;
+  }
   if (typeof value === 'string') {
-    const key = path[path.length - 1];
-    if (typeof key === 'string' && (SECRET_FIELDS as readonly string[]).includes(key) && !WHOLE_ENV_REF.test(value)) {
-      issues.push({
-        path: formatPath(path),
-        message: `secrets come from the environment only: write "\${SOME_ENV_VAR}" here, not the value`,
-      });
-      return value;
-    }
     return value.replace(ENV_REF, (_match, name: string, fallback: string | undefined) => {
       const found = env[name];
       if (found !== undefined && found !== '') return found;
@@ -74,22 +75,107 @@ function interpolate(value: unknown, path: Path, env: Env, issues: ConfigIssue[]
 
 function toIssue(issue: z.core.$ZodIssue, raw: unknown, doc: Document, lines: LineCounter): ConfigIssue {
   const path = issue.path.filter((p): p is string | number => typeof p !== 'symbol');
-  let message = issue.message;
   if (issue.code === 'unrecognized_keys') {
-    message = `unknown field${issue.keys.length > 1 ? 's' : ''} ${issue.keys.map((k) => `"${k}"`).join(', ')}`;
-  } else if (valueAt(raw, path) === undefined) {
-    message = 'required';
+    const message = `unknown field${issue.keys.length > 1 ? 's' : ''} ${issue.keys.map((k) => `"${k}"`).join(', ')}`;
+    return located(path, message, doc, lines);
   }
+  // What the user wrote there: the issue's own input is a later stage's (a coerced NaN, the whole
+  // object of a discriminated union), except where the path goes past what was written (an item
+  // of a list split from a string) or names a record's key.
+  const written = issue.code === 'invalid_key' ? { state: 'found' as const, value: issue.input } : lookup(raw, path);
+  if (written.state === 'missing') return located(path, 'required', doc, lines);
+  const given = written.state === 'found' ? written.value : issue.input;
+  const key = path.findLast((p) => typeof p === 'string');
+  const secret = (SECRET_FIELDS as readonly unknown[]).includes(key);
+  const message = given !== undefined && !secret ? `${issue.message}, got ${show(given)}` : issue.message;
   return located(path, message, doc, lines);
+}
+
+/**
+ * zod's messages for what a field expects, in the words of the YAML file ("a list", "one of
+ * a|b"); the value given is added by toIssue. Messages a schema sets itself take precedence.
+ */
+function expectation(issue: z.core.$ZodRawIssue): string | undefined {
+  switch (issue.code) {
+    case 'invalid_type':
+      return `expected ${alternatives([issue])}`;
+    case 'invalid_value':
+      return `expected ${alternatives([issue])}`;
+    case 'invalid_union': {
+      const options = (issue as { options?: unknown[] }).options;
+      if (issue.discriminator && options) return `expected one of ${options.map(String).join('|')}`;
+      // Each branch refused the value itself (not something inside it): name what each would take.
+      const branches = issue.errors.map((b) => (b.length === 1 && b[0]!.path.length === 0 ? b[0]! : undefined));
+      if (branches.length === 0 || branches.some((b) => b === undefined || !['invalid_type', 'invalid_value'].includes(b.code))) {
+        return undefined;
+      }
+      return `expected ${alternatives(branches as z.core.$ZodIssue[])}`;
+    }
+    case 'too_small':
+    case 'too_big': {
+      const bound = issue.code === 'too_small' ? issue.minimum : issue.maximum;
+      const side = issue.code === 'too_small' ? 'at least' : 'at most';
+      if (issue.origin === 'string') return issue.code === 'too_small' && Number(bound) === 1 ? 'must not be empty' : `expected ${side} ${bound} characters`;
+      if (issue.origin === 'array') return `expected ${side} ${bound} item${Number(bound) === 1 ? '' : 's'}`;
+      const op = issue.code === 'too_small' ? (issue.inclusive ? '>=' : '>') : issue.inclusive ? '<=' : '<';
+      return `expected a number ${op} ${bound}`;
+    }
+    case 'invalid_format':
+      if (issue.format === 'url') return 'expected a URL';
+      if (issue.format === 'regex') return `expected text matching ${(issue as { pattern?: string }).pattern}`;
+      return `expected ${issue.format}`;
+    case 'invalid_key':
+      return `invalid name: ${issue.issues[0]?.message ?? 'not allowed here'}`;
+    default:
+      return undefined;
+  }
+}
+
+const TYPE_WORDS: Record<string, string> = {
+  string: 'a string',
+  number: 'a number',
+  int: 'a whole number',
+  object: 'a mapping',
+  array: 'a list',
+};
+
+/** "a string or a list", "one of mssql|postgres", "one of true|false" (a boolean is one of two words). */
+function alternatives(issues: Array<Pick<z.core.$ZodIssue, 'code'> & { expected?: string; values?: readonly unknown[] }>): string {
+  const types: string[] = [];
+  const literals: string[] = [];
+  for (const issue of issues) {
+    if (issue.code === 'invalid_value') literals.push(...(issue.values ?? []).map(String));
+    else if (issue.expected === 'boolean') literals.push('true', 'false');
+    else types.push(TYPE_WORDS[issue.expected ?? ''] ?? String(issue.expected));
+  }
+  const distinct = [...new Set(literals)];
+  const words = [...new Set(types)];
+  if (distinct.length > 0) words.push(distinct.length === 1 ? distinct[0]! : `one of ${distinct.join('|')}`);
+  return words.join(' or ');
+}
+
+/** A value as the user wrote it: strings quoted (and cut when long), lists and mappings by name. */
+function show(value: unknown): string {
+  if (typeof value === 'string') return JSON.stringify(value.length > 60 ? `${value.slice(0, 57)}...` : value);
+  if (Array.isArray(value)) return 'a list';
+  if (value !== null && typeof value === 'object') return 'a mapping';
+  return String(value);
+}
+
+/** `missing`: a mapping along the path lacks the key; `beyond`: the path goes into a scalar. */
+function lookup(value: unknown, path: Path): { state: 'found' | 'missing' | 'beyond'; value?: unknown } {
+  let current = value;
+  for (const p of path) {
+    if (!current || typeof current !== 'object') return { state: 'beyond' };
+    if (!Object.hasOwn(current, p)) return { state: 'missing' };
+    current = (current as Record<string | number, unknown>)[p];
+  }
+  return { state: 'found', value: current };
 }
 
 function located(path: Path, message: string, doc: Document, lines: LineCounter): ConfigIssue {
   const line = lineOf(doc, path, lines);
   return { path: `${formatPath(path)}${line ? ` (line ${line})` : ''}`, message };
-}
-
-function valueAt(value: unknown, path: Path): unknown {
-  return path.reduce<unknown>((v, p) => (v && typeof v === 'object' ? (v as Record<string | number, unknown>)[p] : undefined), value);
 }
 
 /** The line of the deepest YAML node that exists along `path`, so a person can find it. */
