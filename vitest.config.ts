@@ -17,7 +17,7 @@ export default defineConfig({
         test: {
           name: 'unit',
           sequence: { groupOrder: 0 },
-          include: ['src/**/*.spec.ts', 'test/*.spec.ts'],
+          include: ['src/**/*.spec.ts', 'tools/**/*.spec.ts', 'test/*.spec.ts'],
           environment: 'node',
         },
       },

@@ -211,10 +211,10 @@ registry_up() {
 
 salesforce_up() {
   local dir="$STATE/salesforce"
-  [ -f "$ROOT/src/salesforce-emulator/main.ts" ] || return 0
+  [ -f "$ROOT/tools/salesforce-emulator/main.ts" ] || return 0
   needs_start "Salesforce emulator" salesforce "$SALESFORCE_PORT" BANYAN_SALESFORCE_PORT || return 0
   log "starting the Salesforce emulator on 127.0.0.1:$SALESFORCE_PORT"
-  start_recorded "$dir" "$dir/emulator.log" node --import tsx "$ROOT/src/salesforce-emulator/main.ts" \
+  start_recorded "$dir" "$dir/emulator.log" node --import tsx "$ROOT/tools/salesforce-emulator/main.ts" \
     --port "$SALESFORCE_PORT" --seed demo --env-out "$dir/emulator.env"
   wait_for "Salesforce emulator" 60 test -s "$dir/emulator.env" \
     || { tail -20 "$dir/emulator.log" >&2; die "Salesforce emulator did not start within 60 s"; }

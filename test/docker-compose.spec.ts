@@ -29,4 +29,16 @@ describe('docker-compose.yml', () => {
     }
     expect(compose.services.sqlserver?.image).toMatch(/mssql\/server:2022/);
   });
+
+  it('builds Banyan and the emulator as separate images; the Banyan image copies no development tool', () => {
+    expect(compose.services.banyan?.build).toEqual({ context: '.', target: 'banyan' });
+    expect(compose.services['salesforce-emulator']?.build).toEqual({ context: '.', target: 'salesforce-emulator' });
+    const stages = readFileSync('Dockerfile', 'utf8').split(/^FROM /m).slice(1);
+    const banyan = stages.find((stage) => /^\S+ AS banyan\b/.test(stage));
+    // The last stage is what a plain `docker build .` gives: it must be Banyan's.
+    expect(stages.at(-1)).toBe(banyan);
+    const copied = [...banyan!.matchAll(/^COPY (.+) \S+$/gm)].flatMap((m) => m[1]!.split(/\s+/));
+    expect(copied).toEqual(expect.arrayContaining(['src', 'bin', 'migrations']));
+    expect(copied.filter((path) => /^(\.|tools|test|bench|scripts)\b/.test(path))).toEqual([]);
+  });
 });

@@ -15,7 +15,7 @@ import { parseConfig, type BanyanConfig, type ChangelogSourceConfig } from '../s
 import { createKafka, ensureTopics } from '../src/runtime/kafka';
 import { createRootLogger } from '../src/runtime/logger';
 import { createSourceRunner, type SourceRunner } from '../src/runtime/source-runner';
-import type { Emulator } from '../src/salesforce-emulator';
+import type { Emulator } from '../tools/salesforce-emulator';
 
 /** A name no other test (or earlier run) has used: topics, groups, subjects, tables. */
 export function freshName(prefix: string): string {

@@ -1,7 +1,7 @@
 import { execFile } from 'node:child_process';
 import { promisify } from 'node:util';
 import { describe, expect, it } from 'vitest';
-import { startEmulator } from '../../src/salesforce-emulator';
+import { startEmulator } from '../../tools/salesforce-emulator';
 import { closedPort, runBanyan, writeConfigFile } from '../helpers';
 
 const run = promisify(execFile);

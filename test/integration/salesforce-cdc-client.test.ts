@@ -3,7 +3,7 @@ import { SalesforceClient } from '../../src/clients/salesforce/client';
 import { SalesforceError } from '../../src/clients/salesforce/errors';
 import { parseConfig } from '../../src/runtime/config';
 import { createRootLogger } from '../../src/runtime/logger';
-import { startEmulator, type Emulator } from '../../src/salesforce-emulator/index.js';
+import { startEmulator, type Emulator } from '../../tools/salesforce-emulator/index.js';
 
 /**
  * The shared Salesforce client (login, session renewal, retries, API usage, call counts) against

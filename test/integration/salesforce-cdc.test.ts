@@ -15,7 +15,7 @@ import { createRootLogger } from '../../src/runtime/logger';
 import { KafkaOffsetStore } from '../../src/runtime/offsets';
 import { createSchemaRegistry } from '../../src/runtime/registry';
 import { runnerOptions, SourceRunner } from '../../src/runtime/source-runner';
-import { startEmulator, type Emulator, type EmulatorOptions } from '../../src/salesforce-emulator/index.js';
+import { startEmulator, type Emulator, type EmulatorOptions } from '../../tools/salesforce-emulator/index.js';
 import { readCommitted, untilCommitted } from '../committed';
 import { freshName, loginToEmulator, readTopic } from '../helpers';
 

@@ -1,7 +1,7 @@
 import { createHmac, createSign, generateKeyPairSync } from 'node:crypto';
 import { Connection } from 'jsforce';
 import { afterEach, describe, expect, it } from 'vitest';
-import { type Emulator, type EmulatorOptions, startEmulator } from '../../src/salesforce-emulator/index.js';
+import { type Emulator, type EmulatorOptions, startEmulator } from '../../tools/salesforce-emulator/index.js';
 
 let emulator: Emulator;
 

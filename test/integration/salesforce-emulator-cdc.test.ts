@@ -5,7 +5,7 @@ import type { Connection } from 'jsforce';
 import { loginToEmulator } from '../helpers';
 import { StreamingExtension } from 'jsforce/api/streaming';
 import { afterEach, describe, expect, it } from 'vitest';
-import { type Emulator, type EmulatorOptions, startEmulator } from '../../src/salesforce-emulator/index.js';
+import { type Emulator, type EmulatorOptions, startEmulator } from '../../tools/salesforce-emulator/index.js';
 
 interface ChangeEventHeader {
   entityName: string;

@@ -5,7 +5,7 @@ import { join } from 'node:path';
 import { Connection } from 'jsforce';
 import { afterEach, describe, expect, it } from 'vitest';
 
-const MAIN = join(import.meta.dirname, '../../src/salesforce-emulator/main.ts');
+const MAIN = join(import.meta.dirname, '../../tools/salesforce-emulator/main.ts');
 
 let child: ChildProcess | undefined;
 let dir: string | undefined;

@@ -1,5 +1,5 @@
 /**
- * CLI: `node --import tsx src/salesforce-emulator/main.ts --port 18443 --seed demo --env-out FILE [--state-file F]`.
+ * CLI: `node --import tsx tools/salesforce-emulator/main.ts --port 18443 --seed demo --env-out FILE [--state-file F]`.
  * Writes FILE once listening (what scripts/stack.sh waits for) and exits cleanly on SIGTERM or SIGINT.
  */
 import { rename, writeFile } from 'node:fs/promises';
