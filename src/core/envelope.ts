@@ -13,6 +13,11 @@ export const Headers = {
   changeTime: 'banyan.change.time',
   /** Set when the change was written by Banyan itself (an echo of one of our own writes). */
   echo: 'banyan.echo',
+  /**
+   * Columns the table had when the change was read but its changelog image lacks (triggers older
+   * than an ALTER TABLE … ADD COLUMN): their null in the value means "not recorded", not NULL.
+   */
+  missingColumns: 'banyan.missing.columns',
   deadLetterReason: 'banyan.dlq.reason',
   deadLetterStage: 'banyan.dlq.stage',
   deadLetterSource: 'banyan.dlq.source',

@@ -35,6 +35,12 @@ export interface Dialect {
    */
   installChangelog(table: TableInfo): string[];
 
+  /**
+   * Whether the changelog table and the triggers installChangelog makes exist now (not whether
+   * they are current: that is the migration record's business, see migrations/changelog.ts).
+   */
+  changelogState(db: Knex, table: TableRef): Promise<ChangelogState>;
+
   /** DDL that drops the triggers and the changelog table (reverse of installChangelog). */
   uninstallChangelog(table: TableRef): string[];
 
@@ -73,6 +79,15 @@ export interface TableRef {
   /** Schema (PostgreSQL, SQL Server) or undefined for the connection's default schema/database. */
   schema?: string;
   name: string;
+}
+
+export interface ChangelogState {
+  /** The changelog table exists. */
+  table: boolean;
+  /** The names of the triggers the changelog needs. */
+  triggers: string[];
+  /** Those of `triggers` that do not exist. */
+  missingTriggers: string[];
 }
 
 /** A column's kind decides its Avro type and the text form it has in the changelog images. */

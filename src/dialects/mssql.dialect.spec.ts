@@ -435,10 +435,10 @@ describe('MssqlDialect against a scripted connection', () => {
 
   it('names a missing table, and one without a primary key', async () => {
     await expect(dialect.describeTable(fakeKnex(() => []).db, { schema: 'app', name: 'gone' })).rejects.toThrow(
-      'SQL Server table [app].[gone] does not exist',
+      'SQL Server table app.gone does not exist',
     );
     await expect(dialect.describeTable(fakeKnex(() => [catalogRow('a', 'int', null)]).db, { name: 'heap' })).rejects.toThrow(
-      'SQL Server table [dbo].[heap] has no primary key',
+      'SQL Server table heap has no primary key',
     );
   });
 

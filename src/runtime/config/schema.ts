@@ -105,6 +105,12 @@ export const changelogSourceSchema = z.strictObject({
   snapshot: bool.default(true).describe('emit the rows that already exist once, before the changes'),
   retentionHours: z.coerce.number().positive().default(24).describe('changelog rows already in Kafka are deleted after this long'),
   pruneIntervalMs: positiveInt.default(60_000).describe('how often committed changelog rows are pruned'),
+  autoMigrate: bool
+    .default(false)
+    .describe('when the table’s columns no longer match its changelog triggers (ALTER TABLE … ADD COLUMN), recreate them at once, as `banyan migrate` would, instead of only reporting it'),
+  schemaCheckIntervalMs: positiveInt
+    .default(10_000)
+    .describe('while no changes arrive, how often the table is compared with its changelog triggers (every batch of changes is compared anyway)'),
 });
 
 export const salesforceCdcSourceSchema = z.strictObject({
