@@ -1,6 +1,7 @@
 import { Command, Option } from 'commander';
 import { ConfigError } from '../core';
 import { Databases } from '../clients/databases';
+import { importChecksModule } from '../import/module';
 import { createRootLogger } from '../runtime/logger';
 import { createContainer } from '../runtime/module';
 import { loadConfig, type GlobalOptions } from './context';
@@ -26,7 +27,7 @@ program
     const config = loadConfig(program.opts<GlobalOptions>());
     // Keep stdout for the report: logs go to stderr, and only warnings.
     const logger = createRootLogger(config.log.level === 'info' ? 'warn' : config.log.level, process.stderr);
-    const container = createContainer(config, logger);
+    const container = createContainer(config, logger, [importChecksModule(config)]);
     try {
       const checks = await runDoctor(container);
       console.log(options.json ? JSON.stringify({ checks }) : formatChecks(checks));
