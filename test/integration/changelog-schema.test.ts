@@ -219,7 +219,7 @@ describe.each(ENGINES)('$label: a column added after `banyan migrate`', (engine)
     await place.drop();
   });
 
-  async function start(autoMigrate: boolean): Promise<string> {
+  async function start(autoMigrate: boolean, schemaCheckIntervalMs = 3_600_000): Promise<string> {
     const q = place.qualifier;
     await place.db.raw(`CREATE TABLE ${q}.orders (id int PRIMARY KEY, note varchar(20))`);
     await migrateChangelogs(place.db, engine.dialect, [`${q}.orders`]);
@@ -236,8 +236,7 @@ sources:
     topic: ${topic}
     pollIntervalMs: 50
     autoMigrate: ${autoMigrate}
-    # No idle check during the test: the ALTER is noticed through the row written after it.
-    schemaCheckIntervalMs: 3600000
+    schemaCheckIntervalMs: ${schemaCheckIntervalMs}
 `);
     config.kafka.topics.offsets = freshName('offsets');
     config.kafka.topics.deadLetter = freshName('dlq');
@@ -258,6 +257,7 @@ sources:
   const events = (name: string) => logs.filter((l) => l.event === name);
 
   it('flags the changes recorded without it and reports the drift in the log, /status and /metrics', async () => {
+    // No idle check (the default interval is an hour here): the ALTER is noticed through the row written after it.
     const topic = await start(false);
     const q = place.qualifier;
     await place.db.raw(`INSERT INTO ${q}.orders (id, note) VALUES (1, 'before')`);
@@ -305,5 +305,37 @@ sources:
     expect(events('schema.drift')).toEqual([]);
     expect(runner!.status.details).toMatchObject({ incompleteRecords: 1, autoMigrations: 1 });
     expect(runner!.status.details.schemaDrift).toBeUndefined();
+  });
+
+  it('notices an ALTER while no changes arrive, and with autoMigrate records the new column from the first change', async () => {
+    const q = place.qualifier;
+    const seen = async (name: string) => {
+      // The idle check runs every 50 ms: wait for its log line, which is what the test observes.
+      for (let tries = 0; events(name).length === 0 && tries < 600; tries++) await new Promise((resolve) => setTimeout(resolve, 50));
+      return events(name);
+    };
+    const topic = await start(false, 50);
+    await place.db.raw(`ALTER TABLE ${q}.orders ADD COLUMN extra varchar(20)`);
+    const message = `the changelog triggers of table ${q}.orders were made for other columns than it has now (id, note, extra): rows written now are recorded without any column added since \`banyan migrate\` last ran; run it again, or set autoMigrate: true`;
+    expect((await seen('schema.drift')).map((l) => l.msg)).toEqual([message]);
+    expect(runner!.status.details).toMatchObject({ schemaDrift: message, missingColumns: [] });
+    await runner!.stop();
+
+    // The same table, now with autoMigrate: the triggers are made again at connect, before any row.
+    logs.length = 0;
+    const source = new ChangelogSource({ ...(config.sources[0] as ChangelogSourceConfig), autoMigrate: true }, {
+      db: place.db,
+      dialect: engine.dialect,
+      databaseName: 'legacy',
+      originTag: config.originTag,
+      logger: createRootLogger('info', { write: (line: string) => void logs.push(JSON.parse(line) as LogLine) }),
+    });
+    runner = createSourceRunner(source, config, createRootLogger('silent'));
+    await runner.start();
+    expect(events('schema.auto_migrated').map((l) => l.columns)).toEqual([['id', 'note', 'extra']]);
+    await place.db.raw(`INSERT INTO ${q}.orders (id, note, extra) VALUES (1, 'first', 'kept')`);
+    const [first] = await changes(topic, 1);
+    expect(first!.after).toEqual({ id: 1, note: 'first', extra: 'kept' });
+    expect(first!.headers['banyan.missing.columns']).toBeUndefined();
   });
 });

@@ -50,7 +50,7 @@ export async function inspectChangelog(db: Knex, dialect: Dialect, tableName: st
       problems: [
         {
           code: 'CHANGELOG_OUTDATED',
-          message: `the changelog triggers of table ${tableName} do not match its columns (${table.columns.map((c) => c.name).join(', ')}): rows written now are recorded without the columns added since \`banyan migrate\` last ran; run it again, or set autoMigrate: true`,
+          message: `the changelog triggers of table ${tableName} were made for other columns than it has now (${table.columns.map((c) => c.name).join(', ')}): rows written now are recorded without any column added since \`banyan migrate\` last ran; run it again, or set autoMigrate: true`,
         },
       ],
     };
