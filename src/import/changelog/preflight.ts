@@ -3,6 +3,9 @@ import { createDialect } from '../../dialects';
 import type { BanyanConfig, ChangelogSourceConfig } from '../../runtime/config';
 import { inspectChangelog, type ChangelogProblem } from './inspect';
 
+/** A database that has not answered by then counts as unreachable here, so `run` is not held up. */
+const UNREACHABLE_AFTER_MS = 10_000;
+
 export interface SourceProblem {
   /** The config path of the source's `table`, for configErrorAt. */
   path: Array<string | number>;
@@ -25,11 +28,19 @@ export async function changelogSourceProblems(
       if (source.type !== 'changelog') return [];
       const db = databases.get(source.database);
       const dialect = createDialect(databases.config(source.database));
-      const inspection = await inspectChangelog(db, dialect, source.table).catch(() => ({ problems: [] }));
+      const inspection = await withDeadline(inspectChangelog(db, dialect, source.table), UNREACHABLE_AFTER_MS).catch(() => ({ problems: [] }));
       return inspection.problems
         .filter((p) => keep(p, source))
         .map((p) => ({ path: ['sources', i, 'table'], code: p.code, message: `source "${source.name}" (database ${source.database}): ${p.message}` }));
     }),
   );
   return found.flat();
+}
+
+function withDeadline<T>(work: Promise<T>, ms: number): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  const deadline = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new Error(`no answer within ${ms} ms`)), ms);
+  });
+  return Promise.race([work, deadline]).finally(() => clearTimeout(timer));
 }
