@@ -12,7 +12,7 @@ import type { BanyanConfig, ChangelogSourceConfig, DatabaseConfig } from '../../
 import { StatusServer } from '../../src/runtime/http-server';
 import { createRootLogger } from '../../src/runtime/logger';
 import { createSourceRunner, type SourceRunner } from '../../src/runtime/source-runner';
-import { freshName, readDecoded, testConfig, writeConfigFile } from '../helpers';
+import { freshName, readDecoded, testConfig, testKafka, withAdmin, writeConfigFile } from '../helpers';
 
 const execFileAsync = promisify(execFile);
 
@@ -217,6 +217,12 @@ describe.each(ENGINES)('$label: a column added after `banyan migrate`', (engine)
     await server?.stop();
     server = undefined;
     await place.drop();
+    const made = [(config.sources[0] as ChangelogSourceConfig).topic!, config.kafka.topics.offsets, config.kafka.topics.deadLetter];
+    await withAdmin(testKafka(config), async (admin) => {
+      const existing = new Set(await admin.listTopics());
+      const topics = made.filter((t) => existing.has(t));
+      if (topics.length > 0) await admin.deleteTopics({ topics });
+    });
   });
 
   async function start(autoMigrate: boolean, schemaCheckIntervalMs = 3_600_000): Promise<string> {
