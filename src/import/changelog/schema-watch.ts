@@ -1,5 +1,5 @@
 import type { Knex } from 'knex';
-import type { Json } from '../../core';
+import { errorMessage, type Json } from '../../core';
 import type { ChangeRow, Dialect } from '../../dialects/dialect';
 import { classifyDatabaseError } from '../../dialects/errors';
 import type { Logger } from '../../runtime/logger';
@@ -45,8 +45,9 @@ export class SchemaWatch {
     // A missing table fails the source elsewhere (describe); here only the changelog's state counts.
     const changelog = problems.filter((p) => !isTableProblemCode(p.code));
     if (changelog.length === 0) return this.resolved();
-    if (this.options.autoMigrate) return this.migrate(changelog[0]!.message);
-    this.report(changelog[0]!.message, []);
+    if (this.options.autoMigrate) return this.migrate(changelog[0]!.message, []);
+    // A drift found in the rows names its columns: keep that rather than alternate with this one.
+    if (!this.drift?.missingColumns.length) this.report(changelog[0]!.message, []);
   }
 
   async whenIdle(): Promise<void> {
@@ -96,7 +97,7 @@ export class SchemaWatch {
       },
       `${message}: ${incomplete} change(s) were recorded without them; their records carry the header banyan.missing.columns`,
     );
-    if (this.options.autoMigrate) await this.migrate(message);
+    if (this.options.autoMigrate) await this.migrate(message, added);
     else this.report(`${message}: every change is recorded without them until \`banyan migrate\` runs (or set autoMigrate: true)`, added);
   }
 
@@ -127,8 +128,14 @@ export class SchemaWatch {
     this.drift = undefined;
   }
 
-  private async migrate(reason: string): Promise<void> {
-    const result = await migrateChangelogs(this.options.db, this.options.dialect, [this.options.table]);
+  private async migrate(reason: string, missingColumns: string[]): Promise<void> {
+    let result;
+    try {
+      result = await migrateChangelogs(this.options.db, this.options.dialect, [this.options.table]);
+    } catch (error) {
+      this.report(`${reason}; autoMigrate could not recreate the triggers: ${errorMessage(error)}`, missingColumns);
+      throw classifyDatabaseError(error, `autoMigrate of ${this.options.table}`);
+    }
     this.autoMigrations++;
     this.drift = undefined;
     this.options.logger.warn(
