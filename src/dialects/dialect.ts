@@ -41,6 +41,12 @@ export interface Dialect {
    */
   changelogState(db: Knex, table: TableRef): Promise<ChangelogState>;
 
+  /**
+   * Columns the triggers cannot put in a before image (SQL Server's text/ntext/image, invisible
+   * in `deleted`), so a delete's image lacking them is complete. Empty for most databases.
+   */
+  columnsNeverInBeforeImage(table: TableInfo): string[];
+
   /** DDL that drops the triggers and the changelog table (reverse of installChangelog). */
   uninstallChangelog(table: TableRef): string[];
 

@@ -449,6 +449,10 @@ describe('MssqlDialect against a scripted connection', () => {
     );
   });
 
+  it('names the columns a before image cannot hold: text, ntext and image', () => {
+    expect(dialect.columnsNeverInBeforeImage(orders)).toEqual(['note']);
+  });
+
   it('finds the changelog table and its trigger by OBJECT_ID, the names bound, not inlined', async () => {
     const hostile = { schema: 'sales', name: "order]lines';--" };
     const q = changelogStateQuery(hostile);

@@ -14,7 +14,7 @@ import {
   snapshotStartQuery,
 } from './mssql/queries';
 import { DEFAULT_SCHEMA, displayName, quoteIdentifier, type SqlQuery } from './mssql/sql';
-import { columnFromCatalog } from './mssql/types';
+import { columnFromCatalog, isLegacyLob } from './mssql/types';
 import { TableProblemError } from './errors';
 import { writtenName } from './shared-catalog';
 
@@ -60,6 +60,10 @@ export class MssqlDialect implements Dialect {
 
   changelogTable(table: TableRef): TableRef {
     return changelogTable(table);
+  }
+
+  columnsNeverInBeforeImage(table: TableInfo): string[] {
+    return table.columns.filter(isLegacyLob).map((c) => c.name);
   }
 
   async changelogState(db: Knex, table: TableRef): Promise<ChangelogState> {

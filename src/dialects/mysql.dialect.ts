@@ -74,6 +74,10 @@ export class MysqlDialect implements Dialect {
     return { table: Number(found?.n) > 0, triggers, missingTriggers: triggers.filter((t) => !names.has(t)) };
   }
 
+  columnsNeverInBeforeImage(): string[] {
+    return [];
+  }
+
   uninstallChangelog(table: TableRef): string[] {
     return uninstallDdl(table);
   }

@@ -120,6 +120,10 @@ export class PostgresDialect implements Dialect {
     return { table: rows[0].cl === true, triggers: [trigger], missingTriggers: rows[0].trg === true ? [] : [trigger] };
   }
 
+  columnsNeverInBeforeImage(): string[] {
+    return [];
+  }
+
   uninstallChangelog(table: TableRef): string[] {
     const trigger = this.quoteIdentifier(`${changelogName(table.name)}_trg`);
     const fn = this.qualified({ schema: table.schema, name: `${changelogName(table.name)}_fn` });

@@ -67,12 +67,13 @@ export class SchemaWatch {
       throw classifyDatabaseError(error, `describing table ${this.options.table}`);
     });
     const columns = table.columns.map((c) => c.name);
+    const unrecordedBefore = new Set(this.options.dialect.columnsNeverInBeforeImage(table));
     const lacking = new Set<string>();
     let incomplete = 0;
     for (const row of rows) {
       const image = row.after ?? row.before;
       if (!image) continue;
-      const missing = columns.filter((c) => !(c in image));
+      const missing = columns.filter((c) => !(c in image) && !(row.after === null && unrecordedBefore.has(c)));
       if (missing.length === 0) continue;
       this.missing.set(row, missing);
       missing.forEach((c) => lacking.add(c));
