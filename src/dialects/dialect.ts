@@ -42,6 +42,12 @@ export interface Dialect {
   changelogState(db: Knex, table: TableRef): Promise<ChangelogState>;
 
   /**
+   * The table's column names in order, in one light catalog read (the poller compares them with
+   * every batch's images; describeTable is heavier). Empty if the table is gone.
+   */
+  columnNames(db: Knex, table: TableRef): Promise<string[]>;
+
+  /**
    * Columns the triggers cannot put in a before image (SQL Server's text/ntext/image, invisible
    * in `deleted`), so a delete's image lacking them is complete. Empty for most databases.
    */

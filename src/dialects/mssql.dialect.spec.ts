@@ -7,6 +7,7 @@ import { changeBatch, parsePosition, START_RV } from './mssql/position';
 import {
   changelogStateQuery,
   clearOriginQuery,
+  columnNamesQuery,
   pruneQuery,
   readChangesQuery,
   setOriginQuery,
@@ -447,6 +448,14 @@ describe('MssqlDialect against a scripted connection', () => {
     await expect(dialect.describeTable(fakeKnex(() => []).db, { schema: 'dbo', name: "order]lines';DROP TABLE x;--" })).rejects.toThrow(
       "SQL Server table dbo.order]lines';DROP TABLE x;-- does not exist",
     );
+  });
+
+  it('reads the column names by OBJECT_ID, the name bound', async () => {
+    const q = columnNamesQuery({ name: "we]ird" });
+    expect(q.sql).toBe("SELECT [c].[name] AS [name] FROM [sys].[columns] AS [c] WHERE [c].[object_id] = OBJECT_ID(?, N'U') ORDER BY [c].[column_id];");
+    expect(q.bindings).toEqual(['[dbo].[we]]ird]']);
+    const { db } = fakeKnex(() => [{ name: 'a' }, { name: 'b' }]);
+    expect(await dialect.columnNames(db, orders)).toEqual(['a', 'b']);
   });
 
   it('names the columns a before image cannot hold: text, ntext and image', () => {

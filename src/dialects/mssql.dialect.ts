@@ -5,6 +5,7 @@ import { changeBatch, parsePosition, toPosition } from './mssql/position';
 import {
   changelogStateQuery,
   clearOriginQuery,
+  columnNamesQuery,
   describeTableQuery,
   pruneQuery,
   readChangesQuery,
@@ -60,6 +61,10 @@ export class MssqlDialect implements Dialect {
 
   changelogTable(table: TableRef): TableRef {
     return changelogTable(table);
+  }
+
+  async columnNames(db: Knex, table: TableRef): Promise<string[]> {
+    return (await run(db, columnNamesQuery(table))).map((r) => String(r.name));
   }
 
   columnsNeverInBeforeImage(table: TableInfo): string[] {

@@ -74,6 +74,14 @@ export class MysqlDialect implements Dialect {
     return { table: Number(found?.n) > 0, triggers, missingTriggers: triggers.filter((t) => !names.has(t)) };
   }
 
+  async columnNames(db: Knex, table: TableRef): Promise<string[]> {
+    const [rows] = (await db.raw(
+      'SELECT COLUMN_NAME AS name FROM information_schema.COLUMNS WHERE TABLE_SCHEMA = COALESCE(?, DATABASE()) AND TABLE_NAME = ? ORDER BY ORDINAL_POSITION',
+      [table.schema ?? null, table.name],
+    )) as [Array<{ name: string }>];
+    return rows.map((r) => r.name);
+  }
+
   columnsNeverInBeforeImage(): string[] {
     return [];
   }

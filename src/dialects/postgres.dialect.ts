@@ -120,6 +120,14 @@ export class PostgresDialect implements Dialect {
     return { table: rows[0].cl === true, triggers: [trigger], missingTriggers: rows[0].trg === true ? [] : [trigger] };
   }
 
+  async columnNames(db: Knex, table: TableRef): Promise<string[]> {
+    const { rows } = await db.raw(
+      'SELECT attname AS name FROM pg_attribute WHERE attrelid = to_regclass(?) AND attnum > 0 AND NOT attisdropped ORDER BY attnum',
+      [this.qualified({ schema: table.schema ?? 'public', name: table.name })],
+    );
+    return (rows as Array<{ name: string }>).map((r) => r.name);
+  }
+
   columnsNeverInBeforeImage(): string[] {
     return [];
   }

@@ -23,6 +23,14 @@ ORDER BY [c].[column_id];`,
   };
 }
 
+/** The table's column names in order (the light read the poller makes for every batch). */
+export function columnNamesQuery(table: TableRef): SqlQuery {
+  return {
+    sql: `SELECT [c].[name] AS [name] FROM [sys].[columns] AS [c] WHERE [c].[object_id] = OBJECT_ID(?, N'U') ORDER BY [c].[column_id];`,
+    bindings: [displayName(table)],
+  };
+}
+
 /** Whether the changelog table and its trigger exist: OBJECT_ID takes the quoted names as bound values. */
 export function changelogStateQuery(table: TableRef): SqlQuery {
   return {

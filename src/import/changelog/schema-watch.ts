@@ -31,6 +31,8 @@ export class SchemaWatch {
   private incompleteRecords = 0;
   private autoMigrations = 0;
   private lastCheck = 0;
+  /** Columns a before image never holds (see Dialect.columnsNeverInBeforeImage), as of the last check. */
+  private unrecordedBefore = new Set<string>();
   /** The columns each row of the last batch lacks; read by the record mapping. */
   private missing = new WeakMap<ChangeRow, string[]>();
 
@@ -39,9 +41,10 @@ export class SchemaWatch {
   /** Compares the table with its migration record; installs or updates the triggers with autoMigrate. */
   async check(): Promise<void> {
     this.lastCheck = this.options.now();
-    const { problems } = await inspectChangelog(this.options.db, this.options.dialect, this.options.table).catch((error: unknown) => {
+    const { table, problems } = await inspectChangelog(this.options.db, this.options.dialect, this.options.table).catch((error: unknown) => {
       throw classifyDatabaseError(error, `checking the changelog of ${this.options.table}`);
     });
+    if (table) this.unrecordedBefore = new Set(this.options.dialect.columnsNeverInBeforeImage(table));
     // A missing table fails the source elsewhere (describe); here only the changelog's state counts.
     const changelog = problems.filter((p) => !isTableProblemCode(p.code));
     if (changelog.length === 0) return this.resolved();
@@ -55,7 +58,7 @@ export class SchemaWatch {
   }
 
   /**
-   * Describes the table after `rows` were read and finds, for each row, the columns the table has
+   * Reads the table's columns after `rows` were read and finds, for each row, the columns the table has
    * that its image lacks. Such rows were written after the column was added and before the
    * triggers were made again: the value is gone from the changelog, so they are flagged, counted
    * and reported, never passed off as complete.
@@ -63,11 +66,10 @@ export class SchemaWatch {
   async checkRows(rows: ChangeRow[]): Promise<void> {
     this.lastCheck = this.options.now();
     this.missing = new WeakMap();
-    const table = await this.options.dialect.describeTable(this.options.db, parseTableName(this.options.table)).catch((error: unknown) => {
-      throw classifyDatabaseError(error, `describing table ${this.options.table}`);
+    const columns = await this.options.dialect.columnNames(this.options.db, parseTableName(this.options.table)).catch((error: unknown) => {
+      throw classifyDatabaseError(error, `reading the columns of ${this.options.table}`);
     });
-    const columns = table.columns.map((c) => c.name);
-    const unrecordedBefore = new Set(this.options.dialect.columnsNeverInBeforeImage(table));
+    const unrecordedBefore = this.unrecordedBefore;
     const lacking = new Set<string>();
     let incomplete = 0;
     for (const row of rows) {
