@@ -59,3 +59,9 @@ export function migrationName(table: TableInfo): string {
 export function migratorConfig(source: ChangelogMigrationSource): Knex.MigratorConfig {
   return { migrationSource: source, tableName: MIGRATIONS_TABLE, disableMigrationsListValidation: true };
 }
+
+/** Whether `banyan migrate` has installed the changelog for exactly the table's current columns. */
+export async function isMigrationApplied(db: Knex, table: TableInfo): Promise<boolean> {
+  if (!(await db.schema.hasTable(MIGRATIONS_TABLE))) return false;
+  return (await db(MIGRATIONS_TABLE).where('name', migrationName(table)).first()) !== undefined;
+}

@@ -1,3 +1,4 @@
+import { importChecksModule } from '../import/module';
 import type { Container } from 'inversify';
 import { HealthCheck, type CheckResult } from '../core';
 import { Databases } from '../clients/databases';
@@ -14,7 +15,7 @@ import { formatTable } from '../runtime/table';
  * log level debug: otherwise their lines would come after the table, from retries still running.
  */
 export function doctorContainer(config: BanyanConfig, logger: Logger): Container {
-  const container = createContainer(config, logger);
+  const container = createContainer(config, logger, [importChecksModule(config)]);
   const libraries = ['debug', 'trace'].includes(logger.level) ? logger : logger.child({}, { level: 'silent' });
   const knex = libraries.child({ component: 'knex' });
   container.rebindSync<KafkaClient>(KafkaClient).toConstantValue(createKafka(config.kafka, libraries));

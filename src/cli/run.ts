@@ -1,6 +1,8 @@
 import { Databases } from '../clients/databases';
 import { importModule } from '../import/module';
-import type { BanyanConfig } from '../runtime/config';
+import { isTableProblemCode } from '../import/changelog/inspect';
+import { changelogSourceProblems } from '../import/changelog/preflight';
+import { configErrorAt, type BanyanConfig } from '../runtime/config';
 import { createRootLogger } from '../runtime/logger';
 import { createContainer } from '../runtime/module';
 import { StatusServer } from '../runtime/http-server';
@@ -10,6 +12,7 @@ import { Pipelines } from '../runtime/pipelines';
 export async function run(config: BanyanConfig): Promise<void> {
   const logger = createRootLogger(config.log.level);
   const container = createContainer(config, logger, [importModule(config)]);
+  await refuseMissingTables(config, container.get(Databases));
   const pipelines = new Pipelines(container);
   const statusServer = new StatusServer(
     () => pipelines.status(),
@@ -43,4 +46,19 @@ export async function run(config: BanyanConfig): Promise<void> {
     process.once('SIGTERM', resolve);
   });
   await stopping;
+}
+
+/**
+ * A config naming a table that is not there (or has no primary key, or no changelog yet) cannot
+ * run: fail at once with every such source listed. autoMigrate sources install their own changelog.
+ */
+async function refuseMissingTables(config: BanyanConfig, databases: Databases): Promise<void> {
+  const problems = await changelogSourceProblems(
+    config,
+    databases,
+    (p, source) => isTableProblemCode(p.code) || (p.code === 'CHANGELOG_NOT_INSTALLED' && !source.autoMigrate),
+  );
+  if (problems.length === 0) return;
+  await databases.destroy();
+  throw configErrorAt(config, problems);
 }

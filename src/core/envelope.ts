@@ -22,6 +22,11 @@ export const Headers = {
   oldKey: 'banyan.key.old',
   /** Columns a documented rule wrote as null (a JSON array), e.g. zero dates under `invalidDates: null`. */
   nulled: 'banyan.nulled',
+  /**
+   * Columns the table had when the change was read but its changelog image lacks (triggers older
+   * than an ALTER TABLE … ADD COLUMN): their null in the value means "not recorded", not NULL.
+   */
+  missingColumns: 'banyan.missing.columns',
   deadLetterReason: 'banyan.dlq.reason',
   deadLetterStage: 'banyan.dlq.stage',
   deadLetterSource: 'banyan.dlq.source',

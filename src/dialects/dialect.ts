@@ -35,6 +35,24 @@ export interface Dialect {
    */
   installChangelog(table: TableInfo): string[];
 
+  /**
+   * Whether the changelog table and the triggers installChangelog makes exist now (not whether
+   * they are current: that is the migration record's business, see migrations/changelog.ts).
+   */
+  changelogState(db: Knex, table: TableRef): Promise<ChangelogState>;
+
+  /**
+   * The table's column names in order, in one light catalog read (the poller compares them with
+   * every batch's images; describeTable is heavier). Empty if the table is gone.
+   */
+  columnNames(db: Knex, table: TableRef): Promise<string[]>;
+
+  /**
+   * Columns the triggers cannot put in a before image (SQL Server's text/ntext/image, invisible
+   * in `deleted`), so a delete's image lacking them is complete. Empty for most databases.
+   */
+  columnsNeverInBeforeImage(table: TableInfo): string[];
+
   /** DDL that drops the triggers and the changelog table (reverse of installChangelog). */
   uninstallChangelog(table: TableRef): string[];
 
@@ -73,6 +91,15 @@ export interface TableRef {
   /** Schema (PostgreSQL, SQL Server) or undefined for the connection's default schema/database. */
   schema?: string;
   name: string;
+}
+
+export interface ChangelogState {
+  /** The changelog table exists. */
+  table: boolean;
+  /** The names of the triggers the changelog needs. */
+  triggers: string[];
+  /** Those of `triggers` that do not exist. */
+  missingTriggers: string[];
 }
 
 /** A column's kind decides its Avro type and the text form it has in the changelog images. */

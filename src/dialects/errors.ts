@@ -37,3 +37,16 @@ export function classifyDatabaseError(error: unknown, doing: string): BanyanErro
     cause: error,
   });
 }
+
+/** Why a configured table cannot be tracked: a mistake in the config or the database, never worth a retry. */
+export type TableProblemCode = 'TABLE_NOT_FOUND' | 'NO_PRIMARY_KEY' | 'NOT_A_TABLE';
+
+export class TableProblemError extends BanyanError {
+  constructor(message: string, code: TableProblemCode, table: string) {
+    super(message, { retriable: false, stage: 'receiving', code, context: { table } });
+  }
+}
+
+export function isTableProblem(error: unknown): error is TableProblemError {
+  return error instanceof TableProblemError;
+}

@@ -5,7 +5,9 @@ import type { Column, Dialect, TableInfo } from './dialect';
 import { MssqlDialect } from './mssql.dialect';
 import { changeBatch, parsePosition, START_RV } from './mssql/position';
 import {
+  changelogStateQuery,
   clearOriginQuery,
+  columnNamesQuery,
   pruneQuery,
   readChangesQuery,
   setOriginQuery,
@@ -435,11 +437,45 @@ describe('MssqlDialect against a scripted connection', () => {
 
   it('names a missing table, and one without a primary key', async () => {
     await expect(dialect.describeTable(fakeKnex(() => []).db, { schema: 'app', name: 'gone' })).rejects.toThrow(
-      'SQL Server table [app].[gone] does not exist',
+      'SQL Server table app.gone does not exist',
     );
     await expect(dialect.describeTable(fakeKnex(() => [catalogRow('a', 'int', null)]).db, { name: 'heap' })).rejects.toThrow(
-      'SQL Server table [dbo].[heap] has no primary key',
+      'SQL Server table heap has no primary key',
     );
+  });
+
+  it('shows a table name holding brackets and quotes as written, not doubled', async () => {
+    await expect(dialect.describeTable(fakeKnex(() => []).db, { schema: 'dbo', name: "order]lines';DROP TABLE x;--" })).rejects.toThrow(
+      "SQL Server table dbo.order]lines';DROP TABLE x;-- does not exist",
+    );
+  });
+
+  it('reads the column names by OBJECT_ID, the name bound', async () => {
+    const q = columnNamesQuery({ name: "we]ird" });
+    expect(q.sql).toBe("SELECT [c].[name] AS [name] FROM [sys].[columns] AS [c] WHERE [c].[object_id] = OBJECT_ID(?, N'U') ORDER BY [c].[column_id];");
+    expect(q.bindings).toEqual(['[dbo].[we]]ird]']);
+    const { db } = fakeKnex(() => [{ name: 'a' }, { name: 'b' }]);
+    expect(await dialect.columnNames(db, orders)).toEqual(['a', 'b']);
+  });
+
+  it('names the columns a before image cannot hold: text, ntext and image', () => {
+    expect(dialect.columnsNeverInBeforeImage(orders)).toEqual(['note']);
+  });
+
+  it('finds the changelog table and its trigger by OBJECT_ID, the names bound, not inlined', async () => {
+    const hostile = { schema: 'sales', name: "order]lines';--" };
+    const q = changelogStateQuery(hostile);
+    expect(q.sql).toBe(
+      "SELECT CASE WHEN OBJECT_ID(?, N'U') IS NULL THEN 0 ELSE 1 END AS [changelog],\n  CASE WHEN OBJECT_ID(?, N'TR') IS NULL THEN 0 ELSE 1 END AS [trigger];",
+    );
+    expect(q.bindings).toEqual(["[sales].[banyan_cl_order]]lines';--]", "[sales].[banyan_cl_order]]lines';--_trg]"]);
+    expect(native(q).sql).toContain('OBJECT_ID(@p0, N\'U\')');
+
+    const present = fakeKnex(() => [{ changelog: 1, trigger: 1 }]);
+    expect(await dialect.changelogState(present.db, orders)).toEqual({ table: true, triggers: ['banyan_cl_orders_trg'], missingTriggers: [] });
+    expect(present.calls[0]!.bindings).toEqual(['[sales].[banyan_cl_orders]', '[sales].[banyan_cl_orders_trg]']);
+    const gone = fakeKnex(() => [{ changelog: 0, trigger: 0 }]);
+    expect(await dialect.changelogState(gone.db, orders)).toEqual({ table: false, triggers: ['banyan_cl_orders_trg'], missingTriggers: ['banyan_cl_orders_trg'] });
   });
 
   it('reads changes with one query and returns the position after them', async () => {

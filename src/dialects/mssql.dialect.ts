@@ -1,9 +1,11 @@
 import type { Knex } from 'knex';
-import type { ChangeBatch, Dialect, Position, Snapshot, TableInfo, TableRef } from './dialect';
-import { changelogTable, installStatements, uninstallStatements } from './mssql/changelog';
+import type { ChangeBatch, ChangelogState, Dialect, Position, Snapshot, TableInfo, TableRef } from './dialect';
+import { changelogTable, installStatements, triggerName, uninstallStatements } from './mssql/changelog';
 import { changeBatch, parsePosition, toPosition } from './mssql/position';
 import {
+  changelogStateQuery,
   clearOriginQuery,
+  columnNamesQuery,
   describeTableQuery,
   pruneQuery,
   readChangesQuery,
@@ -13,7 +15,9 @@ import {
   snapshotStartQuery,
 } from './mssql/queries';
 import { DEFAULT_SCHEMA, displayName, quoteIdentifier, type SqlQuery } from './mssql/sql';
-import { columnFromCatalog } from './mssql/types';
+import { columnFromCatalog, isLegacyLob } from './mssql/types';
+import { TableProblemError } from './errors';
+import { writtenName } from './shared-catalog';
 
 type Row = Record<string, unknown>;
 
@@ -31,12 +35,15 @@ export class MssqlDialect implements Dialect {
 
   async describeTable(db: Knex, table: TableRef): Promise<TableInfo> {
     const rows = await run(db, describeTableQuery(table));
-    if (rows.length === 0) throw new Error(`SQL Server table ${displayName(table)} does not exist (or this login cannot see it)`);
+    const written = writtenName(table);
+    if (rows.length === 0) throw new TableProblemError(`SQL Server table ${written} does not exist (or this login cannot see it)`, 'TABLE_NOT_FOUND', written);
     const primaryKey = rows
       .filter((r) => r.key_ordinal !== null && r.key_ordinal !== undefined)
       .sort((a, b) => Number(a.key_ordinal) - Number(b.key_ordinal))
       .map((r) => String(r.name));
-    if (primaryKey.length === 0) throw new Error(`SQL Server table ${displayName(table)} has no primary key; Banyan can only track tables with one`);
+    if (primaryKey.length === 0) {
+      throw new TableProblemError(`SQL Server table ${written} has no primary key; Banyan can only track tables with one`, 'NO_PRIMARY_KEY', written);
+    }
     const columns = rows.map((r) =>
       columnFromCatalog({
         name: String(r.name),
@@ -54,6 +61,20 @@ export class MssqlDialect implements Dialect {
 
   changelogTable(table: TableRef): TableRef {
     return changelogTable(table);
+  }
+
+  async columnNames(db: Knex, table: TableRef): Promise<string[]> {
+    return (await run(db, columnNamesQuery(table))).map((r) => String(r.name));
+  }
+
+  columnsNeverInBeforeImage(table: TableInfo): string[] {
+    return table.columns.filter(isLegacyLob).map((c) => c.name);
+  }
+
+  async changelogState(db: Knex, table: TableRef): Promise<ChangelogState> {
+    const [row] = await run(db, changelogStateQuery(table));
+    const trigger = triggerName(table).name;
+    return { table: Number(row?.changelog) === 1, triggers: [trigger], missingTriggers: Number(row?.trigger) === 1 ? [] : [trigger] };
   }
 
   installChangelog(table: TableInfo): string[] {

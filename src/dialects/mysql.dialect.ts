@@ -1,9 +1,9 @@
 import type { Knex } from 'knex';
-import type { ChangeBatch, ChangeRow, Dialect, Position, Snapshot, TableInfo, TableRef } from './dialect';
+import type { ChangeBatch, ChangelogState, ChangeRow, Dialect, Position, Snapshot, TableInfo, TableRef } from './dialect';
 import { describeMysqlTable } from './mysql/describe';
 import { advance, expireGaps, parsePosition, toPosition, type GapOptions } from './mysql/gaps';
 import { openMysqlSnapshot } from './mysql/snapshot';
-import { changelogDdl, changelogName, parseImage, qualified, quoteIdentifier, uninstallDdl } from './mysql/sql';
+import { changelogDdl, changelogName, changelogTriggerNames, parseImage, qualified, quoteIdentifier, uninstallDdl } from './mysql/sql';
 
 export interface MysqlDialectOptions {
   /** How long a missing change_id is waited for before the ids after it are emitted. */
@@ -57,6 +57,33 @@ export class MysqlDialect implements Dialect {
 
   installChangelog(table: TableInfo): string[] {
     return changelogDdl(table);
+  }
+
+  async changelogState(db: Knex, table: TableRef): Promise<ChangelogState> {
+    const schema = table.schema ?? null;
+    const [[found]] = (await db.raw(
+      'SELECT COUNT(*) AS n FROM information_schema.TABLES WHERE TABLE_SCHEMA = COALESCE(?, DATABASE()) AND TABLE_NAME = ?',
+      [schema, changelogName(table.name)],
+    )) as [Array<{ n: number | string }>];
+    const [present] = (await db.raw(
+      'SELECT TRIGGER_NAME AS name FROM information_schema.TRIGGERS WHERE TRIGGER_SCHEMA = COALESCE(?, DATABASE()) AND EVENT_OBJECT_TABLE = ?',
+      [schema, table.name],
+    )) as [Array<{ name: string }>];
+    const triggers = changelogTriggerNames(table);
+    const names = new Set(present.map((t) => t.name));
+    return { table: Number(found?.n) > 0, triggers, missingTriggers: triggers.filter((t) => !names.has(t)) };
+  }
+
+  async columnNames(db: Knex, table: TableRef): Promise<string[]> {
+    const [rows] = (await db.raw(
+      'SELECT COLUMN_NAME AS name FROM information_schema.COLUMNS WHERE TABLE_SCHEMA = COALESCE(?, DATABASE()) AND TABLE_NAME = ? ORDER BY ORDINAL_POSITION',
+      [table.schema ?? null, table.name],
+    )) as [Array<{ name: string }>];
+    return rows.map((r) => r.name);
+  }
+
+  columnsNeverInBeforeImage(): string[] {
+    return [];
   }
 
   uninstallChangelog(table: TableRef): string[] {

@@ -1,6 +1,7 @@
 import type { Knex } from 'knex';
 import type {
   ChangeBatch,
+  ChangelogState,
   ChangeRow,
   Column,
   ColumnKind,
@@ -10,7 +11,7 @@ import type {
   TableInfo,
   TableRef,
 } from './dialect';
-import { changelogName, keysetPredicate, requireTable, type CatalogColumn } from './shared-catalog';
+import { changelogName, keysetPredicate, requireTable, writtenName, type CatalogColumn } from './shared-catalog';
 
 /**
  * PostgreSQL (13+). Commit order without missed rows:
@@ -69,7 +70,7 @@ export class PostgresDialect implements Dialect {
         [schema, table.name],
       ).catch(() => ({ rows: [] }))
     ).rows.map((r: { name: string }) => r.name);
-    return requireTable({ schema, name: table.name }, columns.map(toColumn), primaryKey, `"${schema}"."${table.name}"`);
+    return requireTable({ schema, name: table.name }, columns.map(toColumn), primaryKey, writtenName(table));
   }
 
   installChangelog(table: TableInfo): string[] {
@@ -106,6 +107,29 @@ export class PostgresDialect implements Dialect {
       `CREATE TRIGGER ${trigger} AFTER INSERT OR UPDATE OR DELETE ON ${this.qualified(table)}
          FOR EACH ROW EXECUTE FUNCTION ${fn}()`,
     ];
+  }
+
+  async changelogState(db: Knex, table: TableRef): Promise<ChangelogState> {
+    const trigger = `${changelogName(table.name)}_trg`;
+    // to_regclass takes a quoted, qualified name and answers NULL for a missing relation.
+    const { rows } = await db.raw(
+      `SELECT to_regclass(?) IS NOT NULL AS cl,
+              EXISTS (SELECT 1 FROM pg_trigger WHERE tgrelid = to_regclass(?) AND tgname = ? AND NOT tgisinternal) AS trg`,
+      [this.qualified(this.changelogTable(table)), this.qualified(table), trigger],
+    );
+    return { table: rows[0].cl === true, triggers: [trigger], missingTriggers: rows[0].trg === true ? [] : [trigger] };
+  }
+
+  async columnNames(db: Knex, table: TableRef): Promise<string[]> {
+    const { rows } = await db.raw(
+      'SELECT attname AS name FROM pg_attribute WHERE attrelid = to_regclass(?) AND attnum > 0 AND NOT attisdropped ORDER BY attnum',
+      [this.qualified({ schema: table.schema ?? 'public', name: table.name })],
+    );
+    return (rows as Array<{ name: string }>).map((r) => r.name);
+  }
+
+  columnsNeverInBeforeImage(): string[] {
+    return [];
   }
 
   uninstallChangelog(table: TableRef): string[] {

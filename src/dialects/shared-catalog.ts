@@ -1,4 +1,5 @@
 import type { Column, TableInfo, TableRef } from './dialect';
+import { TableProblemError } from './errors';
 
 /** A column as the information_schema views describe it (the common part across databases). */
 export interface CatalogColumn {
@@ -15,11 +16,23 @@ export function changelogName(table: string): string {
   return `banyan_cl_${table}`;
 }
 
-/** Checks that the table exists and has a primary key, with errors that name it. */
-export function requireTable(table: TableRef, columns: Column[], primaryKey: string[], display: string): TableInfo {
-  if (columns.length === 0) throw new Error(`table ${display} does not exist (or this user cannot see its columns)`);
+/**
+ * The table's name as the config wrote it (`schema.name` or `name`), for messages. Quoting it the
+ * database's way would double every quote a name holds, and the reader would not recognise it.
+ */
+export function writtenName(table: TableRef): string {
+  return table.schema === undefined ? table.name : `${table.schema}.${table.name}`;
+}
+
+/** Checks that the table exists and has a primary key, with errors that name it as written. */
+export function requireTable(table: TableRef, columns: Column[], primaryKey: string[], display = writtenName(table)): TableInfo {
+  if (columns.length === 0) throw new TableProblemError(`table ${display} does not exist (or this user cannot see its columns)`, 'TABLE_NOT_FOUND', display);
   if (primaryKey.length === 0) {
-    throw new Error(`table ${display} has no primary key: Banyan keys every record by it, so it cannot track this table`);
+    throw new TableProblemError(
+      `table ${display} has no primary key: Banyan keys every record by it, so it cannot track this table`,
+      'NO_PRIMARY_KEY',
+      display,
+    );
   }
   return { ...table, columns, primaryKey };
 }

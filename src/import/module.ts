@@ -1,10 +1,11 @@
 import { ContainerModule, type ResolutionContext } from 'inversify';
-import { Source } from '../core';
+import { HealthCheck, Source } from '../core';
 import { SalesforceClient } from '../clients/salesforce/client';
 import { Databases } from '../clients/databases';
 import { createDialect } from '../dialects';
-import type { BanyanConfig, SourceConfig } from '../runtime/config';
+import { configLocation, type BanyanConfig, type SourceConfig } from '../runtime/config';
 import { componentLogger, Logger } from '../runtime/logger';
+import { ChangelogSourceHealthCheck } from './changelog/health';
 import { ChangelogSource } from './changelog/source';
 import { createSalesforceCdcSource } from './salesforce-cdc';
 
@@ -49,5 +50,19 @@ export function importModule(config: BanyanConfig): ContainerModule {
         return build(source as never, config, ctx, logger);
       });
     }
+  });
+}
+
+/** `banyan doctor`'s checks of the import stage: one per changelog source (table, key, changelog). */
+export function importChecksModule(config: BanyanConfig): ContainerModule {
+  return new ContainerModule(({ bind }) => {
+    config.sources.forEach((source, i) => {
+      if (source.type !== 'changelog') return;
+      const location = configLocation(config, ['sources', i, 'table']);
+      bind<HealthCheck>(HealthCheck).toDynamicValue((ctx) => {
+        const databases = ctx.get<Databases>(Databases);
+        return new ChangelogSourceHealthCheck(source, location, databases.get(source.database), createDialect(databases.config(source.database)));
+      });
+    });
   });
 }

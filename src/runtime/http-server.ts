@@ -23,6 +23,8 @@ export class StatusServer {
       [Counter, 'banyan_source_records_total', 'records a source has committed to Kafka', (s) => s.records],
       [Counter, 'banyan_source_dead_letters_total', 'records a source sent to the dead-letter topic', (s) => s.deadLetters],
       [Counter, 'banyan_source_transactions_total', 'Kafka transactions a source has committed', (s) => s.transactions],
+      [Gauge, 'banyan_source_schema_drift', '1 while a changelog source’s table has columns its triggers do not record (see docs/import.md)', (s) => (s.details.schemaDrift ? 1 : 0)],
+      [Counter, 'banyan_source_incomplete_records_total', 'changes recorded without some of the table’s columns (header banyan.missing.columns)', (s) => Number(s.details.incompleteRecords ?? 0)],
       [Gauge, 'banyan_source_up', '1 while the source runs, 0 while it backs off after a failure or is stopped', (s) => (s.state === 'running' ? 1 : 0)],
     ];
     for (const [Metric, name, help, pick] of metrics) {

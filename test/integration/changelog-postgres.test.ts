@@ -246,7 +246,7 @@ sources:
 
   it('fails at start with a message naming a table that does not exist', async () => {
     await expect(dialect.describeTable(db, { schema, name: 'no_such_table' })).rejects.toThrow(
-      `table "${schema}"."no_such_table" does not exist`,
+      `table ${schema}.no_such_table does not exist`,
     );
   });
 

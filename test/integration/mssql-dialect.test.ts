@@ -145,10 +145,10 @@ describe.skipIf(!MSSQL_URL)('MssqlDialect against SQL Server', () => {
   });
 
   it('names a missing table, and one without a primary key', async () => {
-    await expect(dialect.describeTable(db, { schema, name: 'no_such_table' })).rejects.toThrow(`[${schema}].[no_such_table] does not exist`);
+    await expect(dialect.describeTable(db, { schema, name: 'no_such_table' })).rejects.toThrow(`table ${schema}.no_such_table does not exist`);
     const heap = freshName('heap');
     await db.raw(`CREATE TABLE ${q(heap)} (a INT)`);
-    await expect(dialect.describeTable(db, { schema, name: heap })).rejects.toThrow(`[${schema}].[${heap}] has no primary key`);
+    await expect(dialect.describeTable(db, { schema, name: heap })).rejects.toThrow(`table ${schema}.${heap} has no primary key`);
   });
 
   it('records multi-row inserts, updates and deletes with exact text images', async () => {

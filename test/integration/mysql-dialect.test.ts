@@ -356,8 +356,8 @@ describe('MysqlDialect on MariaDB', () => {
 
   it('names the table it cannot track', async () => {
     const dialect = new MysqlDialect();
-    await expect(dialect.describeTable(db, { name: 'nope' })).rejects.toThrow(`table \`${database}\`.\`nope\` does not exist`);
+    await expect(dialect.describeTable(db, { name: 'nope' })).rejects.toThrow('table nope does not exist');
     await db.raw('CREATE TABLE loose (a INT) ENGINE=InnoDB');
-    await expect(dialect.describeTable(db, { schema: database, name: 'loose' })).rejects.toThrow(`table \`${database}\`.\`loose\` has no primary key`);
+    await expect(dialect.describeTable(db, { schema: database, name: 'loose' })).rejects.toThrow(`table ${database}.loose has no primary key`);
   });
 });

@@ -1,6 +1,6 @@
 import type { TableInfo, TableRef } from '../dialect';
-import { changelogTable, ORIGIN_KEY, ORIGIN_TX_KEY } from './changelog';
-import { DEFAULT_SCHEMA, ident, nLiteral, qualified, type SqlQuery } from './sql';
+import { changelogTable, ORIGIN_KEY, ORIGIN_TX_KEY, triggerName } from './changelog';
+import { DEFAULT_SCHEMA, displayName, ident, nLiteral, qualified, type SqlQuery } from './sql';
 import { keyParameter, textExpression } from './types';
 
 /** Columns, their types and their place in the primary key (null when not part of it). */
@@ -20,6 +20,23 @@ LEFT JOIN [sys].[index_columns] AS [ic] ON [ic].[object_id] = [pk].[object_id] A
 WHERE [s].[name] = ? AND [tb].[name] = ?
 ORDER BY [c].[column_id];`,
     bindings: [table.schema ?? DEFAULT_SCHEMA, table.name],
+  };
+}
+
+/** The table's column names in order (the light read the poller makes for every batch). */
+export function columnNamesQuery(table: TableRef): SqlQuery {
+  return {
+    sql: `SELECT [c].[name] AS [name] FROM [sys].[columns] AS [c] WHERE [c].[object_id] = OBJECT_ID(?, N'U') ORDER BY [c].[column_id];`,
+    bindings: [displayName(table)],
+  };
+}
+
+/** Whether the changelog table and its trigger exist: OBJECT_ID takes the quoted names as bound values. */
+export function changelogStateQuery(table: TableRef): SqlQuery {
+  return {
+    sql: `SELECT CASE WHEN OBJECT_ID(?, N'U') IS NULL THEN 0 ELSE 1 END AS [changelog],
+  CASE WHEN OBJECT_ID(?, N'TR') IS NULL THEN 0 ELSE 1 END AS [trigger];`,
+    bindings: [displayName(changelogTable(table)), displayName(triggerName(table))],
   };
 }
 

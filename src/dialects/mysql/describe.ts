@@ -1,7 +1,7 @@
 import type { Knex } from 'knex';
 import type { Column, ColumnKind, TableInfo, TableRef } from '../dialect';
-import { requireTable } from '../shared-catalog';
-import { quoteIdentifier } from './sql';
+import { TableProblemError } from '../errors';
+import { requireTable, writtenName } from '../shared-catalog';
 
 /** A row of information_schema.COLUMNS, aliased to lower case (MySQL 8 answers in upper case). */
 export interface MysqlCatalogColumn {
@@ -25,15 +25,17 @@ export async function describeMysqlTable(db: Knex, table: TableRef): Promise<Tab
   const [[server]] = (await db.raw('SELECT COALESCE(?, DATABASE()) AS db, VERSION() AS version', [table.schema ?? null])) as [
     Array<{ db: string | null; version: string }>,
   ];
-  if (!server?.db) throw new Error(`cannot describe table ${quoteIdentifier(table.name)}: no schema given and the connection has no default database`);
+  if (!server?.db) throw new Error(`cannot describe table ${table.name}: no schema given and the connection has no default database`);
   const schema = server.db;
-  const display = `${quoteIdentifier(schema)}.${quoteIdentifier(table.name)}`;
+  const display = writtenName(table);
 
   const [[kind]] = (await db.raw('SELECT TABLE_TYPE AS type FROM information_schema.TABLES WHERE TABLE_SCHEMA = ? AND TABLE_NAME = ?', [
     schema,
     table.name,
   ])) as [Array<{ type: string }>];
-  if (kind && kind.type !== 'BASE TABLE') throw new Error(`${display} is a ${kind.type.toLowerCase()}, not a table: triggers need a base table`);
+  if (kind && kind.type !== 'BASE TABLE') {
+    throw new TableProblemError(`${display} is a ${kind.type.toLowerCase()}, not a table: triggers need a base table`, 'NOT_A_TABLE', display);
+  }
 
   const [catalog] = (await db.raw(
     `SELECT COLUMN_NAME AS name, DATA_TYPE AS data_type, COLUMN_TYPE AS column_type, IS_NULLABLE AS is_nullable,
@@ -76,7 +78,7 @@ async function mariadbJsonColumns(db: Knex, schema: string, table: string): Prom
  */
 function refusePlaceholders(display: string, names: string[]): void {
   const bad = names.find((n) => n.includes('?'));
-  if (bad !== undefined) throw new Error(`table ${display}: the name ${quoteIdentifier(bad)} contains '?', which knex takes for a parameter; rename it to track the table`);
+  if (bad !== undefined) throw new Error(`table ${display}: the name "${bad}" contains '?', which knex takes for a parameter; rename it to track the table`);
 }
 
 export function toColumn(c: MysqlCatalogColumn, isJson = false): Column {

@@ -104,6 +104,11 @@ const EVENTS = [
   { event: 'DELETE', suffix: '_del', op: 'D', before: 'OLD', after: undefined },
 ] as const;
 
+/** The trigger names the changelog needs, unquoted (for the catalog). */
+export function changelogTriggerNames(table: TableRef): string[] {
+  return EVENTS.map((e) => `${changelogName(table.name)}${e.suffix}`);
+}
+
 function triggerNames(table: TableRef): Array<{ name: string; bridge: string }> {
   const base = changelogName(table.name);
   return EVENTS.map((e) => ({

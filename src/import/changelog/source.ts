@@ -18,6 +18,7 @@ import { sleep } from '../../runtime/time';
 import { AvroOutput } from '../../runtime/avro-output';
 import { changeEncoder, tableSchemas, type ChangeEncoder, type TableSchemas } from './avro';
 import { classifyDatabaseError } from '../../dialects/errors';
+import { SchemaWatch } from './schema-watch';
 
 export interface ChangelogSourceDeps {
   db: Knex;
@@ -57,6 +58,7 @@ export class ChangelogSource implements Source {
   private snapshotRows = 0;
   private lastProgressLog = 0;
   private lastPrune = 0;
+  private readonly schemaWatch: SchemaWatch;
 
   constructor(
     private readonly config: ChangelogSourceConfig,
@@ -67,6 +69,15 @@ export class ChangelogSource implements Source {
     this.topic = config.topic ?? `legacy.${deps.databaseName}.${config.table}`;
     this.sourcePartition = { database: deps.databaseName, table: config.table };
     this.now = deps.now ?? Date.now;
+    this.schemaWatch = new SchemaWatch({
+      db: deps.db,
+      dialect: deps.dialect,
+      table: config.table,
+      autoMigrate: config.autoMigrate,
+      intervalMs: config.schemaCheckIntervalMs,
+      logger: deps.logger,
+      now: this.now,
+    });
   }
 
   partitions(): Array<Record<string, Json>> {
@@ -79,6 +90,7 @@ export class ChangelogSource implements Source {
 
   async connect(start: StartOffsets): Promise<void> {
     await this.describe();
+    await this.schemaWatch.check();
     const stored = start.get(partitionKey(this.name, this.partition())) as
       | { phase: 'snapshot' | 'changes'; position?: Position; changes?: Position }
       | undefined;
@@ -141,9 +153,11 @@ export class ChangelogSource implements Source {
     }
     const unchanged = JSON.stringify(batch.position) === JSON.stringify(this.position ?? null);
     if (batch.rows.length === 0 && unchanged) {
+      await this.schemaWatch.whenIdle();
       await sleep(this.config.pollIntervalMs, signal);
       return empty();
     }
+    if (batch.rows.length > 0) await this.schemaWatch.checkRows(batch.rows);
     await this.evolveIfNeeded(batch.rows);
     const { records, deadLetters } = this.changeRecords(batch.rows);
     const position = batch.position;
@@ -245,6 +259,8 @@ export class ChangelogSource implements Source {
     if (echo) headers[Headers.echo] = 'true';
     const nulled = this.encoder.nulled();
     if (nulled.length) headers[Headers.nulled] = JSON.stringify(nulled);
+    const missing = this.schemaWatch.missingColumns(row);
+    if (missing) headers[Headers.missingColumns] = missing.join(',');
     return {
       sourcePartition: this.partition(),
       sourceOffset: { position: row.position },
@@ -304,9 +320,10 @@ export class ChangelogSource implements Source {
   }
 
   details(): Record<string, Json> {
-    return this.snapshot
+    const details: Record<string, Json> = this.snapshot
       ? { phase: 'snapshot', table: this.config.table, rows: this.snapshotRows, estimatedRows: this.snapshot.estimatedRows }
       : { phase: 'changes', table: this.config.table, position: this.position ?? null };
+    return { ...details, ...this.schemaWatch.details() };
   }
 
   async close(): Promise<void> {

@@ -44,7 +44,29 @@ export function parseConfig(text: string, where: string, env: Env = process.env)
   if (!parsed.success) issues.push(...parsed.error.issues.map((i) => toIssue(i, raw, doc, lines)));
   issues.push(...crossReferenceIssues(raw).map((i) => located(i.path, i.message, doc, lines)));
   if (issues.length > 0) throw new ConfigError(where, issues);
-  return parsed.data as BanyanConfig;
+  const config = parsed.data as BanyanConfig;
+  ORIGINS.set(config, { where, locate: (path) => located(path, '', doc, lines).path });
+  return config;
+}
+
+/** Where a loaded config came from, so a problem found later (a missing table) names the line. */
+const ORIGINS = new WeakMap<BanyanConfig, { where: string; locate: (path: Path) => string }>();
+
+/**
+ * A ConfigError for problems found after loading (checks against the databases), each at its path
+ * with the line in the file the config was read from (just the path for a config built in code).
+ */
+export function configErrorAt(config: BanyanConfig, problems: Array<{ path: Path; message: string }>): ConfigError {
+  const origin = ORIGINS.get(config);
+  return new ConfigError(
+    origin?.where ?? 'the configuration',
+    problems.map((p) => ({ path: origin ? origin.locate(p.path) : formatPath(p.path), message: p.message })),
+  );
+}
+
+/** `sources[1].table (line 17)`: a config path with its line, as configErrorAt writes it. */
+export function configLocation(config: BanyanConfig, path: Path): string {
+  return ORIGINS.get(config)?.locate(path) ?? formatPath(path);
 }
 
 function interpolate(value: unknown, path: Path, env: Env, issues: ConfigIssue[]): unknown {

@@ -115,6 +115,12 @@ export const changelogSourceSchema = z.strictObject({
     .enum(['dead-letter', 'null'])
     .default('dead-letter')
     .describe('a date/timestamp that is no calendar date (MySQL zero or invalid date, PostgreSQL infinity): dead-letter the row, or write null in a nullable column and name it in the banyan.nulled header (docs/import.md)'),
+  autoMigrate: bool
+    .default(false)
+    .describe('when the table’s columns no longer match its changelog triggers (ALTER TABLE … ADD COLUMN), recreate them at once, as `banyan migrate` would, instead of only reporting it'),
+  schemaCheckIntervalMs: positiveInt
+    .default(10_000)
+    .describe('while no changes arrive, how often the table is compared with its changelog triggers (every batch of changes is compared anyway)'),
 });
 
 export const salesforceCdcSourceSchema = z.strictObject({

@@ -1,0 +1,63 @@
+import type { Knex } from 'knex';
+import { isMigrationApplied, migrationName } from '../../../migrations/changelog';
+import type { Dialect, TableInfo } from '../../dialects/dialect';
+import { isTableProblem, type TableProblemCode } from '../../dialects/errors';
+import { parseTableName } from './source';
+
+export type ChangelogProblemCode = TableProblemCode | 'CHANGELOG_NOT_INSTALLED' | 'CHANGELOG_OUTDATED';
+
+export interface ChangelogProblem {
+  code: ChangelogProblemCode;
+  message: string;
+}
+
+export interface ChangelogInspection {
+  /** The table as described now; undefined when it cannot be tracked at all. */
+  table?: TableInfo;
+  /** Empty when the table exists, has a primary key, and its changelog is installed and current. */
+  problems: ChangelogProblem[];
+}
+
+/**
+ * Compares a configured table with its changelog: the table exists and has a primary key, the
+ * changelog table and triggers exist, and the migration recorded for them is the one for the
+ * table's current columns. `tableName` is the config's text, which the messages repeat.
+ * Connection failures are thrown, not reported: they say nothing about the config.
+ */
+export async function inspectChangelog(db: Knex, dialect: Dialect, tableName: string): Promise<ChangelogInspection> {
+  let table: TableInfo;
+  try {
+    table = await dialect.describeTable(db, parseTableName(tableName));
+  } catch (error) {
+    if (isTableProblem(error)) return { problems: [{ code: error.code as TableProblemCode, message: error.message }] };
+    throw error;
+  }
+  const [state, applied] = await Promise.all([dialect.changelogState(db, table), isMigrationApplied(db, table)]);
+  const missing = [
+    ...(state.table ? [] : [`changelog table ${dialect.changelogTable(parseTableName(tableName)).name}`]),
+    ...state.missingTriggers.map((t) => `trigger ${t}`),
+  ];
+  if (missing.length > 0) {
+    // knex believes a recorded migration is done, so `banyan migrate` alone would not reinstall it.
+    const hint = applied
+      ? `delete the row "${migrationName(table)}" from banyan_migrations, then run \`banyan migrate\``
+      : 'run `banyan migrate`';
+    return { table, problems: [{ code: 'CHANGELOG_NOT_INSTALLED', message: `the changelog of table ${tableName} is not installed (missing: ${missing.join(', ')}): ${hint}` }] };
+  }
+  if (!applied) {
+    return {
+      table,
+      problems: [
+        {
+          code: 'CHANGELOG_OUTDATED',
+          message: `the changelog triggers of table ${tableName} were made for other columns than it has now (${table.columns.map((c) => c.name).join(', ')}): rows written now are recorded without any column added since \`banyan migrate\` last ran; run it again, or set autoMigrate: true`,
+        },
+      ],
+    };
+  }
+  return { table, problems: [] };
+}
+
+export function isTableProblemCode(code: ChangelogProblemCode): code is TableProblemCode {
+  return code === 'TABLE_NOT_FOUND' || code === 'NO_PRIMARY_KEY' || code === 'NOT_A_TABLE';
+}

@@ -1,0 +1,46 @@
+import type { Databases } from '../../clients/databases';
+import { createDialect } from '../../dialects';
+import type { BanyanConfig, ChangelogSourceConfig } from '../../runtime/config';
+import { inspectChangelog, type ChangelogProblem } from './inspect';
+
+/** A database that has not answered by then counts as unreachable here, so `run` is not held up. */
+const UNREACHABLE_AFTER_MS = 10_000;
+
+export interface SourceProblem {
+  /** The config path of the source's `table`, for configErrorAt. */
+  path: Array<string | number>;
+  message: string;
+  code: ChangelogProblem['code'];
+}
+
+/**
+ * Every changelog source's table checked at once, so a config naming three missing tables is told
+ * about all three. `keep` picks the problems that matter to the caller. A database that cannot be
+ * reached is no config problem: it is left out here and the caller meets it when it connects.
+ */
+export async function changelogSourceProblems(
+  config: BanyanConfig,
+  databases: Databases,
+  keep: (problem: ChangelogProblem, source: ChangelogSourceConfig) => boolean,
+): Promise<SourceProblem[]> {
+  const found = await Promise.all(
+    config.sources.map(async (source, i): Promise<SourceProblem[]> => {
+      if (source.type !== 'changelog') return [];
+      const db = databases.get(source.database);
+      const dialect = createDialect(databases.config(source.database));
+      const inspection = await withDeadline(inspectChangelog(db, dialect, source.table), UNREACHABLE_AFTER_MS).catch(() => ({ problems: [] }));
+      return inspection.problems
+        .filter((p) => keep(p, source))
+        .map((p) => ({ path: ['sources', i, 'table'], code: p.code, message: `source "${source.name}" (database ${source.database}): ${p.message}` }));
+    }),
+  );
+  return found.flat();
+}
+
+function withDeadline<T>(work: Promise<T>, ms: number): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  const deadline = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new Error(`no answer within ${ms} ms`)), ms);
+  });
+  return Promise.race([work, deadline]).finally(() => clearTimeout(timer));
+}
