@@ -17,6 +17,7 @@ export class TcpProxy {
   private readonly open = new Set<Socket>();
   private refusing = 0;
   private waiters: Array<(attempt: ConnectionAttempt) => void> = [];
+  private cutAtRequest: (() => void) | undefined;
   /** Every attempt so far, in order. */
   readonly attempts: ConnectionAttempt[] = [];
 
@@ -65,6 +66,20 @@ export class TcpProxy {
     this.open.clear();
   }
 
+  /**
+   * Cuts every connection when a client next sends something (that request is not forwarded):
+   * a query or call in flight fails, whatever the client's timing. Resolves when it happened.
+   */
+  cutAtNextRequest(): Promise<void> {
+    return new Promise((resolve) => {
+      this.cutAtRequest = () => {
+        this.cutAtRequest = undefined;
+        this.cut();
+        resolve();
+      };
+    });
+  }
+
   /** Accepts connections again. */
   restore(): void {
     this.refusing = 0;
@@ -100,6 +115,8 @@ export class TcpProxy {
       client.on('error', drop).on('close', drop);
       upstream.on('error', drop).on('close', drop);
       upstream.connect(this.target.port, this.target.host);
+      // Before the pipe's own listener: a cut request must not reach the server.
+      client.on('data', () => this.cutAtRequest?.());
       client.pipe(upstream).pipe(client);
     }
     // After the decision, so a waiter that restores or cuts acts on the attempts that follow.

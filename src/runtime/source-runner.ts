@@ -118,6 +118,16 @@ function retriableAtStart(error: unknown): boolean {
   return !(error instanceof BanyanError) && (error as { retriable?: unknown })?.retriable === true;
 }
 
+/**
+ * The registry call failed for a reason of the registry's, not the schema's: no answer (the client
+ * reports a network error as status 400), 5xx, 401/403. Only 409 (incompatible) and 422 (invalid)
+ * refuse the schema itself.
+ */
+function registryFailed(error: unknown): boolean {
+  const status = (error as { status?: unknown })?.status;
+  return typeof status === 'number' && status !== 409 && status !== 422;
+}
+
 /** What a person (or /status) sees of a running source. */
 export interface SourceStatus {
   name: string;
@@ -335,12 +345,19 @@ export class SourceRunner {
     for (const record of result.records) {
       // Outside the try: a topic Kafka cannot create fails the step (retried), it is no bad record.
       if (!this.partitions.has(record.topic)) await this.ensureDataTopics([record.topic], this.options.topicPartitions);
-      try {
-        let encoder = encoders.get(record.topic);
-        if (encoder?.schema !== record.schema) {
+      let encoder = encoders.get(record.topic);
+      if (encoder?.schema !== record.schema) {
+        try {
           encoder = await this.encodersFor(record);
-          encoders.set(record.topic, encoder);
+        } catch (error) {
+          // A registry that cannot be reached (or fails) fails the step, retried; a schema it refuses is the record's fault.
+          if (registryFailed(error)) throw error;
+          deadLetters.push(this.unencodable(record, error));
+          continue;
         }
+        encoders.set(record.topic, encoder);
+      }
+      try {
         // Both views are copied into the batch at once, before either encoder runs again.
         const { encoded } = record;
         const key = encoded ? encoder.frameKey(encoded.key) : encoder.key(record.key);
