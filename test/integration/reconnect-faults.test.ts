@@ -230,7 +230,7 @@ sources:
     expect(all.filter((c) => c.op !== 'snapshot').map((c) => [c.op, idOf(c)])).toEqual([
       ['update', 1], ['delete', 2], ['insert', 51], ['insert', 999],
     ]);
-    expect(runner.status.state).toBe('running');
+    await expect.poll(() => runner.status.state).toBe('running');
   });
 
   it('mid-changes: nothing read past the last commit is skipped when the reconnect is refused', async () => {
@@ -271,10 +271,88 @@ sources:
     expect(all.map(idOf)).toEqual([...range(1, 30), 999]);
     expect(all.every((c) => c.op === 'insert')).toBe(true);
     // The registry outage failed the step; it sent no record to the dead-letter topic.
-    expect(runner.status).toMatchObject({ state: 'running', records: 31, deadLetters: 0 });
+    await expect.poll(() => runner.status).toMatchObject({ state: 'running', records: 31, deadLetters: 0 });
   });
 });
 
 function range(from: number, to: number): number[] {
   return Array.from({ length: to - from + 1 }, (_, i) => from + i);
 }
+
+describe('Salesforce CDC source: Salesforce cut during a reconnect', () => {
+  interface CdcChange {
+    op: string;
+    recordId: string;
+    replayId: bigint | null;
+  }
+
+  it('logs in and subscribes again from the committed replayId once it can, losing nothing', async () => {
+    const proxy = await TcpProxy.start();
+    cleanups.push(() => proxy.close());
+    // Login and instance URL both lead through the proxy, as a real org's do through the network.
+    const em = await startEmulator({ port: 0, cometd: { longPollTimeoutMs: 1000 }, instanceUrl: proxy.url });
+    cleanups.push(() => em.close());
+    proxy.forwardTo({ host: '127.0.0.1', port: Number(new URL(em.url).port) });
+    process.env.RECONNECT_TEST_SF_PASSWORD = em.credentials.password;
+    process.env.RECONNECT_TEST_SF_SECRET = em.credentials.clientSecret;
+    const topic = freshName('salesforce.Contact');
+    const config = testConfig(`
+salesforce:
+  loginUrl: ${proxy.url}
+  username: ${em.credentials.username}
+  password: \${RECONNECT_TEST_SF_PASSWORD}
+  clientId: ${em.credentials.clientId}
+  clientSecret: \${RECONNECT_TEST_SF_SECRET}
+sources:
+  - { name: contacts, type: salesforce-cdc, object: Contact, topic: ${topic}, batchSize: 100, pollIntervalMs: 50 }
+`);
+    Object.assign(config.kafka.topics, { offsets: freshName('offsets'), deadLetter: freshName('dlq'), partitions: 1 });
+
+    // The ended session fails the step; the reconnect must log in again, and that login is refused.
+    let armed = false;
+    let refused: Promise<unknown> | undefined;
+    const logger = hookedLogger((line) => {
+      if (line.event === 'source.failed' && armed && !refused) {
+        proxy.cut();
+        proxy.refuse();
+        refused = proxy.nextAttempt().then((attempt) => {
+          proxy.restore();
+          return attempt;
+        });
+      }
+    });
+    const kafka = createKafka(config.kafka, createRootLogger('silent'));
+    const source = createSalesforceCdcSource(config.salesforce!, config.sources[0] as SalesforceCdcSourceConfig, {
+      logger,
+      clientOptions: { retry: { minMs: 20, maxMs: 200, rateLimitMinMs: 50 } },
+    });
+    const runner = new SourceRunner(
+      source, kafka, new AvroEncoder(createSchemaRegistry(config.schemaRegistry)),
+      new KafkaOffsetStore(kafka, config.kafka.topics.offsets, 1), logger,
+      { ...runnerOptions(config), backoffMs: { min: 100, max: 1000 } },
+    );
+    cleanups.push(() => runner.stop());
+    await runner.start();
+
+    let conn = await loginToEmulator(em);
+    const { id: a } = (await conn.sobject('Contact').create({ LastName: 'Before' })) as { id: string };
+    expect((await readUntil<CdcChange>(config, topic, (v) => v.length >= 1)).map((c) => [c.op, c.recordId])).toEqual([['create', a]]);
+
+    armed = true;
+    em.admin.expireSessions();
+    await expect.poll(() => refused, { timeout: 30_000 }).toBeDefined();
+    expect(await refused).toMatchObject({ refused: true });
+
+    // Made while the source is disconnected: only the replay from the committed replayId brings them.
+    conn = await loginToEmulator(em);
+    await conn.sobject('Contact').update({ Id: a, Phone: '1' });
+    await conn.sobject('Contact').update({ Id: a, Phone: '2' });
+    const { id: b } = (await conn.sobject('Contact').create({ LastName: 'Sentinel' })) as { id: string };
+
+    const all = await readUntil<CdcChange>(config, topic, (v) => v.some((c) => c.recordId === b));
+    expect(all.map((c) => [c.op, c.recordId])).toEqual([['create', a], ['update', a], ['update', a], ['create', b]]);
+    const events = em.admin.changeEvents().filter((e) => e.entityName === 'Contact').map((e) => e.replayId);
+    expect(all.map((c) => Number(c.replayId))).toEqual(events);
+    await expect.poll(() => runner.status).toMatchObject({ state: 'running', records: 4, deadLetters: 0 });
+  });
+});
