@@ -95,7 +95,7 @@ export class ChangelogSource implements Source {
       }
     } catch (error) {
       await this.close();
-      throw classifyDatabaseError(error, `connecting to the table ${this.config.table}`);
+      throw classifyDatabaseError(error, `connecting source ${this.name} to ${this.config.table}`);
     }
     this.connected = true;
   }
