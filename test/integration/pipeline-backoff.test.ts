@@ -93,4 +93,36 @@ sources:
     expect((await fetch(`${url}/readyz`)).status).toBe(200);
     expect(child.exitCode).toBeNull();
   }, 90_000);
+
+  it('still fails at once, naming the source, when a source cannot work (its table does not exist)', async () => {
+    schema = freshName('banyan_bo');
+    const yaml = `
+kafka:
+  brokers: \${KAFKA_BROKERS}
+  clientId: ${freshName('backoff')}
+  topics: { offsets: ${freshName('offsets')}, deadLetter: ${freshName('dlq')} }
+schemaRegistry:
+  url: \${SCHEMA_REGISTRY_URL}
+http: { port: 0 }
+databases:
+  up: { dialect: postgres, database: postgres, user: postgres }
+sources:
+  - { name: fine, type: changelog, database: up, table: ${schema}.a, pollIntervalMs: 50 }
+  - { name: missing, type: changelog, database: up, table: ${schema}.no_such_table, pollIntervalMs: 50 }
+`;
+    const file = writeConfigFile(yaml);
+    db = createKnex(parseConfig(yaml, file).databases.up!);
+    await db.raw(`CREATE SCHEMA ${schema}`);
+    await db.raw(`CREATE TABLE ${schema}.a (id integer PRIMARY KEY, name text)`);
+    await migrateChangelogs(db, new PostgresDialect(), [`${schema}.a`]);
+
+    child = spawnBanyan(file, ['run'], 'pipe');
+    let output = '';
+    child.stdout!.on('data', (chunk: Buffer) => void (output += chunk.toString()));
+    const code = await new Promise<number | null>((resolve) => child!.once('exit', resolve));
+    expect(code).not.toBe(0);
+    const failed = output.split('\n').filter(Boolean).map((l) => JSON.parse(l) as Record<string, unknown>).find((l) => l.event === 'source.start_failed');
+    expect(failed).toMatchObject({ component: 'runner:missing', err: { message: expect.stringContaining('no_such_table') } });
+    expect(failed!.err).toMatchObject({ message: expect.stringContaining('source missing') });
+  });
 });
