@@ -33,10 +33,16 @@ export interface PollResult {
  * `poll` returns when it has something, or when the source's poll interval has passed with nothing
  * (an empty result), or when `signal` aborts. Each poll continues where the previous one ended,
  * before that one is committed: the runner reads the next batch while it writes the last one.
- * Calls never overlap. When a write fails, the runner calls `close()` and `connect()` again with
+ * Calls never overlap. When a step fails, the runner calls `close()` and `connect()` again with
  * the last committed offsets, so a source may keep its read position in memory only.
+ *
+ * `poll` is only ever called after a `connect` that succeeded. A `connect` that fails leaves the
+ * source closed; the runner backs off and connects again (`close()` first) before any poll. A source
+ * therefore takes its position from `start` alone, never from what it had read before, and refuses
+ * (throws) a poll while it is not connected rather than read from a half-built state.
  * Transient failures (a lost connection) are thrown as a retriable BanyanError; the runner backs
- * off and reconnects.
+ * off and reconnects. A `connect` failing with a non-retriable error the first time stops the
+ * runner's start (a configuration that cannot work); later, every failure is retried.
  */
 export interface Source {
   /** Unique within a config; names the source in logs, metrics, offsets and the dead-letter topic. */

@@ -69,7 +69,9 @@ export class StatusServer {
       case '/healthz':
         return { status: 200, type: 'text/plain', body: 'ok\n' };
       case '/readyz': {
-        const waiting = statuses.filter((s) => s.state !== 'running').map((s) => `${s.name}: ${s.state}`);
+        const waiting = statuses
+          .filter((s) => s.state !== 'running')
+          .map((s) => `${s.name}: ${s.state}${s.lastError ? ` (${s.lastError})` : ''}`);
         return waiting.length
           ? { status: 503, type: 'text/plain', body: `not ready: ${waiting.join(', ')}\n` }
           : { status: 200, type: 'text/plain', body: 'ready\n' };

@@ -25,8 +25,11 @@ export class Pipelines {
       (source) =>
         new SourceRunner(source, kafka, encoder, offsets, componentLogger(logger, `runner:${source.name}`, 'import'), runnerOptions(config)),
     );
-    // One at a time: a source that cannot start (a missing table) is reported with its name.
-    for (const runner of this.runners) await runner.start();
+    // Together: a source whose system is down backs off in the background while the others run.
+    // One that cannot work (a missing table) fails the start; each such failure is logged by its runner.
+    const started = await Promise.allSettled(this.runners.map((runner) => runner.start()));
+    const failed = started.find((s): s is PromiseRejectedResult => s.status === 'rejected');
+    if (failed) throw failed.reason;
   }
 
   status(): SourceStatus[] {

@@ -1,6 +1,7 @@
 import type { Kafka } from 'kafkajs';
 import {
   BadRecordError,
+  BanyanError,
   errorMessage,
   isRetriable,
   partitionKey,
@@ -85,6 +86,48 @@ export function runnerOptions(config: BanyanConfig): SourceRunnerOptions {
   };
 }
 
+/** Waits that double after each failure, from `min` up to `max`, and start over after a success. */
+class Backoff {
+  private wait: number;
+
+  constructor(
+    private readonly min: number,
+    private readonly max: number,
+  ) {
+    this.wait = min;
+  }
+
+  next(): number {
+    const wait = this.wait;
+    this.wait = Math.min(this.wait * 2, this.max);
+    return wait;
+  }
+
+  reset(): void {
+    this.wait = this.min;
+  }
+}
+
+/**
+ * Whether a first connect that failed should be tried again rather than stop `banyan run`: an
+ * unreachable system is (a BanyanError or kafkajs error that says so); a configuration that cannot
+ * work (a missing table, a refused login, an unknown error) fails at once.
+ */
+function retriableAtStart(error: unknown): boolean {
+  if (isRetriable(error)) return true;
+  return !(error instanceof BanyanError) && (error as { retriable?: unknown })?.retriable === true;
+}
+
+/**
+ * The registry call failed for a reason of the registry's, not the schema's: no answer (the client
+ * reports a network error as status 400), 5xx, 401/403. Only 409 (incompatible) and 422 (invalid)
+ * refuse the schema itself.
+ */
+function registryFailed(error: unknown): boolean {
+  const status = (error as { status?: unknown })?.status;
+  return typeof status === 'number' && status !== 409 && status !== 422;
+}
+
 /** What a person (or /status) sees of a running source. */
 export interface SourceStatus {
   name: string;
@@ -103,16 +146,24 @@ export interface SourceStatus {
  * Runs one source: poll → encode → one Kafka transaction holding the records, the dead letters
  * and the new offsets → ack. The transactional id is stable per source, so a restarted process
  * fences its predecessor (a zombie's open transaction is aborted) before offsets are read.
- * A failed transaction is aborted and the source is reconnected from the last committed offsets,
- * so nothing is lost or written twice.
+ *
+ * The runner is always in one of two phases, and `run()` is the one place that moves between them:
+ * - connecting: (once) the producer, the topics and the committed offsets; then the source is
+ *   closed and connected from the committed offsets. A failure backs off and connects again: a
+ *   source is never polled after a connect that failed.
+ * - pumping: poll, encode and commit, pipelined. A failed step drops whatever was read after the
+ *   last commit and goes back to connecting, so the position always comes from what was committed.
  */
 export class SourceRunner {
   private readonly state: Omit<SourceStatus, 'details'>;
   private producer: TransactionalProducer | undefined;
+  /** The producer, the topics and the committed offsets are in place (done once, then kept). */
+  private kafkaReady = false;
   private readonly abort = new AbortController();
   private committed = new Map<string, Record<string, Json>>();
   /** Partitions per topic, for the topics this runner writes to. */
   private readonly partitions = new Map<string, number>();
+  private readonly backoff: Backoff;
   private loop: Promise<void> | undefined;
 
   constructor(
@@ -124,6 +175,8 @@ export class SourceRunner {
     private readonly options: SourceRunnerOptions,
   ) {
     this.state = { name: source.name, state: 'starting', records: 0, deadLetters: 0, transactions: 0, lastCommitAt: null, lastError: null };
+    const { min, max } = options.backoffMs ?? { min: 200, max: 30_000 };
+    this.backoff = new Backoff(min, max);
   }
 
   private get transactionalId(): string {
@@ -134,22 +187,18 @@ export class SourceRunner {
     return { ...this.state, details: this.source.details?.() ?? {} };
   }
 
-  async start(): Promise<void> {
-    this.producer = this.options.producerThread
-      ? new WorkerProducer(this.options.kafka, this.transactionalId, this.logger)
-      : new RecordSetProducer(this.kafka, this.transactionalId, this.options.kafka.encodedProduce);
-    // Initialising the transactional id fences an older instance and aborts its open transaction,
-    // so the offsets read next are final. The topics are made meanwhile.
-    await Promise.all([
-      this.producer.init(),
-      this.offsets.ensureTopic().then((partitions) => this.partitions.set(this.offsets.topic, partitions)),
-      this.ensureDataTopics([this.options.deadLetterTopic], 1),
-    ]);
-    this.committed = await this.offsets.load(this.source.name);
-    await this.source.connect(this.committed);
-    this.state.state = 'running';
-    this.logger.info({ event: 'source.started', offsets: Object.fromEntries(this.committed) }, 'source started');
-    this.loop = this.run();
+  /**
+   * Starts the loop and resolves after the first connect attempt: connected, or backing off from a
+   * system it cannot reach yet (it keeps trying in the background). Rejects, and stops, when that
+   * first attempt fails for a reason retrying cannot fix (a missing table, a wrong password).
+   */
+  start(): Promise<void> {
+    let settle!: (error?: unknown) => void;
+    const firstAttempt = new Promise<void>((resolve, reject) => {
+      settle = (error) => (error === undefined ? resolve() : reject(error));
+    });
+    this.loop = this.run(settle);
+    return firstAttempt;
   }
 
   /** Resolves when the loop has ended (after stop(), or never on its own). */
@@ -166,14 +215,86 @@ export class SourceRunner {
     this.logger.info({ event: 'source.stopped' }, 'source stopped');
   }
 
+  /** The connect/backoff state machine; `settle` reports the first connect attempt to start(). */
+  private async run(settle: (error?: unknown) => void): Promise<void> {
+    let first = true;
+    while (!this.abort.signal.aborted) {
+      try {
+        await this.connect();
+      } catch (error) {
+        if (this.abort.signal.aborted) break;
+        if (first && !retriableAtStart(error)) {
+          this.state.state = 'stopped';
+          this.state.lastError = errorMessage(error);
+          this.logger.error({ event: 'source.start_failed', err: error }, 'source cannot start');
+          await this.source.close().catch(() => undefined);
+          settle(error);
+          return;
+        }
+        await this.failed(error, 'source.connect_failed', 'connecting the source failed; connecting again');
+        if (first) settle();
+        first = false;
+        continue;
+      }
+      this.state.state = 'running';
+      this.logger.info({ event: 'source.started', offsets: Object.fromEntries(this.committed) }, 'source started');
+      if (first) settle();
+      first = false;
+      try {
+        await this.pump();
+      } catch (error) {
+        if (this.abort.signal.aborted) break;
+        if ((error as { code?: string }).code === PRODUCER_FENCED) {
+          this.state.state = 'fenced';
+          this.state.lastError = errorMessage(error);
+          this.logger.error({ event: 'source.fenced', err: error }, 'another instance runs this source now; this one stops writing');
+          break;
+        }
+        await this.failed(error, 'source.failed', 'source step failed; retrying from the last committed offsets');
+      }
+    }
+    settle();
+  }
+
+  /** Records a failure, shows the source backing off, and waits before the next connect. */
+  private async failed(error: unknown, event: string, message: string): Promise<void> {
+    this.state.state = 'backing-off';
+    this.state.lastError = errorMessage(error);
+    const wait = this.backoff.next();
+    this.logger[isRetriable(error) ? 'warn' : 'error']({ event, err: error, retryInMs: wait }, message);
+    await sleep(wait, this.abort.signal);
+  }
+
+  /**
+   * Kafka first (once: the producer fences an older instance and aborts its open transaction, so
+   * the offsets read next are final), then the source, always closed first and connected from the
+   * committed offsets, whatever it read since.
+   */
+  private async connect(): Promise<void> {
+    if (!this.kafkaReady) {
+      await this.producer?.close().catch(() => undefined);
+      this.producer = this.options.producerThread
+        ? new WorkerProducer(this.options.kafka, this.transactionalId, this.logger)
+        : new RecordSetProducer(this.kafka, this.transactionalId, this.options.kafka.encodedProduce);
+      await Promise.all([
+        this.producer.init(),
+        this.offsets.ensureTopic().then((partitions) => this.partitions.set(this.offsets.topic, partitions)),
+        this.ensureDataTopics([this.options.deadLetterTopic], 1),
+      ]);
+      this.committed = await this.offsets.load(this.source.name);
+      this.kafkaReady = true;
+    }
+    await this.source.close().catch(() => undefined);
+    await this.source.connect(this.committed);
+  }
+
   /**
    * A three-stage pipeline: while batch N is committed (in the producer thread), batch N+1 is
-   * encoded and batch N+2 read from the source. Commits stay one at a time and in order; when one
-   * fails, whatever was read after it is dropped and the source restarts from the committed offsets.
+   * encoded and batch N+2 read from the source. Commits stay one at a time and in order. Returns
+   * only on abort; throws the first failed step, after the steps in flight have settled (what they
+   * read follows a position that was never committed: it is dropped).
    */
-  private async run(): Promise<void> {
-    const { min, max } = this.options.backoffMs ?? { min: 200, max: 30_000 };
-    let wait = min;
+  private async pump(): Promise<void> {
     let readAhead: Promise<PollResult> | undefined;
     let committing: Promise<void> | undefined;
     const poll = () => {
@@ -181,51 +302,30 @@ export class SourceRunner {
       next.catch(() => undefined);
       return next;
     };
-    while (!this.abort.signal.aborted) {
-      try {
+    try {
+      while (!this.abort.signal.aborted) {
         const result = await (readAhead ?? poll());
         readAhead = poll();
         if (result.records.length === 0 && result.deadLetters.length === 0 && result.offsets.length === 0) {
           await committing;
           committing = undefined;
+          // An empty poll after the last commit: the source and Kafka both answer.
+          this.backoff.reset();
           continue;
         }
         const batch = await this.prepare(result);
         await committing;
         committing = this.commit(batch, result).then(() => {
-          wait = min;
+          this.backoff.reset();
           this.state.state = 'running';
         });
         committing.catch(() => undefined);
-      } catch (error) {
-        // Batches read after a failed step follow a position that was never committed: drop them.
-        await Promise.allSettled([readAhead, committing]);
-        readAhead = undefined;
-        committing = undefined;
-        if (this.abort.signal.aborted) break;
-        this.state.lastError = errorMessage(error);
-        if ((error as { code?: string }).code === PRODUCER_FENCED) {
-          this.state.state = 'fenced';
-          this.logger.error({ event: 'source.fenced', err: error }, 'another instance runs this source now; this one stops writing');
-          break;
-        }
-        this.state.state = 'backing-off';
-        this.logger[isRetriable(error) ? 'warn' : 'error'](
-          { event: 'source.failed', err: error, retryInMs: wait },
-          'source step failed; retrying from the last committed offsets',
-        );
-        await sleep(wait, this.abort.signal);
-        wait = Math.min(wait * 2, max);
-        await this.reconnect().catch((e) => this.logger.warn({ err: e }, 'reconnecting the source failed'));
       }
+    } finally {
+      await Promise.allSettled([readAhead, committing]);
     }
-    await Promise.allSettled([readAhead, committing]);
-  }
-
-  private async reconnect(): Promise<void> {
-    if (this.abort.signal.aborted) return;
-    await this.source.close().catch(() => undefined);
-    await this.source.connect(this.committed);
+    // A commit that failed while the loop was ending still counts as a failed step.
+    await committing;
   }
 
   /**
@@ -245,12 +345,19 @@ export class SourceRunner {
     for (const record of result.records) {
       // Outside the try: a topic Kafka cannot create fails the step (retried), it is no bad record.
       if (!this.partitions.has(record.topic)) await this.ensureDataTopics([record.topic], this.options.topicPartitions);
-      try {
-        let encoder = encoders.get(record.topic);
-        if (encoder?.schema !== record.schema) {
+      let encoder = encoders.get(record.topic);
+      if (encoder?.schema !== record.schema) {
+        try {
           encoder = await this.encodersFor(record);
-          encoders.set(record.topic, encoder);
+        } catch (error) {
+          // A registry that cannot be reached (or fails) fails the step, retried; a schema it refuses is the record's fault.
+          if (registryFailed(error)) throw error;
+          deadLetters.push(this.unencodable(record, error));
+          continue;
         }
+        encoders.set(record.topic, encoder);
+      }
+      try {
         // Both views are copied into the batch at once, before either encoder runs again.
         const { encoded } = record;
         const key = encoded ? encoder.frameKey(encoded.key) : encoder.key(record.key);

@@ -44,6 +44,8 @@ export interface EmulatorOptions {
   firstCommitNumber?: bigint;
   /** PEM public key of the certificate the connected app holds, enabling the JWT bearer flow. */
   jwtPublicKey?: string;
+  /** The `instance_url` a login answers (default: the emulator's own URL), e.g. a fault-test proxy in front of it. */
+  instanceUrl?: string;
 }
 
 export interface Emulator {
@@ -89,7 +91,7 @@ export async function startEmulator(opts: EmulatorOptions = {}): Promise<Emulato
   let url = '';
   const server = createServer(requestListener({
     org, cometd, admin, apiVersion,
-    tokenContext: () => ({ credentials, sessions: org.sessions, clock: org.clock, url, sessionTtlSeconds: tokenTtlSeconds, ...(opts.jwtPublicKey ? { jwtPublicKey: opts.jwtPublicKey } : {}) }),
+    tokenContext: () => ({ credentials, sessions: org.sessions, clock: org.clock, url: opts.instanceUrl ?? url, sessionTtlSeconds: tokenTtlSeconds, ...(opts.jwtPublicKey ? { jwtPublicKey: opts.jwtPublicKey } : {}) }),
   }));
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);

@@ -1,6 +1,7 @@
 import type { Knex } from 'knex';
 import {
   BadRecordError,
+  BanyanError,
   errorMessage,
   Headers,
   partitionKey,
@@ -59,6 +60,8 @@ export class ChangelogSource implements Source {
   private lastProgressLog = 0;
   private lastPrune = 0;
   private readonly schemaWatch: SchemaWatch;
+  /** Set by a connect that succeeded, cleared by close: a source that is not connected is never polled. */
+  private connected = false;
 
   constructor(
     private readonly config: ChangelogSourceConfig,
@@ -89,18 +92,24 @@ export class ChangelogSource implements Source {
   }
 
   async connect(start: StartOffsets): Promise<void> {
-    await this.describe();
-    await this.schemaWatch.check();
-    const stored = start.get(partitionKey(this.name, this.partition())) as
-      | { phase: 'snapshot' | 'changes'; position?: Position; changes?: Position }
-      | undefined;
-    if (stored?.phase === 'changes') {
-      this.position = stored.position;
-    } else if (this.config.snapshot) {
-      await this.beginSnapshot();
-    } else {
-      this.position = undefined;
+    // Nothing read before survives a connect: the position comes from `start` alone.
+    await this.close();
+    try {
+      await this.describe();
+      await this.schemaWatch.check();
+      const stored = start.get(partitionKey(this.name, this.partition())) as
+        | { phase: 'snapshot' | 'changes'; position?: Position; changes?: Position }
+        | undefined;
+      if (stored?.phase === 'changes') {
+        this.position = stored.position;
+      } else if (this.config.snapshot) {
+        await this.beginSnapshot();
+      }
+    } catch (error) {
+      await this.close();
+      throw classifyDatabaseError(error, `connecting source ${this.name} to ${this.config.table}`);
     }
+    this.connected = true;
   }
 
   /** Reads the table's columns and derives the schemas and converters from them. */
@@ -140,6 +149,9 @@ export class ChangelogSource implements Source {
   }
 
   async poll(signal: AbortSignal): Promise<PollResult> {
+    if (!this.connected) {
+      throw new BanyanError(`${this.config.table} is polled while not connected`, { retriable: true, stage: 'receiving', code: 'NOT_CONNECTED' });
+    }
     if (this.snapshot) return this.pollSnapshot(this.snapshot);
     const table = this.table!;
     let batch;
@@ -327,8 +339,11 @@ export class ChangelogSource implements Source {
   }
 
   async close(): Promise<void> {
-    await this.snapshot?.close().catch(() => undefined);
+    this.connected = false;
+    const snapshot = this.snapshot;
     this.snapshot = undefined;
+    this.position = undefined;
+    await snapshot?.close().catch(() => undefined);
   }
 }
 

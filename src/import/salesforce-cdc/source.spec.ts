@@ -92,6 +92,17 @@ sources:
 }
 
 describe('SalesforceCdcSource', () => {
+  it('refuses a poll after a connect that failed, and resumes after the stored replayId once connected', async () => {
+    const { source, streaming, offsets, signal } = setup();
+    streaming.refusals.push('400::subscription refused');
+    await expect(source.connect(offsets({ replayId: 41, commitTimestamp: 1 }))).rejects.toMatchObject({ retriable: true });
+    await expect(source.poll(signal)).rejects.toMatchObject({ code: 'NOT_CONNECTED', retriable: true });
+    await source.connect(offsets({ replayId: 41, commitTimestamp: 1 }));
+    streaming.push(event(42));
+    expect((await source.poll(signal)).offsets[0]?.offset.replayId).toBe(42);
+    expect(streaming.subscriptions).toEqual([41, 41]);
+  });
+
   it('subscribes after the stored replayId, or from replayFrom without one', async () => {
     const a = setup();
     await a.source.connect(a.offsets({ replayId: 41, commitTimestamp: 1 }));

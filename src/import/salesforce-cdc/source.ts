@@ -65,6 +65,8 @@ export class SalesforceCdcSource implements Source {
   private cursor: Position = { replayId: undefined, commitTimestamp: null };
   private reread: Reread | undefined;
   private sessionEnded = false;
+  /** Set once subscribed, cleared by close: an emptied receiver with no subscription is never polled. */
+  private connected = false;
 
   constructor(
     private readonly config: SalesforceCdcSourceConfig,
@@ -117,14 +119,16 @@ export class SalesforceCdcSource implements Source {
     if (replayId === undefined) {
       // No offset yet: "from now" (-1) became a place once the first event arrived; a reconnect resumes there.
       const first = this.receiver.firstReceived;
-      return this.receiver.subscribe(this.options.replayFrom === -1 && first !== undefined ? first - 1 : this.options.replayFrom);
+      await this.receiver.subscribe(this.options.replayFrom === -1 && first !== undefined ? first - 1 : this.options.replayFrom);
+    } else {
+      try {
+        await this.receiver.subscribe(replayId);
+      } catch (error) {
+        if (!(error instanceof StreamFailure && error.kind === 'replay-invalid')) throw error;
+        await this.replayExpired(replayId, commitTimestamp, error);
+      }
     }
-    try {
-      await this.receiver.subscribe(replayId);
-    } catch (error) {
-      if (!(error instanceof StreamFailure && error.kind === 'replay-invalid')) throw error;
-      await this.replayExpired(replayId, commitTimestamp, error);
-    }
+    this.connected = true;
   }
 
   /** The stored replayId is no longer retained: the documented policy, loudly. */
@@ -151,6 +155,9 @@ export class SalesforceCdcSource implements Source {
   }
 
   async poll(signal: AbortSignal): Promise<PollResult> {
+    if (!this.connected) {
+      throw new BanyanError(`${this.channel} is polled while not subscribed`, { retriable: true, stage: 'receiving', code: 'NOT_CONNECTED' });
+    }
     if (this.reread) return this.pollReread(signal);
     await this.receiver.resumeIfDrained(this.cursor.replayId ?? this.options.replayFrom);
     await this.receiver.waitForEvents(this.config.pollIntervalMs, signal);
@@ -215,6 +222,7 @@ export class SalesforceCdcSource implements Source {
   }
 
   async close(): Promise<void> {
+    this.connected = false;
     this.receiver.close();
     await this.reread?.close();
     this.reread = undefined;

@@ -1,0 +1,128 @@
+import type { ChildProcess } from 'node:child_process';
+import type { Knex } from 'knex';
+import { afterEach, describe, expect, it } from 'vitest';
+import { createKnex } from '../../src/clients/database';
+import { PostgresDialect } from '../../src/dialects/postgres.dialect';
+import { migrateChangelogs } from '../../src/import/changelog/migrate';
+import { parseConfig } from '../../src/runtime/config';
+import { freshName, readTopic, spawnBanyan, testKafka, writeConfigFile } from '../helpers';
+import { TcpProxy } from '../tcp-proxy';
+
+interface Status {
+  sources: Array<{ name: string; state: string; records: number; lastError: string | null }>;
+}
+
+describe('banyan run with a source whose database is down at start', () => {
+  let child: ChildProcess | undefined;
+  let db: Knex | undefined;
+  let proxy: TcpProxy | undefined;
+  let schema = '';
+
+  afterEach(async () => {
+    if (child && child.exitCode === null) {
+      const exited = new Promise((resolve) => child!.once('exit', resolve));
+      child.kill('SIGTERM');
+      await exited;
+    }
+    await proxy?.close();
+    await db?.raw(`DROP SCHEMA IF EXISTS ${schema} CASCADE`).catch(() => undefined);
+    await db?.destroy();
+  });
+
+  it('runs the other sources, shows it backing off in /status and /readyz, and starts it once its database answers', async () => {
+    schema = freshName('banyan_bo');
+    proxy = await TcpProxy.start({ host: '127.0.0.1', port: 5432 });
+    proxy.refuse();
+    const [upTopic, downTopic] = [freshName('legacy.up'), freshName('legacy.down')];
+    const yaml = `
+kafka:
+  brokers: \${KAFKA_BROKERS}
+  clientId: ${freshName('backoff')}
+  topics: { offsets: ${freshName('offsets')}, deadLetter: ${freshName('dlq')} }
+schemaRegistry:
+  url: \${SCHEMA_REGISTRY_URL}
+http: { port: 0 }
+databases:
+  up: { dialect: postgres, database: postgres, user: postgres }
+  down: { dialect: postgres, port: ${proxy.port}, database: postgres, user: postgres }
+sources:
+  - { name: reachable, type: changelog, database: up, table: ${schema}.a, topic: ${upTopic}, pollIntervalMs: 50 }
+  - { name: unreachable, type: changelog, database: down, table: ${schema}.b, topic: ${downTopic}, pollIntervalMs: 50 }
+`;
+    const file = writeConfigFile(yaml);
+    const config = parseConfig(yaml, file);
+    db = createKnex(config.databases.up!);
+    await db.raw(`CREATE SCHEMA ${schema}`);
+    for (const table of ['a', 'b']) {
+      await db.raw(`CREATE TABLE ${schema}.${table} (id integer PRIMARY KEY, name text)`);
+      await db.raw(`INSERT INTO ${schema}.${table} SELECT i, 'row ' || i FROM generate_series(1, 5) i`);
+    }
+    // `banyan migrate` would stop at the database that is down; the test installs the changelogs itself.
+    await migrateChangelogs(db, new PostgresDialect(), [`${schema}.a`, `${schema}.b`]);
+
+    child = spawnBanyan(file, ['run'], 'pipe');
+    const url = await new Promise<string>((resolve, reject) => {
+      let seen = '';
+      child!.stdout!.on('data', (chunk: Buffer) => {
+        seen += chunk.toString();
+        const match = /"event":"http.listening","url":"([^"]+)"/.exec(seen);
+        if (match) resolve(match[1]!);
+      });
+      child!.once('exit', (code) => reject(new Error(`banyan run exited ${code}: ${seen}`)));
+    });
+    const status = async () => ((await (await fetch(`${url}/status`)).json()) as Status).sources;
+    const source = async (name: string) => (await status()).find((s) => s.name === name)!;
+
+    // The reachable source delivers while the other backs off, its last error shown.
+    await expect.poll(() => source('reachable'), { timeout: 30_000, interval: 200 }).toMatchObject({ state: 'running', records: 5 });
+    await expect
+      .poll(() => source('unreachable'), { timeout: 30_000, interval: 200 })
+      .toMatchObject({ state: 'backing-off', records: 0, lastError: expect.stringContaining('ECONNRESET') });
+    expect(proxy.attempts.length).toBeGreaterThan(0);
+    expect(proxy.attempts.every((a) => a.refused)).toBe(true);
+    expect(await readTopic(testKafka(config), upTopic, 5)).toHaveLength(5);
+    const notReady = await fetch(`${url}/readyz`);
+    expect(notReady.status).toBe(503);
+    expect(await notReady.text()).toMatch(/^not ready: unreachable: backing-off \(.*ECONNRESET.*\)\n$/);
+    expect(await (await fetch(`${url}/metrics`)).text()).toContain('banyan_source_up{source="unreachable"} 0');
+
+    // Once its database answers, it starts and delivers, and the process is ready.
+    proxy.restore();
+    await expect.poll(() => source('unreachable'), { timeout: 45_000, interval: 200 }).toMatchObject({ state: 'running', records: 5 });
+    expect(await readTopic(testKafka(config), downTopic, 5)).toHaveLength(5);
+    expect((await fetch(`${url}/readyz`)).status).toBe(200);
+    expect(child.exitCode).toBeNull();
+  }, 90_000);
+
+  it('still fails at once, naming the source, when a source cannot work (its table does not exist)', async () => {
+    schema = freshName('banyan_bo');
+    const yaml = `
+kafka:
+  brokers: \${KAFKA_BROKERS}
+  clientId: ${freshName('backoff')}
+  topics: { offsets: ${freshName('offsets')}, deadLetter: ${freshName('dlq')} }
+schemaRegistry:
+  url: \${SCHEMA_REGISTRY_URL}
+http: { port: 0 }
+databases:
+  up: { dialect: postgres, database: postgres, user: postgres }
+sources:
+  - { name: fine, type: changelog, database: up, table: ${schema}.a, pollIntervalMs: 50 }
+  - { name: missing, type: changelog, database: up, table: ${schema}.no_such_table, pollIntervalMs: 50 }
+`;
+    const file = writeConfigFile(yaml);
+    db = createKnex(parseConfig(yaml, file).databases.up!);
+    await db.raw(`CREATE SCHEMA ${schema}`);
+    await db.raw(`CREATE TABLE ${schema}.a (id integer PRIMARY KEY, name text)`);
+    await migrateChangelogs(db, new PostgresDialect(), [`${schema}.a`]);
+
+    child = spawnBanyan(file, ['run'], 'pipe');
+    let output = '';
+    child.stdout!.on('data', (chunk: Buffer) => void (output += chunk.toString()));
+    const code = await new Promise<number | null>((resolve) => child!.once('exit', resolve));
+    expect(code).not.toBe(0);
+    const failed = output.split('\n').filter(Boolean).map((l) => JSON.parse(l) as Record<string, unknown>).find((l) => l.event === 'source.start_failed');
+    expect(failed).toMatchObject({ component: 'runner:missing', err: { message: expect.stringContaining('no_such_table') } });
+    expect(failed!.err).toMatchObject({ message: expect.stringContaining('source missing') });
+  });
+});
