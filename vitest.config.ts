@@ -19,6 +19,8 @@ export default defineConfig({
           include: ['test/integration/**/*.test.ts'],
           environment: 'node',
           globalSetup: ['test/integration/global-setup.ts'],
+          // Deletes the topics each file made, after the file (test/helpers.ts deleteWhatThisFileMade).
+          setupFiles: ['test/integration/setup.ts'],
           testTimeout: 60_000,
           hookTimeout: 120_000,
           // Two cores: integration files share one Kafka, so run them a few at a time.

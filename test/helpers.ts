@@ -15,9 +15,44 @@ import { createRootLogger } from '../src/runtime/logger';
 import { createSourceRunner, type SourceRunner } from '../src/runtime/source-runner';
 import type { Emulator } from '../src/salesforce-emulator';
 
+/** Every name freshName made in this test file: what deleteWhatThisFileMade may delete. */
+const freshNames = new Set<string>();
+
 /** A name no other test (or earlier run) has used: topics, groups, subjects, tables. */
 export function freshName(prefix: string): string {
-  return `${prefix}_${Date.now().toString(36)}_${randomBytes(3).toString('hex')}`;
+  const name = `${prefix}_${Date.now().toString(36)}_${randomBytes(3).toString('hex')}`;
+  freshNames.add(name);
+  return name;
+}
+
+/** Whether `name` is, or is built from (`legacy.pg.<table>`, `<topic>-value`), a fresh name of this file. */
+function madeHere(name: string): boolean {
+  for (const fresh of freshNames) if (name.includes(fresh)) return true;
+  return false;
+}
+
+/**
+ * Deletes the topics, consumer groups and registry subjects whose names hold a fresh name of this
+ * test file, and nothing else: other test runs share the broker at the same time, so "whatever was
+ * not there at the start" would take their topics from under them.
+ */
+export async function deleteWhatThisFileMade(kafka: Kafka, registryUrl: string): Promise<{ topics: string[]; groups: number; subjects: number }> {
+  if (freshNames.size === 0) return { topics: [], groups: 0, subjects: 0 };
+  const { topics, groups } = await withAdmin(kafka, async (admin) => {
+    const topics = (await admin.listTopics()).filter(madeHere);
+    if (topics.length) await admin.deleteTopics({ topics });
+    const groups = (await admin.listGroups()).groups.map((g) => g.groupId).filter(madeHere);
+    // A group still in use cannot go (NON_EMPTY_GROUP); it holds no partitions, so let it be.
+    if (groups.length) await admin.deleteGroups(groups).catch(() => undefined);
+    return { topics, groups: groups.length };
+  });
+  const subjects = ((await (await fetch(`${registryUrl}/subjects`)).json()) as string[]).filter(madeHere);
+  for (const subject of subjects) {
+    // A soft delete first: the registry refuses a permanent delete of a live subject.
+    await fetch(`${registryUrl}/subjects/${encodeURIComponent(subject)}`, { method: 'DELETE' });
+    await fetch(`${registryUrl}/subjects/${encodeURIComponent(subject)}?permanent=true`, { method: 'DELETE' });
+  }
+  return { topics, groups, subjects: subjects.length };
 }
 
 export function requireEnv(name: string): string {
@@ -70,45 +105,134 @@ export async function createTopic(kafka: Kafka, topic: string, numPartitions = 1
   await ensureTopics(kafka, [{ topic, numPartitions, replicationFactor: 1 }]);
 }
 
+type ReadMessage = KafkaMessage & { partition: number };
+
 /**
  * Reads `topic` from the beginning with read_committed until `count` messages arrived or
- * `timeoutMs` passed, and returns what it read (so a test can assert that nothing more came).
+ * `timeoutMs` passed, and returns what it read. To show that nothing more came, use readAll or
+ * readUntil instead: waiting out a timeout proves nothing on a busy machine.
  */
-export async function readTopic(
+export async function readTopic(kafka: Kafka, topic: string, count: number, timeoutMs = 15_000): Promise<ReadMessage[]> {
+  return consume(kafka, topic, timeoutMs, (reading) => reading.messages.length >= count, 'return');
+}
+
+/**
+ * Everything in `topic` now, read_committed: reads until every partition reached the end offset it
+ * had when the read began. For a topic no transaction is still open on (its writer committed or
+ * was fenced), so that the end offsets are final; then the exact count proves nothing else came.
+ */
+export async function readAll(kafka: Kafka, topic: string, timeoutMs = 30_000): Promise<ReadMessage[]> {
+  const ends = await endOffsets(kafka, topic);
+  return consume(kafka, topic, timeoutMs, (reading) => reached(reading, ends), 'throw');
+}
+
+/**
+ * Reads `topic` until a message for which `isLast` is true arrived (a marker the test wrote after
+ * the last change it expects), then on to the end offsets of that moment, so every message
+ * committed before the marker is read too (partitions are read in no set order).
+ */
+export async function readUntil(
   kafka: Kafka,
   topic: string,
-  count: number,
-  timeoutMs = 15_000,
-): Promise<Array<KafkaMessage & { partition: number }>> {
+  isLast: (message: ReadMessage) => boolean | Promise<boolean>,
+  timeoutMs = 30_000,
+): Promise<ReadMessage[]> {
+  let ends: Promise<Map<number, { low: number; high: number }>> | undefined;
+  let settled: Map<number, { low: number; high: number }> | undefined;
+  return consume(
+    kafka,
+    topic,
+    timeoutMs,
+    async (reading) => {
+      if (!ends) {
+        for (const m of reading.unchecked.splice(0)) if (await isLast(m)) ends = endOffsets(kafka, topic);
+        if (!ends) return false;
+      }
+      settled ??= await ends;
+      return reached(reading, settled);
+    },
+    'throw',
+  );
+}
+
+interface Reading {
+  messages: ReadMessage[];
+  /** Messages readUntil has not looked at yet. */
+  unchecked: ReadMessage[];
+  /** The next offset per partition, transaction markers counted: a read_committed batch can end in one. */
+  positions: Map<number, number>;
+}
+
+async function endOffsets(kafka: Kafka, topic: string): Promise<Map<number, { low: number; high: number }>> {
+  const offsets = await withAdmin(kafka, (admin) => admin.fetchTopicOffsets(topic));
+  return new Map(offsets.map((o) => [o.partition, { low: Number(o.low), high: Number(o.high) }]));
+}
+
+function reached(reading: Reading, ends: Map<number, { low: number; high: number }>): boolean {
+  for (const [partition, { low, high }] of ends) if (high > low && (reading.positions.get(partition) ?? low) < high) return false;
+  return true;
+}
+
+/**
+ * Consumes `topic` from the beginning with read_committed until `done` holds (checked after each
+ * batch, and once at the start); at `timeoutMs` it returns what it read, or throws saying so.
+ */
+async function consume(
+  kafka: Kafka,
+  topic: string,
+  timeoutMs: number,
+  done: (reading: Reading) => boolean | Promise<boolean>,
+  onTimeout: 'return' | 'throw',
+): Promise<ReadMessage[]> {
   const deadline = Date.now() + timeoutMs;
+  const reading: Reading = { messages: [], unchecked: [], positions: new Map() };
+  const timedOut = () => {
+    if (onTimeout === 'throw') throw new Error(`reading ${topic}: not done within ${timeoutMs} ms, after ${reading.messages.length} messages`);
+    return reading.messages;
+  };
   // The topic may not exist yet: a source creates its topic with its first records. A consumer
   // that joins before every partition has a leader can resolve "earliest" too late and miss the
   // first messages of a partition, so wait for the leaders as well.
   while (!(await topicReady(kafka, topic))) {
-    if (Date.now() > deadline) return [];
+    if (Date.now() > deadline) return timedOut();
     await new Promise((resolve) => setTimeout(resolve, 100));
   }
   const consumer: Consumer = kafka.consumer({ groupId: freshName('reader'), readUncommitted: false });
-  const messages: Array<KafkaMessage & { partition: number }> = [];
+  let finished = false;
   await consumer.connect();
   try {
     await consumer.subscribe({ topic, fromBeginning: true });
-    await new Promise<void>((resolve) => {
-      const timer = setTimeout(resolve, Math.max(deadline - Date.now(), 0));
+    finished = await new Promise<boolean>((resolve, reject) => {
+      const timer = setTimeout(() => resolve(false), Math.max(deadline - Date.now(), 0));
+      let checking = Promise.resolve();
+      const check = () => {
+        checking = checking
+          .then(async () => {
+            if (await done(reading)) {
+              clearTimeout(timer);
+              resolve(true);
+            }
+          })
+          .catch(reject);
+      };
+      // Emitted after each batch, also one of markers or aborted records only, with its last offset.
+      consumer.on(consumer.events.END_BATCH_PROCESS, ({ payload }) => {
+        reading.positions.set(payload.partition, Number(payload.lastOffset) + 1);
+        check();
+      });
+      check();
       void consumer.run({
         eachMessage: async ({ message, partition }) => {
-          messages.push({ ...message, partition });
-          if (messages.length >= count) {
-            clearTimeout(timer);
-            resolve();
-          }
+          const m = { ...message, partition };
+          reading.messages.push(m);
+          reading.unchecked.push(m);
         },
       });
     });
   } finally {
     await consumer.disconnect();
   }
-  return messages;
+  return finished ? reading.messages : timedOut();
 }
 
 /** Writes a config for the `banyan` CLI to a fresh temporary file and returns its path. */
@@ -132,17 +256,22 @@ export async function loginToEmulator(emulator: Emulator, callOptions?: { client
 }
 
 /**
- * Reads up to `count` records of a topic (see readTopic), their values decoded through the
- * registry and their headers as text, in the order of their changelog position.
+ * Reads up to `count` records of a topic (see readTopic), or, given `until`, every record up to
+ * the one it picks (see readUntil): their values decoded through the registry and their headers
+ * as text, in the order of their changelog position.
  */
 export async function readDecoded<T extends { source: { position: string } }>(
   config: BanyanConfig,
   topic: string,
-  count: number,
+  count: number | { until: (record: T) => boolean },
   timeoutMs?: number,
 ): Promise<Array<T & { headers: Record<string, string> }>> {
   const decoder = new AvroDecoder(config.schemaRegistry);
-  const messages = await readTopic(testKafka(config), topic, count, timeoutMs);
+  const kafka = testKafka(config);
+  const messages =
+    typeof count === 'number'
+      ? await readTopic(kafka, topic, count, timeoutMs)
+      : await readUntil(kafka, topic, async (m) => count.until((await decoder.decode(m.value!)) as T), timeoutMs);
   const decoded = await Promise.all(
     messages.map(async (m) => ({
       ...((await decoder.decode(m.value!)) as T),
@@ -155,7 +284,7 @@ export async function readDecoded<T extends { source: { position: string } }>(
 /** A started runner of the changelog source `config.sources[0]`, built as `banyan run` builds it. */
 export async function startChangelogRunner(
   config: BanyanConfig,
-  deps: { db: Knex; dialect: Dialect; databaseName: string },
+  deps: { db: Knex; dialect: Dialect; databaseName: string; now?: () => number },
 ): Promise<SourceRunner> {
   const logger = createRootLogger(config.log.level);
   const source = new ChangelogSource(config.sources[0] as ChangelogSourceConfig, { ...deps, originTag: config.originTag, logger });

@@ -1,0 +1,12 @@
+import { afterAll } from 'vitest';
+import { deleteWhatThisFileMade, requireEnv, testConfig, testKafka } from '../helpers';
+
+// Each integration file deletes the topics (and their registry subjects) it made, so a long-lived
+// development stack does not fill with per-test topics. Only names this file made are touched.
+afterAll(async () => {
+  const config = testConfig();
+  const removed = await deleteWhatThisFileMade(testKafka(config), requireEnv('SCHEMA_REGISTRY_URL'));
+  if (process.env.BANYAN_TEST_CLEANUP_REPORT) {
+    console.log(`[cleanup] deleted ${removed.topics.length} topics, ${removed.groups} groups, ${removed.subjects} subjects`);
+  }
+});
