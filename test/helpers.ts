@@ -10,7 +10,7 @@ import type { Dialect } from '../src/dialects/dialect';
 import { ChangelogSource } from '../src/import/changelog/source';
 import { AvroDecoder } from '../src/runtime/avro';
 import { parseConfig, type BanyanConfig, type ChangelogSourceConfig } from '../src/runtime/config';
-import { createKafka, ensureTopics } from '../src/runtime/kafka';
+import { createKafka, ensureTopics, readToEnd } from '../src/runtime/kafka';
 import { createRootLogger } from '../src/runtime/logger';
 import { createSourceRunner, type SourceRunner } from '../src/runtime/source-runner';
 import type { Emulator } from '../src/salesforce-emulator';
@@ -113,23 +113,26 @@ type ReadMessage = KafkaMessage & { partition: number };
  * readUntil instead: waiting out a timeout proves nothing on a busy machine.
  */
 export async function readTopic(kafka: Kafka, topic: string, count: number, timeoutMs = 15_000): Promise<ReadMessage[]> {
-  return consume(kafka, topic, timeoutMs, (reading) => reading.messages.length >= count, 'return');
+  let seen = 0;
+  return (await consumeUntil(kafka, topic, timeoutMs, () => ++seen >= count)).messages;
 }
 
 /**
- * Everything in `topic` now, read_committed: reads until every partition reached the end offset it
- * had when the read began. For a topic no transaction is still open on (its writer committed or
- * was fenced), so that the end offsets are final; then the exact count proves nothing else came.
+ * Everything in `topic` now (none if it does not exist), read_committed up to the end offsets it
+ * has when the read begins. For a topic no transaction is still open on (its writer committed or
+ * was fenced), so that those offsets are final: then an exact count proves nothing else came.
  */
 export async function readAll(kafka: Kafka, topic: string, timeoutMs = 30_000): Promise<ReadMessage[]> {
-  const ends = await endOffsets(kafka, topic);
-  return consume(kafka, topic, timeoutMs, (reading) => reached(reading, ends), 'throw');
+  if (!(await withAdmin(kafka, async (admin) => (await admin.listTopics()).includes(topic)))) return [];
+  const messages: ReadMessage[] = [];
+  await readToEnd(kafka, topic, (message, partition) => messages.push({ ...message, partition }), timeoutMs);
+  return messages;
 }
 
 /**
- * Reads `topic` until a message for which `isLast` is true arrived (a marker the test wrote after
- * the last change it expects), then on to the end offsets of that moment, so every message
- * committed before the marker is read too (partitions are read in no set order).
+ * Every message of `topic` up to a marker the test wrote after the last change it expects (the
+ * first message for which `isLast` is true): waits for the marker, then reads all that was
+ * committed with it (partitions are read in no set order, so the marker alone proves nothing).
  */
 export async function readUntil(
   kafka: Kafka,
@@ -137,102 +140,48 @@ export async function readUntil(
   isLast: (message: ReadMessage) => boolean | Promise<boolean>,
   timeoutMs = 30_000,
 ): Promise<ReadMessage[]> {
-  let ends: Promise<Map<number, { low: number; high: number }>> | undefined;
-  let settled: Map<number, { low: number; high: number }> | undefined;
-  return consume(
-    kafka,
-    topic,
-    timeoutMs,
-    async (reading) => {
-      if (!ends) {
-        for (const m of reading.unchecked.splice(0)) if (await isLast(m)) ends = endOffsets(kafka, topic);
-        if (!ends) return false;
-      }
-      settled ??= await ends;
-      return reached(reading, settled);
-    },
-    'throw',
-  );
+  const { messages, stopped } = await consumeUntil(kafka, topic, timeoutMs, isLast);
+  if (!stopped) throw new Error(`reading ${topic}: no marker within ${timeoutMs} ms, after ${messages.length} messages`);
+  return readAll(kafka, topic, timeoutMs);
 }
 
-interface Reading {
-  messages: ReadMessage[];
-  /** Messages readUntil has not looked at yet. */
-  unchecked: ReadMessage[];
-  /** The next offset per partition, transaction markers counted: a read_committed batch can end in one. */
-  positions: Map<number, number>;
-}
-
-async function endOffsets(kafka: Kafka, topic: string): Promise<Map<number, { low: number; high: number }>> {
-  const offsets = await withAdmin(kafka, (admin) => admin.fetchTopicOffsets(topic));
-  return new Map(offsets.map((o) => [o.partition, { low: Number(o.low), high: Number(o.high) }]));
-}
-
-function reached(reading: Reading, ends: Map<number, { low: number; high: number }>): boolean {
-  for (const [partition, { low, high }] of ends) if (high > low && (reading.positions.get(partition) ?? low) < high) return false;
-  return true;
-}
-
-/**
- * Consumes `topic` from the beginning with read_committed until `done` holds (checked after each
- * batch, and once at the start); at `timeoutMs` it returns what it read, or throws saying so.
- */
-async function consume(
+/** Consumes `topic` from the beginning, read_committed, until `stop` is true of a message or `timeoutMs` passed. */
+async function consumeUntil(
   kafka: Kafka,
   topic: string,
   timeoutMs: number,
-  done: (reading: Reading) => boolean | Promise<boolean>,
-  onTimeout: 'return' | 'throw',
-): Promise<ReadMessage[]> {
+  stop: (message: ReadMessage) => boolean | Promise<boolean>,
+): Promise<{ messages: ReadMessage[]; stopped: boolean }> {
   const deadline = Date.now() + timeoutMs;
-  const reading: Reading = { messages: [], unchecked: [], positions: new Map() };
-  const timedOut = () => {
-    if (onTimeout === 'throw') throw new Error(`reading ${topic}: not done within ${timeoutMs} ms, after ${reading.messages.length} messages`);
-    return reading.messages;
-  };
+  const messages: ReadMessage[] = [];
   // The topic may not exist yet: a source creates its topic with its first records. A consumer
   // that joins before every partition has a leader can resolve "earliest" too late and miss the
   // first messages of a partition, so wait for the leaders as well.
   while (!(await topicReady(kafka, topic))) {
-    if (Date.now() > deadline) return timedOut();
+    if (Date.now() > deadline) return { messages, stopped: false };
     await new Promise((resolve) => setTimeout(resolve, 100));
   }
   const consumer: Consumer = kafka.consumer({ groupId: freshName('reader'), readUncommitted: false });
-  let finished = false;
   await consumer.connect();
   try {
     await consumer.subscribe({ topic, fromBeginning: true });
-    finished = await new Promise<boolean>((resolve, reject) => {
+    const stopped = await new Promise<boolean>((resolve, reject) => {
       const timer = setTimeout(() => resolve(false), Math.max(deadline - Date.now(), 0));
-      let checking = Promise.resolve();
-      const check = () => {
-        checking = checking
-          .then(async () => {
-            if (await done(reading)) {
-              clearTimeout(timer);
-              resolve(true);
-            }
-          })
-          .catch(reject);
-      };
-      // Emitted after each batch, also one of markers or aborted records only, with its last offset.
-      consumer.on(consumer.events.END_BATCH_PROCESS, ({ payload }) => {
-        reading.positions.set(payload.partition, Number(payload.lastOffset) + 1);
-        check();
-      });
-      check();
       void consumer.run({
         eachMessage: async ({ message, partition }) => {
           const m = { ...message, partition };
-          reading.messages.push(m);
-          reading.unchecked.push(m);
+          messages.push(m);
+          if (await Promise.resolve(stop(m)).catch((error) => (reject(error), false))) {
+            clearTimeout(timer);
+            resolve(true);
+          }
         },
       });
     });
+    return { messages, stopped };
   } finally {
     await consumer.disconnect();
   }
-  return finished ? reading.messages : timedOut();
 }
 
 /** Writes a config for the `banyan` CLI to a fresh temporary file and returns its path. */
