@@ -196,6 +196,27 @@ export function spawnBanyan(configFile: string, command: string[], stdout: 'igno
   return spawn('node', ['bin/banyan.mjs', '--config', configFile, ...command], { stdio: ['ignore', stdout, 'inherit'] });
 }
 
+/**
+ * The status URL a `banyan run` child (spawned with stdout piped, log level info or lower) logs
+ * once its HTTP server listens. Its stdout stays drained, so the child never blocks on a full pipe.
+ */
+export function listeningUrl(child: ChildProcess): Promise<string> {
+  return new Promise<string>((resolve, reject) => {
+    let seen = '';
+    let found = false;
+    child.stdout!.on('data', (chunk: Buffer) => {
+      if (found) return;
+      seen += chunk.toString();
+      const match = /"event":"http.listening","url":"([^"]+)"/.exec(seen);
+      if (match) {
+        found = true;
+        resolve(match[1]!);
+      }
+    });
+    child.once('exit', (code) => reject(new Error(`banyan run exited ${code}: ${seen}`)));
+  });
+}
+
 /** jsforce logged in to an emulator through OAuth username-password, as a user would. */
 export async function loginToEmulator(emulator: Emulator, callOptions?: { client: string }): Promise<Connection> {
   const { username, password, clientId, clientSecret } = emulator.credentials;
