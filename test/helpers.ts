@@ -31,6 +31,11 @@ function madeHere(name: string): boolean {
   return false;
 }
 
+/** The broker's topics this test file made (see deleteWhatThisFileMade). */
+export async function topicsMadeHere(kafka: Kafka): Promise<string[]> {
+  return withAdmin(kafka, async (admin) => (await admin.listTopics()).filter(madeHere));
+}
+
 /**
  * Deletes the topics, consumer groups and registry subjects whose names hold a fresh name of this
  * test file, and nothing else: other test runs share the broker at the same time, so "whatever was
@@ -38,13 +43,13 @@ function madeHere(name: string): boolean {
  */
 export async function deleteWhatThisFileMade(kafka: Kafka, registryUrl: string): Promise<{ topics: string[]; groups: number; subjects: number }> {
   if (freshNames.size === 0) return { topics: [], groups: 0, subjects: 0 };
-  const { topics, groups } = await withAdmin(kafka, async (admin) => {
-    const topics = (await admin.listTopics()).filter(madeHere);
+  const topics = await topicsMadeHere(kafka);
+  const groups = await withAdmin(kafka, async (admin) => {
     if (topics.length) await admin.deleteTopics({ topics });
     const groups = (await admin.listGroups()).groups.map((g) => g.groupId).filter(madeHere);
     // A group still in use cannot go (NON_EMPTY_GROUP); it holds no partitions, so let it be.
     if (groups.length) await admin.deleteGroups(groups).catch(() => undefined);
-    return { topics, groups: groups.length };
+    return groups.length;
   });
   const subjects = ((await (await fetch(`${registryUrl}/subjects`)).json()) as string[]).filter(madeHere);
   for (const subject of subjects) {
