@@ -4,6 +4,8 @@ import { defineConfig, type TestProjectInlineConfiguration } from 'vitest/config
 const integration: TestProjectInlineConfiguration['test'] = {
   environment: 'node',
   globalSetup: ['test/integration/global-setup.ts'],
+  // Deletes the topics each file made, after the file (test/helpers.ts deleteWhatThisFileMade).
+  setupFiles: ['test/integration/setup.ts'],
   testTimeout: 60_000,
   hookTimeout: 120_000,
   // Two cores: integration files share one Kafka, so run them a few at a time.

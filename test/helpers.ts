@@ -12,14 +12,54 @@ import type { Dialect } from '../src/dialects/dialect';
 import { ChangelogSource } from '../src/import/changelog/source';
 import { AvroDecoder } from '../src/runtime/avro';
 import { parseConfig, type BanyanConfig, type ChangelogSourceConfig } from '../src/runtime/config';
-import { createKafka, ensureTopics } from '../src/runtime/kafka';
+import { createKafka, ensureTopics, readToEnd } from '../src/runtime/kafka';
 import { createRootLogger } from '../src/runtime/logger';
 import { createSourceRunner, type SourceRunner } from '../src/runtime/source-runner';
 import type { Emulator } from '../tools/salesforce-emulator';
 
+/** Every name freshName made in this test file: what deleteWhatThisFileMade may delete. */
+const freshNames = new Set<string>();
+
 /** A name no other test (or earlier run) has used: topics, groups, subjects, tables. */
 export function freshName(prefix: string): string {
-  return `${prefix}_${Date.now().toString(36)}_${randomBytes(3).toString('hex')}`;
+  const name = `${prefix}_${Date.now().toString(36)}_${randomBytes(3).toString('hex')}`;
+  freshNames.add(name);
+  return name;
+}
+
+/** Whether `name` is, or is built from (`legacy.pg.<table>`, `<topic>-value`), a fresh name of this file. */
+function madeHere(name: string): boolean {
+  for (const fresh of freshNames) if (name.includes(fresh)) return true;
+  return false;
+}
+
+/** The broker's topics this test file made (see deleteWhatThisFileMade). */
+export async function topicsMadeHere(kafka: Kafka): Promise<string[]> {
+  return withAdmin(kafka, async (admin) => (await admin.listTopics()).filter(madeHere));
+}
+
+/**
+ * Deletes the topics, consumer groups and registry subjects whose names hold a fresh name of this
+ * test file, and nothing else: other test runs share the broker at the same time, so "whatever was
+ * not there at the start" would take their topics from under them.
+ */
+export async function deleteWhatThisFileMade(kafka: Kafka, registryUrl: string): Promise<{ topics: string[]; groups: number; subjects: number }> {
+  if (freshNames.size === 0) return { topics: [], groups: 0, subjects: 0 };
+  const topics = await topicsMadeHere(kafka);
+  const groups = await withAdmin(kafka, async (admin) => {
+    if (topics.length) await admin.deleteTopics({ topics });
+    const groups = (await admin.listGroups()).groups.map((g) => g.groupId).filter(madeHere);
+    // A group still in use cannot go (NON_EMPTY_GROUP); it holds no partitions, so let it be.
+    if (groups.length) await admin.deleteGroups(groups).catch(() => undefined);
+    return groups.length;
+  });
+  const subjects = ((await (await fetch(`${registryUrl}/subjects`)).json()) as string[]).filter(madeHere);
+  for (const subject of subjects) {
+    // A soft delete first: the registry refuses a permanent delete of a live subject.
+    await fetch(`${registryUrl}/subjects/${encodeURIComponent(subject)}`, { method: 'DELETE' });
+    await fetch(`${registryUrl}/subjects/${encodeURIComponent(subject)}?permanent=true`, { method: 'DELETE' });
+  }
+  return { topics, groups, subjects: subjects.length };
 }
 
 export function requireEnv(name: string): string {
@@ -73,45 +113,83 @@ export async function createTopic(kafka: Kafka, topic: string, numPartitions = 1
   await ensureTopics(kafka, [{ topic, numPartitions, replicationFactor: 1 }]);
 }
 
+type ReadMessage = KafkaMessage & { partition: number };
+
 /**
  * Reads `topic` from the beginning with read_committed until `count` messages arrived or
- * `timeoutMs` passed, and returns what it read (so a test can assert that nothing more came).
+ * `timeoutMs` passed, and returns what it read. To show that nothing more came, use readAll or
+ * readUntil instead: waiting out a timeout proves nothing on a busy machine.
  */
-export async function readTopic(
+export async function readTopic(kafka: Kafka, topic: string, count: number, timeoutMs = 15_000): Promise<ReadMessage[]> {
+  let seen = 0;
+  return (await consumeUntil(kafka, topic, timeoutMs, () => ++seen >= count)).messages;
+}
+
+/**
+ * Everything in `topic` now (none if it does not exist), read_committed up to the end offsets it
+ * has when the read begins. For a topic no transaction is still open on (its writer committed or
+ * was fenced), so that those offsets are final: then an exact count proves nothing else came.
+ */
+export async function readAll(kafka: Kafka, topic: string, timeoutMs = 30_000): Promise<ReadMessage[]> {
+  if (!(await withAdmin(kafka, async (admin) => (await admin.listTopics()).includes(topic)))) return [];
+  const messages: ReadMessage[] = [];
+  await readToEnd(kafka, topic, (message, partition) => messages.push({ ...message, partition }), timeoutMs);
+  return messages;
+}
+
+/**
+ * Every message of `topic` up to a marker the test wrote after the last change it expects (the
+ * first message for which `isLast` is true): waits for the marker, then reads all that was
+ * committed with it (partitions are read in no set order, so the marker alone proves nothing).
+ */
+export async function readUntil(
   kafka: Kafka,
   topic: string,
-  count: number,
-  timeoutMs = 15_000,
-): Promise<Array<KafkaMessage & { partition: number }>> {
+  isLast: (message: ReadMessage) => boolean | Promise<boolean>,
+  timeoutMs = 30_000,
+): Promise<ReadMessage[]> {
+  const { messages, stopped } = await consumeUntil(kafka, topic, timeoutMs, isLast);
+  if (!stopped) throw new Error(`reading ${topic}: no marker within ${timeoutMs} ms, after ${messages.length} messages`);
+  return readAll(kafka, topic, timeoutMs);
+}
+
+/** Consumes `topic` from the beginning, read_committed, until `stop` is true of a message or `timeoutMs` passed. */
+async function consumeUntil(
+  kafka: Kafka,
+  topic: string,
+  timeoutMs: number,
+  stop: (message: ReadMessage) => boolean | Promise<boolean>,
+): Promise<{ messages: ReadMessage[]; stopped: boolean }> {
   const deadline = Date.now() + timeoutMs;
+  const messages: ReadMessage[] = [];
   // The topic may not exist yet: a source creates its topic with its first records. A consumer
   // that joins before every partition has a leader can resolve "earliest" too late and miss the
   // first messages of a partition, so wait for the leaders as well.
   while (!(await topicReady(kafka, topic))) {
-    if (Date.now() > deadline) return [];
+    if (Date.now() > deadline) return { messages, stopped: false };
     await new Promise((resolve) => setTimeout(resolve, 100));
   }
   const consumer: Consumer = kafka.consumer({ groupId: freshName('reader'), readUncommitted: false });
-  const messages: Array<KafkaMessage & { partition: number }> = [];
   await consumer.connect();
   try {
     await consumer.subscribe({ topic, fromBeginning: true });
-    await new Promise<void>((resolve) => {
-      const timer = setTimeout(resolve, Math.max(deadline - Date.now(), 0));
+    const stopped = await new Promise<boolean>((resolve, reject) => {
+      const timer = setTimeout(() => resolve(false), Math.max(deadline - Date.now(), 0));
       void consumer.run({
         eachMessage: async ({ message, partition }) => {
-          messages.push({ ...message, partition });
-          if (messages.length >= count) {
+          const m = { ...message, partition };
+          messages.push(m);
+          if (await Promise.resolve(stop(m)).catch((error) => (reject(error), false))) {
             clearTimeout(timer);
-            resolve();
+            resolve(true);
           }
         },
       });
     });
+    return { messages, stopped };
   } finally {
     await consumer.disconnect();
   }
-  return messages;
 }
 
 /** Writes a config for the `banyan` CLI to a fresh temporary file and returns its path. */
@@ -164,6 +242,27 @@ export async function closedPort(): Promise<number> {
   return port;
 }
 
+/**
+ * The status URL a `banyan run` child (spawned with stdout piped, log level info or lower) logs
+ * once its HTTP server listens. Its stdout stays drained, so the child never blocks on a full pipe.
+ */
+export function listeningUrl(child: ChildProcess): Promise<string> {
+  return new Promise<string>((resolve, reject) => {
+    let seen = '';
+    let found = false;
+    child.stdout!.on('data', (chunk: Buffer) => {
+      if (found) return;
+      seen += chunk.toString();
+      const match = /"event":"http.listening","url":"([^"]+)"/.exec(seen);
+      if (match) {
+        found = true;
+        resolve(match[1]!);
+      }
+    });
+    child.once('exit', (code) => reject(new Error(`banyan run exited ${code}: ${seen}`)));
+  });
+}
+
 /** jsforce logged in to an emulator through OAuth username-password, as a user would. */
 export async function loginToEmulator(emulator: Emulator, callOptions?: { client: string }): Promise<Connection> {
   const { username, password, clientId, clientSecret } = emulator.credentials;
@@ -173,19 +272,23 @@ export async function loginToEmulator(emulator: Emulator, callOptions?: { client
 }
 
 /**
- * Reads up to `count` records of a topic (see readTopic), their values decoded through the
- * registry and their headers as text, in the order of their changelog position. A tombstone (the
- * null value after a delete) reads as `{ op: 'tombstone', source: { position } }`, right after
- * its delete.
+ * Reads up to `count` records of a topic (see readTopic), or, given `until`, every record up to
+ * the one it picks (see readUntil): their values decoded through the registry and their headers
+ * as text, in the order of their changelog position. A tombstone (the null value after a delete)
+ * reads as `{ op: 'tombstone', source: { position } }`, right after its delete.
  */
 export async function readDecoded<T extends { source: { position: string } }>(
   config: BanyanConfig,
   topic: string,
-  count: number,
+  count: number | { until: (record: T) => boolean },
   timeoutMs?: number,
 ): Promise<Array<T & { headers: Record<string, string> }>> {
   const decoder = new AvroDecoder(config.schemaRegistry);
-  const messages = await readTopic(testKafka(config), topic, count, timeoutMs);
+  const kafka = testKafka(config);
+  const messages =
+    typeof count === 'number'
+      ? await readTopic(kafka, topic, count, timeoutMs)
+      : await readUntil(kafka, topic, async (m) => m.value !== null && count.until((await decoder.decode(m.value)) as T), timeoutMs);
   const decoded = await Promise.all(
     messages.map(async (m) => ({
       ...((m.value === null
@@ -200,7 +303,7 @@ export async function readDecoded<T extends { source: { position: string } }>(
 /** A started runner of the changelog source `config.sources[0]`, built as `banyan run` builds it. */
 export async function startChangelogRunner(
   config: BanyanConfig,
-  deps: { db: Knex; dialect: Dialect; databaseName: string },
+  deps: { db: Knex; dialect: Dialect; databaseName: string; now?: () => number },
 ): Promise<SourceRunner> {
   const logger = createRootLogger(config.log.level);
   const source = new ChangelogSource(config.sources[0] as ChangelogSourceConfig, { ...deps, originTag: config.originTag, logger });

@@ -7,7 +7,8 @@ import { bytesToDecimal } from '../../src/import/changelog/avro';
 import { migrateChangelogs } from '../../src/import/changelog/migrate';
 import type { BanyanConfig, ChangelogSourceConfig } from '../../src/runtime/config';
 import type { SourceRunner } from '../../src/runtime/source-runner';
-import { freshName, readDecoded, startChangelogRunner, readTopic, testConfig, testKafka } from '../helpers';
+import { KafkaOffsetStore } from '../../src/runtime/offsets';
+import { freshName, readAll, readDecoded, startChangelogRunner, readTopic, testConfig, testKafka } from '../helpers';
 
 const dialect: Dialect = new PostgresDialect();
 
@@ -80,13 +81,21 @@ sources:
     return config.sources[0] as ChangelogSourceConfig;
   }
 
-  function startRunner(): Promise<SourceRunner> {
-    return startChangelogRunner(config, { db, dialect, databaseName: 'pg' });
+  function startRunner(now?: () => number): Promise<SourceRunner> {
+    return startChangelogRunner(config, { db, dialect, databaseName: 'pg', now });
   }
 
-
-  function changes(count: number, timeoutMs = 15_000): Promise<Array<Change & { headers: Record<string, string> }>> {
+  /** The first `count` changes, or with `until`, every change up to the one it picks (a marker). */
+  function changes(count: number | { until: (c: Change) => boolean }, timeoutMs = 15_000): Promise<Array<Change & { headers: Record<string, string> }>> {
     return readDecoded<Change>(config, sourceConfig().topic!, count, timeoutMs);
+  }
+  const insertOf = (id: bigint) => ({ until: (c: Change) => c.op === 'insert' && c.after?.id === id });
+
+  /** The changelog position the runner last committed to the offsets topic. */
+  async function committedPosition(): Promise<{ after: string; pending: Array<{ drawn: string }> } | undefined> {
+    const offsets = await new KafkaOffsetStore(testKafka(config), config.kafka.topics.offsets, 1).load(sourceConfig().name);
+    const [offset] = offsets.values();
+    return offset?.phase === 'changes' ? (offset.position as { after: string; pending: Array<{ drawn: string }> }) : undefined;
   }
 
 
@@ -102,9 +111,10 @@ sources:
       const deadline = Date.now() + 15_000;
       while (runner.status.state !== 'fenced' && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
       expect(runner.status).toMatchObject({ state: 'fenced', lastError: expect.stringContaining('fenced') });
-      // Asks for one more than should be there: the second row once, from the second instance.
-      const all = await changes(3, 4_000);
-      expect(all.map((c) => c.after?.id)).toEqual([1n, 2n]);
+      // Up to a marker row written after it: the second row once, from the second instance.
+      await db.raw(`INSERT INTO ${schema}.users (id, email) VALUES (3, 'marker@example.com')`);
+      const all = await changes(insertOf(3n));
+      expect(all.map((c) => c.after?.id)).toEqual([1n, 2n, 3n]);
       expect(second.status.state).toBe('running');
     } finally {
       await second.stop();
@@ -178,10 +188,17 @@ sources:
     await held.raw(`INSERT INTO ${schema}.users (id, email) VALUES (1, 'slow@example.com')`);
     await db.raw(`INSERT INTO ${schema}.users (id, email) VALUES (2, 'fast@example.com')`);
     await db.raw(`UPDATE ${schema}.users SET email = 'faster@example.com' WHERE id = 2`);
-    // While the first transaction is open, nothing after its change may be passed.
-    expect(await changes(1, 1500)).toEqual([]);
+    // The poller has read past the fast writes once it committed a checkpoint on change id 3, the
+    // last drawn; while the first transaction is open, it must still have passed nothing.
+    await waitFor(async () => (await committedPosition())?.pending.some((p) => p.drawn === '3') ?? false);
+    expect((await committedPosition())!.after).toBe('0');
+    await runner.stop();
+    runner = undefined;
+    expect(await readAll(testKafka(config), sourceConfig().topic!)).toEqual([]);
+
     await held.commit();
-    const all = await changes(3);
+    runner = await startRunner();
+    const all = await changes({ until: (c) => c.op === 'update' });
     expect(all.map((c) => [c.op, c.after?.id])).toEqual([
       ['insert', 1n],
       ['insert', 2n],
@@ -200,8 +217,9 @@ sources:
     runner = await startRunner();
     await inFlight.commit();
     await db.raw(`UPDATE ${schema}.users SET email = 'two-updated@example.com' WHERE id = 2`);
+    await db.raw(`INSERT INTO ${schema}.users (id, email) VALUES (99, 'marker@example.com')`);
 
-    const all = await changes(5);
+    const all = (await changes(insertOf(99n))).filter((c) => c.after?.id !== 99n);
     const summary = all.map((c) => `${c.op}:${(c.after ?? c.before)!.id}:${(c.after ?? c.before)!.email}`).sort();
     expect(summary).toEqual([
       'snapshot:1:one@example.com',
@@ -210,7 +228,6 @@ sources:
       'update:1:one-updated@example.com',
       'update:2:two-updated@example.com',
     ]);
-    expect(await changes(6, 1500)).toHaveLength(5);
   });
 
   it('sends a row it cannot convert to the dead-letter topic with the reason, and goes on', async () => {
@@ -251,23 +268,34 @@ sources:
   });
 
   it('prunes changelog rows that are committed to Kafka and older than the retention', async () => {
-    Object.assign(sourceConfig(), { retentionHours: 0.0005, pruneIntervalMs: 100 });
+    // The source's clock is the test's: it, not the passing of time, decides which rows are old.
+    let clock = Date.now();
+    Object.assign(sourceConfig(), { retentionHours: 1, pruneIntervalMs: 1 });
     await migrateChangelogs(db, dialect, [`${schema}.users`]);
-    runner = await startRunner();
-    await db.raw(`INSERT INTO ${schema}.users (id, email) SELECT i, 'u' || i || '@example.com' FROM generate_series(1, 50) i`);
-    expect(await changes(50)).toHaveLength(50);
+    runner = await startRunner(() => clock);
     const changelog = `${schema}.banyan_cl_users`;
-    // Retention is 1.8 s: the rows must go once they are that old and a later batch is acked.
-    const deadline = Date.now() + 10_000;
-    let left = 50;
-    while (left > 0 && Date.now() < deadline) {
-      await new Promise((resolve) => setTimeout(resolve, 300));
-      await db.raw(`UPDATE ${schema}.users SET email = email WHERE id = 1`);
-      left = Number((await db.raw(`SELECT count(*) AS n FROM ${changelog} WHERE change_id <= 50`)).rows[0].n);
-    }
-    expect(left).toBe(0);
-    // Nothing above the committed position is pruned.
-    expect(Number((await db.raw(`SELECT count(*) AS n FROM ${changelog}`)).rows[0].n)).toBeGreaterThan(0);
+    const changeIds = async () => (await db.raw(`SELECT change_id::int AS id FROM ${changelog} ORDER BY change_id`)).rows.map((r: { id: number }) => r.id);
+    const insert = (trx: Knex | Knex.Transaction, id: number) => trx.raw(`INSERT INTO ${schema}.users (id, email) VALUES (?, ?)`, [id, `u${id}@example.com`]);
+    await db.raw(`INSERT INTO ${schema}.users (id, email) SELECT i, 'u' || i || '@example.com' FROM generate_series(1, 50) i`);
+    await insert(db, 51);
+    // Committed one after the other: once row 51 is in Kafka, the batch of the 50 and its prune are done.
+    expect(await changes(insertOf(51n))).toHaveLength(51);
+    expect(await changeIds()).toEqual(Array.from({ length: 51 }, (_, i) => i + 1));
+
+    // Now every row is older than the retention. Row 53 commits behind the held row 52: the poller
+    // acks only a checkpoint up to 51 (it draws no bound past an open writer), so 53 must stay.
+    clock = Date.now() + 2 * 3_600_000;
+    const held = await openTransaction();
+    await insert(held, 52);
+    await insert(db, 53);
+    await waitFor(async () => (await changeIds())[0] !== 1);
+    expect(await changeIds()).toEqual([53]);
+
+    // The clock stands still unless moved: past pruneIntervalMs, so the next ack prunes again.
+    clock += 1000;
+    await held.commit();
+    expect(await changes(insertOf(53n))).toHaveLength(53);
+    await waitFor(async () => (await changeIds()).length === 0);
   });
 
   it('does not pass a writer that is still running when the database reuses its last snapshot', async () => {
@@ -281,7 +309,25 @@ sources:
     const during = await dialect.readChanges(db, table, idle.position, 100, Date.now());
     expect(during.rows).toEqual([]);
     await writer.commit();
-    const after = await dialect.readChanges(db, table, during.position, 100, Date.now());
-    expect(after.rows.map((r) => r.after?.id)).toEqual(['1']);
+    // Another session's transaction (a test beside this one) can hold the bound back a while: read
+    // until the row comes, as the poller would.
+    let after = await dialect.readChanges(db, table, during.position, 100, Date.now());
+    const rows = [...after.rows];
+    await waitFor(async () => {
+      if (rows.length) return true;
+      after = await dialect.readChanges(db, table, after.position, 100, Date.now());
+      rows.push(...after.rows);
+      return rows.length > 0;
+    });
+    expect(rows.map((r) => r.after?.id)).toEqual(['1']);
   });
 });
+
+/** Waits until `check` holds: a state the test can observe, with a bound only for a failing test. */
+async function waitFor(check: () => Promise<boolean>, timeoutMs = 15_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!(await check())) {
+    if (Date.now() > deadline) throw new Error(`condition not met within ${timeoutMs} ms`);
+    await new Promise((resolve) => setTimeout(resolve, 50));
+  }
+}

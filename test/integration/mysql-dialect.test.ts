@@ -152,26 +152,31 @@ describe('MysqlDialect on MariaDB', () => {
   });
 
   it('delivers every committed change of concurrent, slow and rolled-back writers once, each row in order', async () => {
-    const dialect = new MysqlDialect({ gapWaitMs: 50, gapRetainMs: 60_000 });
+    const dialect = new MysqlDialect({ gapWaitMs: 50, gapRetainMs: 24 * 3_600_000 });
     await db.raw('CREATE TABLE t (id INT PRIMARY KEY, v INT NOT NULL) ENGINE=InnoDB');
-    await db.raw('INSERT INTO t VALUES (1, 0), (2, 0), (3, 0), (4, 0), (5, 0), (6, 0), (7, 0), (8, 0), (9, 0), (10, 0)');
+    await db.raw('INSERT INTO t VALUES (1, 0), (2, 0), (3, 0), (4, 0), (5, 0), (6, 0), (7, 0), (8, 0), (9, 0), (10, 0), (11, 0)');
     const table = await dialect.describeTable(db, { name: 't' });
     for (const statement of dialect.installChangelog(table)) await db.raw(statement);
     const pause = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
-    const until = Date.now() + 2500;
+    // Held open by the test until the reader has passed its change id, so that change is late every
+    // time, however fast or slow the writers are. Row 11 is its own: no writer waits on its lock.
+    const slow = await hold();
+    await slow.raw('UPDATE t SET v = v + 1 WHERE id = 11');
+    const [[drawn]] = (await slow.raw('SELECT MAX(change_id) AS id FROM banyan_cl_t')) as [Array<{ id: number | string }>];
+    const slowId = Number(drawn!.id);
     let committed = 0;
-    const writer = async (n: number) => {
-      for (let first = n === 0; Date.now() < until; first = false) {
+    const writer = async () => {
+      for (let n = 0; n < 25; n++) {
         const trx = await hold();
         try {
           let updates = 0;
           for (let j = 1 + Math.floor(Math.random() * 3); j > 0; j--) {
             await trx.raw('UPDATE t SET v = v + 1 WHERE id = ?', [1 + Math.floor(Math.random() * 10)]);
             updates++;
-            // Some transactions outlast the gap wait, so their rows arrive late (surely the first).
-            await pause(first || Math.random() < 0.05 ? 200 + Math.random() * 300 : Math.random() * 5);
+            await pause(Math.random() * 5);
           }
-          if (!first && Math.random() < 0.1) await trx.rollback();
+          // Each writer's first transaction commits, so there are later ids for the reader to pass.
+          if (n > 0 && Math.random() < 0.1) await trx.rollback();
           else {
             await trx.commit();
             committed += updates;
@@ -182,24 +187,37 @@ describe('MysqlDialect on MariaDB', () => {
         }
       }
     };
+    // The reader's clock is the test's: each read moves it 10 ms on, so a gap is passed after five
+    // reads that still miss it, whatever the machine's speed.
+    let clock = T0;
     const rows: ChangeRow[] = [];
     let position: Position | undefined;
     let late = 0;
+    const read = async (step: number) => {
+      clock += step;
+      const batch = await dialect.readChanges(db, table, position, 5000, clock);
+      rows.push(...batch.rows);
+      late += batch.notes?.lateRows ?? 0;
+      const unchanged = JSON.stringify(batch.position) === JSON.stringify(position);
+      position = batch.position;
+      return batch.rows.length === 0 && unchanged;
+    };
+    const passedSlow = () => (position as { gaps: Array<{ from: number; to: number }> } | undefined)?.gaps.some((g) => g.from <= slowId && slowId <= g.to);
     let writing = true;
     const reader = async () => {
-      // Until the writers are done and reads have found nothing for ten gap waits.
-      for (let quietSince = Infinity; writing || Date.now() - quietSince < 500; ) {
-        const batch = await dialect.readChanges(db, table, position, 5000, Date.now());
-        rows.push(...batch.rows);
-        late += batch.notes?.lateRows ?? 0;
-        position = batch.position;
-        if (batch.rows.length) quietSince = Infinity;
-        else quietSince = Math.min(quietSince, Date.now());
-        if (!batch.rows.length) await pause(10);
+      while (writing || !slow.isCompleted()) {
+        if (await read(10)) await pause(5);
+        if (!slow.isCompleted() && passedSlow()) {
+          await slow.commit();
+          committed += 1;
+        }
       }
+      // Every transaction has ended: moving the clock a whole gap wait per read, the reads pass
+      // what was rolled back and bring the late rows, until one finds nothing new.
+      while (!(await read(50)));
     };
     const reading = reader();
-    await Promise.all(Array.from({ length: 6 }, (_, n) => writer(n)));
+    await Promise.all(Array.from({ length: 6 }, () => writer()));
     writing = false;
     await reading;
 
@@ -213,7 +231,8 @@ describe('MysqlDialect on MariaDB', () => {
     }
     const [actual] = (await db.raw('SELECT CAST(id AS CHAR) AS id, v FROM t')) as [Array<{ id: string; v: number }>];
     for (const row of actual) expect(last.get(row.id) ?? 0).toBe(row.v);
-    expect(late).toBeGreaterThan(0);
+    expect(late).toBeGreaterThanOrEqual(1);
+    expect(rows.find((r) => Number(r.position) === slowId)?.after).toEqual({ id: '11', v: '1' });
   });
 
   it('forgets a rolled-back gap after gapRetainMs', async () => {

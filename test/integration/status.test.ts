@@ -4,7 +4,7 @@ import type { Knex } from 'knex';
 import { afterEach, describe, expect, it } from 'vitest';
 import { createKnex } from '../../src/clients/database';
 import { parseConfig } from '../../src/runtime/config';
-import { closedPort, freshName, runBanyan, spawnBanyan, writeConfigFile } from '../helpers';
+import { closedPort, freshName, listeningUrl, runBanyan, spawnBanyan, writeConfigFile } from '../helpers';
 
 const exec = promisify(execFile);
 
@@ -41,15 +41,7 @@ sources:
     await exec('node', ['bin/banyan.mjs', '--config', file, 'migrate']);
 
     child = spawnBanyan(file, ['run'], 'pipe');
-    const url = await new Promise<string>((resolve, reject) => {
-      let seen = '';
-      child!.stdout!.on('data', (chunk: Buffer) => {
-        seen += chunk.toString();
-        const match = /"event":"http.listening","url":"([^"]+)"/.exec(seen);
-        if (match) resolve(match[1]!);
-      });
-      child!.once('exit', (code) => reject(new Error(`banyan run exited ${code}: ${seen}`)));
-    });
+    const url = await listeningUrl(child);
 
     let status: { sources: Array<{ name: string; state: string; records: number; details: Record<string, unknown> }> };
     const deadline = Date.now() + 20_000;
