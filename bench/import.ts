@@ -3,7 +3,7 @@ import { createKnex } from '../src/clients/database';
 import { createDialect } from '../src/dialects';
 import { migrateChangelogs } from '../src/import/changelog/migrate';
 import { ChangelogSource, parseTableName } from '../src/import/changelog/source';
-import { changelogSourceSchema, type BanyanConfig, type ChangelogSourceConfig, type DatabaseConfig } from '../src/runtime/config';
+import { changelogSourceSchema, type BanyanConfig, type ChangelogSourceConfig, type DatabaseConfig } from '../src/config';
 import { createKafka } from '../src/runtime/kafka';
 import { createRootLogger } from '../src/runtime/logger';
 import { createSourceRunner } from '../src/runtime/source-runner';

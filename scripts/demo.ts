@@ -9,7 +9,7 @@ import jsforce from 'jsforce';
 import { loadEnvFile, STACK_ENV_FILE } from '../src/cli/context';
 import { Databases } from '../src/clients/databases';
 import { AvroDecoder } from '../src/runtime/avro';
-import { loadConfigFile } from '../src/runtime/config';
+import { loadConfigFile } from '../src/config';
 import { createKafka } from '../src/runtime/kafka';
 import { createRootLogger } from '../src/runtime/logger';
 import { readTopic } from '../test/helpers';

@@ -11,7 +11,7 @@ import { parseDocument } from 'yaml';
 import type { Dialect } from '../src/dialects/dialect';
 import { ChangelogSource } from '../src/import/changelog/source';
 import { AvroDecoder } from '../src/runtime/avro';
-import { parseConfig, type BanyanConfig, type ChangelogSourceConfig } from '../src/runtime/config';
+import { parseConfig, type BanyanConfig, type ChangelogSourceConfig } from '../src/config';
 import { createKafka, ensureTopics, readToEnd } from '../src/runtime/kafka';
 import { createRootLogger } from '../src/runtime/logger';
 import { createSourceRunner, type SourceRunner } from '../src/runtime/source-runner';

@@ -34,7 +34,8 @@ describe('stack.sh down', { timeout: 60_000 }, () => {
   /** Starts bash in a session and process group of its own (as stack.sh starts each part), and waits until it says it is ready. */
   async function startGroup(script: string): Promise<number> {
     const ready = join(state, `ready-${children.length}`);
-    const child = spawn('bash', ['-c', `${script}\ntouch ${ready}\nwait`], { detached: true, stdio: 'ignore' });
+    // The ready file is written by a bash builtin: a `touch` child could still be in the group when counted.
+    const child = spawn('bash', ['-c', `${script}\n: > ${ready}\nwait`], { detached: true, stdio: 'ignore' });
     children.push(child);
     while (!existsSync(ready)) await new Promise((r) => setTimeout(r, 20));
     return child.pid!;

@@ -1,6 +1,6 @@
 import { existsSync, readFileSync } from 'node:fs';
 import { ConfigError } from '../core';
-import { loadConfigFile, type BanyanConfig } from '../runtime/config';
+import { loadConfigFile, type BanyanConfig } from '../config';
 
 export interface GlobalOptions {
   config: string;

@@ -2,7 +2,7 @@ import { importChecksModule } from '../import/module';
 import type { Container } from 'inversify';
 import { HealthCheck, type CheckResult } from '../core';
 import { Databases } from '../clients/databases';
-import type { BanyanConfig } from '../runtime/config';
+import type { BanyanConfig } from '../config';
 import { runCheck } from '../runtime/health';
 import { createKafka, KafkaClient } from '../runtime/kafka';
 import type { Logger } from '../runtime/logger';

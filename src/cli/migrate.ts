@@ -3,7 +3,7 @@ import { createDialect } from '../dialects';
 import { migrateChangelogs } from '../import/changelog/migrate';
 import { changelogSourceProblems } from '../import/changelog/preflight';
 import { isTableProblemCode } from '../import/changelog/inspect';
-import { configErrorAt, type BanyanConfig } from '../runtime/config';
+import { configErrorAt, type BanyanConfig } from '../config';
 
 /** `banyan migrate [--down]`: changelog tables and triggers for every changelog source, per database. */
 export async function migrate(config: BanyanConfig, direction: 'up' | 'down'): Promise<string[]> {
@@ -18,7 +18,7 @@ export async function migrate(config: BanyanConfig, direction: 'up' | 'down'): P
       if (source.type === 'changelog') byDatabase.set(source.database, [...(byDatabase.get(source.database) ?? []), source.table]);
     }
     for (const [name, tables] of byDatabase) {
-      const result = await migrateChangelogs(databases.get(name), createDialect(databases.config(name)), tables, direction);
+      const result = await migrateChangelogs(databases.get(name), createDialect(config.databases[name]!), tables, direction);
       const done = result.migrations.length ? result.migrations.join(', ') : 'already up to date';
       lines.push(`${name}: ${direction === 'up' ? 'applied' : 'reverted'} ${done}`);
     }

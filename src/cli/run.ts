@@ -2,7 +2,7 @@ import { Databases } from '../clients/databases';
 import { importModule } from '../import/module';
 import { isTableProblemCode } from '../import/changelog/inspect';
 import { changelogSourceProblems } from '../import/changelog/preflight';
-import { configErrorAt, type BanyanConfig } from '../runtime/config';
+import { configErrorAt, type BanyanConfig } from '../config';
 import { createRootLogger } from '../runtime/logger';
 import { createContainer } from '../runtime/module';
 import { StatusServer } from '../runtime/http-server';

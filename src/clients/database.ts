@@ -1,11 +1,10 @@
 import knex, { type Knex } from 'knex';
-import type { DatabaseConfig, DialectName } from '../runtime/config';
+import { DRIVERS, type ConnectionSettings, type DialectName } from '../dialects';
 
-const DRIVERS: Record<DialectName, { client: string; port: number }> = {
-  mssql: { client: 'mssql', port: 1433 },
-  postgres: { client: 'pg', port: 5432 },
-  mysql: { client: 'mysql2', port: 3306 },
-};
+/** A database section of the config, as far as a connection pool needs it. */
+export interface DatabaseSettings extends ConnectionSettings {
+  pool: { min: number; max: number };
+}
 
 /** Where knex's own warnings go; by default stderr, so stdout stays for a command's output. */
 export interface KnexLog {
@@ -19,36 +18,25 @@ const stderrLog: KnexLog = {
 };
 
 /** A knex pool for one configured database. The caller owns it and must `destroy()` it. */
-export function createKnex(config: DatabaseConfig, log: KnexLog = stderrLog): Knex {
-  const driver = DRIVERS[config.dialect];
-  const connection: Record<string, unknown> = {
-    host: config.host,
-    port: config.port ?? driver.port,
-    database: config.database,
-    user: config.user,
-    password: config.password,
-  };
-  if (config.dialect === 'mssql') {
-    // tedious wants `server` and its TLS settings under `options`.
-    connection.server = config.host;
-    connection.options = { encrypt: config.ssl, trustServerCertificate: !config.ssl };
-  } else if (config.ssl) {
-    connection.ssl = true;
-  }
-  if (config.dialect === 'mysql') {
-    // Keep DECIMAL and BIGINT exact and DATETIME as written: the changelog carries them as text.
-    Object.assign(connection, { supportBigNumbers: true, bigNumberStrings: true, decimalNumbers: false, dateStrings: true });
-  }
+export function createKnex(settings: DatabaseSettings, log: KnexLog = stderrLog): Knex {
+  const driver = DRIVERS[settings.dialect];
   return knex({
     client: driver.client,
-    connection,
-    pool: { min: config.pool.min, max: config.pool.max },
+    connection: {
+      host: settings.host,
+      port: settings.port ?? driver.defaultPort,
+      database: settings.database,
+      user: settings.user,
+      password: settings.password,
+      ...driver.connectionOptions(settings),
+    },
+    pool: { min: settings.pool.min, max: settings.pool.max },
     log: { warn: log.warn, error: log.error, deprecate: log.warn, debug: () => undefined },
   });
 }
 
 export function defaultPort(dialect: DialectName): number {
-  return DRIVERS[dialect].port;
+  return DRIVERS[dialect].defaultPort;
 }
 
 /** knex.raw answers differ per driver: pg gives {rows}, mysql2 [rows, fields], mssql rows. */

@@ -1,13 +1,12 @@
 import type { Knex } from 'knex';
-import type { BanyanConfig, DatabaseConfig } from '../runtime/config';
-import { createKnex, type KnexLog } from './database';
+import { createKnex, type DatabaseSettings, type KnexLog } from './database';
 
 /** The configured databases by name, each pool opened on first use and closed by `destroy()`. */
 export class Databases {
   private readonly pools = new Map<string, Knex>();
 
   constructor(
-    private readonly configs: BanyanConfig['databases'],
+    private readonly configs: Record<string, DatabaseSettings>,
     private readonly log?: KnexLog,
   ) {}
 
@@ -15,16 +14,12 @@ export class Databases {
     return Object.keys(this.configs);
   }
 
-  config(name: string): DatabaseConfig {
-    const config = this.configs[name];
-    if (!config) throw new Error(`no database named "${name}" in the configuration`);
-    return config;
-  }
-
   get(name: string): Knex {
     let pool = this.pools.get(name);
     if (!pool) {
-      pool = createKnex(this.config(name), this.log);
+      const settings = this.configs[name];
+      if (!settings) throw new Error(`no database named "${name}" in the configuration`);
+      pool = createKnex(settings, this.log);
       this.pools.set(name, pool);
     }
     return pool;

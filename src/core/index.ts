@@ -6,3 +6,4 @@ export * from './sink';
 export * from './source';
 export * from './transform';
 export * from './health';
+export * from './time';

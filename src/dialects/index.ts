@@ -1,17 +1,28 @@
-import type { DatabaseConfig, DialectName } from '../runtime/config';
 import type { Dialect } from './dialect';
-import { MssqlDialect } from './mssql.dialect';
-import { MysqlDialect } from './mysql.dialect';
-import { PostgresDialect } from './postgres.dialect';
+import type { DialectName, Driver } from './driver';
+import { MssqlDialect, mssqlDriver } from './mssql.dialect';
+import { MysqlDialect, mysqlDriver } from './mysql.dialect';
+import { PostgresDialect, postgresDriver } from './postgres.dialect';
 
 export type { Dialect } from './dialect';
+export { DIALECTS, type ConnectionSettings, type DialectName, type Driver } from './driver';
 
-const FACTORIES: Record<DialectName, (config: DatabaseConfig) => Dialect> = {
+/** What a dialect is made with: the database's config section, as far as the dialect reads it. */
+export interface DialectSettings {
+  dialect: DialectName;
+  /** MySQL/MariaDB: how long a gap in the changelog sequence is waited for, and re-checked after. */
+  gapWaitMs: number;
+  gapRetainMs: number;
+}
+
+const FACTORIES: Record<DialectName, (settings: DialectSettings) => Dialect> = {
   mssql: () => new MssqlDialect(),
   postgres: () => new PostgresDialect(),
-  mysql: (config) => new MysqlDialect({ gapWaitMs: config.gapWaitMs, gapRetainMs: config.gapRetainMs }),
+  mysql: (settings) => new MysqlDialect({ gapWaitMs: settings.gapWaitMs, gapRetainMs: settings.gapRetainMs }),
 };
 
-export function createDialect(config: DatabaseConfig): Dialect {
-  return FACTORIES[config.dialect](config);
+export const DRIVERS: Record<DialectName, Driver> = { mssql: mssqlDriver, postgres: postgresDriver, mysql: mysqlDriver };
+
+export function createDialect(settings: DialectSettings): Dialect {
+  return FACTORIES[settings.dialect](settings);
 }

@@ -1,3 +1,4 @@
+import type { Driver } from './driver';
 import type { Knex } from 'knex';
 import type { ChangeBatch, ChangelogState, Dialect, Position, Snapshot, TableInfo, TableRef } from './dialect';
 import { changelogTable, installStatements, triggerName, uninstallStatements } from './mssql/changelog';
@@ -26,6 +27,18 @@ type Row = Record<string, unknown>;
  * order comes from a `rowversion` column and MIN_ACTIVE_ROWVERSION(); see docs/dialect-mssql.md.
  * Every statement is built by a pure function in ./mssql/ and run here.
  */
+/** tedious, through knex's mssql client. */
+export const mssqlDriver: Driver = {
+  client: 'mssql',
+  defaultPort: 1433,
+  // tedious wants `server` and its TLS settings under `options`.
+  connectionOptions: (settings) => ({
+    server: settings.host,
+    options: { encrypt: settings.ssl, trustServerCertificate: !settings.ssl },
+  }),
+  versionQuery: 'SELECT @@VERSION AS version',
+};
+
 export class MssqlDialect implements Dialect {
   readonly name = 'mssql' as const;
 

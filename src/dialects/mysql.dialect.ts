@@ -1,3 +1,4 @@
+import type { Driver } from './driver';
 import type { Knex } from 'knex';
 import type { ChangeBatch, ChangelogState, ChangeRow, Dialect, Position, Snapshot, TableInfo, TableRef } from './dialect';
 import { describeMysqlTable } from './mysql/describe';
@@ -30,6 +31,21 @@ interface ChangelogRow {
  * how a gap is waited for, passed and remembered. Reads are plain autocommit SELECTs, each its own
  * consistent read, so every poll sees the latest commits.
  */
+/** mysql2, for MySQL and MariaDB. */
+export const mysqlDriver: Driver = {
+  client: 'mysql2',
+  defaultPort: 3306,
+  // Keep DECIMAL and BIGINT exact and DATETIME as written: the changelog carries them as text.
+  connectionOptions: (settings) => ({
+    ...(settings.ssl ? { ssl: true } : {}),
+    supportBigNumbers: true,
+    bigNumberStrings: true,
+    decimalNumbers: false,
+    dateStrings: true,
+  }),
+  versionQuery: 'SELECT VERSION() AS version',
+};
+
 export class MysqlDialect implements Dialect {
   readonly name = 'mysql' as const;
   private readonly gapOptions: GapOptions;

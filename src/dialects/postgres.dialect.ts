@@ -1,3 +1,4 @@
+import type { Driver } from './driver';
 import type { Knex } from 'knex';
 import type {
   ChangeBatch,
@@ -29,6 +30,14 @@ import { changelogName, keysetPredicate, requireTable, writtenName, type Catalog
  * Ids are read in order, which is each row's commit order: a second writer of a row waits for the
  * first one's lock before its trigger draws.
  */
+/** node-postgres. */
+export const postgresDriver: Driver = {
+  client: 'pg',
+  defaultPort: 5432,
+  connectionOptions: (settings) => (settings.ssl ? { ssl: true } : {}),
+  versionQuery: 'SELECT version() AS version',
+};
+
 export class PostgresDialect implements Dialect {
   readonly name = 'postgres' as const;
 

@@ -3,7 +3,8 @@ import { HealthCheck, Source } from '../core';
 import { SalesforceClient } from '../clients/salesforce/client';
 import { Databases } from '../clients/databases';
 import { createDialect } from '../dialects';
-import { configLocation, type BanyanConfig, type SourceConfig } from '../runtime/config';
+import { configLocation } from '../runtime/config';
+import type { ImportConfig, SourceConfig } from './config';
 import { componentLogger, Logger } from '../runtime/logger';
 import { ChangelogSourceHealthCheck } from './changelog/health';
 import { ChangelogSource } from './changelog/source';
@@ -11,7 +12,7 @@ import { createSalesforceCdcSource } from './salesforce-cdc';
 
 type SourceFactory<T extends SourceConfig['type']> = (
   source: Extract<SourceConfig, { type: T }>,
-  config: BanyanConfig,
+  config: ImportConfig,
   ctx: ResolutionContext,
   logger: Logger,
 ) => Source;
@@ -22,7 +23,7 @@ const FACTORIES: { [T in SourceConfig['type']]: SourceFactory<T> } = {
     const databases = ctx.get<Databases>(Databases);
     return new ChangelogSource(source, {
       db: databases.get(source.database),
-      dialect: createDialect(databases.config(source.database)),
+      dialect: createDialect(config.databases[source.database]!),
       databaseName: source.database,
       originTag: config.originTag,
       logger,
@@ -34,7 +35,7 @@ const FACTORIES: { [T in SourceConfig['type']]: SourceFactory<T> } = {
 };
 
 /** The import stage: one Source per configured source, multi-bound to the Source token. */
-export function importModule(config: BanyanConfig): ContainerModule {
+export function importModule(config: ImportConfig): ContainerModule {
   return new ContainerModule(({ bind }) => {
     if (config.salesforce) {
       const salesforce = config.salesforce;
@@ -54,14 +55,14 @@ export function importModule(config: BanyanConfig): ContainerModule {
 }
 
 /** `banyan doctor`'s checks of the import stage: one per changelog source (table, key, changelog). */
-export function importChecksModule(config: BanyanConfig): ContainerModule {
+export function importChecksModule(config: ImportConfig): ContainerModule {
   return new ContainerModule(({ bind }) => {
     config.sources.forEach((source, i) => {
       if (source.type !== 'changelog') return;
       const location = configLocation(config, ['sources', i, 'table']);
       bind<HealthCheck>(HealthCheck).toDynamicValue((ctx) => {
         const databases = ctx.get<Databases>(Databases);
-        return new ChangelogSourceHealthCheck(source, location, databases.get(source.database), createDialect(databases.config(source.database)));
+        return new ChangelogSourceHealthCheck(source, location, databases.get(source.database), createDialect(config.databases[source.database]!));
       });
     });
   });

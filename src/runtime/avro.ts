@@ -1,6 +1,6 @@
 import type { SchemaRegistry } from '@kafkajs/confluent-schema-registry';
 import avro from 'avsc';
-import type { BanyanConfig } from './config';
+import type { RuntimeConfig } from './config';
 import { grown } from './record-batch';
 import { registerAvro, registryAuthHeaders } from './registry';
 
@@ -115,7 +115,7 @@ function framed(id: number, type: avro.Type): TransientEncoder {
 export class AvroDecoder {
   private readonly types = new Map<number, Promise<avro.Type>>();
 
-  constructor(private readonly config: BanyanConfig['schemaRegistry']) {}
+  constructor(private readonly config: RuntimeConfig['schemaRegistry']) {}
 
   async decode(buffer: Buffer): Promise<unknown> {
     if (buffer.length < 5 || buffer.readUInt8(0) !== 0) throw new Error('not in the Confluent wire format (magic byte 0)');

@@ -3,10 +3,11 @@ import type { Admin } from 'kafkajs';
 import type { Knex } from 'knex';
 import type { CheckResult, HealthCheck } from '../core';
 import { errorMessage } from '../core';
-import type { BanyanConfig, DatabaseConfig, SalesforceConfig } from './config';
+import type { DatabaseConfig, RuntimeConfig, SalesforceConfig } from './config';
 import type { KafkaClient } from './kafka';
 import { registryAuthHeaders } from './registry';
 import { firstRow } from '../clients/database';
+import { DRIVERS } from '../dialects';
 
 const TIMEOUT_MS = 8000;
 
@@ -95,7 +96,7 @@ function tcpConnect(broker: string, signal: AbortSignal): Promise<void> {
 
 export class SchemaRegistryHealthCheck implements HealthCheck {
   readonly name = 'schema-registry';
-  constructor(private readonly config: BanyanConfig['schemaRegistry']) {}
+  constructor(private readonly config: RuntimeConfig['schemaRegistry']) {}
 
   async check(): Promise<CheckResult> {
     const headers = registryAuthHeaders(this.config);
@@ -111,12 +112,6 @@ export class SchemaRegistryHealthCheck implements HealthCheck {
   }
 }
 
-const VERSION_QUERY: Record<DatabaseConfig['dialect'], string> = {
-  mssql: 'SELECT @@VERSION AS version',
-  postgres: 'SELECT version() AS version',
-  mysql: 'SELECT VERSION() AS version',
-};
-
 export class DatabaseHealthCheck implements HealthCheck {
   readonly name: string;
   constructor(
@@ -130,7 +125,7 @@ export class DatabaseHealthCheck implements HealthCheck {
   async check(): Promise<CheckResult> {
     const where = `${this.config.dialect}://${this.config.user}@${this.config.host}${this.config.port ? `:${this.config.port}` : ''}/${this.config.database}`;
     try {
-      const result = await this.db.raw(VERSION_QUERY[this.config.dialect]);
+      const result = await this.db.raw(DRIVERS[this.config.dialect].versionQuery);
       const version = String(firstRow(result)?.version ?? 'unknown').split('\n')[0];
       return { name: this.name, ok: true, detail: `${where}: ${version}` };
     } catch (error) {

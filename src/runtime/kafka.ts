@@ -1,8 +1,8 @@
 import { randomUUID } from 'node:crypto';
 import { Kafka, logLevel, type Admin, type KafkaConfig, type KafkaMessage, type LogEntry, type SASLOptions } from 'kafkajs';
-import type { BanyanConfig } from './config';
+import type { KafkaConfig as KafkaSettings } from './config';
 import type { Logger } from './logger';
-import { sleep } from './time';
+import { sleep } from '../core/time';
 
 export const KafkaClient = Symbol.for('banyan.KafkaClient');
 export type KafkaClient = Kafka;
@@ -15,7 +15,7 @@ const LEVELS: Record<number, 'error' | 'warn' | 'info' | 'debug'> = {
 };
 
 /** A kafkajs client whose own log lines go through pino (and so through its redaction). */
-export function createKafka(config: BanyanConfig['kafka'], logger: Logger, overrides: Partial<KafkaConfig> = {}): Kafka {
+export function createKafka(config: KafkaSettings, logger: Logger, overrides: Partial<KafkaConfig> = {}): Kafka {
   const log = logger.child({ component: 'kafkajs' });
   const sasl = config.sasl
     ? ({ mechanism: config.sasl.mechanism, username: config.sasl.username, password: config.sasl.password } as SASLOptions)

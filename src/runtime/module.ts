@@ -1,7 +1,7 @@
 import { Container, ContainerModule } from 'inversify';
 import { HealthCheck } from '../core';
 import { Databases } from '../clients/databases';
-import { Config, type BanyanConfig } from './config';
+import { Config, type RuntimeConfig } from './config';
 import { DatabaseHealthCheck, KafkaHealthCheck, SalesforceHealthCheck, SchemaRegistryHealthCheck } from './health';
 import { createKafka, KafkaClient } from './kafka';
 import { Logger } from './logger';
@@ -11,9 +11,9 @@ import { createSchemaRegistry, SchemaRegistryClient } from './registry';
  * The shared infrastructure every stage uses: config, logger, Kafka, the registry, databases and
  * their health checks. Factories only: nothing connects until something asks for it.
  */
-export function runtimeModule(config: BanyanConfig, logger: Logger): ContainerModule {
+export function runtimeModule(config: RuntimeConfig, logger: Logger): ContainerModule {
   return new ContainerModule(({ bind }) => {
-    bind<BanyanConfig>(Config).toConstantValue(config);
+    bind<RuntimeConfig>(Config).toConstantValue(config);
     bind<Logger>(Logger).toConstantValue(logger);
     bind<KafkaClient>(KafkaClient)
       .toDynamicValue(() => createKafka(config.kafka, logger))
@@ -32,7 +32,7 @@ export function runtimeModule(config: BanyanConfig, logger: Logger): ContainerMo
     for (const name of Object.keys(config.databases)) {
       bind<HealthCheck>(HealthCheck).toDynamicValue((ctx) => {
         const databases = ctx.get<Databases>(Databases);
-        return new DatabaseHealthCheck(name, databases.config(name), databases.get(name));
+        return new DatabaseHealthCheck(name, config.databases[name]!, databases.get(name));
       });
     }
     if (config.salesforce) {
@@ -43,7 +43,7 @@ export function runtimeModule(config: BanyanConfig, logger: Logger): ContainerMo
 }
 
 /** Builds the container for a config: the runtime plus every stage's module. */
-export function createContainer(config: BanyanConfig, logger: Logger, stageModules: ContainerModule[] = []): Container {
+export function createContainer(config: RuntimeConfig, logger: Logger, stageModules: ContainerModule[] = []): Container {
   const container = new Container({ defaultScope: 'Singleton' });
   container.loadSync(runtimeModule(config, logger), ...stageModules);
   return container;

@@ -1,7 +1,7 @@
 import type { Container } from 'inversify';
 import { Source } from '../core';
 import { AvroEncoder } from './avro';
-import { Config, type BanyanConfig } from './config';
+import { Config, type RuntimeConfig } from './config';
 import { KafkaClient } from './kafka';
 import { componentLogger, Logger } from './logger';
 import { KafkaOffsetStore } from './offsets';
@@ -15,7 +15,7 @@ export class Pipelines {
   constructor(private readonly container: Container) {}
 
   async start(): Promise<void> {
-    const config = this.container.get<BanyanConfig>(Config);
+    const config = this.container.get<RuntimeConfig>(Config);
     const kafka = this.container.get<KafkaClient>(KafkaClient);
     const logger = this.container.get<Logger>(Logger);
     const encoder = new AvroEncoder(this.container.get<SchemaRegistryClient>(SchemaRegistryClient));

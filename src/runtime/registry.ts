@@ -1,16 +1,16 @@
 import { SchemaRegistry, SchemaType } from '@kafkajs/confluent-schema-registry';
-import type { BanyanConfig } from './config';
+import type { RuntimeConfig } from './config';
 
 export const SchemaRegistryClient = Symbol.for('banyan.SchemaRegistryClient');
 export type SchemaRegistryClient = SchemaRegistry;
 
 /** The Basic authorization header for the registry, when it has credentials. */
-export function registryAuthHeaders(config: BanyanConfig['schemaRegistry']): Record<string, string> {
+export function registryAuthHeaders(config: RuntimeConfig['schemaRegistry']): Record<string, string> {
   if (!config.username || !config.password) return {};
   return { authorization: `Basic ${Buffer.from(`${config.username}:${config.password}`).toString('base64')}` };
 }
 
-export function createSchemaRegistry(config: BanyanConfig['schemaRegistry']): SchemaRegistry {
+export function createSchemaRegistry(config: RuntimeConfig['schemaRegistry']): SchemaRegistry {
   const auth =
     config.username && config.password ? { auth: { username: config.username, password: config.password } } : {};
   return new SchemaRegistry({ host: config.url, ...auth });

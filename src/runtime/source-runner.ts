@@ -13,13 +13,13 @@ import {
 } from '../core';
 import { AvroEncoder, type TransientEncoder } from './avro';
 import { BatchBuilder } from './batch-builder';
-import type { BanyanConfig } from './config';
+import type { KafkaConfig, RuntimeConfig } from './config';
 import { deadLetterMessage, jsonSafe } from './dead-letters';
 import { createKafka, ensureTopics } from './kafka';
 import type { Logger } from './logger';
 import { KafkaOffsetStore } from './offsets';
 import { createSchemaRegistry } from './registry';
-import { sleep } from './time';
+import { sleep } from '../core/time';
 import type { RecordSet } from './record-batch';
 import { PRODUCER_FENCED, RecordSetProducer, WorkerProducer, type TransactionalProducer } from './transactional-producer';
 
@@ -51,7 +51,7 @@ export interface SourceRunnerOptions {
   /** Encode and send produce requests in a worker thread (the second core). */
   producerThread: boolean;
   /** The client settings the producer thread connects with. */
-  kafka: BanyanConfig['kafka'];
+  kafka: KafkaConfig;
   /** First and largest wait after a failure; doubles in between. */
   backoffMs?: { min: number; max: number };
 }
@@ -60,7 +60,7 @@ export interface SourceRunnerOptions {
  * A runner for `source` with everything it needs built from the configuration: for tools and
  * tests that run one source outside the container.
  */
-export function createSourceRunner(source: Source, config: BanyanConfig, logger: Logger): SourceRunner {
+export function createSourceRunner(source: Source, config: RuntimeConfig, logger: Logger): SourceRunner {
   const kafka = createKafka(config.kafka, logger);
   return new SourceRunner(
     source,
@@ -73,7 +73,7 @@ export function createSourceRunner(source: Source, config: BanyanConfig, logger:
 }
 
 /** The runner's settings from the configuration. */
-export function runnerOptions(config: BanyanConfig): SourceRunnerOptions {
+export function runnerOptions(config: RuntimeConfig): SourceRunnerOptions {
   return {
     clientId: config.kafka.clientId,
     deadLetterTopic: config.kafka.topics.deadLetter,

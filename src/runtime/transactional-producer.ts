@@ -1,7 +1,7 @@
 import { Worker } from 'node:worker_threads';
 import { Partitioners, type Kafka, type Message, type Producer } from 'kafkajs';
 import { BanyanError } from '../core';
-import type { BanyanConfig } from './config';
+import type { KafkaConfig } from './config';
 import { encodedMessages, installEncodedProduce } from './encoded-produce';
 import { createKafka } from './kafka';
 import type { Logger } from './logger';
@@ -118,7 +118,7 @@ export class RecordSetProducer implements TransactionalProducer {
 
 /** What the worker is told and answers; see producer-worker.ts. */
 export type WorkerRequest =
-  | { type: 'init'; kafka: BanyanConfig['kafka']; transactionalId: string }
+  | { type: 'init'; kafka: KafkaConfig; transactionalId: string }
   | { type: 'commit'; id: number; requests: RecordSet[][] }
   | { type: 'close' };
 export type WorkerReply =
@@ -136,7 +136,7 @@ export class WorkerProducer implements TransactionalProducer {
   private readonly pending = new Map<number, { resolve: () => void; reject: (error: Error) => void }>();
 
   constructor(
-    private readonly kafka: BanyanConfig['kafka'],
+    private readonly kafka: KafkaConfig,
     private readonly transactionalId: string,
     private readonly logger: Logger,
   ) {}
@@ -203,7 +203,7 @@ export class WorkerProducer implements TransactionalProducer {
 }
 
 /** Used by the worker: the same client settings as the main thread, logging back to it. */
-export function workerKafka(config: BanyanConfig['kafka'], log: (reply: WorkerReply) => void): Kafka {
+export function workerKafka(config: KafkaConfig, log: (reply: WorkerReply) => void): Kafka {
   const forward = (level: 'error' | 'warn' | 'info' | 'debug') => (entry: Record<string, unknown>, message: string) =>
     log({ type: 'log', level, entry, message });
   const logger = { error: forward('error'), warn: forward('warn'), info: forward('info'), debug: forward('debug'), child: () => logger };

@@ -10,7 +10,7 @@ import { migrateChangelogs } from '../../src/import/changelog/migrate';
 import { parseTableName } from '../../src/import/changelog/source';
 import { AvroDecoder } from '../../src/runtime/avro';
 import { AvroOutput } from '../../src/runtime/avro-output';
-import type { BanyanConfig, ChangelogSourceConfig } from '../../src/runtime/config';
+import type { BanyanConfig, ChangelogSourceConfig } from '../../src/config';
 import { partitionForKey } from '../../src/runtime/record-batch';
 import type { SourceRunner } from '../../src/runtime/source-runner';
 import { freshName, startChangelogRunner, testConfig, testKafka, withAdmin } from '../helpers';

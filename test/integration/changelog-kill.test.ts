@@ -6,7 +6,7 @@ import { createKnex } from '../../src/clients/database';
 import { createDialect } from '../../src/dialects';
 import { migrateChangelogs } from '../../src/import/changelog/migrate';
 import { AvroDecoder } from '../../src/runtime/avro';
-import { parseConfig, type BanyanConfig, type DatabaseConfig } from '../../src/runtime/config';
+import { parseConfig, type BanyanConfig, type DatabaseConfig } from '../../src/config';
 import { freshName, listeningUrl, readAll, readUntil, spawnBanyan, testKafka, writeConfigFile } from '../helpers';
 
 /**

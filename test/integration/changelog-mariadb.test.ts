@@ -4,7 +4,7 @@ import { createKnex } from '../../src/clients/database';
 import { MysqlDialect } from '../../src/dialects/mysql.dialect';
 import { bytesToDecimal } from '../../src/import/changelog/avro';
 import { migrateChangelogs } from '../../src/import/changelog/migrate';
-import type { BanyanConfig, ChangelogSourceConfig } from '../../src/runtime/config';
+import type { BanyanConfig, ChangelogSourceConfig } from '../../src/config';
 import type { SourceRunner } from '../../src/runtime/source-runner';
 import { freshName, readDecoded, startChangelogRunner, testConfig } from '../helpers';
 

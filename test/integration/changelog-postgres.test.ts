@@ -5,7 +5,7 @@ import type { Dialect } from '../../src/dialects/dialect';
 import { PostgresDialect } from '../../src/dialects/postgres.dialect';
 import { bytesToDecimal } from '../../src/import/changelog/avro';
 import { migrateChangelogs } from '../../src/import/changelog/migrate';
-import type { BanyanConfig, ChangelogSourceConfig } from '../../src/runtime/config';
+import type { BanyanConfig, ChangelogSourceConfig } from '../../src/config';
 import type { SourceRunner } from '../../src/runtime/source-runner';
 import { KafkaOffsetStore } from '../../src/runtime/offsets';
 import { freshName, readAll, readDecoded, startChangelogRunner, readTopic, testConfig, testKafka } from '../helpers';

@@ -8,7 +8,7 @@ import { MysqlDialect } from '../../src/dialects/mysql.dialect';
 import { PostgresDialect } from '../../src/dialects/postgres.dialect';
 import { migrateChangelogs } from '../../src/import/changelog/migrate';
 import { ChangelogSource } from '../../src/import/changelog/source';
-import type { BanyanConfig, ChangelogSourceConfig, DatabaseConfig } from '../../src/runtime/config';
+import type { BanyanConfig, ChangelogSourceConfig, DatabaseConfig } from '../../src/config';
 import { StatusServer } from '../../src/runtime/http-server';
 import { createRootLogger } from '../../src/runtime/logger';
 import { createSourceRunner, type SourceRunner } from '../../src/runtime/source-runner';

@@ -3,7 +3,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createKnex } from '../../src/clients/database';
 import type { ChangeRow, Dialect, Position, TableInfo } from '../../src/dialects/dialect';
 import { MssqlDialect } from '../../src/dialects/mssql.dialect';
-import { parseConfig, type DatabaseConfig } from '../../src/runtime/config';
+import { parseConfig, type DatabaseConfig } from '../../src/config';
 import { freshName } from '../helpers';
 
 const MSSQL_URL = process.env.MSSQL_URL;

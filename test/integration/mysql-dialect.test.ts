@@ -3,7 +3,7 @@ import { afterAll, afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { createKnex } from '../../src/clients/database';
 import type { ChangeRow, Position, TableInfo } from '../../src/dialects/dialect';
 import { MysqlDialect } from '../../src/dialects/mysql.dialect';
-import { databaseSchema } from '../../src/runtime/config';
+import { databaseSchema } from '../../src/config';
 import { freshName } from '../helpers';
 
 // MariaDB on 127.0.0.1:3306 (root, no password), as on the development machines and in CI.

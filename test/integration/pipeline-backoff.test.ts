@@ -4,7 +4,7 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { createKnex } from '../../src/clients/database';
 import { PostgresDialect } from '../../src/dialects/postgres.dialect';
 import { migrateChangelogs } from '../../src/import/changelog/migrate';
-import { parseConfig } from '../../src/runtime/config';
+import { parseConfig } from '../../src/config';
 import { freshName, readTopic, runBanyan, spawnBanyan, testKafka, writeConfigFile } from '../helpers';
 import { TcpProxy } from '../tcp-proxy';
 

@@ -8,7 +8,7 @@ import { migrateChangelogs } from '../../src/import/changelog/migrate';
 import { ChangelogSource } from '../../src/import/changelog/source';
 import { createSalesforceCdcSource } from '../../src/import/salesforce-cdc';
 import { AvroDecoder, AvroEncoder } from '../../src/runtime/avro';
-import { parseConfig, type BanyanConfig, type ChangelogSourceConfig, type SalesforceCdcSourceConfig } from '../../src/runtime/config';
+import { parseConfig, type BanyanConfig, type ChangelogSourceConfig, type SalesforceCdcSourceConfig } from '../../src/config';
 import { createKafka } from '../../src/runtime/kafka';
 import { createRootLogger, type Logger } from '../../src/runtime/logger';
 import { KafkaOffsetStore } from '../../src/runtime/offsets';

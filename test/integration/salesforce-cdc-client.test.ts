@@ -1,7 +1,7 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import { SalesforceClient } from '../../src/clients/salesforce/client';
 import { SalesforceError } from '../../src/clients/salesforce/errors';
-import { parseConfig } from '../../src/runtime/config';
+import { parseConfig } from '../../src/config';
 import { createRootLogger } from '../../src/runtime/logger';
 import { startEmulator, type Emulator } from '../../tools/salesforce-emulator/index.js';
 

@@ -9,7 +9,7 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { createSalesforceCdcSource, type SalesforceCdcSource } from '../../src/import/salesforce-cdc';
 import type { CdcOptions } from '../../src/import/salesforce-cdc/config';
 import { AvroDecoder, AvroEncoder } from '../../src/runtime/avro';
-import { parseConfig, type BanyanConfig, type SalesforceCdcSourceConfig } from '../../src/runtime/config';
+import { parseConfig, type BanyanConfig, type SalesforceCdcSourceConfig } from '../../src/config';
 import { createKafka } from '../../src/runtime/kafka';
 import { createRootLogger } from '../../src/runtime/logger';
 import { KafkaOffsetStore } from '../../src/runtime/offsets';
@@ -451,7 +451,7 @@ function childScript(): string {
   return `
 import { createSalesforceCdcSource } from ${src('src/import/salesforce-cdc/index.ts')};
 import { AvroEncoder } from ${src('src/runtime/avro.ts')};
-import { loadConfigFile } from ${src('src/runtime/config/index.ts')};
+import { loadConfigFile } from ${src('src/config/index.ts')};
 import { createKafka } from ${src('src/runtime/kafka.ts')};
 import { createRootLogger } from ${src('src/runtime/logger.ts')};
 import { KafkaOffsetStore } from ${src('src/runtime/offsets.ts')};

@@ -3,7 +3,7 @@ import { promisify } from 'node:util';
 import type { Knex } from 'knex';
 import { afterEach, describe, expect, it } from 'vitest';
 import { createKnex } from '../../src/clients/database';
-import { parseConfig } from '../../src/runtime/config';
+import { parseConfig } from '../../src/config';
 import { closedPort, freshName, listeningUrl, runBanyan, spawnBanyan, writeConfigFile } from '../helpers';
 
 const exec = promisify(execFile);

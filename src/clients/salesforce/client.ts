@@ -1,11 +1,10 @@
 import { AsyncLocalStorage } from 'node:async_hooks';
 import type { Connection } from 'jsforce';
-import type { SalesforceConfig } from '../../runtime/config';
-import type { Logger } from '../../runtime/logger';
-import { sleep } from '../../runtime/time';
+import type { Logger } from 'pino';
+import { sleep } from '../../core/time';
 import { classifySalesforceError, SalesforceError } from './errors';
 import { parseLimitInfo, type ApiUsage } from './limits';
-import { createConnection, login } from './session';
+import { createConnection, login, type SalesforceSettings } from './session';
 
 export interface RetryPolicy {
   /** Tries in all, the first included. */
@@ -77,7 +76,7 @@ export class SalesforceClient {
   private readonly stats: SalesforceUsage = { calls: 0, callsByPurpose: {}, failedCalls: 0, retries: 0, sessionRefreshes: 0, apiUsage: null };
 
   constructor(
-    readonly config: SalesforceConfig,
+    readonly config: SalesforceSettings,
     private readonly options: SalesforceClientOptions,
   ) {
     this.retry = { ...DEFAULT_RETRY, ...options.retry };

@@ -1,5 +1,16 @@
 import jsforce, { type Connection } from 'jsforce';
-import type { SalesforceConfig } from '../../runtime/config';
+
+/** The config's `salesforce` section, as far as a connection needs it. */
+export interface SalesforceSettings {
+  loginUrl: string;
+  apiVersion: string;
+  username?: string | undefined;
+  password?: string | undefined;
+  clientId: string;
+  clientSecret: string;
+  /** Sent as `Sforce-Call-Options: client=…`; CDC reports it as changeOrigin. */
+  callOptionsClient: string;
+}
 
 /**
  * A jsforce connection, not yet logged in. Every call carries
@@ -7,7 +18,7 @@ import type { SalesforceConfig } from '../../runtime/config';
  * An expired session (401 INVALID_SESSION_ID) is renewed by logging in again (`refreshFn`), since
  * neither flow Banyan uses returns a refresh token.
  */
-export function createConnection(config: SalesforceConfig): Connection {
+export function createConnection(config: SalesforceSettings): Connection {
   return new jsforce.Connection({
     oauth2: { loginUrl: config.loginUrl, clientId: config.clientId, clientSecret: config.clientSecret },
     loginUrl: config.loginUrl,
@@ -27,7 +38,7 @@ export function createConnection(config: SalesforceConfig): Connection {
  * Logs in: the OAuth username-password flow when a username is configured, the client-credentials
  * flow otherwise. Also what renews a session that ended.
  */
-export async function login(conn: Connection, config: SalesforceConfig): Promise<void> {
+export async function login(conn: Connection, config: SalesforceSettings): Promise<void> {
   if (config.username) {
     await conn.login(config.username, config.password ?? '');
   } else {
@@ -40,7 +51,7 @@ function clientCredentials(conn: Connection): Promise<unknown> {
 }
 
 /** A logged-in connection (for one-off uses such as `doctor`; pipelines use SalesforceClient). */
-export async function connectSalesforce(config: SalesforceConfig): Promise<Connection> {
+export async function connectSalesforce(config: SalesforceSettings): Promise<Connection> {
   const conn = createConnection(config);
   await login(conn, config);
   return conn;

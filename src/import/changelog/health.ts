@@ -1,7 +1,7 @@
 import type { Knex } from 'knex';
 import { errorMessage, type CheckResult, type HealthCheck } from '../../core';
 import type { Dialect } from '../../dialects/dialect';
-import type { ChangelogSourceConfig } from '../../runtime/config';
+import type { ChangelogSourceConfig } from './config';
 import { inspectChangelog } from './inspect';
 
 /**

@@ -1,6 +1,7 @@
 import type { Databases } from '../../clients/databases';
 import { createDialect } from '../../dialects';
-import type { BanyanConfig, ChangelogSourceConfig } from '../../runtime/config';
+import type { ImportConfig } from '../config';
+import type { ChangelogSourceConfig } from './config';
 import { inspectChangelog, type ChangelogProblem } from './inspect';
 
 /** A database that has not answered by then counts as unreachable here, so `run` is not held up. */
@@ -19,7 +20,7 @@ export interface SourceProblem {
  * reached is no config problem: it is left out here and the caller meets it when it connects.
  */
 export async function changelogSourceProblems(
-  config: BanyanConfig,
+  config: ImportConfig,
   databases: Databases,
   keep: (problem: ChangelogProblem, source: ChangelogSourceConfig) => boolean,
 ): Promise<SourceProblem[]> {
@@ -27,7 +28,7 @@ export async function changelogSourceProblems(
     config.sources.map(async (source, i): Promise<SourceProblem[]> => {
       if (source.type !== 'changelog') return [];
       const db = databases.get(source.database);
-      const dialect = createDialect(databases.config(source.database));
+      const dialect = createDialect(config.databases[source.database]!);
       const inspection = await withDeadline(inspectChangelog(db, dialect, source.table), UNREACHABLE_AFTER_MS).catch(() => ({ problems: [] }));
       return inspection.problems
         .filter((p) => keep(p, source))

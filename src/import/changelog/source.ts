@@ -13,9 +13,9 @@ import {
   type StartOffsets,
 } from '../../core';
 import type { ChangeRow, Dialect, Position, Snapshot, TableInfo, TableRef } from '../../dialects/dialect';
-import type { ChangelogSourceConfig } from '../../runtime/config';
+import type { ChangelogSourceConfig } from './config';
 import type { Logger } from '../../runtime/logger';
-import { sleep } from '../../runtime/time';
+import { sleep } from '../../core/time';
 import { AvroOutput } from '../../runtime/avro-output';
 import { changeEncoder, tableSchemas, type ChangeEncoder, type TableSchemas } from './avro';
 import { classifyDatabaseError } from '../../dialects/errors';

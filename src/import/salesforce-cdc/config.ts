@@ -1,9 +1,33 @@
-import type { SalesforceCdcSourceConfig } from '../../runtime/config';
+import { z } from 'zod';
+import { positiveInt, sourceCommon } from '../../runtime/config/primitives';
 
-/**
- * The CDC source's options; their descriptions and defaults live in the config schema
- * (`salesforceCdcSourceSchema`), where they are validated once at start.
- */
+/** The Salesforce CDC source's section of the configuration (one per SObject). */
+export const salesforceCdcSourceSchema = z.strictObject({
+  ...sourceCommon,
+  type: z.literal('salesforce-cdc'),
+  object: z.string().regex(/^[A-Za-z][A-Za-z0-9_]*$/, 'an SObject API name such as Contact'),
+  replayFrom: z
+    .union([z.literal(-1), z.literal(-2)])
+    .default(-1)
+    .describe('with no stored replayId: -1 = changes from now on (Salesforce’s default), -2 = every event still retained (72 h)'),
+  replayExpiredPolicy: z
+    .enum(['reread', 'latest', 'fail'])
+    .default('reread')
+    .describe(
+      'the stored replayId is no longer retained: reread = re-read records modified since the last commit time (bounded) as reconciled, then go on; latest = go on with new events only; fail = stop until an operator decides. Always logged at error level and counted',
+    ),
+  rereadMaxRecords: positiveInt.default(50_000).describe('most records one re-read (expired replayId, GAP_OVERFLOW) may emit; beyond it the re-read is cut short, loudly'),
+  rereadLookbackMs: z.coerce.number().int().min(0).default(60_000).describe('re-reads start this long before the last known commit time'),
+  gapWindowMs: z.coerce.number().int().min(0).default(1_000).describe('GAP_* events: how long record ids are collected before they are read'),
+  reconcileBatchSize: z.coerce.number().int().min(1).max(200).default(200).describe('ids per `WHERE Id IN (…)` query when reconciling GAP_* events'),
+  queueCapacity: z.coerce.number().int().min(2).default(10_000).describe('events buffered between polls; when full, the stream pauses and resumes from the last buffered replayId'),
+  subscribeTimeoutMs: positiveInt.default(30_000).describe('how long a subscription may take to be acknowledged'),
+});
+
+
+export type SalesforceCdcSourceConfig = z.infer<typeof salesforceCdcSourceSchema>;
+
+/** The CDC source's options, as the source reads them from its validated section above. */
 export const CDC_OPTION_KEYS = [
   'replayFrom',
   'replayExpiredPolicy',

@@ -1,5 +1,6 @@
 import { SalesforceClient, type SalesforceClientOptions } from '../../clients/salesforce/client';
-import type { SalesforceCdcSourceConfig, SalesforceConfig } from '../../runtime/config';
+import type { SalesforceConfig } from '../../runtime/config';
+import type { SalesforceCdcSourceConfig } from './config';
 import type { Logger } from '../../runtime/logger';
 import type { CdcOptions } from './config';
 import { SalesforceCdcSource } from './source';

@@ -1,7 +1,7 @@
 import { describe, expect, it, vi } from 'vitest';
 import { partitionKey, type Json } from '../../core';
 import type { SalesforceClient } from '../../clients/salesforce/client';
-import { parseConfig, type SalesforceCdcSourceConfig } from '../../runtime/config';
+import { parseConfig, type SalesforceCdcSourceConfig } from '../../config';
 import { createRootLogger } from '../../runtime/logger';
 import type { CdcOptions } from './config';
 import type { RawChangeMessage } from './event';

@@ -1,8 +1,8 @@
 import { BanyanError, partitionKey, type Json, type PollResult, type Source, type StartOffsets } from '../../core';
 import type { SalesforceClient } from '../../clients/salesforce/client';
-import type { SalesforceCdcSourceConfig } from '../../runtime/config';
+import type { SalesforceCdcSourceConfig } from './config';
 import type { Logger } from '../../runtime/logger';
-import { sleep } from '../../runtime/time';
+import { sleep } from '../../core/time';
 import { convertBatch, type BatchStats, type Position } from './batch';
 import { cdcOptions, type CdcOptions } from './config';
 import type { RawChangeMessage } from './event';

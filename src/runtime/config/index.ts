@@ -1,5 +1,6 @@
-export * from './load';
+export { configErrorAt, configLocation, formatPath } from './load';
+export * from './primitives';
 export * from './schema';
 
-/** DI token for the parsed BanyanConfig. */
+/** DI token for the parsed configuration (the runtime reads it as RuntimeConfig). */
 export const Config = Symbol.for('banyan.Config');

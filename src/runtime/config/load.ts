@@ -2,7 +2,7 @@ import { readFileSync } from 'node:fs';
 import { isMap, isScalar, isSeq, LineCounter, parseDocument, type Document } from 'yaml';
 import type { z } from 'zod';
 import { ConfigError, type ConfigIssue } from '../../core';
-import { configSchema, crossReferenceIssues, SECRET_FIELDS, type BanyanConfig } from './schema';
+import { SECRET_FIELDS } from './primitives';
 
 type Env = Record<string, string | undefined>;
 type Path = Array<string | number>;
@@ -10,22 +10,28 @@ type Path = Array<string | number>;
 const ENV_REF = /\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}/g;
 const WHOLE_ENV_REF = /^\$\{[A-Za-z_][A-Za-z0-9_]*(?::-[^}]*)?\}$/;
 
+/** What a configuration file is checked against: its schema and the checks between its sections. */
+export interface ConfigSpec<T> {
+  schema: z.ZodType<T>;
+  crossReferences(raw: unknown): Array<{ path: Path; message: string }>;
+}
+
 /** Reads, interpolates and validates a YAML config file. Every problem is reported at once. */
-export function loadConfigFile(file: string, env: Env = process.env): BanyanConfig {
+export function loadConfigFileWith<T>(spec: ConfigSpec<T>, file: string, env: Env = process.env): T {
   let text: string;
   try {
     text = readFileSync(file, 'utf8');
   } catch (error) {
     throw new ConfigError(file, [{ path: '', message: `cannot read the file: ${(error as Error).message}` }]);
   }
-  return parseConfig(text, file, env);
+  return parseConfigWith(spec, text, file, env);
 }
 
 /**
  * Parses YAML text into a validated config. `${VAR}` and `${VAR:-default}` are replaced from `env`
  * in every string; secret fields must be such a reference, never a literal.
  */
-export function parseConfig(text: string, where: string, env: Env = process.env): BanyanConfig {
+export function parseConfigWith<T>(spec: ConfigSpec<T>, text: string, where: string, env: Env = process.env): T {
   const lines = new LineCounter();
   const doc = parseDocument(text, { lineCounter: lines });
   if (doc.errors.length > 0) {
@@ -40,23 +46,23 @@ export function parseConfig(text: string, where: string, env: Env = process.env)
   }
   const issues: ConfigIssue[] = [];
   const raw = interpolate(doc.toJS() ?? {}, [], env, issues);
-  const parsed = configSchema.safeParse(raw, { reportInput: true, error: expectation });
+  const parsed = spec.schema.safeParse(raw, { reportInput: true, error: expectation });
   if (!parsed.success) issues.push(...parsed.error.issues.map((i) => toIssue(i, raw, doc, lines)));
-  issues.push(...crossReferenceIssues(raw).map((i) => located(i.path, i.message, doc, lines)));
+  issues.push(...spec.crossReferences(raw).map((i) => located(i.path, i.message, doc, lines)));
   if (issues.length > 0) throw new ConfigError(where, issues);
-  const config = parsed.data as BanyanConfig;
-  ORIGINS.set(config, { where, locate: (path) => located(path, '', doc, lines).path });
+  const config = parsed.data as T;
+  ORIGINS.set(config as object, { where, locate: (path) => located(path, '', doc, lines).path });
   return config;
 }
 
 /** Where a loaded config came from, so a problem found later (a missing table) names the line. */
-const ORIGINS = new WeakMap<BanyanConfig, { where: string; locate: (path: Path) => string }>();
+const ORIGINS = new WeakMap<object, { where: string; locate: (path: Path) => string }>();
 
 /**
  * A ConfigError for problems found after loading (checks against the databases), each at its path
  * with the line in the file the config was read from (just the path for a config built in code).
  */
-export function configErrorAt(config: BanyanConfig, problems: Array<{ path: Path; message: string }>): ConfigError {
+export function configErrorAt(config: object, problems: Array<{ path: Path; message: string }>): ConfigError {
   const origin = ORIGINS.get(config);
   return new ConfigError(
     origin?.where ?? 'the configuration',
@@ -65,7 +71,7 @@ export function configErrorAt(config: BanyanConfig, problems: Array<{ path: Path
 }
 
 /** `sources[1].table (line 17)`: a config path with its line, as configErrorAt writes it. */
-export function configLocation(config: BanyanConfig, path: Path): string {
+export function configLocation(config: object, path: Path): string {
   return ORIGINS.get(config)?.locate(path) ?? formatPath(path);
 }
 

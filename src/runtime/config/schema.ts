@@ -1,19 +1,15 @@
 import { z } from 'zod';
+import type { DatabaseSettings } from '../../clients/database';
+import type { SalesforceSettings } from '../../clients/salesforce/session';
+import { DIALECTS, type DialectName, type DialectSettings } from '../../dialects';
+import { bool, identifier, port, positiveInt } from './primitives';
 
 /**
- * The one configuration schema. Descriptions, defaults and examples live here; the TypeScript type
- * is inferred. Secrets never appear literally in the YAML: fields listed in SECRET_FIELDS must be
- * `${ENV_VAR}` references (checked by the loader before interpolation).
+ * The runtime's sections of the configuration: Kafka, the registry, the databases and Salesforce
+ * that connectors reach, the status server and logging. Descriptions, defaults and examples live
+ * here; the TypeScript types are inferred. Each connector's own section sits next to the
+ * connector; the whole file's schema is put together in src/config.
  */
-export const SECRET_FIELDS = ['password', 'clientSecret', 'privateKey', 'securityToken'] as const;
-
-const port = z.coerce.number().int().min(1).max(65535);
-const positiveInt = z.coerce.number().int().positive();
-const bool = z.union([z.boolean(), z.enum(['true', 'false']).transform((v) => v === 'true')]);
-const identifier = z
-  .string()
-  .regex(/^[A-Za-z_][A-Za-z0-9_.-]*$/, 'use letters, digits, "_", "." and "-" only, starting with a letter or "_"');
-
 const brokerList = z
   .union([z.string(), z.array(z.string())])
   .transform((v) => (Array.isArray(v) ? v : v.split(',')).map((b) => b.trim()).filter(Boolean))
@@ -57,9 +53,6 @@ export const schemaRegistrySchema = z.strictObject({
   password: z.string().optional(),
 });
 
-export const DIALECTS = ['mssql', 'postgres', 'mysql'] as const;
-export type DialectName = (typeof DIALECTS)[number];
-
 export const databaseSchema = z.strictObject({
   dialect: z
     .enum([...DIALECTS, 'mariadb'])
@@ -93,123 +86,38 @@ export const salesforceSchema = z.strictObject({
     .describe('sent as Sforce-Call-Options client=…; CDC reports it as changeOrigin, which marks echoes. Defaults to originTag'),
 });
 
-const sourceCommon = {
-  name: identifier.describe('unique name of this source; keys its offsets and names it in logs'),
-  topic: z.string().optional().describe('target topic; defaults per source type'),
-  pollIntervalMs: positiveInt.default(500),
-  batchSize: positiveInt.default(5000),
+export const runtimeSections = {
+  kafka: kafkaSchema,
+  schemaRegistry: schemaRegistrySchema,
+  databases: z.record(identifier, databaseSchema).default({}),
+  salesforce: salesforceSchema.optional(),
+  originTag: z
+    .string()
+    .regex(/^[A-Za-z0-9_.:-]{1,64}$/)
+    .default('banyan')
+    .describe('the tag Banyan’s own writes carry at the target (session value, Salesforce client id); records that carry it are echoes'),
+  http: z
+    .strictObject({
+      host: z.string().default('127.0.0.1'),
+      port: z.coerce.number().int().min(0).max(65535).default(8086).describe('0 picks a free port (logged at start)'),
+    })
+    .prefault({})
+    .describe('the status server of `banyan run`: /healthz, /readyz, /metrics, /status and a status page'),
+  log: z
+    .strictObject({ level: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info') })
+    .prefault({}),
 };
 
-export const changelogSourceSchema = z.strictObject({
-  ...sourceCommon,
-  type: z.literal('changelog'),
-  database: identifier.describe('a key of `databases`'),
-  table: z.string().min(1).describe('the legacy table, optionally schema-qualified. Example: dbo.Users'),
-  snapshot: bool.default(true).describe('emit the rows that already exist once, before the changes'),
-  retentionHours: z.coerce.number().positive().default(24).describe('changelog rows already in Kafka are deleted after this long'),
-  pruneIntervalMs: positiveInt.default(60_000).describe('how often committed changelog rows are pruned'),
-  tombstonesOnDelete: bool
-    .default(true)
-    .describe('follow each delete with a tombstone (same key, null value), so a compacted topic forgets the key (Debezium’s tombstones.on.delete)'),
-  invalidDates: z
-    .enum(['dead-letter', 'null'])
-    .default('dead-letter')
-    .describe('a date/timestamp that is no calendar date (MySQL zero or invalid date, PostgreSQL infinity): dead-letter the row, or write null in a nullable column and name it in the banyan.nulled header (docs/import.md)'),
-  autoMigrate: bool
-    .default(false)
-    .describe('when the table’s columns no longer match its changelog triggers (ALTER TABLE … ADD COLUMN), recreate them at once, as `banyan migrate` would, instead of only reporting it'),
-  schemaCheckIntervalMs: positiveInt
-    .default(10_000)
-    .describe('while no changes arrive, how often the table is compared with its changelog triggers (every batch of changes is compared anyway)'),
-});
+/** The `salesforce` section; `callOptionsClient` is filled from `originTag` when not written. */
+export type SalesforceConfig = z.infer<typeof salesforceSchema> & { callOptionsClient: string };
 
-export const salesforceCdcSourceSchema = z.strictObject({
-  ...sourceCommon,
-  type: z.literal('salesforce-cdc'),
-  object: z.string().regex(/^[A-Za-z][A-Za-z0-9_]*$/, 'an SObject API name such as Contact'),
-  replayFrom: z
-    .union([z.literal(-1), z.literal(-2)])
-    .default(-1)
-    .describe('with no stored replayId: -1 = changes from now on (Salesforce’s default), -2 = every event still retained (72 h)'),
-  replayExpiredPolicy: z
-    .enum(['reread', 'latest', 'fail'])
-    .default('reread')
-    .describe(
-      'the stored replayId is no longer retained: reread = re-read records modified since the last commit time (bounded) as reconciled, then go on; latest = go on with new events only; fail = stop until an operator decides. Always logged at error level and counted',
-    ),
-  rereadMaxRecords: positiveInt.default(50_000).describe('most records one re-read (expired replayId, GAP_OVERFLOW) may emit; beyond it the re-read is cut short, loudly'),
-  rereadLookbackMs: z.coerce.number().int().min(0).default(60_000).describe('re-reads start this long before the last known commit time'),
-  gapWindowMs: z.coerce.number().int().min(0).default(1_000).describe('GAP_* events: how long record ids are collected before they are read'),
-  reconcileBatchSize: z.coerce.number().int().min(1).max(200).default(200).describe('ids per `WHERE Id IN (…)` query when reconciling GAP_* events'),
-  queueCapacity: z.coerce.number().int().min(2).default(10_000).describe('events buffered between polls; when full, the stream pauses and resumes from the last buffered replayId'),
-  subscribeTimeoutMs: positiveInt.default(30_000).describe('how long a subscription may take to be acknowledged'),
-});
+/** The configuration as the runtime sees it: everything but the stages' own sections. */
+export type RuntimeConfig = Omit<z.infer<z.ZodObject<typeof runtimeSections>>, 'salesforce'> & { salesforce?: SalesforceConfig | undefined };
+export type KafkaConfig = RuntimeConfig['kafka'];
+export type DatabaseConfig = z.infer<typeof databaseSchema>;
 
-export const sourceSchema = z.discriminatedUnion('type', [changelogSourceSchema, salesforceCdcSourceSchema]);
-
-export const configSchema = z.strictObject({
-    kafka: kafkaSchema,
-    schemaRegistry: schemaRegistrySchema,
-    databases: z.record(identifier, databaseSchema).default({}),
-    salesforce: salesforceSchema.optional(),
-    sources: z.array(sourceSchema).default([]),
-    originTag: z
-      .string()
-      .regex(/^[A-Za-z0-9_.:-]{1,64}$/)
-      .default('banyan')
-      .describe('the tag Banyan’s own writes carry at the target (session value, Salesforce client id); records that carry it are echoes'),
-    http: z
-      .strictObject({
-        host: z.string().default('127.0.0.1'),
-        port: z.coerce.number().int().min(0).max(65535).default(8086).describe('0 picks a free port (logged at start)'),
-      })
-      .prefault({})
-      .describe('the status server of `banyan run`: /healthz, /readyz, /metrics, /status and a status page'),
-    log: z
-      .strictObject({ level: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info') })
-      .prefault({}),
-  })
-  // One name for Banyan's own writes everywhere, unless Salesforce's must differ.
-  .transform((config) => ({
-    ...config,
-    salesforce: config.salesforce && {
-      ...config.salesforce,
-      callOptionsClient: config.salesforce.callOptionsClient ?? config.originTag,
-    },
-  }));
-
-/**
- * Checks between sections (a source naming a database that is not configured…). Runs on the raw
- * input even when other fields are wrong, so one run reports every mistake.
- */
-export function crossReferenceIssues(raw: unknown): Array<{ path: Array<string | number>; message: string }> {
-  const issues: Array<{ path: Array<string | number>; message: string }> = [];
-  const root = (raw ?? {}) as { databases?: unknown; sources?: unknown; salesforce?: unknown };
-  const databases = root.databases && typeof root.databases === 'object' ? Object.keys(root.databases) : [];
-  const sources = Array.isArray(root.sources) ? (root.sources as Array<Record<string, unknown>>) : [];
-  const seen = new Set<unknown>();
-  sources.forEach((source, i) => {
-    if (!source || typeof source !== 'object') return;
-    if (source.name !== undefined && seen.has(source.name)) {
-      issues.push({ path: ['sources', i, 'name'], message: `duplicate source name "${String(source.name)}"` });
-    }
-    seen.add(source.name);
-    if (source.type === 'changelog' && typeof source.database === 'string' && !databases.includes(source.database)) {
-      issues.push({
-        path: ['sources', i, 'database'],
-        message: `no database named "${source.database}" (configured: ${databases.join(', ') || 'none'})`,
-      });
-    }
-    if (source.type === 'salesforce-cdc' && !root.salesforce) {
-      issues.push({ path: ['sources', i], message: 'a salesforce-cdc source needs the `salesforce` section' });
-    }
-  });
-  return issues;
-}
-
-export type BanyanConfig = z.infer<typeof configSchema>;
-export type DatabaseConfig = BanyanConfig['databases'][string];
-export type SourceConfig = BanyanConfig['sources'][number];
-export type ChangelogSourceConfig = Extract<SourceConfig, { type: 'changelog' }>;
-export type SalesforceCdcSourceConfig = Extract<SourceConfig, { type: 'salesforce-cdc' }>;
-export type SalesforceConfig = NonNullable<BanyanConfig['salesforce']>;
+// The clients and dialects read these sections through interfaces of their own (so they do not
+// depend on the runtime); these lines fail to compile when the schema stops satisfying them.
+type Satisfies<T extends U, U> = T;
+export type DatabaseConfigIsReadable = Satisfies<DatabaseConfig, DatabaseSettings & DialectSettings>;
+export type SalesforceConfigIsReadable = Satisfies<SalesforceConfig, SalesforceSettings>;

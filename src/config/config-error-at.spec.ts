@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { configErrorAt, configLocation, parseConfig } from './load';
+import { configErrorAt, configLocation, parseConfig } from './index';
 
 const yaml = `kafka:
   brokers: 127.0.0.1:19092

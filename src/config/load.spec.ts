@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import { ConfigError } from '../../core';
-import { parseConfig } from './load';
+import { ConfigError } from '../core';
+import { parseConfig } from './index';
 
 const valid = `
 kafka:

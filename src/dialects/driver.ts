@@ -1,0 +1,26 @@
+/** The databases Banyan speaks to; `mariadb` in a config is `mysql`. */
+export const DIALECTS = ['mssql', 'postgres', 'mysql'] as const;
+export type DialectName = (typeof DIALECTS)[number];
+
+/** What a database connection is opened with: the config's database section, as far as a driver needs it. */
+export interface ConnectionSettings {
+  dialect: DialectName;
+  host: string;
+  port?: number | undefined;
+  database: string;
+  user: string;
+  password?: string | undefined;
+  ssl: boolean;
+}
+
+/**
+ * How knex reaches one kind of database: its driver, the usual port, the driver's own connection
+ * options, and the query that tells the server's version (for `doctor`). One per dialect file.
+ */
+export interface Driver {
+  client: 'mssql' | 'pg' | 'mysql2';
+  defaultPort: number;
+  /** The driver's connection options, beyond host, port, database, user and password. */
+  connectionOptions(settings: ConnectionSettings): Record<string, unknown>;
+  versionQuery: string;
+}
