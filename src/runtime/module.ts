@@ -4,7 +4,7 @@ import { Databases } from '../clients/databases';
 import { Config, type RuntimeConfig } from './config';
 import { DatabaseHealthCheck, KafkaHealthCheck, SalesforceHealthCheck, SchemaRegistryHealthCheck } from './health';
 import { createKafka, KafkaClient } from './kafka';
-import { Logger } from './logger';
+import { componentLogger, Logger } from './logger';
 import { createSchemaRegistry, SchemaRegistryClient } from './registry';
 
 /**
@@ -22,7 +22,11 @@ export function runtimeModule(config: RuntimeConfig, logger: Logger): ContainerM
       .toDynamicValue(() => createSchemaRegistry(config.schemaRegistry))
       .inSingletonScope();
     bind<Databases>(Databases)
-      .toDynamicValue(() => new Databases(config.databases))
+      .toDynamicValue(() => {
+        // knex's own warnings (a failed connection acquire, a lost connection) as log events, not raw stderr lines.
+        const knex = componentLogger(logger, 'knex', 'runtime');
+        return new Databases(config.databases, { warn: (message) => knex.warn({ event: 'database.warning' }, message), error: (message) => knex.error({ event: 'database.error' }, message) });
+      })
       .inSingletonScope();
 
     bind<HealthCheck>(HealthCheck).toDynamicValue(
