@@ -7,6 +7,7 @@ import {
   partitionKey,
   type DeadLetter,
   type Json,
+  type OffsetStore,
   type PollResult,
   type Source,
   type SourceRecord,
@@ -170,7 +171,7 @@ export class SourceRunner {
     private readonly source: Source,
     private readonly kafka: Kafka,
     private readonly encoder: AvroEncoder,
-    private readonly offsets: KafkaOffsetStore,
+    private readonly offsets: OffsetStore,
     private readonly logger: Logger,
     private readonly options: SourceRunnerOptions,
   ) {
@@ -424,6 +425,7 @@ export class SourceRunner {
       code: 'AVRO_ENCODE',
       key: JSON.stringify(record.key, jsonSafe),
       payload: { topic: record.topic, key: record.key, value: record.value, headers: record.headers },
+      topic: record.topic,
     };
   }
 
