@@ -28,9 +28,9 @@ export interface PollResult {
  * Reads changes from one system into Kafka records.
  *
  * Lifecycle: `connect(start)` once, then `poll(signal)` repeatedly, then `close()`. The runner owns
- * the offsets: before `connect` it reads every committed offset stored under the source's name
- * and hands them over in `start`, keyed by `partitionKey`; it writes every batch's records and offsets in one Kafka
- * transaction. A source therefore never stores its own position.
+ * the offsets: before `connect` it reads every committed offset stored under the source's name and
+ * hands them over in `start`, keyed by `partitionKey`; it writes every batch's records, dead letters
+ * and `offsets` in one Kafka transaction. A source therefore never stores its own position.
  *
  * `poll` returns when it has something, or when the source's poll interval has passed with nothing
  * (an empty result), or when `signal` aborts. Each poll continues where the previous one ended,
