@@ -422,7 +422,7 @@ export class SourceRunner {
       source: this.source.name,
       reason,
       stage: 'processing',
-      code: 'AVRO_ENCODE',
+      code: (error instanceof BadRecordError ? error.code : undefined) ?? 'AVRO_ENCODE',
       key: JSON.stringify(record.key, jsonSafe),
       payload: { topic: record.topic, key: record.key, value: record.value, headers: record.headers },
       topic: record.topic,
