@@ -2,8 +2,7 @@
  * The systems a change can come from. Every record carries one, in its headers and, for domain
  * events, in its envelope: a sink never writes a change back to the system it came from.
  */
-export const ORIGINS = ['legacy', 'salesforce', 'domain'] as const;
-export type Origin = (typeof ORIGINS)[number];
+export type Origin = 'legacy' | 'salesforce' | 'domain';
 
 /** Record header names, the same on every topic Banyan writes. */
 export const Headers = {
@@ -30,6 +29,7 @@ export const Headers = {
   deadLetterReason: 'banyan.dlq.reason',
   deadLetterStage: 'banyan.dlq.stage',
   deadLetterSource: 'banyan.dlq.source',
+  /** The topic the record was meant for, when known (Kafka Connect's `__connect.errors.topic`), so it can be replayed there. */
   deadLetterTopic: 'banyan.dlq.topic',
   deadLetterCode: 'banyan.dlq.code',
 } as const;
@@ -45,10 +45,6 @@ export type Json = string | number | boolean | null | Json[] | { [key: string]: 
  * `value` is an Avro-encodable object for `valueSchema`; `null` value is a tombstone.
  */
 export interface SourceRecord {
-  /** Which stream of changes this came from, e.g. `{ table: 'dbo.Users' }`. Offsets are kept per partition. */
-  sourcePartition: Record<string, Json>;
-  /** Where in that stream this record is, e.g. `{ position: '0x00000000000007D1' }`. */
-  sourceOffset: Record<string, Json>;
   topic: string;
   /** The entity's id, so that one entity's changes stay in one partition, in order. */
   key: Record<string, unknown>;
@@ -76,4 +72,6 @@ export interface DeadLetter {
   /** The original input, as faithfully as JSON can carry it. */
   payload: unknown;
   key?: string;
+  /** The topic the record would have gone to, when the source or the runner knows it. */
+  topic?: string;
 }

@@ -10,8 +10,10 @@ export interface PollResult {
   /** Inputs that could not be converted; the runner writes them to the dead-letter topic. */
   deadLetters: DeadLetter[];
   /**
-   * The position to store even when `records` is empty (e.g. a batch made only of dead letters or
-   * of echoes that were dropped), so those inputs are not read again.
+   * Where the source stands after this batch, per partition it advanced: the one way a position
+   * travels to the runner (records show theirs only in the `banyan.source.position` header). Set
+   * even when `records` is empty (a batch of dead letters or dropped echoes), so those inputs are
+   * not read again.
    */
   offsets: Array<{ partition: Record<string, Json>; offset: Record<string, Json> }>;
   /**
@@ -26,9 +28,9 @@ export interface PollResult {
  * Reads changes from one system into Kafka records.
  *
  * Lifecycle: `connect(start)` once, then `poll(signal)` repeatedly, then `close()`. The runner owns
- * the offsets: it reads the last committed offset of each of the source's partitions before
- * `connect` and hands them over in `start`; it writes every batch's records and offsets in one Kafka
- * transaction. A source therefore never stores its own position.
+ * the offsets: before `connect` it reads every committed offset stored under the source's name and
+ * hands them over in `start`, keyed by `partitionKey`; it writes every batch's records, dead letters
+ * and `offsets` in one Kafka transaction. A source therefore never stores its own position.
  *
  * `poll` returns when it has something, or when the source's poll interval has passed with nothing
  * (an empty result), or when `signal` aborts. Each poll continues where the previous one ended,
@@ -47,8 +49,6 @@ export interface PollResult {
 export interface Source {
   /** Unique within a config; names the source in logs, metrics, offsets and the dead-letter topic. */
   readonly name: string;
-  /** The partitions this source will read, so the runner can load their committed offsets. */
-  partitions(): Array<Record<string, Json>>;
   connect(start: StartOffsets): Promise<void>;
   poll(signal: AbortSignal): Promise<PollResult>;
   close(): Promise<void>;

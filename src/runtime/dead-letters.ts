@@ -19,6 +19,7 @@ export function deadLetterMessage(
       [Headers.deadLetterStage]: letter.stage,
       [Headers.deadLetterSource]: letter.source,
       ...(letter.code ? { [Headers.deadLetterCode]: letter.code } : {}),
+      ...(letter.topic ? { [Headers.deadLetterTopic]: letter.topic } : {}),
     },
   };
 }

@@ -1,10 +1,11 @@
 import { Container, ContainerModule } from 'inversify';
-import { HealthCheck } from '../core';
+import { HealthCheck, OffsetStore } from '../core';
 import { Databases } from '../clients/databases';
 import { Config, type RuntimeConfig } from './config';
 import { DatabaseHealthCheck, KafkaHealthCheck, SalesforceHealthCheck, SchemaRegistryHealthCheck } from './health';
 import { createKafka, KafkaClient } from './kafka';
 import { componentLogger, Logger } from './logger';
+import { KafkaOffsetStore } from './offsets';
 import { createSchemaRegistry, SchemaRegistryClient } from './registry';
 
 /**
@@ -20,6 +21,9 @@ export function runtimeModule(config: RuntimeConfig, logger: Logger): ContainerM
       .inSingletonScope();
     bind<SchemaRegistryClient>(SchemaRegistryClient)
       .toDynamicValue(() => createSchemaRegistry(config.schemaRegistry))
+      .inSingletonScope();
+    bind<OffsetStore>(OffsetStore)
+      .toDynamicValue((ctx) => new KafkaOffsetStore(ctx.get<KafkaClient>(KafkaClient), config.kafka.topics.offsets, config.kafka.topics.replicationFactor))
       .inSingletonScope();
     bind<Databases>(Databases)
       .toDynamicValue(() => {

@@ -1,10 +1,9 @@
 import type { Container } from 'inversify';
-import { Source } from '../core';
+import { OffsetStore, Source } from '../core';
 import { AvroEncoder } from './avro';
 import { Config, type RuntimeConfig } from './config';
 import { KafkaClient } from './kafka';
 import { componentLogger, Logger } from './logger';
-import { KafkaOffsetStore } from './offsets';
 import { SchemaRegistryClient } from './registry';
 import { runnerOptions, SourceRunner, type SourceStatus } from './source-runner';
 
@@ -19,7 +18,7 @@ export class Pipelines {
     const kafka = this.container.get<KafkaClient>(KafkaClient);
     const logger = this.container.get<Logger>(Logger);
     const encoder = new AvroEncoder(this.container.get<SchemaRegistryClient>(SchemaRegistryClient));
-    const offsets = new KafkaOffsetStore(kafka, config.kafka.topics.offsets, config.kafka.topics.replicationFactor);
+    const offsets = this.container.get<OffsetStore>(OffsetStore);
     const sources = this.container.isBound(Source) ? this.container.getAll<Source>(Source) : [];
     this.runners = sources.map(
       (source) =>

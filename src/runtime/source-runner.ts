@@ -7,6 +7,7 @@ import {
   partitionKey,
   type DeadLetter,
   type Json,
+  type OffsetStore,
   type PollResult,
   type Source,
   type SourceRecord,
@@ -170,7 +171,7 @@ export class SourceRunner {
     private readonly source: Source,
     private readonly kafka: Kafka,
     private readonly encoder: AvroEncoder,
-    private readonly offsets: KafkaOffsetStore,
+    private readonly offsets: OffsetStore,
     private readonly logger: Logger,
     private readonly options: SourceRunnerOptions,
   ) {
@@ -421,9 +422,10 @@ export class SourceRunner {
       source: this.source.name,
       reason,
       stage: 'processing',
-      code: 'AVRO_ENCODE',
+      code: (error instanceof BadRecordError ? error.code : undefined) ?? 'AVRO_ENCODE',
       key: JSON.stringify(record.key, jsonSafe),
       payload: { topic: record.topic, key: record.key, value: record.value, headers: record.headers },
+      topic: record.topic,
     };
   }
 

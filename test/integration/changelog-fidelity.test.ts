@@ -412,7 +412,7 @@ sources:
         const reason = `column "${e.column}" of ${table} at ${e.at}: ${e.why}`;
         return {
           key: e.at,
-          headers: { 'banyan.dlq.reason': reason, 'banyan.dlq.stage': 'processing', 'banyan.dlq.source': 'lines', 'banyan.dlq.code': 'UNCONVERTIBLE_VALUE' },
+          headers: { 'banyan.dlq.reason': reason, 'banyan.dlq.stage': 'processing', 'banyan.dlq.source': 'lines', 'banyan.dlq.code': 'UNCONVERTIBLE_VALUE', 'banyan.dlq.topic': topic },
           value: expect.objectContaining({
             reason,
             code: 'UNCONVERTIBLE_VALUE',

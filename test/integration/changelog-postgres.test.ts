@@ -244,6 +244,20 @@ sources:
     expect(body.payload.after).toMatchObject({ id: '1', balance: 'NaN', email: 'nan@example.com' });
   });
 
+  it('dead-letters a record Kafka would refuse as too large, naming the topic it was meant for, and goes on', async () => {
+    // Room for the dead letter, which keeps the reason and the row's first 10,000 characters.
+    config.kafka.maxMessageBytes = 12_000;
+    await migrateChangelogs(db, dialect, [`${schema}.users`]);
+    runner = await startRunner();
+    await db.raw(`INSERT INTO ${schema}.users (id, email, display_name) VALUES (1, 'big@example.com', ?)`, ['x'.repeat(20_000)]);
+    await db.raw(`INSERT INTO ${schema}.users (id, email) VALUES (2, 'small@example.com')`);
+    const [small] = await changes(1);
+    expect(small!.after).toMatchObject({ id: 2n, email: 'small@example.com' });
+    const [dead] = await readTopic(testKafka(config), config.kafka.topics.deadLetter, 1);
+    expect(dead?.headers?.['banyan.dlq.code']?.toString()).toBe('MESSAGE_TOO_LARGE');
+    expect(dead?.headers?.['banyan.dlq.topic']?.toString()).toBe(sourceConfig().topic);
+  });
+
   it('evolves the schema when a column is added and the changelog is migrated again', async () => {
     await migrateChangelogs(db, dialect, [`${schema}.users`]);
     runner = await startRunner();

@@ -1,5 +1,5 @@
 import type { Knex } from 'knex';
-import { isMigrationApplied, migrationName } from '../../../migrations/changelog';
+import { migrationName, migrationState } from '../../../migrations/changelog';
 import type { Dialect, TableInfo } from '../../dialects/dialect';
 import { isTableProblem, type TableProblemCode } from '../../dialects/errors';
 import { parseTableName } from './source';
@@ -21,7 +21,7 @@ export interface ChangelogInspection {
 /**
  * Compares a configured table with its changelog: the table exists and has a primary key, the
  * changelog table and triggers exist, and the migration recorded for them is the one for the
- * table's current columns. `tableName` is the config's text, which the messages repeat.
+ * table's current columns and this Banyan's trigger DDL. `tableName` is the config's text, which the messages repeat.
  * Connection failures are thrown, not reported: they say nothing about the config.
  */
 export async function inspectChangelog(db: Knex, dialect: Dialect, tableName: string): Promise<ChangelogInspection> {
@@ -32,7 +32,8 @@ export async function inspectChangelog(db: Knex, dialect: Dialect, tableName: st
     if (isTableProblem(error)) return { problems: [{ code: error.code as TableProblemCode, message: error.message }] };
     throw error;
   }
-  const [state, applied] = await Promise.all([dialect.changelogState(db, table), isMigrationApplied(db, table)]);
+  const [state, recorded] = await Promise.all([dialect.changelogState(db, table), migrationState(db, dialect, table)]);
+  const applied = recorded === 'current';
   const missing = [
     ...(state.table ? [] : [`changelog table ${dialect.changelogTable(parseTableName(tableName)).name}`]),
     ...state.missingTriggers.map((t) => `trigger ${t}`),
@@ -40,9 +41,20 @@ export async function inspectChangelog(db: Knex, dialect: Dialect, tableName: st
   if (missing.length > 0) {
     // knex believes a recorded migration is done, so `banyan migrate` alone would not reinstall it.
     const hint = applied
-      ? `delete the row "${migrationName(table)}" from banyan_migrations, then run \`banyan migrate\``
+      ? `delete the row "${migrationName(dialect, table)}" from banyan_migrations, then run \`banyan migrate\``
       : 'run `banyan migrate`';
     return { table, problems: [{ code: 'CHANGELOG_NOT_INSTALLED', message: `the changelog of table ${tableName} is not installed (missing: ${missing.join(', ')}): ${hint}` }] };
+  }
+  if (recorded === 'older-ddl') {
+    return {
+      table,
+      problems: [
+        {
+          code: 'CHANGELOG_OUTDATED',
+          message: `the changelog triggers of table ${tableName} were made by another version of Banyan, whose triggers record changes differently: run \`banyan migrate\` to replace them (the changelog's rows are kept), or set autoMigrate: true`,
+        },
+      ],
+    };
   }
   if (!applied) {
     return {

@@ -47,8 +47,8 @@ export class ChangelogSource implements Source {
   readonly name: string;
   private readonly ref: TableRef;
   private readonly topic: string;
-  /** Shared by every record of this source: it never changes. */
-  private readonly sourcePartition: Record<string, Json>;
+  /** The one partition this source reads: the key its offsets are stored under. */
+  private readonly partition: Record<string, Json>;
   private readonly now: () => number;
   private table: TableInfo | undefined;
   private knownColumns = new Set<string>();
@@ -70,7 +70,7 @@ export class ChangelogSource implements Source {
     this.name = config.name;
     this.ref = parseTableName(config.table);
     this.topic = config.topic ?? `legacy.${deps.databaseName}.${config.table}`;
-    this.sourcePartition = { database: deps.databaseName, table: config.table };
+    this.partition = { database: deps.databaseName, table: config.table };
     this.now = deps.now ?? Date.now;
     this.schemaWatch = new SchemaWatch({
       db: deps.db,
@@ -83,21 +83,13 @@ export class ChangelogSource implements Source {
     });
   }
 
-  partitions(): Array<Record<string, Json>> {
-    return [this.partition()];
-  }
-
-  private partition(): Record<string, Json> {
-    return this.sourcePartition;
-  }
-
   async connect(start: StartOffsets): Promise<void> {
     // Nothing read before survives a connect: the position comes from `start` alone.
     await this.close();
     try {
       await this.describe();
       await this.schemaWatch.check();
-      const stored = start.get(partitionKey(this.name, this.partition())) as
+      const stored = start.get(partitionKey(this.name, this.partition)) as
         | { phase: 'snapshot' | 'changes'; position?: Position; changes?: Position }
         | undefined;
       if (stored?.phase === 'changes') {
@@ -177,7 +169,7 @@ export class ChangelogSource implements Source {
     return {
       records,
       deadLetters,
-      offsets: [{ partition: this.partition(), offset: { phase: 'changes', position } }],
+      offsets: [{ partition: this.partition, offset: { phase: 'changes', position } }],
       ack: () => this.pruneIfDue(position),
     };
   }
@@ -193,7 +185,7 @@ export class ChangelogSource implements Source {
         { event: 'snapshot.finished', table: this.config.table, rows: this.snapshotRows },
         `snapshot of ${this.config.table} finished: ${this.snapshotRows} rows`,
       );
-      return { records: [], deadLetters: [], offsets: [{ partition: this.partition(), offset: { phase: 'changes', position: snapshot.position } }], ack: async () => undefined };
+      return { records: [], deadLetters: [], offsets: [{ partition: this.partition, offset: { phase: 'changes', position: snapshot.position } }], ack: async () => undefined };
     }
     const rows = page.map((image): ChangeRow => ({ op: 'I', changedAt: at, origin: null, before: null, after: image, position: 'snapshot' }));
     const { records, deadLetters } = this.changeRecords(rows, 'snapshot');
@@ -202,7 +194,7 @@ export class ChangelogSource implements Source {
     return {
       records,
       deadLetters,
-      offsets: [{ partition: this.partition(), offset: { phase: 'snapshot', changes: snapshot.position, rows: this.snapshotRows } }],
+      offsets: [{ partition: this.partition, offset: { phase: 'snapshot', changes: snapshot.position, rows: this.snapshotRows } }],
       ack: async () => undefined,
     };
   }
@@ -274,8 +266,6 @@ export class ChangelogSource implements Source {
     const missing = this.schemaWatch.missingColumns(row);
     if (missing) headers[Headers.missingColumns] = missing.join(',');
     return {
-      sourcePartition: this.partition(),
-      sourceOffset: { position: row.position },
       topic: this.topic,
       // What a dead letter shows if Kafka refuses the record: the row as read, text images.
       key: { position: row.position },
@@ -309,6 +299,7 @@ export class ChangelogSource implements Source {
       code: error instanceof BadRecordError ? error.code : undefined,
       key: row.position,
       payload: row,
+      topic: this.topic,
     };
   }
 

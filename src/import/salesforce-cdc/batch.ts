@@ -3,7 +3,7 @@ import type { Logger } from '../../runtime/logger';
 import type { CdcOptions } from './config';
 import { isEcho, parseChangeEvent, replayIdOf, type ChangeEvent, type RawChangeMessage } from './event';
 import type { GapReconciler } from './gap-reconciler';
-import { eventRecords, headerValue, reconciledRecord, vanishedRecord, type CdcOffset, type RecordTarget } from './records';
+import { eventRecords, headerValue, reconciledRecord, vanishedRecord, type RecordTarget } from './records';
 import { Reread } from './reread';
 
 /** The counters a batch moves (a part of the source's status). */
@@ -50,7 +50,7 @@ export async function convertBatch(messages: RawChangeMessage[], from: Position,
     try {
       return parseChangeEvent(message, object);
     } catch (error) {
-      deadLetters.push(deadLetter(message, error, object, ctx.channel));
+      deadLetters.push(deadLetter(message, error, object, ctx.channel, target.topic));
       return undefined;
     }
   });
@@ -63,7 +63,6 @@ export async function convertBatch(messages: RawChangeMessage[], from: Position,
       continue;
     }
     const h = event.header;
-    const offset: CdcOffset = { replayId: event.replayId, commitTimestamp: h.commitTimestamp };
     const echo = isEcho(h.changeOrigin, ctx.clientId);
     const trigger = { header: headerValue(h), replayId: event.replayId, echo };
     if (h.changeType === 'GAP_OVERFLOW') {
@@ -71,17 +70,17 @@ export async function convertBatch(messages: RawChangeMessage[], from: Position,
       const since = Math.min(position.commitTimestamp ?? h.commitTimestamp, h.commitTimestamp) - ctx.options.rereadLookbackMs;
       // Not marked echo even when the overflowing transaction was ours: the re-read also holds other writers' changes.
       const reread = new Reread(ctx.reconciler, target, ctx.options, event.replayId, since, ctx.logger, ctx.purpose('overflow'), { ...trigger, echo: false });
-      records.push(...(await reread.all(signal)).map((r) => ({ ...r, sourceOffset: offset })));
+      records.push(...(await reread.all(signal)));
       stats.overflowEvents += 1;
     } else if (h.changeType.startsWith('GAP_')) {
       stats.gapEvents += 1;
       for (const id of h.recordIds) {
         const row = rows.get(id);
-        records.push(row ? reconciledRecord(h.entityName, row, trigger, target, offset) : vanishedRecord(h.entityName, id, trigger, target, offset));
+        records.push(row ? reconciledRecord(h.entityName, row, trigger, target) : vanishedRecord(h.entityName, id, trigger, target));
         stats.reconciledRecords += 1;
       }
     } else {
-      const produced = eventRecords(event, target, echo, offset);
+      const produced = eventRecords(event, target, echo);
       if (echo) stats.echoes += produced.length;
       records.push(...produced);
     }
@@ -94,7 +93,7 @@ export async function convertBatch(messages: RawChangeMessage[], from: Position,
   return { records, deadLetters, position };
 }
 
-function deadLetter(message: RawChangeMessage, error: unknown, object: string, channel: string): DeadLetter {
+function deadLetter(message: RawChangeMessage, error: unknown, object: string, channel: string, topic: string): DeadLetter {
   const replayId = replayIdOf(message);
   return {
     source: `salesforce:${object}`,
@@ -102,6 +101,7 @@ function deadLetter(message: RawChangeMessage, error: unknown, object: string, c
     stage: 'processing',
     code: (error as { code?: string }).code ?? 'MALFORMED_EVENT',
     payload: message,
+    topic,
     ...(replayId !== undefined ? { key: String(replayId) } : {}),
   };
 }

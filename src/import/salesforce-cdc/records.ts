@@ -6,7 +6,6 @@ import { SALESFORCE_SCHEMAS, type ChangeHeaderValue, type ChangeOp, type FieldVa
 /** Where the records of one source go and how they are positioned. */
 export interface RecordTarget {
   topic: string;
-  partition: Record<string, Json>;
   shape: ObjectShape;
 }
 
@@ -39,11 +38,9 @@ export function rereadHeader(): ChangeHeaderValue {
   return { changeType: 'REPLAY_EXPIRED', changeOrigin: null, transactionKey: null, sequenceNumber: null, commitTimestamp: null, commitNumber: null, commitUser: null };
 }
 
-function record(target: RecordTarget, value: SalesforceChangeValue, offset: CdcOffset): SourceRecord {
+function record(target: RecordTarget, value: SalesforceChangeValue): SourceRecord {
   const time = value.header.commitTimestamp === null ? undefined : Number(value.header.commitTimestamp);
   return {
-    sourcePartition: target.partition,
-    sourceOffset: offset,
     topic: target.topic,
     key: { Id: value.recordId },
     value: value as unknown as Record<string, unknown>,
@@ -64,7 +61,7 @@ function record(target: RecordTarget, value: SalesforceChangeValue, offset: CdcO
  * the same change to several records of one transaction into one event). UPDATE keeps only the
  * changed fields; CREATE and UNDELETE name the fields the event left out as empty.
  */
-export function eventRecords(event: ChangeEvent, target: RecordTarget, echo: boolean, offset: CdcOffset): SourceRecord[] {
+export function eventRecords(event: ChangeEvent, target: RecordTarget, echo: boolean): SourceRecord[] {
   const h = event.header;
   const op = OPS[h.changeType];
   if (!op) throw new Error(`eventRecords got a ${h.changeType} event`);
@@ -78,7 +75,7 @@ export function eventRecords(event: ChangeEvent, target: RecordTarget, echo: boo
       op, entity: h.entityName, recordId, fields,
       changedFields: h.changedFields, nulledFields: nulled, diffFields: h.diffFields,
       header, replayId: BigInt(event.replayId), echo, reconciled: false,
-    }, offset),
+    }),
   );
 }
 
@@ -94,7 +91,7 @@ export interface ReconcileTrigger {
  * (IsDeleted, from queryAll) is a `delete`. Its commitTimestamp is the row's SystemModstamp: the
  * version of the record this state is.
  */
-export function reconciledRecord(entity: string, row: Record<string, unknown>, trigger: ReconcileTrigger, target: RecordTarget, offset: CdcOffset): SourceRecord {
+export function reconciledRecord(entity: string, row: Record<string, unknown>, trigger: ReconcileTrigger, target: RecordTarget): SourceRecord {
   const deleted = row.IsDeleted === true;
   const modstamp = modstampOf(row);
   const fields: Record<string, FieldValue> = deleted ? {} : rowFields(row, target.shape);
@@ -103,13 +100,13 @@ export function reconciledRecord(entity: string, row: Record<string, unknown>, t
     changedFields: [], nulledFields: [], diffFields: [],
     header: { ...trigger.header, ...(modstamp !== undefined ? { commitTimestamp: BigInt(modstamp) } : {}) },
     replayId: trigger.replayId === null ? null : BigInt(trigger.replayId), echo: trigger.echo, reconciled: true,
-  }, offset);
+  });
 }
 
 /** A record a GAP_* event named that queryAll no longer finds (purged from the recycle bin): a delete. */
-export function vanishedRecord(entity: string, recordId: string, trigger: ReconcileTrigger, target: RecordTarget, offset: CdcOffset): SourceRecord {
+export function vanishedRecord(entity: string, recordId: string, trigger: ReconcileTrigger, target: RecordTarget): SourceRecord {
   return record(target, {
     op: 'delete', entity, recordId, fields: {}, changedFields: [], nulledFields: [], diffFields: [],
     header: trigger.header, replayId: trigger.replayId === null ? null : BigInt(trigger.replayId), echo: trigger.echo, reconciled: true,
-  }, offset);
+  });
 }

@@ -51,7 +51,7 @@ export class Reread {
     const records = page.rows.map((row) => {
       const modstamp = modstampOf(row);
       if (modstamp !== undefined && (this.watermark === null || modstamp > this.watermark)) this.watermark = modstamp;
-      return reconciledRecord(this.target.shape.object, row, this.trigger, this.target, { replayId: this.replayId, commitTimestamp: this.watermark });
+      return reconciledRecord(this.target.shape.object, row, this.trigger, this.target);
     });
     this.count += records.length;
     if (page.done) this.finished(page.truncated);

@@ -1,5 +1,5 @@
 import { describe, expect, it, vi } from 'vitest';
-import { partitionKey, type Json } from '../../core';
+import { Headers, partitionKey, type Json } from '../../core';
 import type { SalesforceClient } from '../../clients/salesforce/client';
 import { parseConfig, type SalesforceCdcSourceConfig } from '../../config';
 import { createRootLogger } from '../../runtime/logger';
@@ -120,13 +120,13 @@ describe('SalesforceCdcSource', () => {
       event(7, 'UPDATE', [ids[0]!], { Phone: null }),
     );
     const result = await source.poll(signal);
-    expect(result.records.map((r) => [r.key, (r.value as { op: string }).op, r.sourceOffset])).toEqual([
-      [{ Id: ids[0] }, 'create', { replayId: 5, commitTimestamp: 1_700_000_000_005 }],
-      [{ Id: ids[1] }, 'create', { replayId: 5, commitTimestamp: 1_700_000_000_005 }],
-      [{ Id: ids[0] }, 'update', { replayId: 7, commitTimestamp: 1_700_000_000_007 }],
+    expect(result.records.map((r) => [r.key, (r.value as { op: string }).op, r.headers[Headers.sourcePosition]])).toEqual([
+      [{ Id: ids[0] }, 'create', '5'],
+      [{ Id: ids[1] }, 'create', '5'],
+      [{ Id: ids[0] }, 'update', '7'],
     ]);
     expect((result.records[2]?.value as { fields: unknown }).fields).toEqual({ Phone: null });
-    expect(result.deadLetters).toEqual([expect.objectContaining({ source: 'salesforce:Contact', key: '6', code: 'UNKNOWN_CHANGE_TYPE', reason: expect.stringContaining('replayId 6') })]);
+    expect(result.deadLetters).toEqual([expect.objectContaining({ source: 'salesforce:Contact', key: '6', topic: 'salesforce.Contact', code: 'UNKNOWN_CHANGE_TYPE', reason: expect.stringContaining('replayId 6') })]);
     expect(result.offsets).toEqual([{ partition: { object: 'Contact' }, offset: { replayId: 7, commitTimestamp: 1_700_000_000_007 } }]);
     await result.ack();
     expect(source.status()).toMatchObject({ events: 2, records: 3, deadLetters: 1, lastReplayId: 7 });

@@ -84,10 +84,6 @@ export class SalesforceCdcSource implements Source {
     };
   }
 
-  partitions(): Array<Record<string, Json>> {
-    return [this.partition];
-  }
-
   status(): CdcSourceStats {
     const prefix = `${this.name}:`;
     const apiCalls = Object.fromEntries(
@@ -109,7 +105,7 @@ export class SalesforceCdcSource implements Source {
     if (!this.target) {
       const describe = await client.call(`${this.name}:describe`, `describe ${this.config.object}`, (conn) => conn.describe(this.config.object));
       const shape = objectShape(this.config.object, describe.fields as unknown as DescribeField[]);
-      this.target = { topic: this.topic, partition: this.partition, shape };
+      this.target = { topic: this.topic, shape };
       this.reconciler = new GapReconciler(client, shape, this.options.reconcileBatchSize);
     }
     const stored = start.get(partitionKey(this.name, this.partition)) as Partial<CdcOffset> | undefined;
