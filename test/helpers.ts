@@ -113,6 +113,8 @@ export async function createTopic(kafka: Kafka, topic: string, numPartitions = 1
   await ensureTopics(kafka, [{ topic, numPartitions, replicationFactor: 1 }]);
 }
 
+type Truthy<T> = Exclude<T, false | 0 | '' | null | undefined>;
+
 /** How long waitFor waits before it fails. Only a failing test waits this long, so it is generous. */
 const WAIT_FOR_MS = 60_000;
 
@@ -122,13 +124,13 @@ const WAIT_FOR_MS = 60_000;
  * after `timeoutMs` naming `what` it waited for (a function: told as it stands then); a condition that throws (a topic whose leader is
  * still being elected, a server not listening yet) counts as not yet, and its last error is told.
  */
-export async function waitFor<T>(condition: () => T | Promise<T>, what: string | (() => string), timeoutMs = WAIT_FOR_MS): Promise<NonNullable<T>> {
+export async function waitFor<T>(condition: () => T | Promise<T>, what: string | (() => string), timeoutMs = WAIT_FOR_MS): Promise<Truthy<T>> {
   const deadline = Date.now() + timeoutMs;
   let lastError: unknown;
   for (;;) {
     try {
       const value = await condition();
-      if (value) return value as NonNullable<T>;
+      if (value) return value as Truthy<T>;
     } catch (error) {
       lastError = error;
     }
