@@ -108,8 +108,7 @@ sources:
     const second = await startRunner();
     try {
       await db.raw(`INSERT INTO ${schema}.users (id, email) VALUES (2, 'two@example.com')`);
-      const deadline = Date.now() + 15_000;
-      while (runner.status.state !== 'fenced' && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
+      await waitFor(() => runner!.status.state === 'fenced', 'the first runner to be fenced by the second');
       expect(runner.status).toMatchObject({ state: 'fenced', lastError: expect.stringContaining('fenced') });
       // Up to a marker row written after it: the second row once, from the second instance.
       await db.raw(`INSERT INTO ${schema}.users (id, email) VALUES (3, 'marker@example.com')`);
