@@ -113,7 +113,36 @@ export async function createTopic(kafka: Kafka, topic: string, numPartitions = 1
   await ensureTopics(kafka, [{ topic, numPartitions, replicationFactor: 1 }]);
 }
 
-type ReadMessage = KafkaMessage & { partition: number };
+type Truthy<T> = Exclude<T, false | 0 | '' | null | undefined>;
+
+/** How long waitFor waits before it fails. Only a failing test waits this long, so it is generous. */
+const WAIT_FOR_MS = 60_000;
+
+/**
+ * Resolves with the value of `condition` once it is truthy, polled every 20 ms: for a state the
+ * test can observe (a record, a log line, a row, a status answer), never for time to pass. Fails
+ * after `timeoutMs` naming `what` it waited for (a function: told as it stands then); a condition that throws (a topic whose leader is
+ * still being elected, a server not listening yet) counts as not yet, and its last error is told.
+ */
+export async function waitFor<T>(condition: () => T | Promise<T>, what: string | (() => string), timeoutMs = WAIT_FOR_MS): Promise<Truthy<T>> {
+  const deadline = Date.now() + timeoutMs;
+  let lastError: unknown;
+  for (;;) {
+    try {
+      const value = await condition();
+      if (value) return value as Truthy<T>;
+    } catch (error) {
+      lastError = error;
+    }
+    if (Date.now() > deadline) {
+      const cause = lastError === undefined ? '' : ` (last error: ${lastError instanceof Error ? lastError.message : String(lastError)})`;
+      throw new Error(`waited ${timeoutMs / 1000} s for ${typeof what === 'string' ? what : what()}, in vain${cause}`);
+    }
+    await new Promise((resolve) => setTimeout(resolve, 20));
+  }
+}
+
+export type ReadMessage = KafkaMessage & { partition: number };
 
 /**
  * Reads `topic` from the beginning with read_committed until `count` messages arrived or
@@ -127,8 +156,9 @@ export async function readTopic(kafka: Kafka, topic: string, count: number, time
 
 /**
  * Everything in `topic` now (none if it does not exist), read_committed up to the end offsets it
- * has when the read begins. For a topic no transaction is still open on (its writer committed or
- * was fenced), so that those offsets are final: then an exact count proves nothing else came.
+ * has when the read begins (src/runtime/kafka.ts readToEnd: a partition whose last transaction was
+ * aborted ends on markers, and that counts). For a topic no transaction is still open on (its writer
+ * committed or was fenced), so that those offsets are final: then an exact count proves nothing else came.
  */
 export async function readAll(kafka: Kafka, topic: string, timeoutMs = 30_000): Promise<ReadMessage[]> {
   if (!(await withAdmin(kafka, async (admin) => (await admin.listTopics()).includes(topic)))) return [];
@@ -271,11 +301,40 @@ export async function loginToEmulator(emulator: Emulator, callOptions?: { client
   return conn;
 }
 
+/** A message with key and value decoded through the registry (a tombstone's value stays null), headers as text. */
+export interface DecodedMessage<V = unknown, K = unknown> {
+  partition: number;
+  offset: string;
+  key: K;
+  value: V | null;
+  headers: Record<string, string>;
+}
+
+/** `messages` decoded through the registry of `config`, in the order given. */
+export async function decodeMessages<V = unknown, K = unknown>(config: BanyanConfig, messages: ReadMessage[]): Promise<Array<DecodedMessage<V, K>>> {
+  const decoder = new AvroDecoder(config.schemaRegistry);
+  const decode = async (bytes: Buffer | null) => (bytes === null ? null : await decoder.decode(bytes));
+  return Promise.all(
+    messages.map(async (m) => ({
+      partition: m.partition,
+      offset: m.offset,
+      key: (await decode(m.key)) as K,
+      value: (await decode(m.value)) as V | null,
+      headers: textHeaders(m),
+    })),
+  );
+}
+
+/** A message's headers as text. */
+export function textHeaders(message: Pick<KafkaMessage, 'headers'>): Record<string, string> {
+  return Object.fromEntries(Object.entries(message.headers ?? {}).map(([k, v]) => [k, String(v)]));
+}
+
 /**
  * Reads up to `count` records of a topic (see readTopic), or, given `until`, every record up to
  * the one it picks (see readUntil): their values decoded through the registry and their headers
  * as text, in the order of their changelog position. A tombstone (the null value after a delete)
- * reads as `{ op: 'tombstone', source: { position } }`, right after its delete.
+ * reads as `{ op: 'tombstone', key, source: { position } }` (its key decoded), right after its delete.
  */
 export async function readDecoded<T extends { source: { position: string } }>(
   config: BanyanConfig,
@@ -289,14 +348,10 @@ export async function readDecoded<T extends { source: { position: string } }>(
     typeof count === 'number'
       ? await readTopic(kafka, topic, count, timeoutMs)
       : await readUntil(kafka, topic, async (m) => m.value !== null && count.until((await decoder.decode(m.value)) as T), timeoutMs);
-  const decoded = await Promise.all(
-    messages.map(async (m) => ({
-      ...((m.value === null
-        ? { op: 'tombstone', before: null, after: null, source: { position: String(m.headers?.['banyan.source.position']) } }
-        : await decoder.decode(m.value)) as T),
-      headers: Object.fromEntries(Object.entries(m.headers ?? {}).map(([k, v]) => [k, String(v)])),
-    })),
-  );
+  const decoded = (await decodeMessages<T>(config, messages)).map(({ key, value, headers }) => ({
+    ...(value ?? ({ op: 'tombstone', key, before: null, after: null, source: { position: headers['banyan.source.position'] } } as unknown as T)),
+    headers,
+  }));
   return decoded.sort((a, b) => a.source.position.localeCompare(b.source.position));
 }
 

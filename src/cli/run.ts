@@ -3,7 +3,7 @@ import { importModule } from '../import/module';
 import { isTableProblemCode } from '../import/changelog/inspect';
 import { changelogSourceProblems } from '../import/changelog/preflight';
 import { configErrorAt, type BanyanConfig } from '../config';
-import { createRootLogger } from '../runtime/logger';
+import { createRootLogger, type Logger } from '../runtime/logger';
 import { createContainer } from '../runtime/module';
 import { StatusServer } from '../runtime/http-server';
 import { Pipelines } from '../runtime/pipelines';
@@ -12,7 +12,7 @@ import { Pipelines } from '../runtime/pipelines';
 export async function run(config: BanyanConfig): Promise<void> {
   const logger = createRootLogger(config.log.level);
   const container = createContainer(config, logger, [importModule(config)]);
-  await refuseMissingTables(config, container.get(Databases));
+  await refuseMissingTables(config, container.get(Databases), logger);
   const pipelines = new Pipelines(container);
   const statusServer = new StatusServer(
     () => pipelines.status(),
@@ -52,11 +52,12 @@ export async function run(config: BanyanConfig): Promise<void> {
  * A config naming a table that is not there (or has no primary key, or no changelog yet) cannot
  * run: fail at once with every such source listed. autoMigrate sources install their own changelog.
  */
-async function refuseMissingTables(config: BanyanConfig, databases: Databases): Promise<void> {
+async function refuseMissingTables(config: BanyanConfig, databases: Databases, logger: Logger): Promise<void> {
   const problems = await changelogSourceProblems(
     config,
     databases,
     (p, source) => isTableProblemCode(p.code) || (p.code === 'CHANGELOG_NOT_INSTALLED' && !source.autoMigrate),
+    logger,
   );
   if (problems.length === 0) return;
   await databases.destroy();

@@ -60,6 +60,12 @@ export interface SourceRecord {
    * and `value` only describe the record for a dead letter.
    */
   encoded?: { key: Uint8Array; value: Uint8Array | null };
+  /**
+   * Marks the records of one change that must not be split, e.g. an update that changed the key
+   * (delete, tombstone, insert): adjacent records with the same group are written all together, or
+   * all go to the dead-letter topic, so the old key is never deleted without the new one written.
+   */
+  group?: string;
 }
 
 /** A record that could not be turned into a SourceRecord: it goes to the dead-letter topic. */

@@ -21,6 +21,8 @@ export class BatchBuilder {
   private readonly current = new Map<string, Array<RecordSetWriter | undefined>>();
   private readonly roundRobin = new Map<string, number>();
   private readonly maxSetBytes: number;
+  /** Never written to (room 0): only measures records. */
+  private readonly measure = new RecordSetWriter('', 0, 0);
 
   constructor(private readonly options: BatchBuilderOptions) {
     this.maxSetBytes = Math.min(options.maxSetBytes, options.maxMessageBytes);
@@ -35,13 +37,20 @@ export class BatchBuilder {
     const room = this.maxSetBytes - writer.size;
     const size = writer.append(key, value, headers, timestamp, room);
     if (size >= 0) return;
-    if (-size + BATCH_HEADER_BYTES > this.maxSetBytes) {
-      throw new BadRecordError(
-        `record of ${-size} bytes does not fit in a record batch of kafka.maxMessageBytes (${this.options.maxMessageBytes})`,
-        { stage: 'sending', code: 'MESSAGE_TOO_LARGE' },
-      );
-    }
+    const refused = this.refusal(key, value, headers, timestamp);
+    if (refused) throw refused;
     this.open(topic, partition).append(key, value, headers, timestamp);
+  }
+
+  /** Why `add` would refuse this record (it fits in no batch the broker accepts), or undefined if it would take it. */
+  refusal(key: Bytes, value: Bytes, headers: Readonly<Record<string, string>> | undefined, timestamp: number): BadRecordError | undefined {
+    // Measured as the first record of a fresh batch, where add puts a record that does not fit the open one.
+    const size = -this.measure.append(key, value, headers, timestamp, 0);
+    if (size + BATCH_HEADER_BYTES <= this.maxSetBytes) return undefined;
+    return new BadRecordError(`record of ${size} bytes does not fit in a record batch of kafka.maxMessageBytes (${this.options.maxMessageBytes})`, {
+      stage: 'sending',
+      code: 'MESSAGE_TOO_LARGE',
+    });
   }
 
   /**

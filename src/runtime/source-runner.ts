@@ -331,7 +331,8 @@ export class SourceRunner {
 
   /**
    * Encodes a poll's records, dead letters and offsets into record batches; a record that cannot
-   * be encoded, or is too large for Kafka, becomes a dead letter.
+   * be encoded, or is too large for Kafka, becomes a dead letter, and so do the other records of
+   * its change (SourceRecord.group): a key change is never half written.
    */
   private async prepare(result: PollResult): Promise<PreparedBatch> {
     const deadLetters = [...result.deadLetters];
@@ -343,31 +344,44 @@ export class SourceRunner {
     const encoders = new Map<string, RecordEncoders>();
     const now = Date.now();
     let records = 0;
-    for (const record of result.records) {
-      // Outside the try: a topic Kafka cannot create fails the step (retried), it is no bad record.
-      if (!this.partitions.has(record.topic)) await this.ensureDataTopics([record.topic], this.options.topicPartitions);
-      let encoder = encoders.get(record.topic);
-      if (encoder?.schema !== record.schema) {
-        try {
-          encoder = await this.encodersFor(record);
-        } catch (error) {
-          // A registry that cannot be reached (or fails) fails the step, retried; a schema it refuses is the record's fault.
-          if (registryFailed(error)) throw error;
-          deadLetters.push(this.unencodable(record, error));
-          continue;
+    for (const group of changeGroups(result.records)) {
+      const ready: Array<{ record: SourceRecord; key: Buffer; value: Buffer | null }> = [];
+      let failure: { at: number; error: unknown } | undefined;
+      for (const [at, record] of group.entries()) {
+        // Outside the try: a topic Kafka cannot create fails the step (retried), it is no bad record.
+        if (!this.partitions.has(record.topic)) await this.ensureDataTopics([record.topic], this.options.topicPartitions);
+        let encoder = encoders.get(record.topic);
+        if (encoder?.schema !== record.schema) {
+          try {
+            encoder = await this.encodersFor(record);
+          } catch (error) {
+            // A registry that cannot be reached (or fails) fails the step, retried; a schema it refuses is the record's fault.
+            if (registryFailed(error)) throw error;
+            failure = { at, error };
+            break;
+          }
+          encoders.set(record.topic, encoder);
         }
-        encoders.set(record.topic, encoder);
+        try {
+          const { encoded } = record;
+          const key = encoded ? encoder.frameKey(encoded.key) : encoder.key(record.key);
+          const value = encoded ? encoded.value && encoder.frameValue(encoded.value) : record.value && encoder.value(record.value);
+          const refused = builder.refusal(key, value, record.headers, record.timestamp ?? now);
+          if (refused) throw refused;
+          // The encoders' output is overwritten by their next call, so a group's records wait as copies.
+          ready.push(group.length === 1 ? { record, key, value } : { record, key: Buffer.from(key), value: value && Buffer.from(value) });
+        } catch (error) {
+          failure = { at, error };
+          break;
+        }
       }
-      try {
-        // Both views are copied into the batch at once, before either encoder runs again.
-        const { encoded } = record;
-        const key = encoded ? encoder.frameKey(encoded.key) : encoder.key(record.key);
-        const value = encoded ? encoded.value && encoder.frameValue(encoded.value) : record.value && encoder.value(record.value);
-        builder.add(record.topic, key, value, record.headers, record.timestamp ?? now);
-        records += 1;
-      } catch (error) {
-        deadLetters.push(this.unencodable(record, error));
+      if (failure) {
+        const { at: failed, error } = failure;
+        deadLetters.push(...group.map((record, at) => this.unencodable(record, error, group.length > 1 ? { at, failed, of: group.length } : undefined)));
+        continue;
       }
+      for (const { record, key, value } of ready) builder.add(record.topic, key, value, record.headers, record.timestamp ?? now);
+      records += ready.length;
     }
     for (const letter of deadLetters) {
       const message = deadLetterMessage(letter, now);
@@ -416,8 +430,12 @@ export class SourceRunner {
     };
   }
 
-  private unencodable(record: SourceRecord, error: unknown): DeadLetter {
-    const reason = error instanceof BadRecordError ? error.message : `cannot encode for ${record.topic}: ${errorMessage(error)}`;
+  /** `group`: where the record stands in its change's records, and which of them could not be written. */
+  private unencodable(record: SourceRecord, error: unknown, group?: { at: number; failed: number; of: number }): DeadLetter {
+    const cause = error instanceof BadRecordError ? error.message : `cannot encode for ${record.topic}: ${errorMessage(error)}`;
+    const reason = group
+      ? `${cause} (record ${group.failed + 1} of the ${group.of} records of one change, written all or none; this is record ${group.at + 1})`
+      : cause;
     return {
       source: this.source.name,
       reason,
@@ -438,4 +456,15 @@ export class SourceRunner {
     );
     for (const [topic, count] of counts) this.partitions.set(topic, count);
   }
+}
+
+/** The records in runs of one change each: adjacent records of one `group`, any other record alone. */
+function changeGroups(records: readonly SourceRecord[]): SourceRecord[][] {
+  const groups: SourceRecord[][] = [];
+  for (const record of records) {
+    const last = groups.at(-1);
+    if (record.group !== undefined && last && last[0]!.group === record.group) last.push(record);
+    else groups.push([record]);
+  }
+  return groups;
 }

@@ -1,4 +1,4 @@
-import type { Kafka, KafkaMessage } from 'kafkajs';
+import type { Kafka } from 'kafkajs';
 import type { Knex } from 'knex';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { createKnex } from '../../src/clients/database';
@@ -8,12 +8,11 @@ import { PostgresDialect } from '../../src/dialects/postgres.dialect';
 import { changeEncoder, decimalToBytes } from '../../src/import/changelog/avro';
 import { migrateChangelogs } from '../../src/import/changelog/migrate';
 import { parseTableName } from '../../src/import/changelog/source';
-import { AvroDecoder } from '../../src/runtime/avro';
 import { AvroOutput } from '../../src/runtime/avro-output';
 import type { BanyanConfig, ChangelogSourceConfig } from '../../src/config';
 import { partitionForKey } from '../../src/runtime/record-batch';
 import type { SourceRunner } from '../../src/runtime/source-runner';
-import { freshName, startChangelogRunner, testConfig, testKafka, withAdmin } from '../helpers';
+import { decodeMessages, freshName, readAll, readTopic, readUntil, startChangelogRunner, testConfig, testKafka, textHeaders, withAdmin, type ReadMessage } from '../helpers';
 
 /**
  * Data fidelity with a legacy table the other tests do not use: a composite primary key, a
@@ -149,8 +148,6 @@ const mariadb: Fixture = {
   }),
 };
 
-type Message = KafkaMessage & { partition: number };
-
 describe.each([postgres, mariadb])('$label changelog fidelity (composite key, decimals, unicode, microseconds)', (fixture) => {
   let config: BanyanConfig;
   let kafka: Kafka;
@@ -241,28 +238,26 @@ sources:
   }
 
   /** Each partition's records in offset order: key and value decoded, a tombstone's value null. */
-  async function decodeByPartition(messages: Message[]): Promise<Map<number, unknown[]>> {
-    const decoder = new AvroDecoder(config.schemaRegistry);
+  async function decodeByPartition(messages: ReadMessage[]): Promise<Map<number, unknown[]>> {
     const byPartition = new Map<number, unknown[]>();
-    const sorted = [...messages].sort((a, b) => a.partition - b.partition || Number(a.offset) - Number(b.offset));
-    for (const m of sorted) {
-      const list = byPartition.get(m.partition) ?? [];
-      list.push({
-        key: await decoder.decode(m.key!),
-        value: m.value === null ? null : await decoder.decode(m.value),
-        headers: textHeaders(m),
-        partitionOfKey: partitionForKey(m.key!, partitions()),
-      });
-      byPartition.set(m.partition, list);
+    const decoded = await decodeMessages<unknown, unknown>(config, messages);
+    const sorted = decoded.map((d, i) => ({ ...d, raw: messages[i]! })).sort((a, b) => a.partition - b.partition || Number(a.offset) - Number(b.offset));
+    for (const { key, value, headers, partition, raw } of sorted) {
+      const list = byPartition.get(partition) ?? [];
+      list.push({ key, value, headers, partitionOfKey: partitionForKey(raw.key!, partitions()) });
+      byPartition.set(partition, list);
     }
     return byPartition;
   }
+
+  /** Everything in the source's topic once the record at changelog `position` is committed (later ones are not written yet). */
+  const readToPosition = (n: number) => readUntil(kafka, topic, (m) => String(m.headers?.['banyan.source.position']) === position(n));
 
   it('turns an update of a key column into delete + tombstone of the old key and an insert of the new key, each on its key’s partition', async () => {
     await start();
     const old = { region: 'eu', order_no: '1', line: '1' };
     await db.raw(`INSERT INTO ${sqlTable} ${COLUMNS} VALUES ${goodValues('eu', 1, 1, '12.34')}`);
-    const [first] = await consumeUntil(kafka, topic, (ms) => ms.length >= 1);
+    const [first] = await readTopic(kafka, topic, 1);
     const frame = first!.key!.subarray(0, 5);
     const oldPartition = await partitionOf(frame, old);
     expect(first!.partition).toBe(oldPartition);
@@ -276,7 +271,7 @@ sources:
     await db.raw(`UPDATE ${sqlTable} SET amount = 7 WHERE region = 'eu' AND order_no = 1 AND line = ${newLine}`);
     await db.raw(`INSERT INTO ${sqlTable} ${COLUMNS} VALUES ${goodValues('eu', 2, 1, '1')}`);
     const sentinelPartition = await partitionOf(frame, { region: 'eu', order_no: '2', line: '1' });
-    const messages = await readToEnd(kafka, topic, position(4));
+    const messages = await readToPosition(4);
 
     const oldKey = { region: 'eu', order_no: 1n, line: 1 };
     const newKey = { ...oldKey, line: newLine };
@@ -316,13 +311,34 @@ sources:
     expect(await decodeByPartition(messages)).toEqual(expected);
   });
 
+  it('dead-letters every record of a key change together when one of them is too large for Kafka, so the old key is not deleted alone', async () => {
+    config.kafka.maxMessageBytes = 20_000;
+    await start();
+    await db.raw(`INSERT INTO ${sqlTable} ${COLUMNS} VALUES ${goodValues('eu', 1, 1, '1')}`);
+    // The delete of the old key (its before image is small) and its tombstone fit; the new key's insert does not.
+    await db.raw(`UPDATE ${sqlTable} SET line = 2, note = '${'x'.repeat(30_000)}' WHERE region = 'eu' AND order_no = 1 AND line = 1`);
+    await db.raw(`INSERT INTO ${sqlTable} ${COLUMNS} VALUES ${goodValues('eu', 2, 1, '1')}`);
+
+    const records = [...(await decodeByPartition(await readToPosition(3))).values()].flat() as Array<{ value: { op: string } | null; headers: Record<string, string> }>;
+    expect(records.map((r) => [r.headers['banyan.source.position'], r.value?.op ?? 'tombstone']).sort()).toEqual([
+      [position(1), 'insert'],
+      [position(3), 'insert'],
+    ]);
+    const letters = (await readAll(kafka, config.kafka.topics.deadLetter)).map((m) => ({ key: m.key!.toString(), reason: textHeaders(m)['banyan.dlq.reason'] }));
+    const tooLarge = /^record of \d+ bytes does not fit in a record batch of kafka.maxMessageBytes \(20000\)/;
+    expect(letters.map((l) => [l.key, l.reason!.replace(tooLarge, 'TOO LARGE')])).toEqual(
+      [1, 2, 3].map((k) => [JSON.stringify({ position: position(2) }), `TOO LARGE (record 3 of the 3 records of one change, written all or none; this is record ${k})`]),
+    );
+    expect(runner!.status).toMatchObject({ state: 'running' });
+  });
+
   it('follows a delete with a tombstone of the same key on the same partition', async () => {
     await db.raw(`INSERT INTO ${sqlTable} ${COLUMNS} VALUES ${goodValues('eu', 5, 1, '-0.0001')}`);
     (config.sources[0] as ChangelogSourceConfig).snapshot = false;
     await start();
     await db.raw(`DELETE FROM ${sqlTable} WHERE region = 'eu' AND order_no = 5`);
     await db.raw(`INSERT INTO ${sqlTable} ${COLUMNS} VALUES ${goodValues('eu', 6, 1, '2')}`);
-    const messages = await readToEnd(kafka, topic, position(2));
+    const messages = await readToPosition(2);
     const frame = messages[0]!.key!.subarray(0, 5);
     const deleted = await partitionOf(frame, { region: 'eu', order_no: '5', line: '1' });
     const inserted = await partitionOf(frame, { region: 'eu', order_no: '6', line: '1' });
@@ -351,7 +367,7 @@ sources:
     await db.raw(`INSERT INTO ${sqlTable} ${COLUMNS} VALUES ${values(1)}`);
     await start();
     await db.raw(`INSERT INTO ${sqlTable} ${COLUMNS} VALUES ${values(2)}`);
-    const records = [...(await decodeByPartition(await readToEnd(kafka, topic, position(1)))).values()].flat() as Array<{ value: { op: string; after: unknown } }>;
+    const records = [...(await decodeByPartition(await readToPosition(1))).values()].flat() as Array<{ value: { op: string; after: unknown } }>;
     const row = (line: number) => ({
       region: 'edge',
       order_no: 1n,
@@ -374,7 +390,7 @@ sources:
     await db.raw(`INSERT INTO ${sqlTable} ${COLUMNS} VALUES ${goodValues('eu', 7, 1, '1')}`);
     await db.raw(`UPDATE ${sqlTable} SET order_no = 8 WHERE region = 'eu' AND order_no = 7`);
     await db.raw(`DELETE FROM ${sqlTable} WHERE region = 'eu' AND order_no = 8`);
-    const records = [...(await decodeByPartition(await readToEnd(kafka, topic, position(3)))).values()].flat() as Array<{
+    const records = [...(await decodeByPartition(await readToPosition(3))).values()].flat() as Array<{
       key: { order_no: bigint };
       value: { op: string; source: { position: string } } | null;
     }>;
@@ -396,7 +412,7 @@ sources:
     const last = bad.length + 2;
     await db.raw(`INSERT INTO ${sqlTable} ${COLUMNS} VALUES ${goodValues('eu', 3, 9, '0')}`);
 
-    const records = await decodeByPartition(await readToEnd(kafka, topic, position(last)));
+    const records = await decodeByPartition(await readToPosition(last));
     const values = [...records.values()].flat().map((r) => (r as { value: { op: string; after: { line: number } } }).value);
     expect(values.map((v) => [v.op, v.after.line]).sort()).toEqual([['insert', 1], ['insert', 9]]);
 
@@ -432,7 +448,7 @@ sources:
     const bad = fixture.unrepresentable(sqlTable);
     await fixture.writeLax(db, bad.map((b) => b.sql));
 
-    const messages = await readToEnd(kafka, topic, position(bad.length));
+    const messages = await readToPosition(bad.length);
     const records = [...(await decodeByPartition(messages)).values()].flat() as Array<{
       value: { op: string; after: Record<string, unknown>; source: { position: string } };
       headers: Record<string, string>;
@@ -450,65 +466,3 @@ sources:
     expect(await readAll(kafka, config.kafka.topics.deadLetter)).toEqual([]);
   });
 });
-
-function textHeaders(m: KafkaMessage): Record<string, string> {
-  return Object.fromEntries(Object.entries(m.headers ?? {}).map(([k, v]) => [k, String(v)]));
-}
-
-/**
- * Reads `topic` (read_committed) from the beginning until `done` holds for what was read; throws
- * after `timeoutMs` with what was missing, so a test never passes on a partial read.
- */
-async function consumeUntil(kafka: Kafka, topic: string, done: (messages: Message[]) => boolean, timeoutMs = 30_000): Promise<Message[]> {
-  const deadline = Date.now() + timeoutMs;
-  // A consumer that joins before the topic's partitions have leaders can miss their first records.
-  while (!(await hasRecords(kafka, topic))) {
-    if (Date.now() > deadline) throw new Error(`topic ${topic} got no records within ${timeoutMs} ms`);
-    await new Promise((resolve) => setTimeout(resolve, 100));
-  }
-  const consumer = kafka.consumer({ groupId: freshName('fidelity-reader'), readUncommitted: false });
-  const messages: Message[] = [];
-  await consumer.connect();
-  try {
-    await consumer.subscribe({ topic, fromBeginning: true });
-    await new Promise<void>((resolve, reject) => {
-      const timer = setTimeout(() => reject(new Error(`reading ${topic}: condition not met within ${timeoutMs} ms, ${messages.length} records read`)), Math.max(deadline - Date.now(), 0));
-      void consumer.run({
-        eachMessage: async ({ message, partition }) => {
-          messages.push({ ...message, partition });
-          if (done(messages)) {
-            clearTimeout(timer);
-            resolve();
-          }
-        },
-      });
-    });
-  } finally {
-    await consumer.disconnect();
-  }
-  return messages;
-}
-
-async function hasRecords(kafka: Kafka, topic: string): Promise<boolean> {
-  const ends = await withAdmin(kafka, (admin) => admin.fetchTopicOffsets(topic)).catch(() => []);
-  return ends.some((e) => Number(e.high) > 0);
-}
-
-/**
- * Every committed record of `topic`. Each partition is read up to its last record: every write
- * is a committed transaction, so the partition's last entry is a commit marker and its last
- * record sits just before it (high watermark − 2). (Should the last transaction on a partition
- * have been aborted, the read fails loudly at its timeout rather than returning a partial list.)
- */
-async function readAll(kafka: Kafka, topic: string): Promise<Message[]> {
-  const ends = await withAdmin(kafka, (admin) => admin.fetchTopicOffsets(topic)).catch(() => []);
-  const last = new Map(ends.filter((e) => Number(e.high) > 0).map((e) => [e.partition, Number(e.high) - 2]));
-  if (last.size === 0) return [];
-  return consumeUntil(kafka, topic, (messages) => [...last].every(([p, offset]) => messages.some((m) => m.partition === p && Number(m.offset) >= offset)));
-}
-
-/** Everything in `topic` once the record at changelog `position` is committed (later ones are not written yet). */
-async function readToEnd(kafka: Kafka, topic: string, position: string): Promise<Message[]> {
-  await consumeUntil(kafka, topic, (messages) => messages.some((m) => String(m.headers?.['banyan.source.position']) === position));
-  return readAll(kafka, topic);
-}

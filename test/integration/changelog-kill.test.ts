@@ -7,7 +7,7 @@ import { createDialect } from '../../src/dialects';
 import { migrateChangelogs } from '../../src/import/changelog/migrate';
 import { AvroDecoder } from '../../src/runtime/avro';
 import { parseConfig, type BanyanConfig, type DatabaseConfig } from '../../src/config';
-import { freshName, listeningUrl, readAll, readUntil, spawnBanyan, testKafka, writeConfigFile } from '../helpers';
+import { freshName, listeningUrl, readAll, readUntil, spawnBanyan, testKafka, waitFor, writeConfigFile } from '../helpers';
 
 /**
  * The poller is killed with SIGKILL (no polite stop, no chance to flush) in the middle of its work
@@ -97,7 +97,7 @@ sources:
     const url = await listeningUrl(child);
     // Once it has committed a record it has read past the inserts (PostgreSQL: its bound covers
     // them); the held transaction then stops it before the updates and the marker.
-    await waitFor(async () => (await committedRecords(url)) >= 1, 60_000);
+    await waitFor(async () => (await committedRecords(url)) >= 1, 'a first committed record in /status');
     held = await db.transaction();
     await held(table).insert({ id: HELD_ID, n: 1, note: 'held' });
     // Updates of the same rows, so order per key matters too. By key, not by range: InnoDB would
@@ -105,7 +105,7 @@ sources:
     for (let i = 0; i < ROWS; i += 100) await db(table).whereIn('id', Array.from({ length: 100 }, (_, j) => i + j)).update({ n: 1 });
     await db(table).insert({ id: MARKER_ID, n: 1, note: 'end' });
 
-    await waitFor(async () => (await committedRecords(url)) >= KILL_AFTER, 60_000);
+    await waitFor(async () => (await committedRecords(url)) >= KILL_AFTER, `${KILL_AFTER} committed records in /status`);
     child.kill('SIGKILL');
     await new Promise((resolve) => child!.once('exit', resolve));
     // As its successor would, fence the killed instance: its open transaction is aborted, so the
@@ -144,13 +144,4 @@ sources:
 async function committedRecords(url: string): Promise<number> {
   const status = (await (await fetch(`${url}/status`)).json()) as { sources: Array<{ records: number }> };
   return status.sources[0]?.records ?? 0;
-}
-
-/** Waits until `check` holds: a state the test observes, with a bound only for a failing test. */
-async function waitFor(check: () => Promise<boolean>, timeoutMs: number): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!(await check())) {
-    if (Date.now() > deadline) throw new Error(`condition not met within ${timeoutMs} ms`);
-    await new Promise((resolve) => setTimeout(resolve, 20));
-  }
 }

@@ -8,7 +8,7 @@ import { migrateChangelogs } from '../../src/import/changelog/migrate';
 import type { BanyanConfig, ChangelogSourceConfig } from '../../src/config';
 import type { SourceRunner } from '../../src/runtime/source-runner';
 import { KafkaOffsetStore } from '../../src/runtime/offsets';
-import { freshName, readAll, readDecoded, startChangelogRunner, readTopic, testConfig, testKafka } from '../helpers';
+import { freshName, readAll, readDecoded, startChangelogRunner, readTopic, testConfig, testKafka, waitFor } from '../helpers';
 
 const dialect: Dialect = new PostgresDialect();
 
@@ -108,8 +108,7 @@ sources:
     const second = await startRunner();
     try {
       await db.raw(`INSERT INTO ${schema}.users (id, email) VALUES (2, 'two@example.com')`);
-      const deadline = Date.now() + 15_000;
-      while (runner.status.state !== 'fenced' && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
+      await waitFor(() => runner!.status.state === 'fenced', 'the first runner to be fenced by the second');
       expect(runner.status).toMatchObject({ state: 'fenced', lastError: expect.stringContaining('fenced') });
       // Up to a marker row written after it: the second row once, from the second instance.
       await db.raw(`INSERT INTO ${schema}.users (id, email) VALUES (3, 'marker@example.com')`);
@@ -190,7 +189,7 @@ sources:
     await db.raw(`UPDATE ${schema}.users SET email = 'faster@example.com' WHERE id = 2`);
     // The poller has read past the fast writes once it committed a checkpoint on change id 3, the
     // last drawn; while the first transaction is open, it must still have passed nothing.
-    await waitFor(async () => (await committedPosition())?.pending.some((p) => p.drawn === '3') ?? false);
+    await waitFor(async () => (await committedPosition())?.pending.some((p) => p.drawn === '3'), 'a committed checkpoint on change id 3');
     expect((await committedPosition())!.after).toBe('0');
     await runner.stop();
     runner = undefined;
@@ -302,14 +301,14 @@ sources:
     const held = await openTransaction();
     await insert(held, 52);
     await insert(db, 53);
-    await waitFor(async () => (await changeIds())[0] !== 1);
+    await waitFor(async () => (await changeIds())[0] !== 1, 'the prune of change 1');
     expect(await changeIds()).toEqual([53]);
 
     // The clock stands still unless moved: past pruneIntervalMs, so the next ack prunes again.
     clock += 1000;
     await held.commit();
     expect(await changes(insertOf(53n))).toHaveLength(53);
-    await waitFor(async () => (await changeIds()).length === 0);
+    await waitFor(async () => (await changeIds()).length === 0, 'the prune of every change');
   });
 
   it('does not pass a writer that is still running when the database reuses its last snapshot', async () => {
@@ -332,16 +331,7 @@ sources:
       after = await dialect.readChanges(db, table, after.position, 100, Date.now());
       rows.push(...after.rows);
       return rows.length > 0;
-    });
+    }, 'the committed row to pass the bound');
     expect(rows.map((r) => r.after?.id)).toEqual(['1']);
   });
 });
-
-/** Waits until `check` holds: a state the test can observe, with a bound only for a failing test. */
-async function waitFor(check: () => Promise<boolean>, timeoutMs = 15_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!(await check())) {
-    if (Date.now() > deadline) throw new Error(`condition not met within ${timeoutMs} ms`);
-    await new Promise((resolve) => setTimeout(resolve, 50));
-  }
-}

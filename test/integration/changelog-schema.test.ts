@@ -12,7 +12,7 @@ import type { BanyanConfig, ChangelogSourceConfig, DatabaseConfig } from '../../
 import { StatusServer } from '../../src/runtime/http-server';
 import { createRootLogger } from '../../src/runtime/logger';
 import { createSourceRunner, type SourceRunner } from '../../src/runtime/source-runner';
-import { freshName, readDecoded, testConfig, testKafka, withAdmin, writeConfigFile } from '../helpers';
+import { freshName, readDecoded, testConfig, testKafka, waitFor, withAdmin, writeConfigFile } from '../helpers';
 
 const execFileAsync = promisify(execFile);
 
@@ -315,11 +315,8 @@ sources:
 
   it('notices an ALTER while no changes arrive, and with autoMigrate records the new column from the first change', async () => {
     const q = place.qualifier;
-    const seen = async (name: string) => {
-      // The idle check runs every 50 ms: wait for its log line, which is what the test observes.
-      for (let tries = 0; events(name).length === 0 && tries < 600; tries++) await new Promise((resolve) => setTimeout(resolve, 50));
-      return events(name);
-    };
+    // The idle check runs every 50 ms: wait for its log line, which is what the test observes.
+    const seen = (name: string) => waitFor(() => events(name).length > 0 && events(name), `a ${name} log event`);
     const topic = await start(false, 50);
     await place.db.raw(`ALTER TABLE ${q}.orders ADD COLUMN extra varchar(20)`);
     const message = `the changelog triggers of table ${q}.orders were made for other columns than it has now (id, note, extra): rows written now are recorded without any column added since \`banyan migrate\` last ran; run it again, or set autoMigrate: true`;

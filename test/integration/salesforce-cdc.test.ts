@@ -8,7 +8,7 @@ import type { KafkaMessage } from 'kafkajs';
 import { afterEach, describe, expect, it } from 'vitest';
 import { createSalesforceCdcSource, type SalesforceCdcSource } from '../../src/import/salesforce-cdc';
 import type { CdcOptions } from '../../src/import/salesforce-cdc/config';
-import { AvroDecoder, AvroEncoder } from '../../src/runtime/avro';
+import { AvroEncoder } from '../../src/runtime/avro';
 import { parseConfig, type BanyanConfig, type SalesforceCdcSourceConfig } from '../../src/config';
 import { createKafka } from '../../src/runtime/kafka';
 import { createRootLogger } from '../../src/runtime/logger';
@@ -16,8 +16,8 @@ import { KafkaOffsetStore } from '../../src/runtime/offsets';
 import { createSchemaRegistry } from '../../src/runtime/registry';
 import { runnerOptions, SourceRunner } from '../../src/runtime/source-runner';
 import { startEmulator, type Emulator, type EmulatorOptions } from '../../tools/salesforce-emulator/index.js';
-import { readCommitted, untilCommitted } from '../committed';
-import { freshName, loginToEmulator, readTopic } from '../helpers';
+import { untilCommitted } from '../committed';
+import { decodeMessages, freshName, loginToEmulator, readAll, readTopic, waitFor, type ReadMessage } from '../helpers';
 
 /**
  * The Salesforce CDC source against the emulator, through a real SourceRunner, Kafka transactions
@@ -128,29 +128,24 @@ async function readChanges(config: BanyanConfig, topic: string, count: number, t
  * Everything the source wrote, once its committed offset names the emulator's last Contact event:
  * all of it is committed then, and nothing more can come, so the result is exact.
  */
-async function readAll(config: BanyanConfig, em: Emulator): Promise<Array<Change & { key: string }>> {
+async function readAllChanges(config: BanyanConfig, em: Emulator): Promise<Array<Change & { key: string }>> {
   const kafka = createKafka(config.kafka, createRootLogger('silent'));
   const last = em.admin.changeEvents().filter((e) => e.entityName === 'Contact').at(-1)?.replayId;
   await untilCommitted(kafka, config.kafka.topics.offsets, 'contacts', { object: 'Contact' }, (o) => o.replayId === last);
-  return decodeAll(config, await readCommitted(kafka, sourceConfig(config).topic!));
+  return decodeAll(config, await readAll(kafka, sourceConfig(config).topic!));
 }
 
 type RawHeader = Record<string, unknown> & { recordIds: string[] };
 const rawEvents = (em: Emulator) => em.admin.changeEvents().map((e) => ({ replayId: e.replayId, ...(e.payload as Record<string, unknown>) }) as { replayId: number; ChangeEventHeader: RawHeader } & Record<string, unknown>);
 
-async function decodeAll(config: BanyanConfig, messages: KafkaMessage[]): Promise<Array<Change & { key: string }>> {
-  const decoder = new AvroDecoder(config.schemaRegistry);
-  const changes = [];
-  for (const m of messages) {
-    const key = (await decoder.decode(m.key!)) as { Id: string };
-    changes.push({ ...((await decoder.decode(m.value!)) as Change), key: key.Id, headers: m.headers });
-  }
+async function decodeAll(config: BanyanConfig, messages: ReadMessage[]): Promise<Array<Change & { key: string }>> {
+  const changes = (await decodeMessages<Change, { Id: string }>(config, messages)).map((m) => ({ ...m.value!, key: m.key.Id, headers: m.headers }));
   // Partitions interleave: the order that matters is per record, and replayIds give it (re-reads after an expired replayId have none: last).
   const order = (c: Change) => (c.replayId === null ? Number.MAX_SAFE_INTEGER : Number(c.replayId));
   return changes.sort((a, b) => order(a) - order(b));
 }
 
-const header = (m: { headers?: KafkaMessage['headers'] }, name: string) => m.headers?.[name]?.toString();
+const header = (m: { headers?: KafkaMessage['headers'] | Record<string, string> }, name: string) => m.headers?.[name]?.toString();
 
 describe('Salesforce CDC source', () => {
   it('writes CREATE, UPDATE (changed fields only, nulls named) and DELETE in order from CometD-shaped events', async () => {
@@ -172,7 +167,7 @@ describe('Salesforce CDC source', () => {
     expect(rawUpdate?.ChangeEventHeader).not.toHaveProperty('nulledFields');
     expect(rawUpdate?.Email).toBeNull();
 
-    const changes = await readAll(config, em);
+    const changes = await readAllChanges(config, em);
     expect(changes.map((c) => [c.op, c.key])).toEqual([['create', id], ['update', id], ['delete', id]]);
     const [created, updated, deleted] = changes;
     // Every field: the ones the event left out were empty, and are null.
@@ -215,7 +210,7 @@ describe('Salesforce CDC source', () => {
     const raw = rawEvents(em).filter((e) => e.ChangeEventHeader.changeType !== 'CREATE');
     expect(raw.map((e) => [e.ChangeEventHeader.changeType, e.ChangeEventHeader.recordIds])).toEqual([['UPDATE', [a, b, c]], ['DELETE', [a, b]]]);
 
-    const changes = await readAll(config, em);
+    const changes = await readAllChanges(config, em);
     const [update, remove] = raw;
     const record = (op: string, key: string, replayId: number, fields: Record<string, unknown>, changedFields: string[], nulledFields: string[], changeType: string) => ({
       op, key, recordId: key, entity: 'Contact', fields, changedFields, nulledFields, diffFields: [],
@@ -245,7 +240,7 @@ describe('Salesforce CDC source', () => {
 
     const { id } = (await other.sobject('Contact').create({ LastName: 'Echo' })) as { id: string };
     await own.sobject('Contact').update({ Id: id, Phone: '1' });
-    const changes = await readAll(config, em);
+    const changes = await readAllChanges(config, em);
     expect(changes.map((c) => [c.op, c.echo, header(c as never, 'banyan.echo')])).toEqual([['create', false, undefined], ['update', true, 'true']]);
     expect(changes[1]?.header.changeOrigin).toBe('com/salesforce/api/rest/62.0;client=banyan');
     expect(source.status().echoes).toBe(1);
@@ -265,7 +260,7 @@ describe('Salesforce CDC source', () => {
     await conn.sobject('Contact').destroy(c!);
     await conn.sobject('Contact').update({ Id: a!, Phone: '222' });
 
-    const changes = await readAll(config, em);
+    const changes = await readAllChanges(config, em);
     expect(changes.map((x) => [x.op, x.header.changeType, x.key])).toEqual([
       ['reconciled', 'GAP_UPDATE', a], ['reconciled', 'GAP_UPDATE', b], ['delete', 'GAP_DELETE', c], ['update', 'UPDATE', a],
     ]);
@@ -297,7 +292,7 @@ describe('Salesforce CDC source', () => {
 
     // Events: CREATE Before, CREATE o-3, GAP_OVERFLOW (o-0…o-2 folded). The re-read reaches back to
     // the last known commit time minus the look-back (60 s): Before and all four o-* come back whole.
-    const changes = await readAll(config, em);
+    const changes = await readAllChanges(config, em);
     expect(changes).toHaveLength(7);
     const reread = changes.filter((x) => x.reconciled);
     expect(reread.map((x) => x.key).sort()).toEqual([before, ...ids].sort());
@@ -367,10 +362,10 @@ describe('Salesforce CDC source', () => {
     em.admin.rateLimitNextCalls(2);
     await readChanges(config, topic, 2);
     await again.sobject('Contact').update({ Id: id, Phone: '2' });
-    const changes = await readAll(config, em);
+    const changes = await readAllChanges(config, em);
     expect(changes.map((x) => [x.op, x.fields.Phone])).toEqual([['update', '0'], ['reconciled', '1'], ['update', '2']]);
 
-    await until(async () => logs.some((l) => l.event === 'cdc.stream_failed'), 5000);
+    await waitFor(() => logs.some((l) => l.event === 'cdc.stream_failed'), 'the cdc.stream_failed log event');
     expect(logs.find((l) => l.event === 'cdc.stream_failed')).toMatchObject({ kind: 'auth' });
     expect(logs.some((l) => l.event === 'salesforce.session_refreshed')).toBe(true);
     expect(logs.filter((l) => l.event === 'salesforce.retry' && l.errorCode === 'REQUEST_LIMIT_EXCEEDED')).toHaveLength(2);
@@ -433,7 +428,7 @@ describe('Salesforce CDC source killed with SIGKILL mid-stream', () => {
     // Once the committed offset names the last change, everything is in Kafka and nothing more is coming.
     const last = events.at(-1)!.replayId;
     await untilCommitted(kafka, offsets, 'contacts', partition, (o) => o.replayId === last);
-    const changes = await decodeAll(config, await readCommitted(kafka, topic));
+    const changes = await decodeAll(config, await readAll(kafka, topic));
     // Exactly once: 45 records, one per change event, none twice.
     expect(changes.map((c) => Number(c.replayId))).toEqual(events.map((e) => e.replayId));
     expect(changes.map((c) => c.op)).toEqual([...Array(5).fill('create'), ...Array(40).fill('update')]);
@@ -484,13 +479,4 @@ async function startChild(script: string, configFile: string): Promise<ChildProc
     child.once('exit', (code) => fail(new Error(`the CDC child process exited with ${code}`)));
   });
   return child;
-}
-
-async function until(check: () => Promise<boolean>, timeoutMs: number): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  // A check that throws (a topic whose leader is still being elected) counts as not yet.
-  while (!(await check().catch(() => false))) {
-    if (Date.now() > deadline) throw new Error(`condition not met within ${timeoutMs} ms`);
-    await new Promise((r) => setTimeout(r, 50));
-  }
 }

@@ -2,7 +2,7 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { Connection } from 'jsforce';
-import { loginToEmulator } from '../helpers';
+import { loginToEmulator, waitFor as waitUntil } from '../helpers';
 import { StreamingExtension } from 'jsforce/api/streaming';
 import { afterEach, describe, expect, it } from 'vitest';
 import { type Emulator, type EmulatorOptions, startEmulator } from '../../tools/salesforce-emulator/index.js';
@@ -52,14 +52,8 @@ async function subscribe(conn: Connection, channel: string, replayId: number, ex
   const client = conn.streaming.createClient([new StreamingExtension.Replay(channel, replayId), ...extensions]) as unknown as StreamingClient;
   streamingClients.push(client);
   await client.subscribe(channel, (message) => events.push(message));
-  const waitFor = async (count: number, timeoutMs = 5000): Promise<ChangeEvent[]> => {
-    const deadline = Date.now() + timeoutMs;
-    while (events.length < count) {
-      if (Date.now() > deadline) throw new Error(`expected ${count} events on ${channel}, got ${events.length}`);
-      await new Promise((resolve) => setTimeout(resolve, 20));
-    }
-    return events;
-  };
+  const waitFor = (count: number): Promise<ChangeEvent[]> =>
+    waitUntil(() => events.length >= count && events, () => `${count} events on ${channel} (got ${events.length})`);
   return { events, waitFor };
 }
 
@@ -84,15 +78,6 @@ async function rawSubscribe(conn: Connection, channel: string, replayId: number)
   const [subscribed] = await bayeux(conn, { channel: '/meta/subscribe', clientId, subscription: channel, ext: { replay: { [channel]: replayId } }, id: '2' });
   expect(subscribed).toMatchObject({ successful: true });
   return clientId;
-}
-
-/** Resolves once `condition` holds, checked on every turn of the event loop (for in-process state). */
-async function until(condition: () => boolean, timeoutMs = 5000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!condition()) {
-    if (Date.now() > deadline) throw new Error(`condition not met within ${timeoutMs} ms`);
-    await new Promise((resolve) => setTimeout(resolve, 5));
-  }
 }
 
 describe('Salesforce emulator: Change Data Capture over CometD', () => {
@@ -297,7 +282,7 @@ describe('Salesforce emulator: Change Data Capture over CometD', () => {
     const connectMessage = { channel: '/meta/connect', clientId, connectionType: 'long-polling' };
     expect(await bayeux(conn, { ...connectMessage, id: '2' })).toEqual([expect.objectContaining({ id: '2', successful: true })]);
     const held = bayeux(conn, { ...connectMessage, id: '3' });
-    await until(() => emulator.admin.state().heldConnects === 1);
+    await waitUntil(() => emulator.admin.state().heldConnects === 1, 'the held CometD connect');
     // A hold that ends on the clock ends inside advanceClock, so the count right after it tells.
     emulator.admin.advanceClock(59_999);
     expect(emulator.admin.state().heldConnects).toBe(1);

@@ -218,7 +218,10 @@ export class ChangelogSource implements Source {
     for (const row of rows) {
       try {
         // All or nothing per row: a key change that fails halfway is one dead letter.
-        for (const record of this.changeRecord(row, out, op)) records.push(record);
+        const change = this.changeRecord(row, out, op);
+        // The runner writes a row's records all or none (a key change must not lose its insert).
+        if (change.length > 1) for (const record of change) record.group = row.position;
+        records.push(...change);
       } catch (error) {
         deadLetters.push(this.deadLetter(row, error));
       }
