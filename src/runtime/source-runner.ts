@@ -289,9 +289,11 @@ export class SourceRunner {
           settle(error);
           return;
         }
-        await this.failed(error, 'source.connect_failed', 'connecting the source failed; connecting again');
+        const wait = this.failed(error, 'source.connect_failed', 'connecting the source failed; connecting again');
+        // start() learns of the first attempt before the wait: the source shows backing-off with its error.
         if (first) settle();
         first = false;
+        await wait;
         continue;
       }
       this.everConnected = true;
@@ -318,13 +320,13 @@ export class SourceRunner {
     settle();
   }
 
-  /** Records a failure, shows the source backing off, and waits before the next connect. */
-  private async failed(error: unknown, event: string, message: string): Promise<void> {
+  /** Records a failure and shows the source backing off (at once); resolves after the wait before the next connect. */
+  private failed(error: unknown, event: string, message: string): Promise<void> {
     this.state.state = 'backing-off';
     this.state.lastError = errorMessage(error);
     const wait = this.backoff.next();
-    this.logger[isRetriable(error) ? 'warn' : 'error']({ event, err: error, retryInMs: wait }, message);
-    await sleep(wait, this.abort.signal);
+    this.logger[retriableAtStart(error) ? 'warn' : 'error']({ event, err: error, retryInMs: wait }, message);
+    return sleep(wait, this.abort.signal);
   }
 
   /**
