@@ -1,4 +1,4 @@
-import { KafkaJSConnectionError, KafkaJSNumberOfRetriesExceeded, type Kafka } from 'kafkajs';
+import { KafkaJSConnectionError, KafkaJSNumberOfRetriesExceeded, KafkaJSSASLAuthenticationError, type Kafka } from 'kafkajs';
 import { afterEach, describe, expect, it } from 'vitest';
 import { BanyanError, partitionKey, type Json, type PollResult, type Source, type StartOffsets } from '../core';
 import type { AvroEncoder } from './avro';
@@ -253,6 +253,15 @@ describe('SourceRunner', () => {
     expect(runner.status).toMatchObject({ state: 'backing-off', lastError: expect.stringContaining('ECONNREFUSED') });
     await source.until('poll', 1);
     expect(runner.status.state).toBe('running');
+  });
+
+  it('still fails the start on a Kafka error retrying cannot fix (a refused SASL login)', async () => {
+    const { offsets, runner } = setup();
+    // kafkajs's typings omit this constructor's message argument.
+    const SaslError = KafkaJSSASLAuthenticationError as unknown as new (message: string) => Error;
+    offsets.ensureFailures = [new SaslError('SASL PLAIN authentication failed: invalid credentials')];
+    await expect(runner.start()).rejects.toThrow('invalid credentials');
+    expect(runner.status.state).toBe('stopped');
   });
 
   it('retries a non-retriable connect failure forever once the source has connected (and before it, it is fatal)', async () => {

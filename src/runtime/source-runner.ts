@@ -109,9 +109,10 @@ class Backoff {
 }
 
 /**
- * Whether a first connect that failed should be tried again rather than stop `banyan run`: an
- * unreachable system is (a BanyanError or kafkajs error that says so); a configuration that cannot
- * work (a missing table, a refused login, an unknown error) fails at once.
+ * Whether a connect that failed before the source ever connected should be tried again rather than
+ * stop the source: an unreachable system is (a BanyanError that says so, a kafkajs connection error
+ * or retries kafkajs gave up on, see kafkaRetriable); a configuration that cannot work (a missing
+ * table, a refused login, an unknown error) fails at once.
  */
 function retriableAtStart(error: unknown): boolean {
   if (isRetriable(error)) return true;
