@@ -43,8 +43,9 @@ export interface PollResult {
  * therefore takes its position from `start` alone, never from what it had read before, and refuses
  * (throws) a poll while it is not connected rather than read from a half-built state.
  * Transient failures (a lost connection) are thrown as a retriable BanyanError; the runner backs
- * off and reconnects. A `connect` failing with a non-retriable error the first time stops the
- * runner's start (a configuration that cannot work); later, every failure is retried.
+ * off and reconnects. A `connect` failing with a non-retriable error before the source ever
+ * connected stops the runner (a configuration that cannot work); once it has connected, every
+ * failure is retried.
  */
 export interface Source {
   /** Unique within a config; names the source in logs, metrics, offsets and the dead-letter topic. */

@@ -40,6 +40,22 @@ export function createKafka(config: KafkaSettings, logger: Logger, overrides: Pa
   });
 }
 
+/** kafkajs's connection errors: the broker could not be reached or went away. */
+const CONNECTION_ERRORS = new Set(['KafkaJSConnectionError', 'KafkaJSConnectionClosedError', 'KafkaJSRequestTimeoutError', 'KafkaJSBrokerNotFound', 'KafkaJSNoBrokerAvailableError']);
+
+/**
+ * Whether a kafkajs error is worth trying again later: it says so (`retriable`), or it is a
+ * connection error, or kafkajs gave up retrying one that was (KafkaJSNumberOfRetriesExceeded, and
+ * a KafkaJSNonRetriableError around it, are `retriable: false` even when Kafka was only away).
+ */
+export function kafkaRetriable(error: unknown, depth = 0): boolean {
+  const e = error as { name?: unknown; retriable?: unknown; cause?: unknown } | null | undefined;
+  if (!e || typeof e !== 'object' || depth > 10) return false;
+  if (e.retriable === true || CONNECTION_ERRORS.has(String(e.name))) return true;
+  if (e.name === 'KafkaJSNumberOfRetriesExceeded' || e.name === 'KafkaJSNonRetriableError') return kafkaRetriable(e.cause, depth + 1);
+  return false;
+}
+
 export interface TopicSpec {
   topic: string;
   numPartitions: number;

@@ -16,7 +16,7 @@ import { AvroEncoder, type TransientEncoder } from './avro';
 import { BatchBuilder } from './batch-builder';
 import type { KafkaConfig, RuntimeConfig } from './config';
 import { deadLetterMessage, jsonSafe } from './dead-letters';
-import { createKafka, ensureTopics } from './kafka';
+import { createKafka, ensureTopics, kafkaRetriable, type TopicSpec } from './kafka';
 import type { Logger } from './logger';
 import { KafkaOffsetStore } from './offsets';
 import { createSchemaRegistry } from './registry';
@@ -110,13 +110,47 @@ class Backoff {
 }
 
 /**
- * Whether a first connect that failed should be tried again rather than stop `banyan run`: an
- * unreachable system is (a BanyanError or kafkajs error that says so); a configuration that cannot
- * work (a missing table, a refused login, an unknown error) fails at once.
+ * Whether a connect that failed before the source ever connected should be tried again rather than
+ * stop the source: an unreachable system is (a BanyanError that says so, a kafkajs connection error
+ * or retries kafkajs gave up on, see kafkaRetriable); a configuration that cannot work (a missing
+ * table, a refused login, an unknown error) fails at once.
  */
 function retriableAtStart(error: unknown): boolean {
   if (isRetriable(error)) return true;
-  return !(error instanceof BanyanError) && (error as { retriable?: unknown })?.retriable === true;
+  return !(error instanceof BanyanError) && kafkaRetriable(error);
+}
+
+/** What the runner needs of Kafka besides the offsets: a seam, so a unit test can hand in fakes. */
+export interface RunnerKafka {
+  /** A new producer of the source's transactional id (not initialised yet). */
+  producer(): TransactionalProducer;
+  /** Creates the topics that are missing; the partitions of each. */
+  ensureTopics(specs: TopicSpec[]): Promise<Map<string, number>>;
+}
+
+/** Rejects as soon as `signal` aborts; `undo` then cleans up after `work` if it succeeds later. */
+function untilAborted<T>(work: Promise<T>, signal: AbortSignal, undo?: (value: T) => unknown): Promise<T> {
+  if (signal.aborted) {
+    void work.then((value) => undo?.(value), () => undefined);
+    return Promise.reject(signal.reason);
+  }
+  return new Promise<T>((resolve, reject) => {
+    const onAbort = () => {
+      void work.then((value) => undo?.(value), () => undefined);
+      reject(signal.reason);
+    };
+    signal.addEventListener('abort', onAbort, { once: true });
+    work.then(
+      (value) => {
+        signal.removeEventListener('abort', onAbort);
+        resolve(value);
+      },
+      (error: unknown) => {
+        signal.removeEventListener('abort', onAbort);
+        reject(error);
+      },
+    );
+  });
 }
 
 /**
@@ -132,8 +166,11 @@ function registryFailed(error: unknown): boolean {
 /** What a person (or /status) sees of a running source. */
 export interface SourceStatus {
   name: string;
-  /** `fenced`: another instance took over the source's transactional id; this one has stopped writing. */
-  state: 'starting' | 'running' | 'backing-off' | 'fenced' | 'stopped';
+  /**
+   * `connecting`: a connect attempt after a failure (lastError tells the last one); `fenced`: another
+   * instance took over the source's transactional id; this one has stopped writing.
+   */
+  state: 'starting' | 'connecting' | 'running' | 'backing-off' | 'fenced' | 'stopped';
   records: number;
   deadLetters: number;
   transactions: number;
@@ -149,17 +186,26 @@ export interface SourceStatus {
  * fences its predecessor (a zombie's open transaction is aborted) before offsets are read.
  *
  * The runner is always in one of two phases, and `run()` is the one place that moves between them:
- * - connecting: (once) the producer, the topics and the committed offsets; then the source is
- *   closed and connected from the committed offsets. A failure backs off and connects again: a
- *   source is never polled after a connect that failed.
+ * - connecting: the producer, the topics and the committed offsets (at start and after every failed
+ *   step); then the source is closed and connected from the committed offsets. A failure backs off
+ *   and connects again: a source is never polled after a connect that failed.
  * - pumping: poll, encode and commit, pipelined. A failed step drops whatever was read after the
- *   last commit and goes back to connecting, so the position always comes from what was committed.
+ *   last commit and goes back to connecting, so the position always comes from what was committed
+ *   in Kafka (a commit that failed here may have committed there), never from memory.
+ *
+ * Until the source has connected once, a failure retrying cannot fix (a missing table) stops it
+ * (`source.start_failed`); once it has, every failure is retried.
  */
 export class SourceRunner {
   private readonly state: Omit<SourceStatus, 'details'>;
   private producer: TransactionalProducer | undefined;
-  /** The producer, the topics and the committed offsets are in place (done once, then kept). */
+  /** The producer's init, kept across connect attempts: kafkajs retries it until Kafka answers. */
+  private producerReady: Promise<void> | undefined;
+  /** The producer, the topics and the committed offsets are in place (until a step fails). */
   private kafkaReady = false;
+  /** Whether the source ever connected: until then a failure retrying cannot fix is fatal. */
+  private everConnected = false;
+  private readonly kafkaSeam: RunnerKafka;
   private readonly abort = new AbortController();
   private committed = new Map<string, Record<string, Json>>();
   /** Partitions per topic, for the topics this runner writes to. */
@@ -169,12 +215,20 @@ export class SourceRunner {
 
   constructor(
     private readonly source: Source,
-    private readonly kafka: Kafka,
+    kafka: Kafka,
     private readonly encoder: AvroEncoder,
     private readonly offsets: OffsetStore,
     private readonly logger: Logger,
     private readonly options: SourceRunnerOptions,
+    kafkaSeam?: RunnerKafka,
   ) {
+    this.kafkaSeam = kafkaSeam ?? {
+      producer: () =>
+        options.producerThread
+          ? new WorkerProducer(options.kafka, this.transactionalId, logger)
+          : new RecordSetProducer(kafka, this.transactionalId, options.kafka.encodedProduce),
+      ensureTopics: (specs) => ensureTopics(kafka, specs),
+    };
     this.state = { name: source.name, state: 'starting', records: 0, deadLetters: 0, transactions: 0, lastCommitAt: null, lastError: null };
     const { min, max } = options.backoffMs ?? { min: 200, max: 30_000 };
     this.backoff = new Backoff(min, max);
@@ -190,8 +244,9 @@ export class SourceRunner {
 
   /**
    * Starts the loop and resolves after the first connect attempt: connected, or backing off from a
-   * system it cannot reach yet (it keeps trying in the background). Rejects, and stops, when that
-   * first attempt fails for a reason retrying cannot fix (a missing table, a wrong password).
+   * system it cannot reach yet, Kafka included (it keeps trying in the background). Rejects, and
+   * stops, when that first attempt fails for a reason retrying cannot fix (a missing table, a wrong
+   * password).
    */
   start(): Promise<void> {
     let settle!: (error?: unknown) => void;
@@ -221,10 +276,11 @@ export class SourceRunner {
     let first = true;
     while (!this.abort.signal.aborted) {
       try {
+        if (!first) this.state.state = 'connecting';
         await this.connect();
       } catch (error) {
         if (this.abort.signal.aborted) break;
-        if (first && !retriableAtStart(error)) {
+        if (!this.everConnected && !retriableAtStart(error)) {
           this.state.state = 'stopped';
           this.state.lastError = errorMessage(error);
           this.logger.error({ event: 'source.start_failed', err: error }, 'source cannot start');
@@ -232,11 +288,14 @@ export class SourceRunner {
           settle(error);
           return;
         }
-        await this.failed(error, 'source.connect_failed', 'connecting the source failed; connecting again');
+        const wait = this.failed(error, 'source.connect_failed', 'connecting the source failed; connecting again');
+        // start() learns of the first attempt before the wait: the source shows backing-off with its error.
         if (first) settle();
         first = false;
+        await wait;
         continue;
       }
+      this.everConnected = true;
       this.state.state = 'running';
       this.logger.info({ event: 'source.started', offsets: Object.fromEntries(this.committed) }, 'source started');
       if (first) settle();
@@ -251,42 +310,71 @@ export class SourceRunner {
           this.logger.error({ event: 'source.fenced', err: error }, 'another instance runs this source now; this one stops writing');
           break;
         }
+        // The committed offsets are read again from Kafka, after a new producer has aborted
+        // whatever transaction the failed step left open.
+        await this.resetKafka();
         await this.failed(error, 'source.failed', 'source step failed; retrying from the last committed offsets');
       }
     }
     settle();
   }
 
-  /** Records a failure, shows the source backing off, and waits before the next connect. */
-  private async failed(error: unknown, event: string, message: string): Promise<void> {
+  /** Records a failure and shows the source backing off (at once); resolves after the wait before the next connect. */
+  private failed(error: unknown, event: string, message: string): Promise<void> {
     this.state.state = 'backing-off';
     this.state.lastError = errorMessage(error);
     const wait = this.backoff.next();
-    this.logger[isRetriable(error) ? 'warn' : 'error']({ event, err: error, retryInMs: wait }, message);
-    await sleep(wait, this.abort.signal);
+    this.logger[retriableAtStart(error) ? 'warn' : 'error']({ event, err: error, retryInMs: wait }, message);
+    return sleep(wait, this.abort.signal);
   }
 
   /**
-   * Kafka first (once: the producer fences an older instance and aborts its open transaction, so
-   * the offsets read next are final), then the source, always closed first and connected from the
-   * committed offsets, whatever it read since.
+   * Kafka first (the producer fences an older instance and aborts its open transaction, so the
+   * offsets read next are final), then the source, always closed first and connected from the
+   * committed offsets, whatever it read since. Each step gives way to stop() at once.
    */
   private async connect(): Promise<void> {
+    const signal = this.abort.signal;
     if (!this.kafkaReady) {
-      await this.producer?.close().catch(() => undefined);
-      this.producer = this.options.producerThread
-        ? new WorkerProducer(this.options.kafka, this.transactionalId, this.logger)
-        : new RecordSetProducer(this.kafka, this.transactionalId, this.options.kafka.encodedProduce);
-      await Promise.all([
-        this.producer.init(),
-        this.offsets.ensureTopic().then((partitions) => this.partitions.set(this.offsets.topic, partitions)),
-        this.ensureDataTopics([this.options.deadLetterTopic], 1),
-      ]);
-      this.committed = await this.offsets.load(this.source.name);
+      this.producerReady ??= this.initProducer();
+      await untilAborted(
+        Promise.all([
+          this.producerReady,
+          this.offsets.ensureTopic().then((partitions) => this.partitions.set(this.offsets.topic, partitions)),
+          this.ensureDataTopics([this.options.deadLetterTopic], 1),
+        ]),
+        signal,
+      );
+      this.committed = await untilAborted(this.offsets.load(this.source.name), signal);
       this.kafkaReady = true;
     }
     await this.source.close().catch(() => undefined);
-    await this.source.connect(this.committed);
+    // A connect that ends after stop() gave up on it is closed again, so it holds nothing open.
+    await untilAborted(this.source.connect(this.committed), signal, () => this.source.close().catch(() => undefined));
+  }
+
+  /** A new producer; its init settles once (kafkajs retries it while Kafka is away). */
+  private initProducer(): Promise<void> {
+    const producer = this.kafkaSeam.producer();
+    this.producer = producer;
+    const ready = producer.init().catch(async (error: unknown) => {
+      if (this.producerReady === ready) this.producerReady = undefined;
+      await producer.close().catch(() => undefined);
+      throw error;
+    });
+    ready.catch(() => undefined);
+    return ready;
+  }
+
+  /** After a failed step: a new producer and the committed offsets read again at the next connect. */
+  private async resetKafka(): Promise<void> {
+    this.kafkaReady = false;
+    const producer = this.producer;
+    const ready = this.producerReady;
+    this.producer = undefined;
+    this.producerReady = undefined;
+    await ready?.catch(() => undefined);
+    await producer?.close().catch((error) => this.logger.warn({ err: error }, 'closing the producer failed'));
   }
 
   /**
@@ -450,8 +538,7 @@ export class SourceRunner {
   private async ensureDataTopics(topics: string[], numPartitions: number): Promise<void> {
     const missing = topics.filter((t) => !this.partitions.has(t));
     if (missing.length === 0) return;
-    const counts = await ensureTopics(
-      this.kafka,
+    const counts = await this.kafkaSeam.ensureTopics(
       missing.map((topic) => ({ topic, numPartitions, replicationFactor: this.options.replicationFactor })),
     );
     for (const [topic, count] of counts) this.partitions.set(topic, count);

@@ -63,6 +63,8 @@ function plainMessages(sets: RecordSet[]): Array<{ topic: string; messages: Mess
  */
 export class RecordSetProducer implements TransactionalProducer {
   private producer: Producer | undefined;
+  private connecting: Producer | undefined;
+  private closed = false;
   private fenced: BanyanError | undefined;
 
   constructor(
@@ -75,8 +77,18 @@ export class RecordSetProducer implements TransactionalProducer {
 
   async init(): Promise<void> {
     const producer = createTransactionalProducer(this.kafka, this.transactionalId);
-    await producer.connect();
-    await (await producer.transaction()).abort();
+    // kafkajs retries a connect while Kafka is away: close() must reach this one too.
+    this.connecting = producer;
+    try {
+      await producer.connect();
+      await (await producer.transaction()).abort();
+    } finally {
+      if (this.connecting === producer) this.connecting = undefined;
+    }
+    if (this.closed) {
+      await producer.disconnect();
+      throw new Error(`the producer of transactional id "${this.transactionalId}" was closed while it connected`);
+    }
     this.producer = producer;
   }
 
@@ -99,6 +111,8 @@ export class RecordSetProducer implements TransactionalProducer {
   }
 
   async close(): Promise<void> {
+    this.closed = true;
+    await this.connecting?.disconnect().catch(() => undefined);
     await this.producer?.disconnect();
     this.producer = undefined;
   }

@@ -1,3 +1,4 @@
+import type { KafkaMessage } from 'kafkajs';
 import type { Knex } from 'knex';
 import { afterEach, describe, expect, it } from 'vitest';
 import { createKnex, defaultPort } from '../../src/clients/database';
@@ -15,7 +16,7 @@ import { KafkaOffsetStore } from '../../src/runtime/offsets';
 import { createSchemaRegistry } from '../../src/runtime/registry';
 import { createSourceRunner, runnerOptions, SourceRunner } from '../../src/runtime/source-runner';
 import { startEmulator } from '../../tools/salesforce-emulator/index.js';
-import { freshName, loginToEmulator, testConfig, testKafka, withAdmin } from '../helpers';
+import { freshName, loginToEmulator, readAll, readUntil, testConfig, testKafka } from '../helpers';
 import { TcpProxy } from '../tcp-proxy';
 
 /**
@@ -47,38 +48,39 @@ function hookedLogger(hook: (line: LogLine) => void): Logger {
   });
 }
 
-/** Reads `topic` (read_committed) in order until `done` says so; each value decoded. */
-async function readUntil<T>(config: BanyanConfig, topic: string, done: (values: T[]) => boolean, timeoutMs = 30_000): Promise<T[]> {
-  const kafka = testKafka(config);
+/** Messages of one partition, decoded in order; a delete's tombstone reads as op 'tombstone' with its key. */
+async function decodeAll<T>(config: BanyanConfig, messages: KafkaMessage[]): Promise<T[]> {
   const decoder = new AvroDecoder(config.schemaRegistry);
-  const consumer = kafka.consumer({ groupId: freshName('reader'), readUncommitted: false, maxWaitTimeInMs: 100 });
   const values: T[] = [];
-  await consumer.connect();
-  try {
-    const deadline = Date.now() + timeoutMs;
-    while (!(await withAdmin(kafka, (admin) => admin.listTopics()).catch(() => [] as string[])).includes(topic)) {
-      if (Date.now() > deadline) return values;
-      await new Promise((r) => setTimeout(r, 100));
-    }
-    await consumer.subscribe({ topic, fromBeginning: true });
-    await new Promise<void>((resolve) => {
-      const timer = setTimeout(resolve, Math.max(deadline - Date.now(), 0));
-      void consumer.run({
-        eachMessage: async ({ message }) => {
-          // A delete's tombstone has no value: it reads as op 'tombstone' with its key.
-          const key = (await decoder.decode(message.key!)) as Record<string, unknown>;
-          values.push((message.value === null ? { op: 'tombstone', before: null, after: null, key } : await decoder.decode(message.value)) as T);
-          if (done(values)) {
-            clearTimeout(timer);
-            resolve();
-          }
-        },
-      });
-    });
-  } finally {
-    await consumer.disconnect();
+  for (const message of messages) {
+    const key = (await decoder.decode(message.key!)) as Record<string, unknown>;
+    values.push((message.value === null ? { op: 'tombstone', before: null, after: null, key } : await decoder.decode(message.value)) as T);
   }
   return values;
+}
+
+/** Everything committed to `topic` up to the first value `isLast` picks (see readUntil in test/helpers.ts), decoded. */
+async function readDecodedUntil<T>(config: BanyanConfig, topic: string, isLast: (value: T) => boolean): Promise<T[]> {
+  const decoder = new AvroDecoder(config.schemaRegistry);
+  const messages = await readUntil(testKafka(config), topic, async (m) => m.value !== null && isLast((await decoder.decode(m.value)) as T));
+  return decodeAll<T>(config, messages);
+}
+
+/** Everything committed to `topic`, decoded: call it once its writer has stopped, so the count is final. */
+async function readAllDecoded<T>(config: BanyanConfig, topic: string): Promise<T[]> {
+  return decodeAll<T>(config, await readAll(testKafka(config), topic));
+}
+
+/**
+ * The runner's events from the first step that failed after `from`: that failure, at least one
+ * refused reconnect, and the source started again, in that order and nothing else; and no poll ever reached an unconnected
+ * source (it would fail with NOT_CONNECTED).
+ */
+function expectRefusedReconnect(lines: LogLine[], from: number): void {
+  const RUNNER = new Set(['source.failed', 'source.connect_failed', 'source.started', 'source.start_failed', 'source.fenced']);
+  const events = lines.slice(from).map((l) => l.event).filter((e) => e !== undefined && RUNNER.has(e));
+  expect(events.slice(events.indexOf('source.failed')).join(' ')).toMatch(/^source\.failed( source\.connect_failed)+ source\.started$/);
+  expect(lines.filter((l) => JSON.stringify(l).includes('NOT_CONNECTED'))).toEqual([]);
 }
 
 interface Change {
@@ -181,8 +183,11 @@ sources:
     return { config, readConfig, db, table, topic, dbProxy, registryProxy };
   }
 
-  async function startRunner(s: Setup, hook: (line: LogLine) => void): Promise<SourceRunner> {
-    const logger = hookedLogger(hook);
+  async function startRunner(s: Setup, lines: LogLine[], hook: (line: LogLine) => void): Promise<SourceRunner> {
+    const logger = hookedLogger((line) => {
+      lines.push(line);
+      hook(line);
+    });
     const db = createKnex(s.config.databases.legacy!);
     cleanups.push(() => db.destroy());
     const source = new ChangelogSource(s.config.sources[0] as ChangelogSourceConfig, {
@@ -205,7 +210,8 @@ sources:
     // Once the first page is read, the database goes away: the next page fails, and the
     // reconnect that follows is refused its connection; service is back right after.
     let refused: Promise<unknown> | undefined;
-    const runner = await startRunner(s, (line) => {
+    const lines: LogLine[] = [];
+    const runner = await startRunner(s, lines, (line) => {
       if (line.event === 'snapshot.progress' && !refused) {
         s.dbProxy.cut();
         s.dbProxy.refuse();
@@ -217,31 +223,40 @@ sources:
     });
 
     // Page 1 (ids 1–10) was committed before the cut; the snapshot restarts, so those ten come twice.
-    await readUntil<Change>(s.readConfig, s.topic, (v) => v.filter((c) => c.op === 'snapshot').length >= 60);
+    let snapshots = 0;
+    await readDecodedUntil<Change>(s.readConfig, s.topic, (c) => c.op === 'snapshot' && ++snapshots >= 60);
     expect(await refused).toMatchObject({ refused: true });
     await s.db.raw(`UPDATE ${s.table} SET name = 'changed' WHERE id = 1`);
     await s.db.raw(`DELETE FROM ${s.table} WHERE id = 2`);
     await insert(s, 51, 51);
     await insert(s, 999, 999); // the sentinel: once it is read, nothing written before it is missing
 
-    const all = await readUntil<Change>(s.readConfig, s.topic, (v) => v.some((c) => idOf(c) === 999));
-    const snapshots = all.filter((c) => c.op === 'snapshot').map(idOf);
-    expect(snapshots.length).toBe(60);
+    await readDecodedUntil<Change>(s.readConfig, s.topic, (c) => idOf(c) === 999);
+    await expect.poll(() => runner.status.state).toBe('running');
+    // Stopped, nothing more can be committed: the counts below are final, a duplicate would show.
+    await runner.stop();
+    const all = await readAllDecoded<Change>(s.readConfig, s.topic);
+    const snapshotIds = all.filter((c) => c.op === 'snapshot').map(idOf);
+    expect(snapshotIds.length).toBe(60);
     const counts = new Map<number, number>();
-    for (const id of snapshots) counts.set(id, (counts.get(id) ?? 0) + 1);
+    for (const id of snapshotIds) counts.set(id, (counts.get(id) ?? 0) + 1);
     for (let id = 1; id <= 50; id++) expect([id, counts.get(id)]).toEqual([id, id <= 10 ? 2 : 1]);
     expect(all.filter((c) => c.op !== 'snapshot').map((c) => [c.op, idOf(c)])).toEqual([
       ['update', 1], ['delete', 2], ['tombstone', 2], ['insert', 51], ['insert', 999],
     ]);
-    await expect.poll(() => runner.status.state).toBe('running');
+    expect(all).toHaveLength(65);
+    expect(runner.status).toMatchObject({ records: 65, deadLetters: 0 });
+    expectRefusedReconnect(lines, 0);
   });
 
   it('mid-changes: nothing read past the last commit is skipped when the reconnect is refused', async () => {
     const s = await setup({ snapshot: false });
     await migrateChangelogs(s.db, dialect, [s.table]);
     let armed = false;
+    let armedAt = 0;
     let refused: Promise<unknown> | undefined;
-    const runner = await startRunner(s, (line) => {
+    const lines: LogLine[] = [];
+    const runner = await startRunner(s, lines, (line) => {
       // The registry refused a batch that was read (and the one read after it): the step fails.
       // The reconnect that follows finds the database gone; both are back right after.
       if (line.event === 'source.failed' && armed && !refused) {
@@ -255,7 +270,7 @@ sources:
       }
     });
     await insert(s, 1, 10);
-    expect((await readUntil<Change>(s.readConfig, s.topic, (v) => v.length >= 10)).map(idOf)).toEqual(range(1, 10));
+    expect((await readDecodedUntil<Change>(s.readConfig, s.topic, (c) => idOf(c) === 10)).map(idOf)).toEqual(range(1, 10));
 
     // A query cut in flight makes the runner reconnect (accepted); the source describes the
     // table again, so its next batch registers its schema again, with the registry now down.
@@ -264,17 +279,23 @@ sources:
     const cut = s.dbProxy.cutAtNextRequest();
     await cut;
     expect(await s.dbProxy.nextAttempt()).toMatchObject({ refused: false });
+    armedAt = lines.length;
     armed = true;
     await insert(s, 11, 30);
 
     await expect.poll(() => refused, { timeout: 30_000 }).toBeDefined();
     expect(await refused).toMatchObject({ refused: true });
     await insert(s, 999, 999);
-    const all = await readUntil<Change>(s.readConfig, s.topic, (v) => v.some((c) => idOf(c) === 999));
+    await readDecodedUntil<Change>(s.readConfig, s.topic, (c) => idOf(c) === 999);
+    await expect.poll(() => runner.status.state).toBe('running');
+    await runner.stop();
+    const all = await readAllDecoded<Change>(s.readConfig, s.topic);
     expect(all.map(idOf)).toEqual([...range(1, 30), 999]);
     expect(all.every((c) => c.op === 'insert')).toBe(true);
     // The registry outage failed the step; it sent no record to the dead-letter topic.
-    await expect.poll(() => runner.status).toMatchObject({ state: 'running', records: 31, deadLetters: 0 });
+    expect(runner.status).toMatchObject({ records: 31, deadLetters: 0 });
+    expect(await readAll(testKafka(s.readConfig), s.readConfig.kafka.topics.deadLetter)).toHaveLength(0);
+    expectRefusedReconnect(lines, armedAt);
   });
 });
 
@@ -313,8 +334,11 @@ sources:
 
     // The ended session fails the step; the reconnect must log in again, and that login is refused.
     let armed = false;
+    let armedAt = 0;
     let refused: Promise<unknown> | undefined;
+    const lines: LogLine[] = [];
     const logger = hookedLogger((line) => {
+      lines.push(line);
       if (line.event === 'source.failed' && armed && !refused) {
         proxy.cut();
         proxy.refuse();
@@ -339,8 +363,9 @@ sources:
 
     let conn = await loginToEmulator(em);
     const { id: a } = (await conn.sobject('Contact').create({ LastName: 'Before' })) as { id: string };
-    expect((await readUntil<CdcChange>(config, topic, (v) => v.length >= 1)).map((c) => [c.op, c.recordId])).toEqual([['create', a]]);
+    expect((await readDecodedUntil<CdcChange>(config, topic, (c) => c.recordId === a)).map((c) => [c.op, c.recordId])).toEqual([['create', a]]);
 
+    armedAt = lines.length;
     armed = true;
     em.admin.expireSessions();
     await expect.poll(() => refused, { timeout: 30_000 }).toBeDefined();
@@ -352,10 +377,14 @@ sources:
     await conn.sobject('Contact').update({ Id: a, Phone: '2' });
     const { id: b } = (await conn.sobject('Contact').create({ LastName: 'Sentinel' })) as { id: string };
 
-    const all = await readUntil<CdcChange>(config, topic, (v) => v.some((c) => c.recordId === b));
+    await readDecodedUntil<CdcChange>(config, topic, (c) => c.recordId === b);
+    await expect.poll(() => runner.status.state).toBe('running');
+    await runner.stop();
+    const all = await readAllDecoded<CdcChange>(config, topic);
     expect(all.map((c) => [c.op, c.recordId])).toEqual([['create', a], ['update', a], ['update', a], ['create', b]]);
     const events = em.admin.changeEvents().filter((e) => e.entityName === 'Contact').map((e) => e.replayId);
     expect(all.map((c) => Number(c.replayId))).toEqual(events);
-    await expect.poll(() => runner.status).toMatchObject({ state: 'running', records: 4, deadLetters: 0 });
+    expect(runner.status).toMatchObject({ records: 4, deadLetters: 0 });
+    expectRefusedReconnect(lines, armedAt);
   });
 });

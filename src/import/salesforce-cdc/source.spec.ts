@@ -103,6 +103,18 @@ describe('SalesforceCdcSource', () => {
     expect(streaming.subscriptions).toEqual([41, 41]);
   });
 
+  it('closes what it opened when a connect fails part-way (the Source contract)', async () => {
+    const expired = '400::The replayId {3} you provided was invalid.  Please provide a valid ID, -2 to replay all events, or -1 to replay only new events.';
+    const { source, streaming, offsets } = setup({ replayExpiredPolicy: 'latest' });
+    // The stored replayId is gone; the subscription "from now" that follows is refused too.
+    streaming.refusals.push(expired, '403::Unknown client');
+    await expect(source.connect(offsets({ replayId: 3, commitTimestamp: 1 }))).rejects.toThrow();
+    expect(streaming.subscriptions).toEqual([3, -1]);
+    // Both streaming clients it made are gone, and it refuses a poll until connected again.
+    expect(streaming.disconnects).toBe(2);
+    await expect(source.poll(new AbortController().signal)).rejects.toMatchObject({ code: 'NOT_CONNECTED' });
+  });
+
   it('subscribes after the stored replayId, or from replayFrom without one', async () => {
     const a = setup();
     await a.source.connect(a.offsets({ replayId: 41, commitTimestamp: 1 }));

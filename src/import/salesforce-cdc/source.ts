@@ -98,6 +98,18 @@ export class SalesforceCdcSource implements Source {
 
   async connect(start: StartOffsets): Promise<void> {
     await this.close();
+    try {
+      await this.open(start);
+    } catch (error) {
+      // The Source contract: a connect that fails leaves the source closed (no half-made subscription).
+      await this.close().catch(() => undefined);
+      throw error;
+    }
+    this.connected = true;
+  }
+
+  /** Logs in, describes the object once, and subscribes from the committed replayId. */
+  private async open(start: StartOffsets): Promise<void> {
     const client = this.deps.client;
     await client.connect();
     if (this.sessionEnded) await client.refreshSession();
@@ -124,7 +136,6 @@ export class SalesforceCdcSource implements Source {
         await this.replayExpired(replayId, commitTimestamp, error);
       }
     }
-    this.connected = true;
   }
 
   /** The stored replayId is no longer retained: the documented policy, loudly. */
