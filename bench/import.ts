@@ -173,7 +173,8 @@ async function runOnce(context: RunContext, log: (line: string) => void): Promis
     for (const statement of spec.settle([table, [changelog.schema, changelog.name].filter(Boolean).join('.')])) await db.raw(statement);
 
     const logger = createRootLogger('warn');
-    const source = new ChangelogSource(config.sources[0] as ChangelogSourceConfig, {
+    const sourceConfig = config.sources[0] as ChangelogSourceConfig;
+    const source = new ChangelogSource(sourceConfig, {
       db,
       dialect,
       databaseName: context.databaseName,
@@ -185,7 +186,9 @@ async function runOnce(context: RunContext, log: (line: string) => void): Promis
     const started = process.hrtime.bigint();
     await runner.start();
     log(`runner started in ${(Number(process.hrtime.bigint() - started) / 1e9).toFixed(2)} s`);
-    while (runner.status.records + runner.status.deadLetters < rows) await new Promise((r) => setTimeout(r, 5));
+    // Done when every change is committed: each delete also writes its tombstone (tombstonesOnDelete).
+    const records = rows + (sourceConfig.tombstonesOnDelete ? deletes : 0);
+    while (runner.status.records + runner.status.deadLetters < records) await new Promise((r) => setTimeout(r, 5));
     const seconds = Number(process.hrtime.bigint() - started) / 1e9;
     const { transactions, deadLetters } = runner.status;
     await runner.stop();
