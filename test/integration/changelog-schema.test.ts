@@ -1,5 +1,3 @@
-import { execFile } from 'node:child_process';
-import { promisify } from 'node:util';
 import type { Knex } from 'knex';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { createKnex } from '../../src/clients/database';
@@ -12,20 +10,7 @@ import type { BanyanConfig, ChangelogSourceConfig, DatabaseConfig } from '../../
 import { StatusServer } from '../../src/runtime/http-server';
 import { createRootLogger } from '../../src/runtime/logger';
 import { createSourceRunner, type SourceRunner } from '../../src/runtime/source-runner';
-import { freshName, readDecoded, testConfig, testKafka, waitFor, withAdmin, writeConfigFile } from '../helpers';
-
-const execFileAsync = promisify(execFile);
-
-/** `banyan --config <file> <args…>` to its end: exit code and both streams. */
-async function banyan(file: string, args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
-  try {
-    const { stdout, stderr } = await execFileAsync('node', ['bin/banyan.mjs', '--config', file, ...args], { timeout: 60_000 });
-    return { code: 0, stdout, stderr };
-  } catch (error) {
-    const failed = error as { code: number; stdout: string; stderr: string };
-    return { code: failed.code, stdout: failed.stdout, stderr: failed.stderr };
-  }
-}
+import { freshName, readDecoded, runBanyan, testConfig, testKafka, waitFor, withAdmin, writeConfigFile } from '../helpers';
 
 interface Engine {
   label: string;
@@ -145,7 +130,7 @@ describe.each(ENGINES)('$label: tables a config names but the database lacks', (
       engine.dialect.name === 'postgres' ? 'trigger banyan_cl_unmigrated_trg' : 'trigger banyan_cl_unmigrated_ins, trigger banyan_cl_unmigrated_upd, trigger banyan_cl_unmigrated_del'
     }): run \`banyan migrate\``;
 
-    const migrate = await banyan(file, ['migrate']);
+    const migrate = await runBanyan(file, ['migrate']);
     expect(migrate.stderr).toBe(
       [`invalid configuration in ${file} (2 problems):`, missing(1, 'first', 'missing_one'), missing(3, 'second', 'missing_two'), ''].join('\n'),
     );
@@ -153,13 +138,13 @@ describe.each(ENGINES)('$label: tables a config names but the database lacks', (
     // Every table is checked before anything is changed: the table that exists got no changelog.
     expect((await engine.dialect.changelogState(place.db, { schema: q, name: 'unmigrated' })).table).toBe(false);
 
-    const run = await banyan(file, ['run']);
+    const run = await runBanyan(file, ['run']);
     expect(run.stderr).toBe(
       [`invalid configuration in ${file} (3 problems):`, missing(1, 'first', 'missing_one'), unmigrated, missing(3, 'second', 'missing_two'), ''].join('\n'),
     );
     expect(run.code).toBe(2);
 
-    const doctor = await banyan(file, ['doctor', '--json']);
+    const doctor = await runBanyan(file, ['doctor', '--json']);
     const checks = (JSON.parse(doctor.stdout) as { checks: Array<{ name: string; ok: boolean; detail: string }> }).checks;
     expect(checks.filter((c) => c.name.startsWith('source:'))).toEqual([
       { name: 'source:good', ok: true, detail: `table ${q}.good (key id): changelog and triggers installed, current for its 2 columns` },
@@ -175,7 +160,7 @@ describe.each(ENGINES)('$label: tables a config names but the database lacks', (
     await place.db.raw(`CREATE TABLE ${place.qualifier}.canary (id int PRIMARY KEY)`);
     const hostile = engine.hostileName(place.qualifier);
     const { file, lines } = configFile([['hostile', `'${hostile}'`]]);
-    const migrate = await banyan(file, ['migrate']);
+    const migrate = await runBanyan(file, ['migrate']);
     expect(migrate.stderr).toBe(
       [
         `invalid configuration in ${file} (1 problem):`,

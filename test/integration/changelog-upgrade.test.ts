@@ -1,5 +1,3 @@
-import { execFile } from 'node:child_process';
-import { promisify } from 'node:util';
 import type { Knex } from 'knex';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { MIGRATIONS_TABLE } from '../../migrations/changelog';
@@ -10,19 +8,7 @@ import { ChangelogSource } from '../../src/import/changelog/source';
 import type { BanyanConfig, ChangelogSourceConfig } from '../../src/config';
 import { createRootLogger } from '../../src/runtime/logger';
 import { createSourceRunner, type SourceRunner } from '../../src/runtime/source-runner';
-import { freshName, readDecoded, testConfig, testKafka, withAdmin, writeConfigFile } from '../helpers';
-
-const execFileAsync = promisify(execFile);
-
-async function banyan(file: string, args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
-  try {
-    const { stdout, stderr } = await execFileAsync('node', ['bin/banyan.mjs', '--config', file, ...args], { timeout: 60_000 });
-    return { code: 0, stdout, stderr };
-  } catch (error) {
-    const failed = error as { code: number; stdout: string; stderr: string };
-    return { code: failed.code, stdout: failed.stdout, stderr: failed.stderr };
-  }
-}
+import { freshName, readDecoded, runBanyan, testConfig, testKafka, withAdmin, writeConfigFile } from '../helpers';
 
 interface LogLine {
   event?: string;
@@ -108,7 +94,7 @@ describe('PostgreSQL: triggers installed by an older Banyan', () => {
     const tableLine = text.join('\n').split('\n').indexOf(`    table: ${table}`) + 1;
     const message = `the changelog triggers of table ${table} were made by another version of Banyan, whose triggers record changes differently: run \`banyan migrate\` to replace them (the changelog's rows are kept), or set autoMigrate: true`;
     const sourceCheck = async () => {
-      const doctor = await banyan(file, ['doctor', '--json']);
+      const doctor = await runBanyan(file, ['doctor', '--json']);
       return (JSON.parse(doctor.stdout) as { checks: Array<{ name: string; ok: boolean; detail: string }> }).checks.find((c) => c.name === 'source:orders');
     };
     expect(await sourceCheck()).toEqual({ name: 'source:orders', ok: false, detail: `sources[0].table (line ${tableLine}): ${message}` });
@@ -128,7 +114,7 @@ describe('PostgreSQL: triggers installed by an older Banyan', () => {
     };
     expect(await seen('schema.drift')).toEqual([message]);
 
-    const migrate = await banyan(file, ['migrate']);
+    const migrate = await runBanyan(file, ['migrate']);
     expect(migrate.code).toBe(0);
     // The older name stays as history beside the one for this Banyan's triggers.
     expect(await recorded()).toEqual([older, current].sort());
