@@ -3,7 +3,4 @@
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 bash scripts/stack.sh up
-echo "== banyan doctor"
-node bin/banyan.mjs doctor
-echo "== banyan migrate"
 node --import tsx scripts/demo.ts

@@ -34,7 +34,14 @@ if (rows[0].n === 0) {
 }
 
 const cli = (args: string[]) => spawn('node', ['bin/banyan.mjs', ...args], { stdio: ['ignore', 'inherit', 'inherit'] });
-await new Promise((resolve, reject) => cli(['migrate']).on('exit', (code) => (code === 0 ? resolve(code) : reject(new Error(`migrate exited ${code}`)))));
+const step = (args: string[]) =>
+  new Promise((resolve, reject) => cli(args).on('exit', (code) => (code === 0 ? resolve(code) : reject(new Error(`banyan ${args.join(' ')} exited ${code}`)))));
+// The demo table exists now; its changelog and triggers come from `banyan migrate`, and doctor
+// checks every connection and every source (table, primary key, changelog, triggers current).
+console.log('\n== banyan migrate');
+await step(['migrate']);
+console.log('\n== banyan doctor');
+await step(['doctor']);
 
 console.log('\n== banyan run (in the background), then changes in the legacy database');
 const banyan = cli(['run']);
