@@ -1,6 +1,6 @@
 import { createHash } from 'node:crypto';
 import type { Knex } from 'knex';
-import type { Dialect, TableInfo } from '../src/dialects/dialect';
+import type { Dialect, TableInfo, TableRef } from '../src/dialects/dialect';
 
 /**
  * knex migrations generated from the configuration: for each tracked legacy table, one migration
@@ -58,7 +58,12 @@ export function migrationName(dialect: Dialect, table: TableInfo): string {
 function columnsPrefix(table: TableInfo): string {
   const shape = JSON.stringify(table.columns.map((c) => [c.name, c.sqlType]));
   const hash = createHash('sha256').update(shape).digest('hex').slice(0, 12);
-  return `changelog.${[table.schema, table.name].filter(Boolean).join('.')}.${hash}`;
+  return `${tablePart(table)}.${hash}`;
+}
+
+/** `changelog.<schema>.<table>`: how every migration name of the table begins. */
+function tablePart(table: TableRef): string {
+  return `changelog.${[table.schema, table.name].filter(Boolean).join('.')}`;
 }
 
 /**
@@ -80,7 +85,7 @@ export type MigrationState = 'current' | 'older-ddl' | 'other-columns' | 'none';
 export async function migrationState(db: Knex, dialect: Dialect, table: TableInfo): Promise<MigrationState> {
   if (!(await db.schema.hasTable(MIGRATIONS_TABLE))) return 'none';
   // A handful of rows per tracked table: filtered here, not with LIKE, whose escapes differ per database.
-  const tablePrefix = `changelog.${[table.schema, table.name].filter(Boolean).join('.')}.`;
+  const tablePrefix = `${tablePart(table)}.`;
   const names = new Set(
     ((await db(MIGRATIONS_TABLE).select('name')) as Array<{ name: string }>).map((r) => r.name).filter((n) => n.startsWith(tablePrefix)),
   );

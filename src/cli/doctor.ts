@@ -1,4 +1,4 @@
-import { importChecksModule } from '../import/module';
+import { importChecksModule } from '../import/checks';
 import type { Container } from 'inversify';
 import { HealthCheck, type CheckResult } from '../core';
 import { Databases } from '../clients/databases';

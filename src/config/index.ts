@@ -51,7 +51,6 @@ export function crossReferenceIssues(raw: unknown): Array<{ path: Array<string |
 }
 
 export type BanyanConfig = z.infer<typeof configSchema>;
-export type SourceConfig = BanyanConfig['sources'][number];
 
 const SPEC: ConfigSpec<BanyanConfig> = { schema: configSchema, crossReferences: crossReferenceIssues };
 
@@ -71,4 +70,4 @@ export function loadConfigFile(file: string, env: Record<string, string | undefi
 export { configErrorAt, configLocation } from '../runtime/config/load';
 export { databaseSchema, type DatabaseConfig, type SalesforceConfig } from '../runtime/config';
 export { changelogSourceSchema, type ChangelogSourceConfig } from '../import/changelog/config';
-export { salesforceCdcSourceSchema, type SalesforceCdcSourceConfig } from '../import/salesforce-cdc/config';
+export type { SalesforceCdcSourceConfig } from '../import/salesforce-cdc/config';

@@ -39,9 +39,16 @@ export function classifyDatabaseError(error: unknown, doing: string): BanyanErro
 }
 
 /** Why a configured table cannot be tracked: a mistake in the config or the database, never worth a retry. */
-export type TableProblemCode = 'TABLE_NOT_FOUND' | 'NO_PRIMARY_KEY' | 'NOT_A_TABLE';
+export const TABLE_PROBLEM_CODES = ['TABLE_NOT_FOUND', 'NO_PRIMARY_KEY', 'NOT_A_TABLE'] as const;
+export type TableProblemCode = (typeof TABLE_PROBLEM_CODES)[number];
+
+export function isTableProblemCode(code: string): code is TableProblemCode {
+  return (TABLE_PROBLEM_CODES as readonly string[]).includes(code);
+}
 
 export class TableProblemError extends BanyanError {
+  declare readonly code: TableProblemCode;
+
   constructor(message: string, code: TableProblemCode, table: string) {
     super(message, { retriable: false, stage: 'receiving', code, context: { table } });
   }

@@ -5,6 +5,7 @@ import { MysqlDialect, mysqlDriver } from './mysql.dialect';
 import { PostgresDialect, postgresDriver } from './postgres.dialect';
 
 export type { Dialect } from './dialect';
+export { parseTableName, writtenName } from './shared-catalog';
 export { DIALECTS, type ConnectionSettings, type DialectName, type Driver } from './driver';
 
 /** What a dialect is made with: the database's config section, as far as the dialect reads it. */

@@ -22,11 +22,6 @@ import { writtenName } from './shared-catalog';
 
 type Row = Record<string, unknown>;
 
-/**
- * SQL Server 2016 SP1+ (CREATE OR ALTER, SESSION_CONTEXT, DATEDIFF_BIG, float style 3). Commit
- * order comes from a `rowversion` column and MIN_ACTIVE_ROWVERSION(); see docs/dialect-mssql.md.
- * Every statement is built by a pure function in ./mssql/ and run here.
- */
 /** tedious, through knex's mssql client. */
 export const mssqlDriver: Driver = {
   client: 'mssql',
@@ -39,6 +34,11 @@ export const mssqlDriver: Driver = {
   versionQuery: 'SELECT @@VERSION AS version',
 };
 
+/**
+ * SQL Server 2016 SP1+ (CREATE OR ALTER, SESSION_CONTEXT, DATEDIFF_BIG, float style 3). Commit
+ * order comes from a `rowversion` column and MIN_ACTIVE_ROWVERSION(); see docs/dialect-mssql.md.
+ * Every statement is built by a pure function in ./mssql/ and run here.
+ */
 export class MssqlDialect implements Dialect {
   readonly name = 'mssql' as const;
 

@@ -25,12 +25,6 @@ interface ChangelogRow {
   after_image: unknown;
 }
 
-/**
- * MySQL 8 and MariaDB 10.6+. The changelog's AUTO_INCREMENT change_id is a dense sequence with
- * temporary gaps (transactions in flight) and permanent ones (rollbacks); `mysql/gaps.ts` explains
- * how a gap is waited for, passed and remembered. Reads are plain autocommit SELECTs, each its own
- * consistent read, so every poll sees the latest commits.
- */
 /** mysql2, for MySQL and MariaDB. */
 export const mysqlDriver: Driver = {
   client: 'mysql2',
@@ -46,6 +40,12 @@ export const mysqlDriver: Driver = {
   versionQuery: 'SELECT VERSION() AS version',
 };
 
+/**
+ * MySQL 8 and MariaDB 10.6+. The changelog's AUTO_INCREMENT change_id is a dense sequence with
+ * temporary gaps (transactions in flight) and permanent ones (rollbacks); `mysql/gaps.ts` explains
+ * how a gap is waited for, passed and remembered. Reads are plain autocommit SELECTs, each its own
+ * consistent read, so every poll sees the latest commits.
+ */
 export class MysqlDialect implements Dialect {
   readonly name = 'mysql' as const;
   private readonly gapOptions: GapOptions;
@@ -77,14 +77,16 @@ export class MysqlDialect implements Dialect {
 
   async changelogState(db: Knex, table: TableRef): Promise<ChangelogState> {
     const schema = table.schema ?? null;
-    const [[found]] = (await db.raw(
-      'SELECT COUNT(*) AS n FROM information_schema.TABLES WHERE TABLE_SCHEMA = COALESCE(?, DATABASE()) AND TABLE_NAME = ?',
-      [schema, changelogName(table.name)],
-    )) as [Array<{ n: number | string }>];
-    const [present] = (await db.raw(
-      'SELECT TRIGGER_NAME AS name FROM information_schema.TRIGGERS WHERE TRIGGER_SCHEMA = COALESCE(?, DATABASE()) AND EVENT_OBJECT_TABLE = ?',
-      [schema, table.name],
-    )) as [Array<{ name: string }>];
+    const [[[found]], [present]] = (await Promise.all([
+      db.raw('SELECT COUNT(*) AS n FROM information_schema.TABLES WHERE TABLE_SCHEMA = COALESCE(?, DATABASE()) AND TABLE_NAME = ?', [
+        schema,
+        this.changelogTable(table).name,
+      ]),
+      db.raw(
+        'SELECT TRIGGER_NAME AS name FROM information_schema.TRIGGERS WHERE TRIGGER_SCHEMA = COALESCE(?, DATABASE()) AND EVENT_OBJECT_TABLE = ?',
+        [schema, table.name],
+      ),
+    ])) as [[Array<{ n: number | string }>], [Array<{ name: string }>]];
     const triggers = changelogTriggerNames(table);
     const names = new Set(present.map((t) => t.name));
     return { table: Number(found?.n) > 0, triggers, missingTriggers: triggers.filter((t) => !names.has(t)) };

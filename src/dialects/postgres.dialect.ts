@@ -14,6 +14,14 @@ import type {
 } from './dialect';
 import { changelogName, keysetPredicate, requireTable, writtenName, type CatalogColumn } from './shared-catalog';
 
+/** node-postgres. */
+export const postgresDriver: Driver = {
+  client: 'pg',
+  defaultPort: 5432,
+  connectionOptions: (settings) => (settings.ssl ? { ssl: true } : {}),
+  versionQuery: 'SELECT version() AS version',
+};
+
 /**
  * PostgreSQL (13+). Commit order without missed rows:
  *
@@ -30,14 +38,6 @@ import { changelogName, keysetPredicate, requireTable, writtenName, type Catalog
  * Ids are read in order, which is each row's commit order: a second writer of a row waits for the
  * first one's lock before its trigger draws.
  */
-/** node-postgres. */
-export const postgresDriver: Driver = {
-  client: 'pg',
-  defaultPort: 5432,
-  connectionOptions: (settings) => (settings.ssl ? { ssl: true } : {}),
-  versionQuery: 'SELECT version() AS version',
-};
-
 export class PostgresDialect implements Dialect {
   readonly name = 'postgres' as const;
 
@@ -85,7 +85,7 @@ export class PostgresDialect implements Dialect {
   installChangelog(table: TableInfo): string[] {
     const cl = this.qualified(this.changelogTable(table));
     const fn = this.qualified({ schema: table.schema, name: `${changelogName(table.name)}_fn` });
-    const trigger = this.quoteIdentifier(`${changelogName(table.name)}_trg`);
+    const trigger = this.quoteIdentifier(triggerName(table));
     const index = this.quoteIdentifier(`${changelogName(table.name)}_changed_at`);
     const image = (row: 'NEW' | 'OLD') => this.imageExpression(table.columns, row);
     // Empty origin means "not set" (current_setting returns '' once a custom GUC was ever set).
@@ -119,7 +119,7 @@ export class PostgresDialect implements Dialect {
   }
 
   async changelogState(db: Knex, table: TableRef): Promise<ChangelogState> {
-    const trigger = `${changelogName(table.name)}_trg`;
+    const trigger = triggerName(table);
     // to_regclass takes a quoted, qualified name and answers NULL for a missing relation.
     const { rows } = await db.raw(
       `SELECT to_regclass(?) IS NOT NULL AS cl,
@@ -142,7 +142,7 @@ export class PostgresDialect implements Dialect {
   }
 
   uninstallChangelog(table: TableRef): string[] {
-    const trigger = this.quoteIdentifier(`${changelogName(table.name)}_trg`);
+    const trigger = this.quoteIdentifier(triggerName(table));
     const fn = this.qualified({ schema: table.schema, name: `${changelogName(table.name)}_fn` });
     return [
       `DROP TRIGGER IF EXISTS ${trigger} ON ${this.qualified(table)}`,
@@ -380,4 +380,9 @@ function kindOf(c: CatalogColumn & { udt_name: string; datetime_precision: numbe
     default:
       return { kind: 'other', sqlType: c.sql_type };
   }
+}
+
+/** The changelog trigger's name: what install creates, uninstall drops and changelogState looks for. */
+function triggerName(table: TableRef): string {
+  return `${changelogName(table.name)}_trg`;
 }

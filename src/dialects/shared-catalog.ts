@@ -24,6 +24,12 @@ export function writtenName(table: TableRef): string {
   return table.schema === undefined ? table.name : `${table.schema}.${table.name}`;
 }
 
+/** 'dbo.Users' → { schema: 'dbo', name: 'Users' }; 'Users' → { name: 'Users' }: the inverse of writtenName. */
+export function parseTableName(table: string): TableRef {
+  const dot = table.indexOf('.');
+  return dot < 0 ? { name: table } : { schema: table.slice(0, dot), name: table.slice(dot + 1) };
+}
+
 /** Checks that the table exists and has a primary key, with errors that name it as written. */
 export function requireTable(table: TableRef, columns: Column[], primaryKey: string[], display = writtenName(table)): TableInfo {
   if (columns.length === 0) throw new TableProblemError(`table ${display} does not exist (or this user cannot see its columns)`, 'TABLE_NOT_FOUND', display);

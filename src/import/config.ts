@@ -3,9 +3,6 @@ import type { RuntimeConfig } from '../runtime/config';
 import { changelogSourceSchema } from './changelog/config';
 import { salesforceCdcSourceSchema } from './salesforce-cdc/config';
 
-export type { ChangelogSourceConfig } from './changelog/config';
-export type { SalesforceCdcSourceConfig } from './salesforce-cdc/config';
-
 /** Every kind of source, told apart by `type`; a new kind of source adds its schema here. */
 export const sourceSchema = z.discriminatedUnion('type', [changelogSourceSchema, salesforceCdcSourceSchema]);
 

@@ -1,12 +1,10 @@
 import { ContainerModule, type ResolutionContext } from 'inversify';
-import { HealthCheck, Source } from '../core';
+import { Source } from '../core';
 import { SalesforceClient } from '../clients/salesforce/client';
 import { Databases } from '../clients/databases';
 import { createDialect } from '../dialects';
-import { configLocation } from '../runtime/config';
 import type { ImportConfig, SourceConfig } from './config';
 import { componentLogger, Logger } from '../runtime/logger';
-import { ChangelogSourceHealthCheck } from './changelog/health';
 import { ChangelogSource } from './changelog/source';
 import { createSalesforceCdcSource } from './salesforce-cdc';
 
@@ -51,19 +49,5 @@ export function importModule(config: ImportConfig): ContainerModule {
         return build(source as never, config, ctx, logger);
       });
     }
-  });
-}
-
-/** `banyan doctor`'s checks of the import stage: one per changelog source (table, key, changelog). */
-export function importChecksModule(config: ImportConfig): ContainerModule {
-  return new ContainerModule(({ bind }) => {
-    config.sources.forEach((source, i) => {
-      if (source.type !== 'changelog') return;
-      const location = configLocation(config, ['sources', i, 'table']);
-      bind<HealthCheck>(HealthCheck).toDynamicValue((ctx) => {
-        const databases = ctx.get<Databases>(Databases);
-        return new ChangelogSourceHealthCheck(source, location, databases.get(source.database), createDialect(config.databases[source.database]!));
-      });
-    });
   });
 }

@@ -75,7 +75,8 @@ async function reachAnyBroker(brokers: string[], signal?: AbortSignal): Promise<
   try {
     await Promise.any(attempts);
   } catch (error) {
-    throw new Error([...new Set((error as AggregateError).errors.map(errorMessage))].join('; '));
+    // Without a message of its own, errorMessage tells each broker's reason (as for Node's own).
+    throw new AggregateError((error as AggregateError).errors);
   } finally {
     // The first broker that answered is enough: end the attempts still under way.
     done.abort();

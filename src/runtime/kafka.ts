@@ -44,15 +44,17 @@ export function createKafka(config: KafkaSettings, logger: Logger, overrides: Pa
 const CONNECTION_ERRORS = new Set(['KafkaJSConnectionError', 'KafkaJSConnectionClosedError', 'KafkaJSRequestTimeoutError', 'KafkaJSBrokerNotFound', 'KafkaJSNoBrokerAvailableError']);
 
 /**
- * Whether a kafkajs error is worth trying again later: it says so (`retriable`), or it is a
- * connection error, or kafkajs gave up retrying one that was (KafkaJSNumberOfRetriesExceeded, and
- * a KafkaJSNonRetriableError around it, are `retriable: false` even when Kafka was only away).
+ * Whether a failure is worth trying again later: it says so (`retriable`: a BanyanError, a kafkajs
+ * error), or it is a kafkajs connection error, or kafkajs gave up retrying one that was
+ * (KafkaJSNumberOfRetriesExceeded, and a KafkaJSNonRetriableError around it, are `retriable: false`
+ * even when Kafka was only away). Anything else (a missing table, a refused login, an unknown
+ * error) is not.
  */
-export function kafkaRetriable(error: unknown, depth = 0): boolean {
+export function worthRetrying(error: unknown, depth = 0): boolean {
   const e = error as { name?: unknown; retriable?: unknown; cause?: unknown } | null | undefined;
   if (!e || typeof e !== 'object' || depth > 10) return false;
   if (e.retriable === true || CONNECTION_ERRORS.has(String(e.name))) return true;
-  if (e.name === 'KafkaJSNumberOfRetriesExceeded' || e.name === 'KafkaJSNonRetriableError') return kafkaRetriable(e.cause, depth + 1);
+  if (e.name === 'KafkaJSNumberOfRetriesExceeded' || e.name === 'KafkaJSNonRetriableError') return worthRetrying(e.cause, depth + 1);
   return false;
 }
 

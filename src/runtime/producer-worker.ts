@@ -1,5 +1,5 @@
 import { parentPort } from 'node:worker_threads';
-import { kafkaRetriable } from './kafka';
+import { worthRetrying } from './kafka';
 import { RecordSetProducer, workerKafka, type WorkerReply, type WorkerRequest } from './transactional-producer';
 
 /** The producer thread of WorkerProducer: owns one transactional producer of record sets. */
@@ -32,7 +32,7 @@ async function handle(request: WorkerRequest): Promise<void> {
     reply({
       type: 'failed',
       id,
-      error: { message: e.message ?? String(error), name: e.name ?? 'Error', retriable: e.retriable === true || kafkaRetriable(error), ...(code ? { code } : {}) },
+      error: { message: e.message ?? String(error), name: e.name ?? 'Error', retriable: worthRetrying(error), ...(code ? { code } : {}) },
     });
   }
 }

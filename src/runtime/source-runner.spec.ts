@@ -69,10 +69,6 @@ class FakeSource implements Source {
 
   constructor(private readonly journal: Journal) {}
 
-  partitions() {
-    return [PARTITION];
-  }
-
   async connect(start: StartOffsets): Promise<void> {
     this.journal.push('source.connect');
     this.starts.push(start.get(KEY));

@@ -1,9 +1,7 @@
 import type { Kafka } from 'kafkajs';
 import {
   BadRecordError,
-  BanyanError,
   errorMessage,
-  isRetriable,
   partitionKey,
   type DeadLetter,
   type Json,
@@ -16,7 +14,7 @@ import { AvroEncoder, type TransientEncoder } from './avro';
 import { BatchBuilder } from './batch-builder';
 import type { KafkaConfig, RuntimeConfig } from './config';
 import { deadLetterMessage, jsonSafe } from './dead-letters';
-import { createKafka, ensureTopics, kafkaRetriable, type TopicSpec } from './kafka';
+import { createKafka, ensureTopics, worthRetrying, type TopicSpec } from './kafka';
 import type { Logger } from './logger';
 import { KafkaOffsetStore } from './offsets';
 import { createSchemaRegistry } from './registry';
@@ -109,17 +107,6 @@ class Backoff {
   }
 }
 
-/**
- * Whether a connect that failed before the source ever connected should be tried again rather than
- * stop the source: an unreachable system is (a BanyanError that says so, a kafkajs connection error
- * or retries kafkajs gave up on, see kafkaRetriable); a configuration that cannot work (a missing
- * table, a refused login, an unknown error) fails at once.
- */
-function retriableAtStart(error: unknown): boolean {
-  if (isRetriable(error)) return true;
-  return !(error instanceof BanyanError) && kafkaRetriable(error);
-}
-
 /** What the runner needs of Kafka besides the offsets: a seam, so a unit test can hand in fakes. */
 export interface RunnerKafka {
   /** A new producer of the source's transactional id (not initialised yet). */
@@ -204,7 +191,6 @@ export class SourceRunner {
   /** The producer, the topics and the committed offsets are in place (until a step fails). */
   private kafkaReady = false;
   /** Whether the source ever connected: until then a failure retrying cannot fix is fatal. */
-  private everConnected = false;
   private readonly kafkaSeam: RunnerKafka;
   private readonly abort = new AbortController();
   private committed = new Map<string, Record<string, Json>>();
@@ -273,14 +259,16 @@ export class SourceRunner {
 
   /** The connect/backoff state machine; `settle` reports the first connect attempt to start(). */
   private async run(settle: (error?: unknown) => void): Promise<void> {
-    let first = true;
+    // Before its first connect, a failure retrying cannot fix stops the source; afterwards all are retried.
+    let connectedOnce = false;
+    // settle() after the first call does nothing: start() hears of the first attempt only.
     while (!this.abort.signal.aborted) {
       try {
-        if (!first) this.state.state = 'connecting';
+        if (this.state.state !== 'starting') this.state.state = 'connecting';
         await this.connect();
       } catch (error) {
         if (this.abort.signal.aborted) break;
-        if (!this.everConnected && !retriableAtStart(error)) {
+        if (!connectedOnce && !worthRetrying(error)) {
           this.state.state = 'stopped';
           this.state.lastError = errorMessage(error);
           this.logger.error({ event: 'source.start_failed', err: error }, 'source cannot start');
@@ -290,16 +278,14 @@ export class SourceRunner {
         }
         const wait = this.failed(error, 'source.connect_failed', 'connecting the source failed; connecting again');
         // start() learns of the first attempt before the wait: the source shows backing-off with its error.
-        if (first) settle();
-        first = false;
+        settle();
         await wait;
         continue;
       }
-      this.everConnected = true;
+      connectedOnce = true;
       this.state.state = 'running';
       this.logger.info({ event: 'source.started', offsets: Object.fromEntries(this.committed) }, 'source started');
-      if (first) settle();
-      first = false;
+      settle();
       try {
         await this.pump();
       } catch (error) {
@@ -324,7 +310,7 @@ export class SourceRunner {
     this.state.state = 'backing-off';
     this.state.lastError = errorMessage(error);
     const wait = this.backoff.next();
-    this.logger[retriableAtStart(error) ? 'warn' : 'error']({ event, err: error, retryInMs: wait }, message);
+    this.logger[worthRetrying(error) ? 'warn' : 'error']({ event, err: error, retryInMs: wait }, message);
     return sleep(wait, this.abort.signal);
   }
 
@@ -340,7 +326,8 @@ export class SourceRunner {
       await untilAborted(
         Promise.all([
           this.producerReady,
-          this.offsets.ensureTopic().then((partitions) => this.partitions.set(this.offsets.topic, partitions)),
+          // Made once; after a failed step only the producer and the offsets are renewed.
+          this.partitions.has(this.offsets.topic) ? undefined : this.offsets.ensureTopic().then((partitions) => this.partitions.set(this.offsets.topic, partitions)),
           this.ensureDataTopics([this.options.deadLetterTopic], 1),
         ]),
         signal,
@@ -454,10 +441,15 @@ export class SourceRunner {
           const { encoded } = record;
           const key = encoded ? encoder.frameKey(encoded.key) : encoder.key(record.key);
           const value = encoded ? encoded.value && encoder.frameValue(encoded.value) : record.value && encoder.value(record.value);
-          const refused = builder.refusal(key, value, record.headers, record.timestamp ?? now);
-          if (refused) throw refused;
-          // The encoders' output is overwritten by their next call, so a group's records wait as copies.
-          ready.push(group.length === 1 ? { record, key, value } : { record, key: Buffer.from(key), value: value && Buffer.from(value) });
+          if (group.length === 1) {
+            // The common case: added at once (add refuses a record too large, as refusal would).
+            builder.add(record.topic, key, value, record.headers, record.timestamp ?? now);
+          } else {
+            const refused = builder.refusal(key, value, record.headers, record.timestamp ?? now);
+            if (refused) throw refused;
+            // The encoders' output is overwritten by their next call, so a group's records wait as copies.
+            ready.push({ record, key: Buffer.from(key), value: value && Buffer.from(value) });
+          }
         } catch (error) {
           failure = { at, error };
           break;
@@ -469,7 +461,7 @@ export class SourceRunner {
         continue;
       }
       for (const { record, key, value } of ready) builder.add(record.topic, key, value, record.headers, record.timestamp ?? now);
-      records += ready.length;
+      records += group.length;
     }
     for (const letter of deadLetters) {
       const message = deadLetterMessage(letter, now);

@@ -7,7 +7,7 @@ import { MysqlDialect } from '../../src/dialects/mysql.dialect';
 import { PostgresDialect } from '../../src/dialects/postgres.dialect';
 import { changeEncoder, decimalToBytes } from '../../src/import/changelog/avro';
 import { migrateChangelogs } from '../../src/import/changelog/migrate';
-import { parseTableName } from '../../src/import/changelog/source';
+import { parseTableName } from '../../src/dialects';
 import { AvroOutput } from '../../src/runtime/avro-output';
 import type { BanyanConfig, ChangelogSourceConfig } from '../../src/config';
 import { partitionForKey } from '../../src/runtime/record-batch';

@@ -110,10 +110,9 @@ export function changelogTriggerNames(table: TableRef): string[] {
 }
 
 function triggerNames(table: TableRef): Array<{ name: string; bridge: string }> {
-  const base = changelogName(table.name);
-  return EVENTS.map((e) => ({
-    name: qualified({ schema: table.schema, name: `${base}${e.suffix}` }),
-    bridge: qualified({ schema: table.schema, name: `${base}${e.suffix}_new` }),
+  return changelogTriggerNames(table).map((name) => ({
+    name: qualified({ schema: table.schema, name }),
+    bridge: qualified({ schema: table.schema, name: `${name}_new` }),
   }));
 }
 

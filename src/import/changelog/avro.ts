@@ -336,7 +336,7 @@ export type InvalidDates = 'dead-letter' | 'null';
 const CALENDAR_SHAPE = /^(-?\d{4,})-(\d{2})-(\d{2})(?:$|[T ])/;
 
 /** A value shaped as a date that names no day of the calendar, or an infinity. */
-export function isNonCalendarDate(text: string): boolean {
+function isNonCalendarDate(text: string): boolean {
   if (/^[+-]?infinity$/i.test(text)) return true;
   const m = CALENDAR_SHAPE.exec(text);
   if (!m) return false;

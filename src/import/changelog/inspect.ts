@@ -2,7 +2,9 @@ import type { Knex } from 'knex';
 import { migrationName, migrationState } from '../../../migrations/changelog';
 import type { Dialect, TableInfo } from '../../dialects/dialect';
 import { isTableProblem, type TableProblemCode } from '../../dialects/errors';
-import { parseTableName } from './source';
+import { parseTableName } from '../../dialects/shared-catalog';
+
+export { isTableProblemCode } from '../../dialects/errors';
 
 export type ChangelogProblemCode = TableProblemCode | 'CHANGELOG_NOT_INSTALLED' | 'CHANGELOG_OUTDATED';
 
@@ -21,21 +23,23 @@ export interface ChangelogInspection {
 /**
  * Compares a configured table with its changelog: the table exists and has a primary key, the
  * changelog table and triggers exist, and the migration recorded for them is the one for the
- * table's current columns and this Banyan's trigger DDL. `tableName` is the config's text, which the messages repeat.
+ * table's current columns and this Banyan's trigger DDL. `tableName` is the config's text, which the messages repeat;
+ * `described` is the table as its caller described it a moment ago (not described again).
  * Connection failures are thrown, not reported: they say nothing about the config.
  */
-export async function inspectChangelog(db: Knex, dialect: Dialect, tableName: string): Promise<ChangelogInspection> {
+export async function inspectChangelog(db: Knex, dialect: Dialect, tableName: string, described?: TableInfo): Promise<ChangelogInspection> {
+  const ref = parseTableName(tableName);
   let table: TableInfo;
   try {
-    table = await dialect.describeTable(db, parseTableName(tableName));
+    table = described ?? (await dialect.describeTable(db, ref));
   } catch (error) {
-    if (isTableProblem(error)) return { problems: [{ code: error.code as TableProblemCode, message: error.message }] };
+    if (isTableProblem(error)) return { problems: [{ code: error.code, message: error.message }] };
     throw error;
   }
   const [state, recorded] = await Promise.all([dialect.changelogState(db, table), migrationState(db, dialect, table)]);
   const applied = recorded === 'current';
   const missing = [
-    ...(state.table ? [] : [`changelog table ${dialect.changelogTable(parseTableName(tableName)).name}`]),
+    ...(state.table ? [] : [`changelog table ${dialect.changelogTable(ref).name}`]),
     ...state.missingTriggers.map((t) => `trigger ${t}`),
   ];
   if (missing.length > 0) {
@@ -68,8 +72,4 @@ export async function inspectChangelog(db: Knex, dialect: Dialect, tableName: st
     };
   }
   return { table, problems: [] };
-}
-
-export function isTableProblemCode(code: ChangelogProblemCode): code is TableProblemCode {
-  return code === 'TABLE_NOT_FOUND' || code === 'NO_PRIMARY_KEY' || code === 'NOT_A_TABLE';
 }

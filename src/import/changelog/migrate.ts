@@ -1,7 +1,7 @@
 import type { Knex } from 'knex';
 import { ChangelogMigrationSource, migratorConfig } from '../../../migrations/changelog';
 import type { Dialect, TableInfo } from '../../dialects/dialect';
-import { parseTableName } from './source';
+import { parseTableName } from '../../dialects/shared-catalog';
 
 export interface MigrateResult {
   /** Names of the migrations this run applied (up) or reverted (down); empty when all was done. */

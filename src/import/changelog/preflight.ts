@@ -14,7 +14,6 @@ export interface SourceProblem {
   /** The config path of the source's `table`, for configErrorAt. */
   path: Array<string | number>;
   message: string;
-  code: ChangelogProblem['code'];
 }
 
 /**
@@ -46,7 +45,7 @@ export async function changelogSourceProblems(
       });
       return inspection.problems
         .filter((p) => keep(p, source))
-        .map((p) => ({ path: ['sources', i, 'table'], code: p.code, message: `source "${source.name}" (database ${source.database}): ${p.message}` }));
+        .map((p) => ({ path: ['sources', i, 'table'], message: `source "${source.name}" (database ${source.database}): ${p.message}` }));
     }),
   );
   return found.flat();

@@ -1,17 +1,17 @@
 import type { Knex } from 'knex';
 import { errorMessage, type Json } from '../../core';
-import type { ChangeRow, Dialect } from '../../dialects/dialect';
+import type { ChangeRow, Dialect, TableInfo, TableRef } from '../../dialects/dialect';
 import { classifyDatabaseError } from '../../dialects/errors';
 import type { Logger } from '../../runtime/logger';
 import { inspectChangelog, isTableProblemCode } from './inspect';
 import { migrateChangelogs } from './migrate';
-import { parseTableName } from './source';
 
 export interface SchemaWatchOptions {
   db: Knex;
   dialect: Dialect;
-  /** The table as the config writes it. */
+  /** The table as the config writes it, and parsed. */
   table: string;
+  ref: TableRef;
   autoMigrate: boolean;
   intervalMs: number;
   logger: Logger;
@@ -38,10 +38,13 @@ export class SchemaWatch {
 
   constructor(private readonly options: SchemaWatchOptions) {}
 
-  /** Compares the table with its migration record; installs or updates the triggers with autoMigrate. */
-  async check(): Promise<void> {
+  /**
+   * Compares the table with its migration record; installs or updates the triggers with autoMigrate.
+   * `described`: the table as the caller described it a moment ago (at connect), not read again.
+   */
+  async check(described?: TableInfo): Promise<void> {
     this.lastCheck = this.options.now();
-    const { table, problems } = await inspectChangelog(this.options.db, this.options.dialect, this.options.table).catch((error: unknown) => {
+    const { table, problems } = await inspectChangelog(this.options.db, this.options.dialect, this.options.table, described).catch((error: unknown) => {
       throw classifyDatabaseError(error, `checking the changelog of ${this.options.table}`);
     });
     if (table) this.unrecordedBefore = new Set(this.options.dialect.columnsNeverInBeforeImage(table));
@@ -66,7 +69,7 @@ export class SchemaWatch {
   async checkRows(rows: ChangeRow[]): Promise<void> {
     this.lastCheck = this.options.now();
     this.missing = new WeakMap();
-    const columns = await this.options.dialect.columnNames(this.options.db, parseTableName(this.options.table)).catch((error: unknown) => {
+    const columns = await this.options.dialect.columnNames(this.options.db, this.options.ref).catch((error: unknown) => {
       throw classifyDatabaseError(error, `reading the columns of ${this.options.table}`);
     });
     const unrecordedBefore = this.unrecordedBefore;
@@ -84,7 +87,7 @@ export class SchemaWatch {
     if (incomplete === 0) {
       // Complete images prove the triggers record every column; a drift found by check() (a type
       // change, say) is left for check() to clear.
-      if (this.drift?.missingColumns.length && rows.length > 0) this.resolved();
+      if (this.drift?.missingColumns.length) this.resolved();
       return;
     }
     this.incompleteRecords += incomplete;

@@ -19,6 +19,7 @@ import { sleep } from '../../core/time';
 import { AvroOutput } from '../../runtime/avro-output';
 import { changeEncoder, tableSchemas, type ChangeEncoder, type TableSchemas } from './avro';
 import { classifyDatabaseError } from '../../dialects/errors';
+import { parseTableName } from '../../dialects/shared-catalog';
 import { SchemaWatch } from './schema-watch';
 
 export interface ChangelogSourceDeps {
@@ -76,6 +77,7 @@ export class ChangelogSource implements Source {
       db: deps.db,
       dialect: deps.dialect,
       table: config.table,
+      ref: this.ref,
       autoMigrate: config.autoMigrate,
       intervalMs: config.schemaCheckIntervalMs,
       logger: deps.logger,
@@ -88,7 +90,7 @@ export class ChangelogSource implements Source {
     await this.close();
     try {
       await this.describe();
-      await this.schemaWatch.check();
+      await this.schemaWatch.check(this.table);
       const stored = start.get(partitionKey(this.name, this.partition)) as
         | { phase: 'snapshot' | 'changes'; position?: Position; changes?: Position }
         | undefined;
@@ -341,11 +343,6 @@ export class ChangelogSource implements Source {
   }
 }
 
-/** 'dbo.Users' → { schema: 'dbo', name: 'Users' }; 'Users' → { name: 'Users' }. */
-export function parseTableName(table: string): TableRef {
-  const dot = table.indexOf('.');
-  return dot < 0 ? { name: table } : { schema: table.slice(0, dot), name: table.slice(dot + 1) };
-}
 
 function empty(): PollResult {
   return { records: [], deadLetters: [], offsets: [], ack: async () => undefined };

@@ -1,4 +1,4 @@
-export { configErrorAt, configLocation, formatPath } from './load';
+export { configErrorAt, configLocation } from './load';
 export * from './primitives';
 export * from './schema';
 

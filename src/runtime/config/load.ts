@@ -63,10 +63,9 @@ const ORIGINS = new WeakMap<object, { where: string; locate: (path: Path) => str
  * with the line in the file the config was read from (just the path for a config built in code).
  */
 export function configErrorAt(config: object, problems: Array<{ path: Path; message: string }>): ConfigError {
-  const origin = ORIGINS.get(config);
   return new ConfigError(
-    origin?.where ?? 'the configuration',
-    problems.map((p) => ({ path: origin ? origin.locate(p.path) : formatPath(p.path), message: p.message })),
+    ORIGINS.get(config)?.where ?? 'the configuration',
+    problems.map((p) => ({ path: configLocation(config, p.path), message: p.message })),
   );
 }
 
