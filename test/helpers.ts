@@ -33,25 +33,30 @@ function madeHere(name: string): boolean {
   return false;
 }
 
-/** The broker's topics this test file made (see deleteWhatThisFileMade). */
-export async function topicsMadeHere(kafka: Kafka): Promise<string[]> {
-  return withAdmin(kafka, async (admin) => (await admin.listTopics()).filter(madeHere));
+/** Whether this test file made any fresh name yet (a file that made none has nothing to clean up). */
+export function madeAnything(): boolean {
+  return freshNames.size > 0;
 }
 
 /**
  * Deletes the topics, consumer groups and registry subjects whose names hold a fresh name of this
  * test file, and nothing else: other test runs share the broker at the same time, so "whatever was
- * not there at the start" would take their topics from under them.
+ * not there at the start" would take their topics from under them. With `countLeft`, also how many
+ * of its topics the broker still lists afterwards.
  */
-export async function deleteWhatThisFileMade(kafka: Kafka, registryUrl: string): Promise<{ topics: string[]; groups: number; subjects: number }> {
-  if (freshNames.size === 0) return { topics: [], groups: 0, subjects: 0 };
-  const topics = await topicsMadeHere(kafka);
-  const groups = await withAdmin(kafka, async (admin) => {
+export async function deleteWhatThisFileMade(
+  kafka: Kafka,
+  registryUrl: string,
+  countLeft = false,
+): Promise<{ topics: string[]; groups: number; subjects: number; left?: number }> {
+  const { topics, groups, left } = await withAdmin(kafka, async (admin) => {
+    const topics = (await admin.listTopics()).filter(madeHere);
     if (topics.length) await admin.deleteTopics({ topics });
     const groups = (await admin.listGroups()).groups.map((g) => g.groupId).filter(madeHere);
     // A group still in use cannot go (NON_EMPTY_GROUP); it holds no partitions, so let it be.
     if (groups.length) await admin.deleteGroups(groups).catch(() => undefined);
-    return groups.length;
+    const left = countLeft ? (await admin.listTopics()).filter(madeHere).length : undefined;
+    return { topics, groups: groups.length, left };
   });
   const subjects = ((await (await fetch(`${registryUrl}/subjects`)).json()) as string[]).filter(madeHere);
   for (const subject of subjects) {
@@ -59,7 +64,7 @@ export async function deleteWhatThisFileMade(kafka: Kafka, registryUrl: string):
     await fetch(`${registryUrl}/subjects/${encodeURIComponent(subject)}`, { method: 'DELETE' });
     await fetch(`${registryUrl}/subjects/${encodeURIComponent(subject)}?permanent=true`, { method: 'DELETE' });
   }
-  return { topics, groups, subjects: subjects.length };
+  return { topics, groups, subjects: subjects.length, ...(left === undefined ? {} : { left }) };
 }
 
 export function requireEnv(name: string): string {

@@ -12,7 +12,7 @@ import { AvroOutput } from '../../src/runtime/avro-output';
 import type { BanyanConfig, ChangelogSourceConfig } from '../../src/config';
 import { partitionForKey } from '../../src/runtime/record-batch';
 import type { SourceRunner } from '../../src/runtime/source-runner';
-import { decodeMessages, freshName, readAll, readTopic, readUntil, startChangelogRunner, testConfig, testKafka, textHeaders, withAdmin, type ReadMessage } from '../helpers';
+import { decodeMessages, freshName, readAll, readTopic, readUntil, startChangelogRunner, testConfig, testKafka, textHeaders, type ReadMessage } from '../helpers';
 
 /**
  * Data fidelity with a legacy table the other tests do not use: a composite primary key, a
@@ -182,12 +182,8 @@ sources:
   afterEach(async () => {
     await runner?.stop();
     runner = undefined;
+    // Its topics (fresh names) go with the file's, in test/integration/setup.ts.
     await cleanup();
-    await withAdmin(kafka, async (admin) => {
-      const existing = await admin.listTopics();
-      const mine = [topic, config.kafka.topics.offsets, config.kafka.topics.deadLetter].filter((t) => existing.includes(t));
-      if (mine.length) await admin.deleteTopics({ topics: mine });
-    });
   });
 
   async function start(): Promise<void> {

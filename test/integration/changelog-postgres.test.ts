@@ -7,8 +7,8 @@ import { bytesToDecimal } from '../../src/import/changelog/avro';
 import { migrateChangelogs } from '../../src/import/changelog/migrate';
 import type { BanyanConfig, ChangelogSourceConfig } from '../../src/config';
 import type { SourceRunner } from '../../src/runtime/source-runner';
-import { KafkaOffsetStore } from '../../src/runtime/offsets';
 import { freshName, readAll, readDecoded, startChangelogRunner, readTopic, testConfig, testKafka, waitFor } from '../helpers';
+import { committedOffset } from '../committed';
 
 const dialect: Dialect = new PostgresDialect();
 
@@ -93,10 +93,11 @@ sources:
 
   /** The changelog position the runner last committed to the offsets topic. */
   async function committedPosition(): Promise<{ after: string; pending: Array<{ drawn: string }> } | undefined> {
-    const offsets = await new KafkaOffsetStore(testKafka(config), config.kafka.topics.offsets, 1).load(sourceConfig().name);
-    const [offset] = offsets.values();
+    const source = sourceConfig();
+    const offset = await committedOffset(testKafka(config), config.kafka.topics.offsets, source.name, { database: 'pg', table: source.table });
     return offset?.phase === 'changes' ? (offset.position as { after: string; pending: Array<{ drawn: string }> }) : undefined;
   }
+
 
 
   it('a second instance of a source fences the first, which stops writing instead of fencing back', async () => {

@@ -8,7 +8,7 @@ import { ChangelogSource } from '../../src/import/changelog/source';
 import type { BanyanConfig, ChangelogSourceConfig } from '../../src/config';
 import { createRootLogger } from '../../src/runtime/logger';
 import { createSourceRunner, type SourceRunner } from '../../src/runtime/source-runner';
-import { freshName, readDecoded, runBanyan, testConfig, testKafka, withAdmin, writeConfigFile } from '../helpers';
+import { freshName, readDecoded, runBanyan, testConfig, waitFor, writeConfigFile } from '../helpers';
 
 interface LogLine {
   event?: string;
@@ -42,15 +42,8 @@ describe('PostgreSQL: triggers installed by an older Banyan', () => {
     runner = undefined;
     await db.raw(`DROP SCHEMA ${schema} CASCADE`);
     await db(MIGRATIONS_TABLE).where('name', 'like', `changelog.${schema}.%`).delete();
+    // Its topics (fresh names) go with the file's, in test/integration/setup.ts.
     await db.destroy();
-    if (!config) return;
-    const made = [(config.sources[0] as ChangelogSourceConfig).topic!, config.kafka.topics.offsets, config.kafka.topics.deadLetter];
-    await withAdmin(testKafka(config), async (admin) => {
-      const existing = new Set(await admin.listTopics());
-      const topics = made.filter((t) => existing.has(t));
-      if (topics.length > 0) await admin.deleteTopics({ topics });
-    });
-    config = undefined;
   });
 
   it('are not current for doctor and the schema watch, and `banyan migrate` replaces them, keeping the changelog rows', async () => {
@@ -109,7 +102,7 @@ describe('PostgreSQL: triggers installed by an older Banyan', () => {
     await runner.start();
     const seen = async (event: string) => {
       // The idle check runs every 50 ms: wait for its log line, which is what the test observes.
-      for (let tries = 0; !logs.some((l) => l.event === event) && tries < 600; tries++) await new Promise((resolve) => setTimeout(resolve, 50));
+      await waitFor(() => logs.some((l) => l.event === event), `a ${event} log event`);
       return logs.filter((l) => l.event === event).map((l) => l.msg);
     };
     expect(await seen('schema.drift')).toEqual([message]);

@@ -61,15 +61,7 @@ sources:
     await migrateChangelogs(db, new PostgresDialect(), [`${schema}.a`, `${schema}.b`]);
 
     child = spawnBanyan(file, ['run'], 'pipe');
-    const url = await new Promise<string>((resolve, reject) => {
-      let seen = '';
-      child!.stdout!.on('data', (chunk: Buffer) => {
-        seen += chunk.toString();
-        const match = /"event":"http.listening","url":"([^"]+)"/.exec(seen);
-        if (match) resolve(match[1]!);
-      });
-      child!.once('exit', (code) => reject(new Error(`banyan run exited ${code}: ${seen}`)));
-    });
+    const url = await listeningUrl(child);
     const status = async () => ((await (await fetch(`${url}/status`)).json()) as Status).sources;
     const source = async (name: string) => (await status()).find((s) => s.name === name)!;
 

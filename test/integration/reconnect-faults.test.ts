@@ -1,4 +1,3 @@
-import type { KafkaMessage } from 'kafkajs';
 import type { Knex } from 'knex';
 import { afterEach, describe, expect, it } from 'vitest';
 import { createKnex, defaultPort } from '../../src/clients/database';
@@ -16,7 +15,7 @@ import { KafkaOffsetStore } from '../../src/runtime/offsets';
 import { createSchemaRegistry } from '../../src/runtime/registry';
 import { createSourceRunner, runnerOptions, SourceRunner } from '../../src/runtime/source-runner';
 import { startEmulator } from '../../tools/salesforce-emulator/index.js';
-import { freshName, loginToEmulator, readAll, readUntil, testConfig, testKafka } from '../helpers';
+import { decodeMessages, freshName, loginToEmulator, readAll, readUntil, testConfig, testKafka, type ReadMessage } from '../helpers';
 import { TcpProxy } from '../tcp-proxy';
 
 /**
@@ -49,14 +48,8 @@ function hookedLogger(hook: (line: LogLine) => void): Logger {
 }
 
 /** Messages of one partition, decoded in order; a delete's tombstone reads as op 'tombstone' with its key. */
-async function decodeAll<T>(config: BanyanConfig, messages: KafkaMessage[]): Promise<T[]> {
-  const decoder = new AvroDecoder(config.schemaRegistry);
-  const values: T[] = [];
-  for (const message of messages) {
-    const key = (await decoder.decode(message.key!)) as Record<string, unknown>;
-    values.push((message.value === null ? { op: 'tombstone', before: null, after: null, key } : await decoder.decode(message.value)) as T);
-  }
-  return values;
+async function decodeAll<T>(config: BanyanConfig, messages: ReadMessage[]): Promise<T[]> {
+  return (await decodeMessages<T, Record<string, unknown>>(config, messages)).map(({ key, value }) => value ?? ({ op: 'tombstone', before: null, after: null, key } as T));
 }
 
 /** Everything committed to `topic` up to the first value `isLast` picks (see readUntil in test/helpers.ts), decoded. */
