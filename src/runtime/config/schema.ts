@@ -16,6 +16,11 @@ const brokerList = z
   .pipe(z.array(z.string().regex(/^[^:\s]+:\d+$/, 'a broker is host:port')).min(1, 'at least one broker'))
   .describe('Kafka bootstrap brokers, as a list or a comma-separated string. Example: "127.0.0.1:19092"');
 
+/** The lifecycle of a change type, in order (docs/lifecycle.md). */
+export const changeTypeState = z
+  .enum(['legacy-owned', 'dual', 'new-owned', 'decommissioned'])
+  .describe('legacy-owned → dual → new-owned → decommissioned');
+
 export const kafkaSchema = z.strictObject({
   brokers: brokerList,
   clientId: z.string().default('banyan').describe('Kafka client id; also the prefix of transactional ids'),
@@ -41,6 +46,14 @@ export const kafkaSchema = z.strictObject({
     .strictObject({
       offsets: z.string().default('banyan.offsets').describe('compacted topic holding source positions'),
       deadLetter: z.string().default('banyan.dlq').describe('where records that cannot be processed go, with the reason in headers'),
+      control: z
+        .string()
+        .default('banyan.control')
+        .describe('compacted topic holding each change type’s lifecycle state (docs/lifecycle.md); every instance follows it'),
+      controlAudit: z
+        .string()
+        .default('banyan.control.audit')
+        .describe('every change-type transition ever made (who, when, from, to, why); never compacted, kept forever'),
       partitions: positiveInt.default(3).describe('partitions of the data topics Banyan creates'),
       replicationFactor: positiveInt.default(1),
     })
@@ -103,6 +116,21 @@ export const runtimeSections = {
     })
     .prefault({})
     .describe('the status server of `banyan run`: /healthz, /readyz, /metrics, /status and a status page'),
+  changeTypes: z
+    .record(
+      identifier,
+      z.preprocess(
+        (v) => v ?? {},
+        z.strictObject({
+          initial: changeTypeState
+            .default('legacy-owned')
+            .describe('its state until a transition is recorded in the control topic (`banyan changetypes set`)'),
+          description: z.string().optional(),
+        }),
+      ),
+    )
+    .default({ user: { initial: 'legacy-owned' }, address: { initial: 'legacy-owned' } })
+    .describe('the change types and their lifecycle (docs/lifecycle.md); the live state is in kafka.topics.control. Default: user and address'),
   log: z
     .strictObject({ level: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info') })
     .prefault({}),
