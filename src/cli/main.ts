@@ -1,6 +1,6 @@
 import { Command, Option } from 'commander';
 import { ConfigError, errorMessage } from '../core';
-import type { SourceStatus } from '../runtime/source-runner';
+import type { PipelineStatus } from '../runtime/pipeline';
 import { loadConfig, type GlobalOptions } from './context';
 
 // Each command imports what it runs when it runs: kafkajs, knex and jsforce take seconds to load on
@@ -77,9 +77,9 @@ program
       throw new Error(`no banyan run answers at ${url}: ${why}`);
     });
     if (!response.ok) throw new Error(`${url}/status answered HTTP ${response.status}`);
-    const body = (await response.json()) as { sources: SourceStatus[] };
+    const body = (await response.json()) as { sources: PipelineStatus[]; transforms?: PipelineStatus[]; sinks?: PipelineStatus[] };
     const { formatStatus } = await import('../runtime/http-server');
-    console.log(options.json ? JSON.stringify(body) : formatStatus(body.sources));
+    console.log(options.json ? JSON.stringify(body) : formatStatus([...body.sources, ...(body.transforms ?? []), ...(body.sinks ?? [])]));
   });
 
 program

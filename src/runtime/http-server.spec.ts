@@ -3,6 +3,7 @@ import { StatusServer } from './http-server';
 import type { SourceStatus } from './source-runner';
 
 const source: SourceStatus = {
+  kind: 'source',
   name: 'users',
   state: 'running',
   records: 3,

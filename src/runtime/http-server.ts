@@ -2,7 +2,7 @@ import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { Counter, Gauge, Registry, collectDefaultMetrics } from 'prom-client';
 import { errorMessage } from '../core';
-import type { SourceStatus } from './source-runner';
+import type { PipelineKind, PipelineStatus } from './pipeline';
 import { formatTable } from './table';
 
 /**
@@ -15,31 +15,59 @@ export class StatusServer {
   private readonly registry = new Registry();
 
   constructor(
-    private readonly statuses: () => SourceStatus[],
+    private readonly statuses: () => PipelineStatus[],
     private readonly onError: (error: unknown, url: string) => void = () => undefined,
+    /** More of the process to show under /status (e.g. the change types' states), by key. */
+    private readonly extra: () => Record<string, unknown> = () => ({}),
   ) {
     collectDefaultMetrics({ register: this.registry, prefix: 'banyan_process_' });
-    const metrics: Array<[typeof Counter | typeof Gauge, string, string, (s: SourceStatus) => number]> = [
-      [Counter, 'banyan_source_records_total', 'records a source has committed to Kafka', (s) => s.records],
-      [Counter, 'banyan_source_dead_letters_total', 'records a source sent to the dead-letter topic', (s) => s.deadLetters],
-      [Counter, 'banyan_source_transactions_total', 'Kafka transactions a source has committed', (s) => s.transactions],
-      [Gauge, 'banyan_source_schema_drift', '1 while a changelog source’s table has columns its triggers do not record (see docs/import.md)', (s) => (s.details.schemaDrift ? 1 : 0)],
-      [Counter, 'banyan_source_incomplete_records_total', 'changes recorded without some of the table’s columns (header banyan.missing.columns)', (s) => Number(s.details.incompleteRecords ?? 0)],
-      [Gauge, 'banyan_source_up', '1 while the source runs, 0 while it backs off after a failure or is stopped', (s) => (s.state === 'running' ? 1 : 0)],
+    // The same metrics for every kind of pipeline, named by kind and labelled with the pipeline's
+    // name: banyan_source_records_total{source}, banyan_transform_records_total{transform}…
+    type Pick = (s: PipelineStatus) => number;
+    const common: Array<[typeof Counter | typeof Gauge, string, string, Pick]> = [
+      [Counter, 'records_total', 'records committed to Kafka (sources: changes; transforms: events)', (s) => s.records],
+      [Counter, 'dead_letters_total', 'records sent to the dead-letter topic', (s) => s.deadLetters],
+      [Counter, 'transactions_total', 'Kafka transactions committed', (s) => s.transactions],
+      [Gauge, 'up', '1 while the pipeline runs, 0 while it backs off after a failure or is stopped', (s) => (s.state === 'running' ? 1 : 0)],
     ];
-    for (const [Metric, name, help, pick] of metrics) {
-      new Metric({
-        name,
-        help,
-        labelNames: ['source'],
-        registers: [this.registry],
-        // Read at scrape time from the runners, which own the numbers.
-        collect(this: Counter | Gauge) {
-          this.reset();
-          for (const s of statuses()) this.labels(s.name).inc(pick(s));
-        },
-      });
+    const byKind: Record<PipelineKind, Array<[typeof Counter | typeof Gauge, string, string, Pick]>> = {
+      source: [
+        [Gauge, 'schema_drift', '1 while a changelog source’s table has columns its triggers do not record (see docs/import.md)', (s) => (s.details.schemaDrift ? 1 : 0)],
+        [Counter, 'incomplete_records_total', 'changes recorded without some of the table’s columns (header banyan.missing.columns)', (s) => Number(s.details.incompleteRecords ?? 0)],
+      ],
+      transform: [[Counter, 'inputs_total', 'input records a transform consumed and committed', (s) => Number(s.details.inputs ?? 0)]],
+      sink: [],
+    };
+    for (const kind of Object.keys(byKind) as PipelineKind[]) {
+      for (const [Metric, name, help, pick] of [...common, ...byKind[kind]]) {
+        new Metric({
+          name: `banyan_${kind}_${name}`,
+          help: `${kind}s: ${help}`,
+          labelNames: [kind],
+          registers: [this.registry],
+          // Read at scrape time from the runners, which own the numbers.
+          collect(this: Counter | Gauge) {
+            this.reset();
+            for (const s of statuses()) if (s.kind === kind) this.labels(s.name).inc(pick(s));
+          },
+        });
+      }
     }
+    // What transforms turned into nothing, by reason (echo, filtered, lifecycle…): never silent.
+    new Counter({
+      name: 'banyan_transform_dropped_total',
+      help: 'transforms: input records deliberately turned into no event, by reason',
+      labelNames: ['transform', 'reason'],
+      registers: [this.registry],
+      collect(this: Counter) {
+        this.reset();
+        for (const s of statuses()) {
+          if (s.kind !== 'transform') continue;
+          const dropped = (s.details.dropped ?? {}) as Record<string, number>;
+          for (const [reason, count] of Object.entries(dropped)) this.labels(s.name, reason).inc(count);
+        }
+      },
+    });
   }
 
   async start(host: string, port: number): Promise<string> {
@@ -78,8 +106,14 @@ export class StatusServer {
       }
       case '/metrics':
         return { status: 200, type: this.registry.contentType, body: await this.registry.metrics() };
-      case '/status':
-        return { status: 200, type: 'application/json', body: JSON.stringify({ sources: statuses }, null, 2) };
+      case '/status': {
+        const of = (kind: PipelineKind) => statuses.filter((s) => s.kind === kind);
+        return {
+          status: 200,
+          type: 'application/json',
+          body: JSON.stringify({ sources: of('source'), transforms: of('transform'), sinks: of('sink'), ...this.extra() }, null, 2),
+        };
+      }
       case '/':
         return { status: 200, type: 'text/html; charset=utf-8', body: statusPage(statuses) };
       default:
@@ -93,8 +127,9 @@ export class StatusServer {
 }
 
 /** The text table `banyan status` prints and the page shows. */
-export function formatStatus(statuses: SourceStatus[]): string {
+export function formatStatus(statuses: PipelineStatus[]): string {
   const rows = statuses.map((s) => [
+    s.kind ?? 'source',
     s.name,
     s.state,
     String(s.records),
@@ -103,11 +138,11 @@ export function formatStatus(statuses: SourceStatus[]): string {
     describe(s.details),
     s.lastError ?? '',
   ]);
-  const header = ['SOURCE', 'STATE', 'RECORDS', 'DLQ', 'LAST COMMIT', 'DETAILS', 'LAST ERROR'];
+  const header = ['KIND', 'PIPELINE', 'STATE', 'RECORDS', 'DLQ', 'LAST COMMIT', 'DETAILS', 'LAST ERROR'];
   return formatTable(header, rows);
 }
 
-function describe(details: SourceStatus['details']): string {
+function describe(details: PipelineStatus['details']): string {
   if (details.phase === 'snapshot') {
     const rows = Number(details.rows);
     const estimate = Math.max(Number(details.estimatedRows), rows, 1);
@@ -118,7 +153,7 @@ function describe(details: SourceStatus['details']): string {
     .join(' ');
 }
 
-function statusPage(statuses: SourceStatus[]): string {
+function statusPage(statuses: PipelineStatus[]): string {
   const escape = (t: string) => t.replace(/[&<>]/g, (c) => ({ '&': '&amp;', '<': '&lt;', '>': '&gt;' })[c]!);
   return `<!doctype html><meta charset="utf-8"><meta http-equiv="refresh" content="5"><title>Banyan</title>
 <h1>Banyan</h1><pre>${escape(formatStatus(statuses))}</pre>

@@ -7,6 +7,13 @@ import { createKafka, KafkaClient } from './kafka';
 import { componentLogger, Logger } from './logger';
 import { KafkaOffsetStore } from './offsets';
 import { createSchemaRegistry, SchemaRegistryClient } from './registry';
+import { AvroEncoder } from './avro';
+import { runnerKafka, runnerOptions, type RunnerKafka } from './source-runner';
+
+/** DI token: how every runner of the process makes producers (one producer thread for all) and topics. */
+export const RunnerKafkaToken = Symbol.for('banyan.RunnerKafka');
+/** DI token: the process's one Avro encoder (schemas registered once per subject). */
+export const AvroEncoderToken = Symbol.for('banyan.AvroEncoder');
 
 /**
  * The shared infrastructure every stage uses: config, logger, Kafka, the registry, databases and
@@ -21,6 +28,12 @@ export function runtimeModule(config: RuntimeConfig, logger: Logger): ContainerM
       .inSingletonScope();
     bind<SchemaRegistryClient>(SchemaRegistryClient)
       .toDynamicValue(() => createSchemaRegistry(config.schemaRegistry))
+      .inSingletonScope();
+    bind<RunnerKafka>(RunnerKafkaToken)
+      .toDynamicValue((ctx) => runnerKafka(ctx.get<KafkaClient>(KafkaClient), runnerOptions(config), logger))
+      .inSingletonScope();
+    bind<AvroEncoder>(AvroEncoderToken)
+      .toDynamicValue((ctx) => new AvroEncoder(ctx.get<SchemaRegistryClient>(SchemaRegistryClient)))
       .inSingletonScope();
     bind<OffsetStore>(OffsetStore)
       .toDynamicValue((ctx) => new KafkaOffsetStore(ctx.get<KafkaClient>(KafkaClient), config.kafka.topics.offsets, config.kafka.topics.replicationFactor))

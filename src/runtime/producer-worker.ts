@@ -1,37 +1,49 @@
-import { parentPort } from 'node:worker_threads';
+import { parentPort, workerData } from 'node:worker_threads';
+import type { KafkaConfig } from './config';
 import { worthRetrying } from './kafka';
 import { RecordSetProducer, workerKafka, type WorkerReply, type WorkerRequest } from './transactional-producer';
 
-/** The producer thread of WorkerProducer: owns one transactional producer of record sets. */
+/** The thread of a ProducerThread: one transactional producer of record sets per transactional id. */
 const port = parentPort!;
 const reply = (message: WorkerReply) => port.postMessage(message);
-let producer: RecordSetProducer | undefined;
+const config = (workerData as { kafka: KafkaConfig }).kafka;
+const kafka = workerKafka(config, reply);
+const producers = new Map<string, RecordSetProducer>();
 
-port.on('message', (request: WorkerRequest) => {
+port.on('message', (request: WorkerRequest | { type: 'exit' }) => {
+  if (request.type === 'exit') {
+    void Promise.allSettled([...producers.values()].map((p) => p.close())).then(() => process.exit(0));
+    return;
+  }
   void handle(request);
 });
 
 async function handle(request: WorkerRequest): Promise<void> {
-  const id = request.type === 'commit' ? request.id : 0;
   try {
     if (request.type === 'init') {
-      producer = new RecordSetProducer(workerKafka(request.kafka, reply), request.transactionalId, request.kafka.encodedProduce);
+      // A second init of the same id (a new connect after a failure) starts a new producer, as in the main thread.
+      await producers.get(request.transactionalId)?.close().catch(() => undefined);
+      const producer = new RecordSetProducer(kafka, request.transactionalId, config.encodedProduce);
+      producers.set(request.transactionalId, producer);
       await producer.init();
     } else if (request.type === 'commit') {
+      const producer = producers.get(request.transactionalId);
+      if (!producer) throw new Error(`no producer of transactional id "${request.transactionalId}" in the producer thread`);
       // The record sets arrive as Uint8Arrays over the memory the main thread gave up; sealBatch takes those.
-      await producer!.commitTransaction(request.requests);
+      await producer.commitTransaction(request.requests, request.offsets);
     } else {
+      const producer = producers.get(request.transactionalId);
+      producers.delete(request.transactionalId);
       await producer?.close();
-      process.exit(0);
     }
-    reply({ type: 'done', id });
+    reply({ type: 'done', id: request.id });
   } catch (error) {
     // Banyan's errors carry `code`, kafkajs's `type`.
     const e = error as { message?: string; name?: string; retriable?: boolean; type?: string; code?: string };
     const code = e.code ?? e.type;
     reply({
       type: 'failed',
-      id,
+      id: request.id,
       error: { message: e.message ?? String(error), name: e.name ?? 'Error', retriable: worthRetrying(error), ...(code ? { code } : {}) },
     });
   }

@@ -1,52 +1,21 @@
 import type { Kafka } from 'kafkajs';
-import {
-  BadRecordError,
-  errorMessage,
-  partitionKey,
-  type DeadLetter,
-  type Json,
-  type OffsetStore,
-  type PollResult,
-  type Source,
-  type SourceRecord,
-} from '../core';
-import { AvroEncoder, type TransientEncoder } from './avro';
-import { BatchBuilder } from './batch-builder';
+import { errorMessage, partitionKey, type Json, type OffsetStore, type PollResult, type Source } from '../core';
+import { AvroEncoder } from './avro';
 import type { KafkaConfig, RuntimeConfig } from './config';
-import { deadLetterMessage, jsonSafe } from './dead-letters';
 import { createKafka, ensureTopics, worthRetrying, type TopicSpec } from './kafka';
 import type { Logger } from './logger';
 import { KafkaOffsetStore } from './offsets';
+import { Backoff, untilAborted, type Pipeline, type PipelineStatus, type SourceStatus } from './pipeline';
+import { RecordOutput, type PreparedBatch, type RecordOutputOptions } from './record-output';
 import { createSchemaRegistry } from './registry';
 import { sleep } from '../core/time';
-import type { RecordSet } from './record-batch';
-import { PRODUCER_FENCED, RecordSetProducer, WorkerProducer, type TransactionalProducer } from './transactional-producer';
+import { PRODUCER_FENCED, ProducerThread, RecordSetProducer, type TransactionalProducer } from './transactional-producer';
 
-interface RecordEncoders {
-  schema: object;
-  key: TransientEncoder;
-  value: TransientEncoder;
-  /** For records that come already encoded (SourceRecord.encoded). */
-  frameKey: (body: Uint8Array) => Buffer;
-  frameValue: (body: Uint8Array) => Buffer;
-}
+export type { SourceStatus } from './pipeline';
 
-interface PreparedBatch {
-  /** Produce requests of about maxRequestBytes, each a record batch per partition. */
-  requests: RecordSet[][];
-  records: number;
-  deadLetters: DeadLetter[];
-}
-
-export interface SourceRunnerOptions {
+/** The settings every runner shares: the output's, and how its transactional producers are made. */
+export interface RunnerOptions extends RecordOutputOptions {
   clientId: string;
-  deadLetterTopic: string;
-  topicPartitions: number;
-  replicationFactor: number;
-  /** The broker's message.max.bytes: a record that cannot fit in a batch this large goes to the dead-letter topic. */
-  maxMessageBytes: number;
-  /** Records of one batch are sent in requests of at most about this many bytes. */
-  maxRequestBytes: number;
   /** Encode and send produce requests in a worker thread (the second core). */
   producerThread: boolean;
   /** The client settings the producer thread connects with. */
@@ -54,6 +23,7 @@ export interface SourceRunnerOptions {
   /** First and largest wait after a failure; doubles in between. */
   backoffMs?: { min: number; max: number };
 }
+export type SourceRunnerOptions = RunnerOptions;
 
 /**
  * A runner for `source` with everything it needs built from the configuration: for tools and
@@ -61,18 +31,33 @@ export interface SourceRunnerOptions {
  */
 export function createSourceRunner(source: Source, config: RuntimeConfig, logger: Logger): SourceRunner {
   const kafka = createKafka(config.kafka, logger);
+  const options = runnerOptions(config);
   return new SourceRunner(
     source,
     kafka,
     new AvroEncoder(createSchemaRegistry(config.schemaRegistry)),
     new KafkaOffsetStore(kafka, config.kafka.topics.offsets, config.kafka.topics.replicationFactor),
     logger,
-    runnerOptions(config),
+    options,
+    runnerKafka(kafka, options, logger),
   );
 }
 
+/**
+ * How runners make producers and topics. With `producerThread`, every transactional id of the
+ * process sends through one thread (pass the same `thread` to each runner).
+ */
+export function runnerKafka(kafka: Kafka, options: RunnerOptions, logger: Logger, thread?: ProducerThread): RunnerKafka {
+  const shared = options.producerThread ? (thread ?? new ProducerThread(options.kafka, logger)) : undefined;
+  return {
+    producer: (transactionalId) =>
+      shared ? shared.producer(transactionalId) : new RecordSetProducer(kafka, transactionalId, options.kafka.encodedProduce),
+    ensureTopics: (specs) => ensureTopics(kafka, specs),
+  };
+}
+
 /** The runner's settings from the configuration. */
-export function runnerOptions(config: RuntimeConfig): SourceRunnerOptions {
+export function runnerOptions(config: RuntimeConfig): RunnerOptions {
   return {
     clientId: config.kafka.clientId,
     deadLetterTopic: config.kafka.topics.deadLetter,
@@ -85,86 +70,12 @@ export function runnerOptions(config: RuntimeConfig): SourceRunnerOptions {
   };
 }
 
-/** Waits that double after each failure, from `min` up to `max`, and start over after a success. */
-class Backoff {
-  private wait: number;
-
-  constructor(
-    private readonly min: number,
-    private readonly max: number,
-  ) {
-    this.wait = min;
-  }
-
-  next(): number {
-    const wait = this.wait;
-    this.wait = Math.min(this.wait * 2, this.max);
-    return wait;
-  }
-
-  reset(): void {
-    this.wait = this.min;
-  }
-}
-
 /** What the runner needs of Kafka besides the offsets: a seam, so a unit test can hand in fakes. */
 export interface RunnerKafka {
-  /** A new producer of the source's transactional id (not initialised yet). */
-  producer(): TransactionalProducer;
+  /** A new producer of `transactionalId` (not initialised yet). */
+  producer(transactionalId: string): TransactionalProducer;
   /** Creates the topics that are missing; the partitions of each. */
   ensureTopics(specs: TopicSpec[]): Promise<Map<string, number>>;
-}
-
-/** Rejects as soon as `signal` aborts; `undo` then cleans up after `work` if it succeeds later. */
-function untilAborted<T>(work: Promise<T>, signal: AbortSignal, undo?: (value: T) => unknown): Promise<T> {
-  if (signal.aborted) {
-    void work.then((value) => undo?.(value), () => undefined);
-    return Promise.reject(signal.reason);
-  }
-  return new Promise<T>((resolve, reject) => {
-    const onAbort = () => {
-      void work.then((value) => undo?.(value), () => undefined);
-      reject(signal.reason);
-    };
-    signal.addEventListener('abort', onAbort, { once: true });
-    work.then(
-      (value) => {
-        signal.removeEventListener('abort', onAbort);
-        resolve(value);
-      },
-      (error: unknown) => {
-        signal.removeEventListener('abort', onAbort);
-        reject(error);
-      },
-    );
-  });
-}
-
-/**
- * The registry call failed for a reason of the registry's, not the schema's: no answer (the client
- * reports a network error as status 400), 5xx, 401/403. Only 409 (incompatible) and 422 (invalid)
- * refuse the schema itself.
- */
-function registryFailed(error: unknown): boolean {
-  const status = (error as { status?: unknown })?.status;
-  return typeof status === 'number' && status !== 409 && status !== 422;
-}
-
-/** What a person (or /status) sees of a running source. */
-export interface SourceStatus {
-  name: string;
-  /**
-   * `connecting`: a connect attempt after a failure (lastError tells the last one); `fenced`: another
-   * instance took over the source's transactional id; this one has stopped writing.
-   */
-  state: 'starting' | 'connecting' | 'running' | 'backing-off' | 'fenced' | 'stopped';
-  records: number;
-  deadLetters: number;
-  transactions: number;
-  lastCommitAt: string | null;
-  lastError: string | null;
-  /** The source's own account (snapshot progress, position…). */
-  details: Record<string, Json>;
 }
 
 /**
@@ -183,8 +94,9 @@ export interface SourceStatus {
  * Until the source has connected once, a failure retrying cannot fix (a missing table) stops it
  * (`source.start_failed`); once it has, every failure is retried.
  */
-export class SourceRunner {
-  private readonly state: Omit<SourceStatus, 'details'>;
+export class SourceRunner implements Pipeline {
+  readonly kind = 'source';
+  private readonly state: Omit<PipelineStatus, 'details'>;
   private producer: TransactionalProducer | undefined;
   /** The producer's init, kept across connect attempts: kafkajs retries it until Kafka answers. */
   private producerReady: Promise<void> | undefined;
@@ -194,34 +106,32 @@ export class SourceRunner {
   private readonly kafkaSeam: RunnerKafka;
   private readonly abort = new AbortController();
   private committed = new Map<string, Record<string, Json>>();
-  /** Partitions per topic, for the topics this runner writes to. */
-  private readonly partitions = new Map<string, number>();
+  private readonly output: RecordOutput;
   private readonly backoff: Backoff;
   private loop: Promise<void> | undefined;
 
   constructor(
     private readonly source: Source,
     kafka: Kafka,
-    private readonly encoder: AvroEncoder,
+    encoder: AvroEncoder,
     private readonly offsets: OffsetStore,
     private readonly logger: Logger,
-    private readonly options: SourceRunnerOptions,
+    private readonly options: RunnerOptions,
     kafkaSeam?: RunnerKafka,
   ) {
-    this.kafkaSeam = kafkaSeam ?? {
-      producer: () =>
-        options.producerThread
-          ? new WorkerProducer(options.kafka, this.transactionalId, logger)
-          : new RecordSetProducer(kafka, this.transactionalId, options.kafka.encodedProduce),
-      ensureTopics: (specs) => ensureTopics(kafka, specs),
-    };
-    this.state = { name: source.name, state: 'starting', records: 0, deadLetters: 0, transactions: 0, lastCommitAt: null, lastError: null };
+    this.kafkaSeam = kafkaSeam ?? runnerKafka(kafka, options, logger);
+    this.output = new RecordOutput(encoder, (specs) => this.kafkaSeam.ensureTopics(specs), options);
+    this.state = { name: source.name, kind: 'source', state: 'starting', records: 0, deadLetters: 0, transactions: 0, lastCommitAt: null, lastError: null };
     const { min, max } = options.backoffMs ?? { min: 200, max: 30_000 };
     this.backoff = new Backoff(min, max);
   }
 
   private get transactionalId(): string {
     return `${this.options.clientId}.source.${this.source.name}`;
+  }
+
+  get name(): string {
+    return this.source.name;
   }
 
   get status(): SourceStatus {
@@ -327,8 +237,8 @@ export class SourceRunner {
         Promise.all([
           this.producerReady,
           // Made once; after a failed step only the producer and the offsets are renewed.
-          this.partitions.has(this.offsets.topic) ? undefined : this.offsets.ensureTopic().then((partitions) => this.partitions.set(this.offsets.topic, partitions)),
-          this.ensureDataTopics([this.options.deadLetterTopic], 1),
+          this.output.knows(this.offsets.topic) ? undefined : this.offsets.ensureTopic().then((partitions) => this.output.knowTopic(this.offsets.topic, partitions)),
+          this.output.ensureDeadLetterTopic(),
         ]),
         signal,
       );
@@ -342,7 +252,7 @@ export class SourceRunner {
 
   /** A new producer; its init settles once (kafkajs retries it while Kafka is away). */
   private initProducer(): Promise<void> {
-    const producer = this.kafkaSeam.producer();
+    const producer = this.kafkaSeam.producer(this.transactionalId);
     this.producer = producer;
     const ready = producer.init().catch(async (error: unknown) => {
       if (this.producerReady === ready) this.producerReady = undefined;
@@ -405,79 +315,18 @@ export class SourceRunner {
   }
 
   /**
-   * Encodes a poll's records, dead letters and offsets into record batches; a record that cannot
-   * be encoded, or is too large for Kafka, becomes a dead letter, and so do the other records of
-   * its change (SourceRecord.group): a key change is never half written.
+   * Encodes a poll's records, dead letters and offsets into record batches (the offsets last); a
+   * record that cannot be written becomes a dead letter, with the rest of its change.
    */
-  private async prepare(result: PollResult): Promise<PreparedBatch> {
-    const deadLetters = [...result.deadLetters];
-    const builder = new BatchBuilder({
-      maxMessageBytes: this.options.maxMessageBytes,
-      maxSetBytes: this.options.maxRequestBytes,
-      partitionsOf: (topic) => this.partitions.get(topic)!,
+  private prepare(result: PollResult): Promise<PreparedBatch> {
+    return this.output.prepare(this.source.name, {
+      records: result.records,
+      deadLetters: result.deadLetters,
+      extra: result.offsets.map(({ partition, offset }) => ({
+        topic: this.offsets.topic,
+        ...this.offsets.message(partitionKey(this.source.name, partition), offset),
+      })),
     });
-    const encoders = new Map<string, RecordEncoders>();
-    const now = Date.now();
-    let records = 0;
-    for (const group of changeGroups(result.records)) {
-      const ready: Array<{ record: SourceRecord; key: Buffer; value: Buffer | null }> = [];
-      let failure: { at: number; error: unknown } | undefined;
-      for (const [at, record] of group.entries()) {
-        // Outside the try: a topic Kafka cannot create fails the step (retried), it is no bad record.
-        if (!this.partitions.has(record.topic)) await this.ensureDataTopics([record.topic], this.options.topicPartitions);
-        let encoder = encoders.get(record.topic);
-        if (encoder?.schema !== record.schema) {
-          try {
-            encoder = await this.encodersFor(record);
-          } catch (error) {
-            // A registry that cannot be reached (or fails) fails the step, retried; a schema it refuses is the record's fault.
-            if (registryFailed(error)) throw error;
-            failure = { at, error };
-            break;
-          }
-          encoders.set(record.topic, encoder);
-        }
-        try {
-          const { encoded } = record;
-          const key = encoded ? encoder.frameKey(encoded.key) : encoder.key(record.key);
-          const value = encoded ? encoded.value && encoder.frameValue(encoded.value) : record.value && encoder.value(record.value);
-          if (group.length === 1) {
-            // The common case: added at once (add refuses a record too large, as refusal would).
-            builder.add(record.topic, key, value, record.headers, record.timestamp ?? now);
-          } else {
-            const refused = builder.refusal(key, value, record.headers, record.timestamp ?? now);
-            if (refused) throw refused;
-            // The encoders' output is overwritten by their next call, so a group's records wait as copies.
-            ready.push({ record, key: Buffer.from(key), value: value && Buffer.from(value) });
-          }
-        } catch (error) {
-          failure = { at, error };
-          break;
-        }
-      }
-      if (failure) {
-        const { at: failed, error } = failure;
-        deadLetters.push(...group.map((record, at) => this.unencodable(record, error, group.length > 1 ? { at, failed, of: group.length } : undefined)));
-        continue;
-      }
-      for (const { record, key, value } of ready) builder.add(record.topic, key, value, record.headers, record.timestamp ?? now);
-      records += group.length;
-    }
-    for (const letter of deadLetters) {
-      const message = deadLetterMessage(letter, now);
-      try {
-        builder.add(this.options.deadLetterTopic, message.key, message.value, message.headers, now);
-      } catch {
-        // The reason must still be told when the failed input is too large to keep whole.
-        const cut = deadLetterMessage({ ...letter, payload: { truncated: JSON.stringify(letter.payload, jsonSafe).slice(0, 10_000) } }, now);
-        builder.add(this.options.deadLetterTopic, cut.key, cut.value, cut.headers, now);
-      }
-    }
-    for (const { partition, offset } of result.offsets) {
-      const message = this.offsets.message(partitionKey(this.source.name, partition), offset);
-      builder.add(this.offsets.topic, message.key, message.value, undefined, now);
-    }
-    return { requests: builder.requests(this.options.maxRequestBytes), records, deadLetters };
   }
 
   /** One transaction holding every request of the batch, the offsets last; then the source's ack. */
@@ -496,54 +345,4 @@ export class SourceRunner {
     }
     await result.ack();
   }
-
-  /** The key and value encoders of a (topic, schema) pair: registered once, then synchronous. */
-  private async encodersFor(record: SourceRecord): Promise<RecordEncoders> {
-    const keySubject = `${record.topic}-key`;
-    const valueSubject = `${record.topic}-value`;
-    return {
-      schema: record.schema,
-      key: await this.encoder.encoderFor(keySubject, record.schema.key),
-      value: await this.encoder.encoderFor(valueSubject, record.schema.value),
-      frameKey: await this.encoder.framerFor(keySubject, record.schema.key),
-      frameValue: await this.encoder.framerFor(valueSubject, record.schema.value),
-    };
-  }
-
-  /** `group`: where the record stands in its change's records, and which of them could not be written. */
-  private unencodable(record: SourceRecord, error: unknown, group?: { at: number; failed: number; of: number }): DeadLetter {
-    const cause = error instanceof BadRecordError ? error.message : `cannot encode for ${record.topic}: ${errorMessage(error)}`;
-    const reason = group
-      ? `${cause} (record ${group.failed + 1} of the ${group.of} records of one change, written all or none; this is record ${group.at + 1})`
-      : cause;
-    return {
-      source: this.source.name,
-      reason,
-      stage: 'processing',
-      code: (error instanceof BadRecordError ? error.code : undefined) ?? 'AVRO_ENCODE',
-      key: JSON.stringify(record.key, jsonSafe),
-      payload: { topic: record.topic, key: record.key, value: record.value, headers: record.headers },
-      topic: record.topic,
-    };
-  }
-
-  private async ensureDataTopics(topics: string[], numPartitions: number): Promise<void> {
-    const missing = topics.filter((t) => !this.partitions.has(t));
-    if (missing.length === 0) return;
-    const counts = await this.kafkaSeam.ensureTopics(
-      missing.map((topic) => ({ topic, numPartitions, replicationFactor: this.options.replicationFactor })),
-    );
-    for (const [topic, count] of counts) this.partitions.set(topic, count);
-  }
-}
-
-/** The records in runs of one change each: adjacent records of one `group`, any other record alone. */
-function changeGroups(records: readonly SourceRecord[]): SourceRecord[][] {
-  const groups: SourceRecord[][] = [];
-  for (const record of records) {
-    const last = groups.at(-1);
-    if (record.group !== undefined && last && last[0]!.group === record.group) last.push(record);
-    else groups.push([record]);
-  }
-  return groups;
 }

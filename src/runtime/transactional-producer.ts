@@ -7,12 +7,30 @@ import { createKafka } from './kafka';
 import type { Logger } from './logger';
 import { readRecords, type RecordSet } from './record-batch';
 
-/** One transactional id's producer: a source's records, dead letters and offsets go through it. */
+/**
+ * The consumer offsets a transaction commits with its records (consume-transform-produce): the
+ * next offset to read of each input partition, for the consumer group. kafkajs follows the first
+ * exactly-once model (no group generation in sendOffsets, KIP-447), so the caller fences zombies
+ * by its choice of transactional id (see docs/transforms.md).
+ */
+export interface ConsumerOffsets {
+  consumerGroupId: string;
+  topics: Array<{ topic: string; partitions: Array<{ partition: number; offset: string }> }>;
+}
+
+/**
+ * One transactional id's producer: a pipeline's records, dead letters and offsets go through it.
+ * Sources keep their offsets as records of the batch; transforms and sinks commit their consumer
+ * offsets with `offsets`.
+ */
 export interface TransactionalProducer {
   /** Initialises the transactional id: fences an older instance and aborts its open transaction. */
   init(): Promise<void>;
-  /** Sends the requests (record sets, see BatchBuilder) in one transaction and commits it; on failure it aborts and throws. */
-  commitTransaction(requests: RecordSet[][]): Promise<void>;
+  /**
+   * Sends the requests (record sets, see BatchBuilder) and the consumer offsets, if any, in one
+   * transaction and commits it; on failure it aborts and throws.
+   */
+  commitTransaction(requests: RecordSet[][], offsets?: ConsumerOffsets): Promise<void>;
   close(): Promise<void>;
 }
 
@@ -92,11 +110,11 @@ export class RecordSetProducer implements TransactionalProducer {
     this.producer = producer;
   }
 
-  async commitTransaction(requests: RecordSet[][]): Promise<void> {
+  async commitTransaction(requests: RecordSet[][], offsets?: ConsumerOffsets): Promise<void> {
     if (this.fenced) throw this.fenced;
     if (!this.producer) await this.init();
     try {
-      await this.send(this.producer!, requests);
+      await this.send(this.producer!, requests, offsets);
     } catch (error) {
       const failed = this.producer;
       this.producer = undefined;
@@ -117,11 +135,12 @@ export class RecordSetProducer implements TransactionalProducer {
     this.producer = undefined;
   }
 
-  /** One request of record sets per sendBatch, in one transaction. */
-  private async send(producer: Producer, requests: RecordSet[][]): Promise<void> {
+  /** One request of record sets per sendBatch, then the consumer offsets, in one transaction. */
+  private async send(producer: Producer, requests: RecordSet[][], offsets: ConsumerOffsets | undefined): Promise<void> {
     const tx = await producer.transaction();
     try {
       for (const sets of requests) await tx.sendBatch({ topicMessages: this.encoded ? encodedMessages(sets) : plainMessages(sets) });
+      if (offsets) await tx.sendOffsets(offsets);
       await tx.commit();
     } catch (error) {
       await tx.abort().catch(() => undefined);
@@ -130,64 +149,72 @@ export class RecordSetProducer implements TransactionalProducer {
   }
 }
 
-/** What the worker is told and answers; see producer-worker.ts. */
+/** What the worker is told and answers; see producer-worker.ts. Every request names its transactional id. */
 export type WorkerRequest =
-  | { type: 'init'; kafka: KafkaConfig; transactionalId: string }
-  | { type: 'commit'; id: number; requests: RecordSet[][] }
-  | { type: 'close' };
+  | { type: 'init'; id: number; transactionalId: string }
+  | { type: 'commit'; id: number; transactionalId: string; requests: RecordSet[][]; offsets?: ConsumerOffsets }
+  | { type: 'close'; id: number; transactionalId: string };
 export type WorkerReply =
   | { type: 'done'; id: number }
   | { type: 'failed'; id: number; error: { message: string; name: string; retriable: boolean; code?: string } }
   | { type: 'log'; level: 'error' | 'warn' | 'info' | 'debug'; entry: Record<string, unknown>; message: string };
 
 /**
- * In a worker thread, so that sending, the transaction protocol and the batch checksums run on
- * the second core while this thread reads and encodes the next batch.
+ * One worker thread that sends for many transactional ids (every source, transform partition and
+ * sink of a process), so that sending, the transaction protocol and the batch checksums run on
+ * the second core while the main thread reads and encodes the next batches. The thread starts with
+ * the first producer and ends when the last one is closed.
  */
-export class WorkerProducer implements TransactionalProducer {
+export class ProducerThread {
   private worker: Worker | undefined;
   private nextId = 1;
+  private users = 0;
   private readonly pending = new Map<number, { resolve: () => void; reject: (error: Error) => void }>();
 
   constructor(
     private readonly kafka: KafkaConfig,
-    private readonly transactionalId: string,
     private readonly logger: Logger,
   ) {}
 
-  async init(): Promise<void> {
-    const worker = new Worker(new URL('./producer-worker.mjs', import.meta.url));
+  /** A producer of `transactionalId` that sends through this thread. */
+  producer(transactionalId: string): TransactionalProducer {
+    return new WorkerProducer(this, transactionalId);
+  }
+
+  /** @internal A producer starts using the thread (its init). */
+  acquire(): void {
+    this.users++;
+    if (this.worker) return;
+    const worker = new Worker(new URL('./producer-worker.mjs', import.meta.url), { workerData: { kafka: this.kafka } });
     this.worker = worker;
     worker.on('message', (reply: WorkerReply) => this.onReply(reply));
     worker.on('error', (error) => this.failAll(error));
-    worker.on('exit', (code) => this.failAll(new Error(`the producer thread exited with code ${code}`)));
-    await this.call({ type: 'init', kafka: this.kafka, transactionalId: this.transactionalId }, 0);
+    worker.on('exit', (code) => {
+      if (this.worker === worker) this.worker = undefined;
+      this.failAll(new Error(`the producer thread exited with code ${code}`));
+    });
   }
 
-  /** The record sets' memory moves to the worker (no copy): they are unusable here afterwards. */
-  commitTransaction(requests: RecordSet[][]): Promise<void> {
-    const memory = new Set<ArrayBuffer>();
-    for (const sets of requests) for (const set of sets) memory.add(set.buffer.buffer as ArrayBuffer);
-    const id = this.nextId++;
-    return this.call({ type: 'commit', id, requests }, id, [...memory]);
-  }
-
-  async close(): Promise<void> {
+  /** @internal A producer is done with the thread; the last one ends it. */
+  async release(): Promise<void> {
+    this.users = Math.max(0, this.users - 1);
     const worker = this.worker;
-    if (!worker) return;
+    if (this.users > 0 || !worker) return;
     this.worker = undefined;
     const exited = new Promise((resolve) => worker.once('exit', resolve));
-    worker.postMessage({ type: 'close' } satisfies WorkerRequest);
+    worker.postMessage({ type: 'exit' });
     await Promise.race([exited, new Promise((resolve) => setTimeout(resolve, 10_000))]);
     await worker.terminate();
   }
 
-  private call(request: WorkerRequest, id: number, transfer: ArrayBuffer[] = []): Promise<void> {
+  /** @internal Sends a request and resolves with its answer; `transfer` moves memory to the thread. */
+  call(request: WorkerRequest extends infer R ? (R extends unknown ? Omit<R, 'id'> : never) : never, transfer: ArrayBuffer[] = []): Promise<void> {
     const worker = this.worker;
     if (!worker) return Promise.reject(new Error('the producer thread is not running'));
+    const id = this.nextId++;
     return new Promise((resolve, reject) => {
       this.pending.set(id, { resolve, reject });
-      worker.postMessage(request, transfer);
+      worker.postMessage({ ...request, id } as WorkerRequest, transfer);
     });
   }
 
@@ -213,6 +240,38 @@ export class WorkerProducer implements TransactionalProducer {
   private failAll(error: Error): void {
     for (const waiter of this.pending.values()) waiter.reject(error);
     this.pending.clear();
+  }
+}
+
+/** A transactional id whose producer lives in a ProducerThread. */
+class WorkerProducer implements TransactionalProducer {
+  private acquired = false;
+
+  constructor(
+    private readonly thread: ProducerThread,
+    private readonly transactionalId: string,
+  ) {}
+
+  async init(): Promise<void> {
+    if (!this.acquired) {
+      this.thread.acquire();
+      this.acquired = true;
+    }
+    await this.thread.call({ type: 'init', transactionalId: this.transactionalId });
+  }
+
+  /** The record sets' memory moves to the worker (no copy): they are unusable here afterwards. */
+  commitTransaction(requests: RecordSet[][], offsets?: ConsumerOffsets): Promise<void> {
+    const memory = new Set<ArrayBuffer>();
+    for (const sets of requests) for (const set of sets) memory.add(set.buffer.buffer as ArrayBuffer);
+    return this.thread.call({ type: 'commit', transactionalId: this.transactionalId, requests, ...(offsets ? { offsets } : {}) }, [...memory]);
+  }
+
+  async close(): Promise<void> {
+    if (!this.acquired) return;
+    this.acquired = false;
+    await this.thread.call({ type: 'close', transactionalId: this.transactionalId }).catch(() => undefined);
+    await this.thread.release();
   }
 }
 

@@ -61,8 +61,8 @@ sources:
     expect(await (await fetch(`${url}/`)).text()).toMatch(/status-users\s+running\s+20\s+0/);
 
     const { stdout } = await exec('node', ['bin/banyan.mjs', '--config', file, 'status', '--url', url]);
-    expect(stdout).toMatch(/^SOURCE\s+STATE\s+RECORDS\s+DLQ/);
-    expect(stdout).toMatch(/status-users\s+running\s+20\s+0\s+\S+\s+phase=changes/);
+    expect(stdout).toMatch(/^KIND\s+PIPELINE\s+STATE\s+RECORDS\s+DLQ/);
+    expect(stdout).toMatch(/source\s+status-users\s+running\s+20\s+0\s+\S+\s+phase=changes/);
   });
 });
 
