@@ -1,4 +1,5 @@
 import type { StoredChangeEvent } from './cdc.js';
+import type { ChannelConfig, ChannelMember, EventChannel } from './channels.js';
 import type { CometdServer } from './cometd.js';
 import { ApiError, notFound } from './errors.js';
 import type { FaultState, LockRowsSpec } from './faults.js';
@@ -95,16 +96,26 @@ export class EmulatorAdmin {
     return this.org.events.retained();
   }
 
+  /** Creates a custom channel with its members, as deploying PlatformEventChannel and PlatformEventChannelMember would. */
+  defineChannel(config: ChannelConfig): EventChannel {
+    return this.org.channels.define(config);
+  }
+
+  channels(): { channels: EventChannel[]; members: ChannelMember[] } {
+    return this.org.channels.list();
+  }
+
   resetFaults(): void {
     this.org.faults.reset();
   }
 
-  /** Faults cleared, data back to the seed, change events and query cursors gone; sessions stay valid. */
+  /** Faults cleared, data and channels back to the seed, change events and query cursors gone; sessions stay valid. */
   reset(): void {
     this.org.faults.reset();
     this.cometd.expireClients();
     this.org.events.clear();
     this.org.store.clear();
+    this.org.channels.clear();
     this.org.clearCursors();
     this.reseed();
   }
@@ -136,6 +147,8 @@ export function handleAdmin(admin: EmulatorAdmin, req: EmulatorRequest): Emulato
     switch (route) {
       case 'GET /__admin/state': return json(200, admin.state());
       case 'GET /__admin/change-events': return json(200, admin.changeEvents());
+      case 'GET /__admin/channels': return json(200, admin.channels());
+      case 'POST /__admin/channels': admin.defineChannel(body as unknown as ChannelConfig); break;
       case 'POST /__admin/faults/rate-limit': admin.rateLimitNextCalls(count(body, 'calls')); break;
       case 'POST /__admin/faults/server-error': admin.failNextCalls(count(body, 'calls'), body.status === 500 ? 500 : 503); break;
       case 'POST /__admin/faults/lock-rows': admin.lockRows(body as LockRowsSpec); break;

@@ -1,7 +1,8 @@
 import { createHash, randomUUID } from 'node:crypto';
+import type { EventChannels } from './channels.js';
 import type { EmulatorClock } from './clock.js';
 import type { FieldValues } from './coerce.js';
-import { changeEventName, type FieldDef, type Schema } from './schema.js';
+import { changeEventName, type FieldDef, type ObjectDef, type Schema } from './schema.js';
 import type { RecordChange } from './store.js';
 
 export const ALL_CHANGE_EVENTS_CHANNEL = '/data/ChangeEvents';
@@ -21,6 +22,13 @@ export interface StoredChangeEvent {
   publishedAt: number;
   schema: string;
   payload: Record<string, unknown>;
+  /**
+   * The member channels (custom ones, or `/data/ChangeEvents` when a member of it enriches) the event
+   * was published to, by subscription path, each with the enriched fields it adds there (maybe none).
+   * Taken when the change was published: the values are those current at the change, and a channel
+   * or member made later does not carry older events.
+   */
+  channels?: Record<string, Record<string, unknown>>;
 }
 
 /** What a Bayeux subscriber receives on a change-event channel. */
@@ -53,6 +61,7 @@ export class ChangeEventLog {
 
   constructor(
     private readonly schema: Schema,
+    private readonly channels: EventChannels,
     private readonly clock: EmulatorClock,
     private readonly nextPublishMode: () => PublishMode,
     private readonly retentionMs = DEFAULT_RETENTION_MS,
@@ -62,11 +71,13 @@ export class ChangeEventLog {
   }
 
   isChannel(channel: string): boolean {
-    return channel === ALL_CHANGE_EVENTS_CHANNEL || this.schema.objects.some((o) => channel === `/data/${changeEventName(o.name)}`);
+    return channel === ALL_CHANGE_EVENTS_CHANNEL
+      || this.schema.objects.some((o) => channel === `/data/${changeEventName(o.name)}`)
+      || this.channels.isCustomPath(channel);
   }
 
   carries(channel: string, event: StoredChangeEvent): boolean {
-    return channel === ALL_CHANGE_EVENTS_CHANNEL || channel === `/data/${changeEventName(event.entityName)}`;
+    return channel === ALL_CHANGE_EVENTS_CHANNEL || channel === `/data/${changeEventName(event.entityName)}` || event.channels?.[channel] !== undefined;
   }
 
   onEvent(listener: (event: StoredChangeEvent) => void): () => void {
@@ -90,34 +101,50 @@ export class ChangeEventLog {
       commitNumber: this.lastCommitNumber,
       commitUser,
     };
-    const payloads: Record<string, unknown>[] = [];
-    const mergeable = new Map<string, Record<string, unknown>>();
-    const overflowing = new Set<string>();
+    const published: Published[] = [];
+    const mergeable = new Map<string, Published>();
+    const overflowing = new Map<string, ObjectDef>();
     for (const change of changes) {
       const mode = this.nextPublishMode();
       if (mode === 'overflow') {
-        overflowing.add(change.object.name);
+        overflowing.set(change.object.name, change.object);
         continue;
       }
       if (mode === 'gap') {
-        payloads.push(this.gapPayload(change));
+        published.push({ payload: this.gapPayload(change), channels: this.memberChannels(change.object) });
         continue;
       }
       const payload = this.changePayload(change);
-      const sameChange = change.changeType === 'UPDATE' || change.changeType === 'DELETE' ? changeSignature(payload) : undefined;
+      const channels = this.memberChannels(change.object, change);
+      // Records whose enriched values differ cannot share one event: each event carries one set of values.
+      const sameChange = change.changeType === 'UPDATE' || change.changeType === 'DELETE' ? changeSignature(payload, channels) : undefined;
       const merged = sameChange === undefined ? undefined : mergeable.get(sameChange);
       if (merged) {
-        (merged.ChangeEventHeader as { recordIds: string[] }).recordIds.push(change.id);
+        (merged.payload.ChangeEventHeader as { recordIds: string[] }).recordIds.push(change.id);
         continue;
       }
-      if (sameChange !== undefined) mergeable.set(sameChange, payload);
-      payloads.push(payload);
+      const entry = { payload, channels };
+      if (sameChange !== undefined) mergeable.set(sameChange, entry);
+      published.push(entry);
     }
-    for (const entityName of overflowing) payloads.push(headerOnly(entityName, [], 'GAP_OVERFLOW'));
-    payloads.forEach((payload, index) => {
+    for (const [entityName, object] of overflowing) published.push({ payload: headerOnly(entityName, [], 'GAP_OVERFLOW'), channels: this.memberChannels(object) });
+    published.forEach(({ payload, channels }, index) => {
       Object.assign(payload.ChangeEventHeader as object, header, { sequenceNumber: index + 1 });
-      this.append(payload);
+      this.append(payload, channels);
     });
+  }
+
+  /**
+   * The member channels of the object and, for UPDATE and DELETE, the enriched fields each adds
+   * ("Enrich Change Events with Extra Fields": not on CREATE and UNDELETE, which carry every
+   * populated field already; an empty enriched field is left out for CometD subscribers; a changed
+   * one is in the event as a changed field, not as an enriched one).
+   */
+  private memberChannels(object: ObjectDef, change?: RecordChange): Record<string, Record<string, unknown>> | undefined {
+    const routes = this.channels.routes(object);
+    if (routes.length === 0) return undefined;
+    const enrich = change !== undefined && (change.changeType === 'UPDATE' || change.changeType === 'DELETE');
+    return Object.fromEntries(routes.map((route) => [route.path, enrich ? enrichment(change, route.enrichedFields) : {}]));
   }
 
   /** Events on `channel` after `replayId` (-2: all retained, -1: none), or invalid when retention lost some. */
@@ -130,8 +157,11 @@ export class ChangeEventLog {
     return { ok: true, events: this.events.filter((e) => e.replayId > replayId && this.carries(channel, e)) };
   }
 
+  /** The event as `channel` delivers it: with that channel's enriched fields, if it has any. */
   toMessage(channel: string, event: StoredChangeEvent): ChangeEventMessage {
-    return { channel, data: { schema: event.schema, payload: event.payload, event: { replayId: event.replayId } } };
+    const extra = event.channels?.[channel];
+    const payload = extra && Object.keys(extra).length > 0 ? withEnrichment(event.payload, extra) : event.payload;
+    return { channel, data: { schema: event.schema, payload, event: { replayId: event.replayId } } };
   }
 
   retained(): readonly StoredChangeEvent[] {
@@ -159,7 +189,7 @@ export class ChangeEventLog {
     this.prunedThrough = 0;
   }
 
-  private append(payload: Record<string, unknown>): void {
+  private append(payload: Record<string, unknown>, channels: StoredChangeEvent['channels']): void {
     this.prune();
     const header = payload.ChangeEventHeader as { entityName: string };
     const event: StoredChangeEvent = {
@@ -168,6 +198,7 @@ export class ChangeEventLog {
       publishedAt: this.clock.now(),
       schema: schemaId(header.entityName),
       payload,
+      ...(channels ? { channels } : {}),
     };
     this.events.push(event);
     for (const listener of this.listeners) listener(event);
@@ -218,10 +249,49 @@ function headerOnly(entityName: string, recordIds: string[], changeType: string)
   return { ChangeEventHeader: { entityName, recordIds, changeType, changedFields: [] } };
 }
 
-/** What makes two changes "the same change": object, type, changed fields and body, whatever the order of keys. */
-function changeSignature(payload: Record<string, unknown>): string {
+interface Published {
+  payload: Record<string, unknown>;
+  channels: StoredChangeEvent['channels'];
+}
+
+/** What makes two changes "the same change": object, type, changed fields, body and enriched values, whatever the order of keys. */
+function changeSignature(payload: Record<string, unknown>, channels: StoredChangeEvent['channels']): string {
   const { ChangeEventHeader: header, ...body } = payload as { ChangeEventHeader: { entityName: string; changeType: string; changedFields: string[] } };
-  return JSON.stringify([header.entityName, header.changeType, [...header.changedFields].sort(), sortedKeys(body)]);
+  return JSON.stringify([header.entityName, header.changeType, [...header.changedFields].sort(), sortedKeys(body), sortedKeys(channels ?? {})]);
+}
+
+/**
+ * The enriched fields' values at the change, in the event's shape: non-empty ones only, and none
+ * that changed (those are in the body already). A compound is named whole and sent as its non-empty
+ * components, nested as in the body (`MailingAddress: {City, …}`).
+ */
+function enrichment(change: RecordChange, fields: readonly FieldDef[]): Record<string, unknown> {
+  const body: Record<string, unknown> = {};
+  for (const field of fields) {
+    const components = change.object.fields.filter((c) => c.compound?.field === field.name);
+    if (components.length === 0) {
+      const value = eventValue(field, change.record[field.name]);
+      if (value !== null && !change.changedFields.includes(field.name)) body[field.name] = value;
+      continue;
+    }
+    const nested: Record<string, unknown> = {};
+    for (const component of components) {
+      const value = eventValue(component, change.record[component.name]);
+      if (value !== null && !change.changedFields.includes(component.name)) nested[(component.compound as { component: string }).component] = value;
+    }
+    if (Object.keys(nested).length > 0) body[field.name] = nested;
+  }
+  return body;
+}
+
+/** The body with enriched fields added; a compound's enriched components join the changed ones. */
+function withEnrichment(payload: Record<string, unknown>, extra: Record<string, unknown>): Record<string, unknown> {
+  const out: Record<string, unknown> = { ...payload };
+  for (const [name, value] of Object.entries(extra)) {
+    const present = out[name];
+    out[name] = present !== null && typeof present === 'object' && typeof value === 'object' ? { ...(value as object), ...(present as object) } : value;
+  }
+  return out;
 }
 
 function sortedKeys(value: unknown): unknown {

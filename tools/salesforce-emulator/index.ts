@@ -7,13 +7,15 @@ import { EmulatorClock } from './clock.js';
 import { CometdServer } from './cometd.js';
 import { Org } from './org.js';
 import { type ObjectConfig, Schema, STANDARD_OBJECTS } from './schema.js';
-import { seedDemo } from './seed.js';
+import type { ChannelConfig } from './channels.js';
+import { DEMO_CHANNELS, seedDemo } from './seed.js';
 import { requestListener } from './server.js';
 import { loadState, saveState } from './state.js';
 
 export type { AdminState, EmulatorAdmin } from './admin.js';
 export type { Credentials } from './auth.js';
 export type { ChangeEventMessage, StoredChangeEvent } from './cdc.js';
+export type { ChannelConfig, ChannelMember, ChannelMemberConfig, EventChannel } from './channels.js';
 export type { LockRowsSpec } from './faults.js';
 export type { FieldConfig, FieldType, ObjectConfig, ValidationRule } from './schema.js';
 
@@ -34,6 +36,11 @@ export interface EmulatorOptions {
   credentials?: Partial<Credentials>;
   /** Objects beyond the standard Account and Contact. */
   objects?: ObjectConfig[];
+  /**
+   * Custom Change Data Capture channels with their members and enriched fields, made at start (and
+   * again on admin reset), beside those the `demo` seed makes; more can be made through the Tooling API.
+   */
+  channels?: ChannelConfig[];
   /** DailyApiRequests Max (default 100000). */
   dailyApiRequests?: number;
   /** How long a `/meta/connect` is held (default 110000 ms) and how soon an idle client is forgotten (default 40000 ms). */
@@ -78,11 +85,16 @@ export async function startEmulator(opts: EmulatorOptions = {}): Promise<Emulato
     eventRetentionMs: opts.eventRetentionMs ?? DEFAULT_RETENTION_MS,
     ...(opts.firstCommitNumber !== undefined ? { firstCommitNumber: opts.firstCommitNumber } : {}),
   });
+  const seedChannels = () => {
+    for (const channel of [...(opts.seed === 'demo' ? DEMO_CHANNELS : []), ...(opts.channels ?? [])]) org.channels.define(channel);
+  };
   const seed = () => {
     if (opts.seed === 'demo') seedDemo(org);
+    seedChannels();
   };
   const restored = opts.stateFile ? await loadState(org, opts.stateFile) : false;
   if (!restored) seed();
+  else if (restored === 'no-channels') seedChannels();
   const cometd = new CometdServer(org, {
     longPollTimeoutMs: opts.cometd?.longPollTimeoutMs ?? 110_000,
     clientTimeoutMs: opts.cometd?.clientTimeoutMs ?? 40_000,

@@ -1,5 +1,6 @@
 import { Sessions, type Credentials, ORG } from './auth.js';
 import { ChangeEventLog } from './cdc.js';
+import { EventChannels } from './channels.js';
 import type { EmulatorClock } from './clock.js';
 import { ApiError } from './errors.js';
 import { ApiUsage, FaultInjector } from './faults.js';
@@ -42,6 +43,8 @@ export class Org {
   readonly faults = new FaultInjector();
   readonly store: Store;
   readonly events: ChangeEventLog;
+  /** Custom channels and channel members (Tooling API PlatformEventChannel, PlatformEventChannelMember). */
+  readonly channels: EventChannels;
   readonly sessions: Sessions;
   readonly usage: ApiUsage;
   private cursors = new Map<string, Cursor>();
@@ -52,7 +55,8 @@ export class Org {
     this.clock = opts.clock;
     this.credentials = opts.credentials;
     this.store = new Store(opts.schema, ORG.userId, this.faults.guard);
-    this.events = new ChangeEventLog(opts.schema, opts.clock, this.faults.nextPublishMode, opts.eventRetentionMs, opts.firstCommitNumber);
+    this.channels = new EventChannels(opts.schema);
+    this.events = new ChangeEventLog(opts.schema, this.channels, opts.clock, this.faults.nextPublishMode, opts.eventRetentionMs, opts.firstCommitNumber);
     this.sessions = new Sessions(opts.clock, opts.sessionTtlMs);
     this.usage = new ApiUsage(opts.clock, opts.dailyApiRequests);
   }

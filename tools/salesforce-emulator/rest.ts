@@ -5,6 +5,7 @@ import { type EmulatorRequest, type EmulatorResponse, json } from './http.js';
 import type { Org } from './org.js';
 import { handleSObjects, methodNotAllowed } from './sobjects.js';
 import { runSoql } from './soql.js';
+import { handleTooling } from './tooling.js';
 
 export const OLDEST_VERSION = 50;
 
@@ -102,6 +103,8 @@ function route(org: Org, call: RestCall): EmulatorResponse {
     case 'limits':
       if (call.method !== 'GET') throw methodNotAllowed(call.method, ['GET']);
       return json(200, limits(org));
+    case 'tooling':
+      return handleTooling(org, call);
     default:
       throw notFound();
   }
@@ -111,7 +114,7 @@ function resources(version: string): Record<string, string> {
   const base = `/services/data/v${version}`;
   return {
     sobjects: `${base}/sobjects`, query: `${base}/query`, queryAll: `${base}/queryAll`,
-    composite: `${base}/composite`, limits: `${base}/limits`,
+    composite: `${base}/composite`, limits: `${base}/limits`, tooling: `${base}/tooling`,
   };
 }
 

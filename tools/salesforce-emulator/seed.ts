@@ -1,3 +1,4 @@
+import type { ChannelConfig } from './channels.js';
 import type { Org } from './org.js';
 import { Transaction } from './store.js';
 
@@ -13,6 +14,14 @@ const CONTACTS = [
   { account: 1, FirstName: 'Alan', LastName: 'Turing', Email: 'alan@globex.example', Banyan_Id__c: 'user-2003', MailingStreet: '221B Baker Street', MailingCity: 'London', MailingPostalCode: 'NW1 6XE', MailingCountry: 'United Kingdom' },
   { account: 2, FirstName: 'Emmy', LastName: 'Noether', Email: 'emmy@initech.example', Banyan_Id__c: 'user-2004', MailingStreet: 'Unter den Linden 6', MailingCity: 'Berlin', MailingPostalCode: '10099', MailingCountry: 'Germany' },
   { account: 2, FirstName: 'Kurt', LastName: 'Gödel', Email: 'kurt@initech.example', MailingCity: 'Berlin', MailingCountry: 'Germany' },
+];
+
+/**
+ * The `demo` seed's custom channel: Contact changes with the Contact's external id in every UPDATE
+ * and DELETE event, which Banyan's Contact source subscribes to.
+ */
+export const DEMO_CHANNELS: ChannelConfig[] = [
+  { fullName: 'BanyanContacts__chn', label: 'Banyan Contacts', members: [{ selectedEntity: 'ContactChangeEvent', enrichedFields: ['Banyan_Id__c'] }] },
 ];
 
 /** The `demo` seed: accounts and contacts with addresses. Seed data predates any subscriber, so it publishes no change events. */

@@ -1,5 +1,6 @@
 import { readFile, rename, writeFile } from 'node:fs/promises';
 import type { ChangeEventLogSnapshot } from './cdc.js';
+import type { ChannelsSnapshot } from './channels.js';
 import type { Org } from './org.js';
 import type { StoreSnapshot } from './store.js';
 
@@ -9,6 +10,8 @@ interface StateFile {
   records: StoreSnapshot;
   changeEvents: ChangeEventLogSnapshot;
   apiUsage: { used: number; max: number };
+  /** Absent in files written before custom channels existed. */
+  channels?: ChannelsSnapshot;
 }
 
 /** Writes records, retained change events and API usage; via a temporary file so a crash never leaves half a file. */
@@ -19,14 +22,15 @@ export async function saveState(org: Org, file: string): Promise<void> {
     records: org.store.snapshot(),
     changeEvents: org.events.snapshot(),
     apiUsage: org.usage.current(),
+    channels: org.channels.snapshot(),
   };
   const temporary = `${file}.${process.pid}.tmp`;
   await writeFile(temporary, JSON.stringify(state, (_key, value: unknown) => (typeof value === 'bigint' ? { $bigint: String(value) } : value)));
   await rename(temporary, file);
 }
 
-/** Loads a saved state; false when the file does not exist yet. */
-export async function loadState(org: Org, file: string): Promise<boolean> {
+/** Loads a saved state: false when the file does not exist yet, `no-channels` when it predates custom channels. */
+export async function loadState(org: Org, file: string): Promise<boolean | 'no-channels'> {
   let text: string;
   try {
     text = await readFile(file, 'utf8');
@@ -42,6 +46,8 @@ export async function loadState(org: Org, file: string): Promise<boolean> {
   org.store.restore(state.records);
   org.events.restore(state.changeEvents);
   org.usage.set(state.apiUsage);
+  if (!state.channels) return 'no-channels';
+  org.channels.restore(state.channels);
   return true;
 }
 
