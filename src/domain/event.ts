@@ -34,6 +34,13 @@ export interface EventDefinition {
   kind: 'changed' | 'deleted';
   fields: Record<string, EventFieldSpec>;
   doc?: string;
+  /**
+   * The entity's key fields, in order (strings): `['id']` unless told otherwise. Every event of an
+   * entity names the same ones; a composite key's parts make entityId by the rule of keys.ts.
+   */
+  key?: string[];
+  /** The definition's version, 1 unless told otherwise; events carry it as `schemaVersion`. */
+  version?: number;
 }
 
 /** Where an event came from: the record it was made of. */
