@@ -82,6 +82,42 @@ program
     console.log(options.json ? JSON.stringify(body) : formatStatus([...body.sources, ...(body.transforms ?? []), ...(body.sinks ?? [])]));
   });
 
+const changetypes = program
+  .command('changetypes')
+  .description('the lifecycle state of each change type (legacy-owned → dual → new-owned → decommissioned), see docs/lifecycle.md');
+
+changetypes
+  .command('list')
+  .description('every change type with its state and who set it, when and why')
+  .option('--json', 'print {"changeTypes":[{type, state, since, by, why, …}]}')
+  .action(async (options: { json?: boolean }) => {
+    const config = loadConfig(program.opts<GlobalOptions>());
+    const { listChangeTypes } = await import('./changetypes');
+    console.log(await listChangeTypes(config, options));
+  });
+
+changetypes
+  .command('set <type> <state>')
+  .description('move a change type to a state: every running instance follows within seconds; the transition is audited')
+  .requiredOption('--why <reason>', 'why (kept in the audit)')
+  .option('--by <name>', 'who makes it (default: the OS user)')
+  .option('--expect <state>', 'refuse unless the type is in this state now')
+  .action(async (type: string, state: string, options: { why: string; by?: string; expect?: string }) => {
+    const config = loadConfig(program.opts<GlobalOptions>());
+    const { setChangeType } = await import('./changetypes');
+    console.log(await setChangeType(config, type, state, options));
+  });
+
+changetypes
+  .command('history [type]')
+  .description('the audit: every transition (of one change type, or all), oldest first')
+  .option('--json', 'print {"history":[{type, from, state, at, by, why, …}]}')
+  .action(async (type: string | undefined, options: { json?: boolean }) => {
+    const config = loadConfig(program.opts<GlobalOptions>());
+    const { changeTypeHistory } = await import('./changetypes');
+    console.log(await changeTypeHistory(config, type, options));
+  });
+
 program
   .command('config')
   .description('validate the configuration and print it with defaults filled in (secrets hidden)')
