@@ -1,0 +1,178 @@
+import { Headers, type Origin, type TransformInput } from '../../core';
+import { ValueError } from './types';
+
+/**
+ * One input record seen the same way whatever it came from: which named values (legacy columns,
+ * Salesforce fields) it carries, which of them changed, and which are merely unknown. Mappings read
+ * inputs only through this, so the legacy and Salesforce rules live here and nowhere else.
+ */
+export interface ChangeView {
+  /** `upsert`: the entity exists with these values; `delete`: it is gone. */
+  op: 'upsert' | 'delete';
+  /** The input carries every value (insert, snapshot, create, undelete, reconciled): all are known and changed. */
+  full: boolean;
+  /** Whether the input carries `name`'s current value (a null then means NULL, set to null). */
+  known(name: string): boolean;
+  /** The current value (after the change; for a delete the last one, e.g. for its key). */
+  value(name: string): unknown;
+  /** Whether this change changed `name`. */
+  changed(name: string): boolean;
+  /** The value before the change, where the input has it (legacy updates). */
+  previous(name: string): { known: boolean; value?: unknown };
+  /** Why `name`'s value cannot be used (a Salesforce diff instead of a value), if so. */
+  unusable(name: string): string | undefined;
+  sourceCommitTime: number;
+  origin: Origin;
+  echo: boolean;
+  /** The input in words, for dead-letter reasons: `record 003… of Contact`, `legacy.app.users/0@42`. */
+  label: string;
+}
+
+export type InputFormat = 'legacy-changelog' | 'salesforce-cdc';
+
+/** Avro names allow [A-Za-z0-9_] only: the row field of a column (the same rule as src/import/changelog/avro.ts avroName). */
+export function avroName(name: string): string {
+  const cleaned = name.replace(/[^A-Za-z0-9_]/g, '_');
+  return /^[A-Za-z_]/.test(cleaned) ? cleaned : `_${cleaned}`;
+}
+
+export function isEcho(input: TransformInput): boolean {
+  return input.headers[Headers.echo] === 'true' || input.value?.echo === true;
+}
+
+export function viewOf(format: InputFormat, input: TransformInput): ChangeView {
+  return format === 'legacy-changelog' ? legacyView(input) : salesforceView(input);
+}
+
+function bad(message: string): never {
+  throw new ValueError('BAD_INPUT', message);
+}
+
+function commitTime(value: unknown, what: string): number {
+  if (typeof value === 'bigint') return Number(value);
+  if (typeof value === 'number' && Number.isFinite(value)) return value;
+  if (typeof value === 'string') {
+    const ms = Date.parse(value);
+    if (!Number.isNaN(ms)) return ms;
+  }
+  return bad(`${what} is ${value === null || value === undefined ? 'missing' : `not a time: ${String(value)}`}`);
+}
+
+function sameValue(a: unknown, b: unknown): boolean {
+  if (Buffer.isBuffer(a) && Buffer.isBuffer(b)) return a.equals(b);
+  return a === b;
+}
+
+/**
+ * A legacy changelog record (docs/import.md, Records). Columns the change was recorded without
+ * (`banyan.missing.columns`) are unknown: their null is not NULL, so they neither change nor carry
+ * a value. A key change arrives as a delete of the old key and an insert of the new one, and maps
+ * as exactly that.
+ */
+export function legacyView(input: TransformInput): ChangeView {
+  const value = input.value ?? bad('no value');
+  const op = value.op;
+  const before = value.before as Record<string, unknown> | null | undefined;
+  const after = value.after as Record<string, unknown> | null | undefined;
+  const source = (value.source ?? {}) as Record<string, unknown>;
+  const missing = new Set((input.headers[Headers.missingColumns] ?? '').split(',').filter(Boolean));
+  const label = `${input.topic}/${input.partition}@${input.offset} (${String(source.table ?? 'legacy table')} position ${String(source.position ?? '?')})`;
+  const sourceCommitTime = commitTime(source.changedAt, 'source.changedAt');
+  const base = { sourceCommitTime, origin: 'legacy' as const, echo: isEcho(input), label, unusable: () => undefined };
+  const has = (image: Record<string, unknown> | null | undefined, column: string) =>
+    !!image && !missing.has(column) && Object.hasOwn(image, avroName(column));
+  const read = (image: Record<string, unknown> | null | undefined, column: string) => (has(image, column) ? (image![avroName(column)] ?? null) : null);
+
+  switch (op) {
+    case 'insert':
+    case 'snapshot':
+      if (!after) bad(`${op} without an after-image`);
+      return {
+        ...base,
+        op: 'upsert',
+        full: true,
+        known: (c) => has(after, c),
+        value: (c) => read(after, c),
+        changed: (c) => has(after, c),
+        previous: () => ({ known: false }),
+      };
+    case 'update':
+      if (!after) bad('update without an after-image');
+      return {
+        ...base,
+        op: 'upsert',
+        full: false,
+        known: (c) => has(after, c),
+        value: (c) => read(after, c),
+        // Without a before-image every recorded column counts as changed: too much, never too little.
+        changed: (c) => has(after, c) && (!before || !has(before, c) || !sameValue(read(before, c), read(after, c))),
+        previous: (c) => (has(before, c) ? { known: true, value: read(before, c) } : { known: false }),
+      };
+    case 'delete':
+      if (!before) bad('delete without a before-image');
+      return {
+        ...base,
+        op: 'delete',
+        full: false,
+        known: (c) => has(before, c),
+        value: (c) => read(before, c),
+        changed: () => false,
+        previous: (c) => (has(before, c) ? { known: true, value: read(before, c) } : { known: false }),
+      };
+    default:
+      return bad(`unknown op ${JSON.stringify(op)}`);
+  }
+}
+
+/**
+ * A Salesforce CDC record (docs/salesforce-cdc.md, Records). create, undelete and reconciled carry
+ * every field; an update only its changed fields, named in `changedFields` by their CDC names
+ * (compound components dotted: `MailingAddress.City`); a field present with null was set to null,
+ * an absent one is unchanged. Fields the channel enriches (the external id) are present but not
+ * changed. A field in `diffFields` holds a diff, not a value.
+ */
+export function salesforceView(input: TransformInput): ChangeView {
+  const value = input.value ?? bad('no value');
+  const op = value.op;
+  const fields = (value.fields ?? {}) as Record<string, unknown>;
+  const header = (value.header ?? {}) as Record<string, unknown>;
+  const changedFields = new Set((value.changedFields as string[] | undefined) ?? []);
+  const nulledFields = new Set((value.nulledFields as string[] | undefined) ?? []);
+  const diffFields = new Set((value.diffFields as string[] | undefined) ?? []);
+  const label = `record ${String(value.recordId ?? '?')} of ${String(value.entity ?? 'Salesforce')} (${input.topic}/${input.partition}@${input.offset})`;
+  // Re-reads carry the record's SystemModstamp as commit time, which is also the Kafka timestamp.
+  const sourceCommitTime = header.commitTimestamp === null || header.commitTimestamp === undefined ? input.timestamp : commitTime(header.commitTimestamp, 'header.commitTimestamp');
+  const parent = (name: string) => (name.includes('.') ? name.slice(0, name.indexOf('.')) : undefined);
+  const named = (set: Set<string>, name: string) => set.has(name) || (parent(name) !== undefined && set.has(parent(name)!));
+  const present = (name: string) => Object.hasOwn(fields, name) || named(nulledFields, name);
+  const base = {
+    sourceCommitTime,
+    origin: 'salesforce' as const,
+    echo: isEcho(input),
+    label,
+    value: (name: string) => (Object.hasOwn(fields, name) ? (fields[name] ?? null) : null),
+    previous: () => ({ known: false }),
+    unusable: (name: string) =>
+      named(diffFields, name) ? `field ${name} of ${label} carries a diff, not its value (diffFields): subscribe without diffs` : undefined,
+  };
+
+  switch (op) {
+    case 'create':
+    case 'undelete':
+    case 'reconciled':
+      return { ...base, op: 'upsert', full: true, known: () => true, changed: () => true };
+    case 'update':
+      return {
+        ...base,
+        op: 'upsert',
+        full: false,
+        known: present,
+        // A field counts as changed only when Salesforce says so: enriched fields are present too.
+        changed: (name) => named(changedFields, name) || named(nulledFields, name),
+      };
+    case 'delete':
+      return { ...base, op: 'delete', full: false, known: (name) => Object.hasOwn(fields, name), changed: () => false };
+    default:
+      return bad(`unknown op ${JSON.stringify(op)}`);
+  }
+}
