@@ -47,7 +47,7 @@ function message(offset: number, value: Record<string, unknown> | string | null,
 }
 
 describe('transitions', () => {
-  const [legacy, dual, owned, decommissioned] = CHANGE_TYPE_STATES;
+  const [legacy, dual, owned, decommissioned] = ['legacy-owned', 'dual', 'new-owned', 'decommissioned'] as const;
   // [from, to, allowed]: any forward move, back one step, never to the same state.
   const table: Array<[ChangeTypeState, ChangeTypeState, boolean]> = [
     [legacy, dual, true],
@@ -69,6 +69,10 @@ describe('transitions', () => {
   ];
   it.each(table)('%s → %s allowed: %s', (from, to, allowed) => {
     expect(transitionProblem(from, to) === undefined).toBe(allowed);
+  });
+
+  it('covers every state', () => {
+    expect(CHANGE_TYPE_STATES).toEqual([legacy, dual, owned, decommissioned]);
   });
 
   it('says what to do when a move goes back too far, or nowhere', () => {
