@@ -15,6 +15,8 @@ export interface BatchStats {
   gapEvents: number;
   reconciledRecords: number;
   overflowEvents: number;
+  /** Events of other entities on a multi-entity channel: not this source's, skipped. */
+  otherEntityEvents: number;
 }
 
 export interface BatchContext {
@@ -23,6 +25,11 @@ export interface BatchContext {
   options: CdcOptions;
   logger: Logger;
   channel: string;
+  /**
+   * Whether the channel carries other entities too (a custom channel, /data/ChangeEvents): their
+   * events are skipped and counted. On the object's own channel another entity is bad input.
+   */
+  multiEntity: boolean;
   /** `salesforce.callOptionsClient`: a changeOrigin naming it marks an echo. */
   clientId: string;
   /** The API-call counter name for a kind of call (`gap`, `overflow`). */
@@ -46,7 +53,8 @@ export async function convertBatch(messages: RawChangeMessage[], from: Position,
   const object = target.shape.object;
   const records: SourceRecord[] = [];
   const deadLetters: DeadLetter[] = [];
-  const events: Array<ChangeEvent | undefined> = messages.map((message) => {
+  const events: Array<ChangeEvent | 'other' | undefined> = messages.map((message) => {
+    if (ctx.multiEntity && isOtherEntity(message, object)) return 'other';
     try {
       return parseChangeEvent(message, object);
     } catch (error) {
@@ -54,12 +62,18 @@ export async function convertBatch(messages: RawChangeMessage[], from: Position,
       return undefined;
     }
   });
-  const gapIds = events.flatMap((e) => (e && e.header.changeType.startsWith('GAP_') ? e.header.recordIds : []));
+  const gapIds = events.flatMap((e) => (e && e !== 'other' && e.header.changeType.startsWith('GAP_') ? e.header.recordIds : []));
   const rows = gapIds.length ? await ctx.reconciler.readByIds(gapIds, ctx.purpose('gap'), signal) : new Map<string, Record<string, unknown>>();
   const position = { ...from };
   for (const [i, event] of events.entries()) {
-    if (!event) {
+    if (!event || event === 'other') {
+      // Skipped or dead-lettered, the position moves past it; another entity's commit time is still a commit time of the org.
       position.replayId = replayIdOf(messages[i]!) ?? position.replayId;
+      if (event === 'other') {
+        stats.otherEntityEvents += 1;
+        const committed = (messages[i]!.payload?.ChangeEventHeader as { commitTimestamp?: unknown }).commitTimestamp;
+        if (typeof committed === 'number' && Number.isFinite(committed)) position.commitTimestamp = committed;
+      }
       continue;
     }
     const h = event.header;
@@ -91,6 +105,12 @@ export async function convertBatch(messages: RawChangeMessage[], from: Position,
   stats.records += records.length;
   stats.deadLetters += deadLetters.length;
   return { records, deadLetters, position };
+}
+
+/** An event whose header names another entity (a well-formed header; anything else is left to the parser). */
+function isOtherEntity(message: RawChangeMessage, object: string): boolean {
+  const entity = (message?.payload?.ChangeEventHeader as { entityName?: unknown } | undefined)?.entityName;
+  return typeof entity === 'string' && entity !== object;
 }
 
 function deadLetter(message: RawChangeMessage, error: unknown, object: string, channel: string, topic: string): DeadLetter {

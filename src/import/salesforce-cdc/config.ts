@@ -6,6 +6,14 @@ export const salesforceCdcSourceSchema = z.strictObject({
   ...sourceCommon,
   type: z.literal('salesforce-cdc'),
   object: z.string().regex(/^[A-Za-z][A-Za-z0-9_]*$/, 'an SObject API name such as Contact'),
+  channel: z
+    .string()
+    .regex(/^\/data\/[A-Za-z][A-Za-z0-9_]*$/, 'a Change Data Capture channel such as /data/ContactChangeEvent or /data/BanyanContacts__chn')
+    .optional()
+    .describe(
+      'the channel to subscribe to (default /data/<Object>ChangeEvent): a custom channel (/data/Name__chn) or /data/ChangeEvents carrying the object, e.g. for enriched fields; events of other entities on it are skipped and counted',
+    )
+    .meta({ examples: ['/data/BanyanContacts__chn'] }),
   replayFrom: z
     .union([z.literal(-1), z.literal(-2)])
     .default(-1)
@@ -22,10 +30,30 @@ export const salesforceCdcSourceSchema = z.strictObject({
   reconcileBatchSize: z.coerce.number().int().min(1).max(200).default(200).describe('ids per `WHERE Id IN (…)` query when reconciling GAP_* events'),
   queueCapacity: z.coerce.number().int().min(2).default(10_000).describe('events buffered between polls; when full, the stream pauses and resumes from the last buffered replayId'),
   subscribeTimeoutMs: positiveInt.default(30_000).describe('how long a subscription may take to be acknowledged'),
+}).superRefine((source, ctx) => {
+  // A single-entity channel carries one object only: another object's would never deliver this source's changes.
+  const single = /^\/data\/(.+?)(?:__)?ChangeEvent$/.exec(source.channel ?? '');
+  if (single && source.channel !== changeEventChannel(source.object)) {
+    ctx.addIssue({
+      code: 'custom',
+      path: ['channel'],
+      message: `${source.channel} carries only ${single[1]} changes, not ${source.object}; use ${changeEventChannel(source.object)}, /data/ChangeEvents or a custom channel (/data/Name__chn) with a ${source.object} member`,
+    });
+  }
 });
 
 
 export type SalesforceCdcSourceConfig = z.infer<typeof salesforceCdcSourceSchema>;
+
+/** `/data/ContactChangeEvent`; custom objects drop the `c` of `__c` (`/data/Invoice__ChangeEvent`). */
+export function changeEventChannel(object: string): string {
+  return `/data/${object.endsWith('__c') ? object.slice(0, -1) : object}ChangeEvent`;
+}
+
+/** The channel a source subscribes to: its `channel`, or its object's own. */
+export function sourceChannel(config: Pick<SalesforceCdcSourceConfig, 'object' | 'channel'>): string {
+  return config.channel ?? changeEventChannel(config.object);
+}
 
 /** The CDC source's options, as the source reads them from its validated section above. */
 export const CDC_OPTION_KEYS = [

@@ -122,6 +122,20 @@ export function changedOnly(flat: Record<string, FieldValue>, changed: string[],
 }
 
 /**
+ * The enriched fields of an UPDATE or DELETE event: the values the payload carries beyond the
+ * changed fields. A channel member's enriched fields are sent in every UPDATE and DELETE event
+ * whether they changed or not, and are never named in changedFields ("Enrich Change Events with
+ * Extra Fields"). Over CometD an empty enriched field is left out; the Pub/Sub API sends it, and
+ * every unchanged field, as null, so only non-null values count: a null here never means "set to null".
+ */
+export function enrichedOnly(flat: Record<string, FieldValue>, changed: string[]): Record<string, FieldValue> {
+  const isChanged = (name: string) => changed.some((c) => name === c || name.startsWith(`${c}.`));
+  const enriched: Record<string, FieldValue> = {};
+  for (const [name, value] of Object.entries(flat)) if (value !== null && !isChanged(name)) enriched[name] = value;
+  return enriched;
+}
+
+/**
  * CREATE and UNDELETE over CometD carry only the non-empty fields ("Change Event Body Fields"):
  * every other field the event could carry was empty, and is written as null, so a created record
  * names every field as a re-read one does.

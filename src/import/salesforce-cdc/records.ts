@@ -1,6 +1,6 @@
 import { Headers, type Json, type Operation, type SourceRecord } from '../../core';
 import type { ChangeEvent, ChangeEventHeader } from './event';
-import { changedOnly, flattenEventFields, modstampOf, rowFields, withEmptyFields, type ObjectShape } from './fields';
+import { changedOnly, enrichedOnly, flattenEventFields, modstampOf, rowFields, withEmptyFields, type ObjectShape } from './fields';
 import { SALESFORCE_SCHEMAS, type ChangeHeaderValue, type ChangeOp, type FieldValue, type SalesforceChangeValue } from './schema';
 
 /** Where the records of one source go and how they are positioned. */
@@ -13,6 +13,8 @@ export interface RecordTarget {
 export interface CdcOffset {
   replayId: number;
   commitTimestamp: number | null;
+  /** The channel the replayId belongs to (replayIds are per channel); absent in offsets written before it was stored. */
+  channel: string;
   [key: string]: Json;
 }
 
@@ -58,17 +60,18 @@ function record(target: RecordTarget, value: SalesforceChangeValue): SourceRecor
 
 /**
  * The records of a CREATE, UPDATE, DELETE or UNDELETE event: one per record id (Salesforce merges
- * the same change to several records of one transaction into one event). UPDATE keeps only the
- * changed fields; CREATE and UNDELETE name the fields the event left out as empty.
+ * the same change to several records of one transaction into one event). UPDATE keeps the changed
+ * fields plus the channel's enriched fields; DELETE only the enriched fields; CREATE and UNDELETE
+ * name the fields the event left out as empty.
  */
 export function eventRecords(event: ChangeEvent, target: RecordTarget, echo: boolean): SourceRecord[] {
   const h = event.header;
   const op = OPS[h.changeType];
   if (!op) throw new Error(`eventRecords got a ${h.changeType} event`);
-  const flat = op === 'delete' ? {} : flattenEventFields(event.payload, target.shape);
+  const flat = flattenEventFields(event.payload, target.shape);
   const { fields, nulled } = op === 'update'
-    ? changedOnly(flat, h.changedFields, h.nulledFields, target.shape)
-    : { fields: op === 'delete' ? flat : withEmptyFields(flat, target.shape), nulled: [] };
+    ? withEnriched(changedOnly(flat, h.changedFields, h.nulledFields, target.shape), enrichedOnly(flat, h.changedFields))
+    : { fields: op === 'delete' ? enrichedOnly(flat, []) : withEmptyFields(flat, target.shape), nulled: [] };
   const header = headerValue(h);
   return h.recordIds.map((recordId) =>
     record(target, {
@@ -77,6 +80,11 @@ export function eventRecords(event: ChangeEvent, target: RecordTarget, echo: boo
       header, replayId: BigInt(event.replayId), echo, reconciled: false,
     }),
   );
+}
+
+/** The changed fields with the enriched ones beside them; changedFields and nulledFields stay as they are. */
+function withEnriched(changed: { fields: Record<string, FieldValue>; nulled: string[] }, enriched: Record<string, FieldValue>) {
+  return { fields: { ...enriched, ...changed.fields }, nulled: changed.nulled };
 }
 
 /** What made a record be re-read: the GAP_* / GAP_OVERFLOW event, or an expired replayId (no event). */

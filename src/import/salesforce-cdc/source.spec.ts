@@ -17,6 +17,8 @@ type Extension = { outgoing?: (m: Record<string, unknown>, cb: (m: Record<string
 class FakeStreaming {
   /** The replayId each subscription asked for, in order. */
   readonly subscriptions: number[] = [];
+  /** The channel of each subscription, in order. */
+  readonly channels: string[] = [];
   /** Answers for the next subscriptions: a Bayeux error string refuses one. */
   readonly refusals: Array<string | undefined> = [];
   listener: ((m: RawChangeMessage) => void) | undefined;
@@ -28,6 +30,7 @@ class FakeStreaming {
         const message: Record<string, unknown> = { channel: '/meta/subscribe', subscription: channel };
         for (const ext of extensions) ext.outgoing?.(message, () => undefined);
         this.subscriptions.push((message.ext as { replay: Record<string, number> }).replay[channel]!);
+        this.channels.push(channel);
         const refusal = this.refusals.shift();
         if (refusal) {
           for (const ext of extensions) ext.incoming?.({ channel: '/meta/subscribe', successful: false, error: refusal }, () => undefined);
@@ -63,7 +66,12 @@ function event(replayId: number, changeType = 'UPDATE', recordIds = [ids[0]!], f
   };
 }
 
-function setup(options: Partial<CdcOptions> = {}, batchSize = 100) {
+function ofEntity(entityName: string, message: RawChangeMessage): RawChangeMessage {
+  const payload = message.payload as { ChangeEventHeader: Record<string, unknown> };
+  return { ...message, payload: { ...payload, ChangeEventHeader: { ...payload.ChangeEventHeader, entityName } } };
+}
+
+function setup(options: Partial<CdcOptions> = {}, batchSize = 100, sourceExtra = '') {
   const streaming = new FakeStreaming();
   const conn = { streaming, describe: async () => ({ fields: [{ name: 'Id', type: 'id' }, { name: 'Phone', type: 'phone' }] }) };
   const client = {
@@ -81,7 +89,7 @@ salesforce:
   clientId: x
   clientSecret: \${S}
 sources:
-  - { name: contacts, type: salesforce-cdc, object: Contact, batchSize: ${batchSize}, pollIntervalMs: 10 }
+  - { name: contacts, type: salesforce-cdc, object: Contact, batchSize: ${batchSize}, pollIntervalMs: 10${sourceExtra} }
 `;
   const config = parseConfig(yaml, 'spec', { S: 'secret' });
   const logs: Array<Record<string, unknown>> = [];
@@ -139,7 +147,7 @@ describe('SalesforceCdcSource', () => {
     ]);
     expect((result.records[2]?.value as { fields: unknown }).fields).toEqual({ Phone: null });
     expect(result.deadLetters).toEqual([expect.objectContaining({ source: 'salesforce:Contact', key: '6', topic: 'salesforce.Contact', code: 'UNKNOWN_CHANGE_TYPE', reason: expect.stringContaining('replayId 6') })]);
-    expect(result.offsets).toEqual([{ partition: { object: 'Contact' }, offset: { replayId: 7, commitTimestamp: 1_700_000_000_007 } }]);
+    expect(result.offsets).toEqual([{ partition: { object: 'Contact' }, offset: { replayId: 7, commitTimestamp: 1_700_000_000_007, channel: '/data/ContactChangeEvent' } }]);
     await result.ack();
     expect(source.status()).toMatchObject({ events: 2, records: 3, deadLetters: 1, lastReplayId: 7 });
   });
@@ -186,6 +194,65 @@ describe('SalesforceCdcSource', () => {
     fail.streaming.refusals.push(expired);
     await expect(fail.source.connect(fail.offsets({ replayId: 3, commitTimestamp: 5 }))).rejects.toMatchObject({ code: 'CDC_REPLAY_EXPIRED', retriable: false });
     expect(fail.streaming.subscriptions).toEqual([3]);
+  });
+
+  it('subscribes to its configured channel, skips and counts other entities’ events there, and moves its position past them', async () => {
+    const { source, streaming, offsets, signal } = setup({}, 100, ', channel: /data/BanyanContacts__chn');
+    await source.connect(offsets());
+    expect(streaming.channels).toEqual(['/data/BanyanContacts__chn']);
+    streaming.push(event(1, 'UPDATE', [ids[0]!], { Phone: '1' }), ofEntity('Account', event(2, 'CREATE', ['001Em0000000001IAA'], { Name: 'Acme' })));
+    const result = await source.poll(signal);
+    expect(result.records.map((r) => (r.value as { entity: string }).entity)).toEqual(['Contact']);
+    expect(result.deadLetters).toEqual([]);
+    expect(result.offsets).toEqual([{ partition: { object: 'Contact' }, offset: { replayId: 2, commitTimestamp: 1_700_000_000_002, channel: '/data/BanyanContacts__chn' } }]);
+    expect(source.status()).toMatchObject({ events: 1, records: 1, otherEntityEvents: 1, deadLetters: 0 });
+  });
+
+  it('dead-letters another entity’s event on its object’s own channel', async () => {
+    const { source, streaming, offsets, signal } = setup();
+    await source.connect(offsets());
+    streaming.push(ofEntity('Account', event(4, 'CREATE', ['001Em0000000001IAA'], { Name: 'Acme' })));
+    const result = await source.poll(signal);
+    expect(result.deadLetters).toEqual([expect.objectContaining({ code: 'UNEXPECTED_ENTITY' })]);
+    expect(source.status()).toMatchObject({ otherEntityEvents: 0, deadLetters: 1 });
+  });
+
+  it('treats a stored replayId of another channel as no position here: the replayExpiredPolicy, loudly', async () => {
+    const custom = ', channel: /data/BanyanContacts__chn';
+    // Offsets written before the channel was stored are positions on the object's own channel.
+    const latest = setup({ replayExpiredPolicy: 'latest' }, 100, custom);
+    await latest.source.connect(latest.offsets({ replayId: 3, commitTimestamp: 5 }));
+    expect(latest.streaming.subscriptions).toEqual([-1]);
+    expect(latest.logs.find((l) => l.event === 'cdc.channel_changed')).toMatchObject({
+      level: 50, policy: 'latest', replayId: 3, storedChannel: '/data/ContactChangeEvent', channel: '/data/BanyanContacts__chn',
+    });
+    expect(latest.source.status()).toMatchObject({ channelChanges: 1, replayExpired: 0 });
+
+    const fail = setup({ replayExpiredPolicy: 'fail' }, 100, custom);
+    await expect(fail.source.connect(fail.offsets({ replayId: 3, commitTimestamp: 5, channel: '/data/ChangeEvents' }))).rejects.toMatchObject({ code: 'CDC_CHANNEL_CHANGED', retriable: false });
+    expect(fail.streaming.subscriptions).toEqual([]);
+
+    const same = setup({ replayExpiredPolicy: 'fail' }, 100, custom);
+    await same.source.connect(same.offsets({ replayId: 3, commitTimestamp: 5, channel: '/data/BanyanContacts__chn' }));
+    expect(same.streaming.subscriptions).toEqual([3]);
+  });
+
+  it('refuses a single-entity channel of another object in the config, naming the path', () => {
+    const yaml = (channel: string) => `
+kafka: { brokers: '127.0.0.1:1' }
+schemaRegistry: { url: 'http://127.0.0.1:1' }
+salesforce:
+  loginUrl: http://127.0.0.1:1
+  clientId: x
+  clientSecret: \${S}
+sources:
+  - { name: contacts, type: salesforce-cdc, object: Contact, channel: ${channel} }
+`;
+    expect(() => parseConfig(yaml('/data/AccountChangeEvent'), 'spec', { S: 's' })).toThrow(/sources\[0\]\.channel \(line 9\): \/data\/AccountChangeEvent carries only Account changes, not Contact/);
+    expect(() => parseConfig(yaml('ContactChangeEvent'), 'spec', { S: 's' })).toThrow(/sources\[0\]\.channel/);
+    for (const ok of ['/data/ContactChangeEvent', '/data/ChangeEvents', '/data/BanyanContacts__chn']) {
+      expect((parseConfig(yaml(ok), 'spec', { S: 's' }).sources[0] as SalesforceCdcSourceConfig).channel).toBe(ok);
+    }
   });
 
   it('renews an ended session when the subscription is refused for it', async () => {

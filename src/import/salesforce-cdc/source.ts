@@ -4,7 +4,7 @@ import type { SalesforceCdcSourceConfig } from './config';
 import type { Logger } from '../../runtime/logger';
 import { sleep } from '../../core/time';
 import { convertBatch, type BatchStats, type Position } from './batch';
-import { cdcOptions, type CdcOptions } from './config';
+import { cdcOptions, changeEventChannel, sourceChannel, type CdcOptions } from './config';
 import type { RawChangeMessage } from './event';
 import { objectShape, type DescribeField } from './fields';
 import { GapReconciler } from './gap-reconciler';
@@ -24,6 +24,8 @@ export interface SalesforceCdcSourceDeps {
 /** Counters of one CDC source, for status pages and metrics. */
 export interface CdcSourceStats extends BatchStats {
   replayExpired: number;
+  /** Starts whose stored replayId was a position on another channel (the source's channel changed). */
+  channelChanges: number;
   rereadRecords: number;
   rereadTruncated: number;
   backpressurePauses: number;
@@ -34,10 +36,7 @@ export interface CdcSourceStats extends BatchStats {
   apiCalls: Record<string, number>;
 }
 
-/** `/data/ContactChangeEvent`; custom objects drop the `c` of `__c` (`/data/Invoice__ChangeEvent`). */
-export function changeEventChannel(object: string): string {
-  return `/data/${object.endsWith('__c') ? object.slice(0, -1) : object}ChangeEvent`;
-}
+export { changeEventChannel } from './config';
 
 const isGap = (m: RawChangeMessage) => {
   const type = (m.payload?.ChangeEventHeader as { changeType?: unknown } | undefined)?.changeType;
@@ -58,12 +57,14 @@ export class SalesforceCdcSource implements Source {
   private readonly partition: Record<string, Json>;
   private readonly options: CdcOptions;
   private readonly receiver: EventReceiver;
-  private readonly stats: BatchStats & Pick<CdcSourceStats, 'replayExpired' | 'rereadRecords' | 'rereadTruncated' | 'lastReplayId' | 'lastCommitTimestamp'>;
+  private readonly stats: BatchStats & Pick<CdcSourceStats, 'replayExpired' | 'channelChanges' | 'rereadRecords' | 'rereadTruncated' | 'lastReplayId' | 'lastCommitTimestamp'>;
   private target: RecordTarget | undefined;
   private reconciler: GapReconciler | undefined;
   /** Position after what poll has handed over (committed or about to be); reset by connect. */
   private cursor: Position = { replayId: undefined, commitTimestamp: null };
   private reread: Reread | undefined;
+  /** The channel a running re-read's replayId belongs to: what its offsets keep until new events are written. */
+  private rereadChannel: string;
   private sessionEnded = false;
   /** Set once subscribed, cleared by close: an emptied receiver with no subscription is never polled. */
   private connected = false;
@@ -74,13 +75,14 @@ export class SalesforceCdcSource implements Source {
   ) {
     this.name = config.name;
     this.topic = config.topic ?? `salesforce.${config.object}`;
-    this.channel = changeEventChannel(config.object);
+    this.channel = sourceChannel(config);
+    this.rereadChannel = this.channel;
     this.partition = { object: config.object };
     this.options = cdcOptions(config, deps.options);
     this.receiver = new EventReceiver(() => deps.client.connection, this.channel, this.options, deps.logger, () => deps.client.refreshSession());
     this.stats = {
-      events: 0, records: 0, echoes: 0, deadLetters: 0, gapEvents: 0, reconciledRecords: 0, overflowEvents: 0,
-      replayExpired: 0, rereadRecords: 0, rereadTruncated: 0, lastReplayId: null, lastCommitTimestamp: null,
+      events: 0, records: 0, echoes: 0, deadLetters: 0, gapEvents: 0, reconciledRecords: 0, overflowEvents: 0, otherEntityEvents: 0,
+      replayExpired: 0, channelChanges: 0, rereadRecords: 0, rereadTruncated: 0, lastReplayId: null, lastCommitTimestamp: null,
     };
   }
 
@@ -123,40 +125,55 @@ export class SalesforceCdcSource implements Source {
     const stored = start.get(partitionKey(this.name, this.partition)) as Partial<CdcOffset> | undefined;
     const replayId = typeof stored?.replayId === 'number' ? stored.replayId : undefined;
     const commitTimestamp = typeof stored?.commitTimestamp === 'number' ? stored.commitTimestamp : null;
+    // Offsets written before the channel was stored were positions on the object's own channel.
+    const storedChannel = typeof stored?.channel === 'string' ? stored.channel : changeEventChannel(this.config.object);
     this.cursor = { replayId, commitTimestamp };
+    this.rereadChannel = this.channel;
     if (replayId === undefined) {
       // No offset yet: "from now" (-1) became a place once the first event arrived; a reconnect resumes there.
       const first = this.receiver.firstReceived;
       await this.receiver.subscribe(this.options.replayFrom === -1 && first !== undefined ? first - 1 : this.options.replayFrom);
+    } else if (storedChannel !== this.channel) {
+      // replayIds are per channel: one of another channel is no position on this one.
+      this.stats.channelChanges += 1;
+      await this.positionLost(replayId, commitTimestamp, storedChannel, 'channel-changed', `the stored replayId is a position on ${storedChannel}; the source now subscribes to ${this.channel}`);
     } else {
       try {
         await this.receiver.subscribe(replayId);
       } catch (error) {
         if (!(error instanceof StreamFailure && error.kind === 'replay-invalid')) throw error;
-        await this.replayExpired(replayId, commitTimestamp, error);
+        this.stats.replayExpired += 1;
+        await this.positionLost(replayId, commitTimestamp, storedChannel, 'expired', error.message);
       }
     }
   }
 
-  /** The stored replayId is no longer retained: the documented policy, loudly. */
-  private async replayExpired(replayId: number, commitTimestamp: number | null, error: StreamFailure): Promise<void> {
-    this.stats.replayExpired += 1;
+  /**
+   * The stored replayId cannot be subscribed from: no longer retained, or a position on another
+   * channel. The documented policy (replayExpiredPolicy), loudly.
+   */
+  private async positionLost(replayId: number, commitTimestamp: number | null, storedChannel: string, kind: 'expired' | 'channel-changed', reason: string): Promise<void> {
     // Without a commit time there is nothing to bound a re-read by.
     const policy = commitTimestamp === null && this.options.replayExpiredPolicy === 'reread' ? 'latest' : this.options.replayExpiredPolicy;
     const since = commitTimestamp === null ? null : commitTimestamp - this.options.rereadLookbackMs;
+    const what = kind === 'expired' ? `replayId ${replayId} of ${this.channel} is no longer retained` : `replayId ${replayId} is a position on ${storedChannel}, not on ${this.channel}`;
     this.deps.logger.error(
-      { event: 'cdc.replay_expired', channel: this.channel, replayId, commitTimestamp, policy, reason: error.message },
-      `replayId ${replayId} of ${this.channel} is no longer retained: ` +
+      { event: kind === 'expired' ? 'cdc.replay_expired' : 'cdc.channel_changed', channel: this.channel, storedChannel, replayId, commitTimestamp, policy, reason },
+      `${what}: ` +
         (policy === 'fail' ? 'stopping (replayExpiredPolicy: fail)'
           : policy === 'latest' ? 'continuing with new events only; changes in between are NOT re-read'
           : `re-reading ${this.config.object} records modified since ${new Date(since!).toISOString()}, then continuing with new events`),
     );
     if (policy === 'fail') {
-      throw new BanyanError(`replayId ${replayId} of ${this.channel} expired; reset the source's offset to go on`, { retriable: false, stage: 'receiving', code: 'CDC_REPLAY_EXPIRED' });
+      throw new BanyanError(`${what}; reset the source's offset to go on`, {
+        retriable: false, stage: 'receiving', code: kind === 'expired' ? 'CDC_REPLAY_EXPIRED' : 'CDC_CHANNEL_CHANGED',
+      });
     }
     // Subscribe first, re-read second: a change made while the re-read runs is then in the stream.
     await this.receiver.subscribe(-1);
     if (policy === 'reread') {
+      // The re-read's offsets stay positions on the stored channel: a restart during it comes back here and resumes it.
+      this.rereadChannel = storedChannel;
       this.reread = new Reread(this.reconciler!, this.target!, this.options, replayId, since!, this.deps.logger, `${this.name}:reread`);
     }
   }
@@ -188,12 +205,13 @@ export class SalesforceCdcSource implements Source {
       this.cursor,
       {
         target: this.target!, reconciler: this.reconciler!, options: this.options, logger: this.deps.logger, channel: this.channel,
+        multiEntity: this.channel !== changeEventChannel(this.config.object),
         clientId: this.deps.callOptionsClient, purpose: (kind) => `${this.name}:${kind}`, stats: this.stats,
       },
       signal,
     );
     this.cursor = position;
-    const offset = position.replayId === undefined ? undefined : ({ replayId: position.replayId, commitTimestamp: position.commitTimestamp } satisfies CdcOffset);
+    const offset = position.replayId === undefined ? undefined : ({ replayId: position.replayId, commitTimestamp: position.commitTimestamp, channel: this.channel } satisfies CdcOffset);
     return {
       records,
       deadLetters,
@@ -212,7 +230,7 @@ export class SalesforceCdcSource implements Source {
       if (page.truncated) this.stats.rereadTruncated += 1;
     }
     // Progress is the newest SystemModstamp read: a restart re-reads from there, not from the start.
-    const offset = page.watermark === null ? undefined : ({ replayId: reread.replayId, commitTimestamp: page.watermark } satisfies CdcOffset);
+    const offset = page.watermark === null ? undefined : ({ replayId: reread.replayId, commitTimestamp: page.watermark, channel: this.rereadChannel } satisfies CdcOffset);
     if (offset) this.cursor = { ...offset };
     return {
       records: page.records,
