@@ -32,6 +32,12 @@ export const Headers = {
   /** The topic the record was meant for, when known (Kafka Connect's `__connect.errors.topic`), so it can be replayed there. */
   deadLetterTopic: 'banyan.dlq.topic',
   deadLetterCode: 'banyan.dlq.code',
+  /** Where in Kafka the failed input was (a transform's or sink's input), as Kafka Connect's `__connect.errors.topic/partition/offset`. */
+  deadLetterInputTopic: 'banyan.dlq.input.topic',
+  deadLetterInputPartition: 'banyan.dlq.input.partition',
+  deadLetterInputOffset: 'banyan.dlq.input.offset',
+  /** The domain event type of a record on a domain topic. */
+  eventType: 'banyan.event.type',
 } as const;
 
 /** What happened to a row or an object. `snapshot` is an initial read of a row that already existed. */
@@ -80,4 +86,6 @@ export interface DeadLetter {
   key?: string;
   /** The topic the record would have gone to, when the source or the runner knows it. */
   topic?: string;
+  /** The Kafka record it was made of, for a pipeline that consumes (transforms, sinks). */
+  input?: { topic: string; partition: number; offset: string };
 }

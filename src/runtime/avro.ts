@@ -1,5 +1,6 @@
 import type { SchemaRegistry } from '@kafkajs/confluent-schema-registry';
 import avro from 'avsc';
+import { BanyanError, errorMessage } from '../core';
 import type { RuntimeConfig } from './config';
 import { grown } from './record-batch';
 import { registerAvro, registryAuthHeaders } from './registry';
@@ -115,7 +116,11 @@ function framed(id: number, type: avro.Type): TransientEncoder {
 export class AvroDecoder {
   private readonly types = new Map<number, Promise<avro.Type>>();
 
-  constructor(private readonly config: RuntimeConfig['schemaRegistry']) {}
+  /** `typeFor` builds the reader of a writer schema: BigInt longs by default, or e.g. readerType (logical types as text). */
+  constructor(
+    private readonly config: RuntimeConfig['schemaRegistry'],
+    private readonly typeFor: (schema: object) => avro.Type = avroType,
+  ) {}
 
   async decode(buffer: Buffer): Promise<unknown> {
     if (buffer.length < 5 || buffer.readUInt8(0) !== 0) throw new Error('not in the Confluent wire format (magic byte 0)');
@@ -131,9 +136,23 @@ export class AvroDecoder {
 
   private async fetchType(id: number): Promise<avro.Type> {
     const headers = registryAuthHeaders(this.config);
-    const response = await fetch(`${this.config.url.replace(/\/$/, '')}/schemas/ids/${id}`, { headers });
-    if (!response.ok) throw new Error(`schema id ${id}: the registry answered HTTP ${response.status}`);
+    const response = await fetch(`${this.config.url.replace(/\/$/, '')}/schemas/ids/${id}`, { headers }).catch((error: unknown) => {
+      throw new BanyanError(`schema id ${id}: the registry did not answer: ${errorMessage((error as { cause?: unknown }).cause ?? error)}`, {
+        retriable: true,
+        stage: 'receiving',
+        code: 'REGISTRY_UNREACHABLE',
+        cause: error,
+      });
+    });
+    if (!response.ok) {
+      // An unknown id is the record's fault; a registry that fails or refuses us is an outage to wait out.
+      throw new BanyanError(`schema id ${id}: the registry answered HTTP ${response.status}`, {
+        retriable: response.status >= 500 || response.status === 401 || response.status === 403 || response.status === 429,
+        stage: 'receiving',
+        code: `REGISTRY_HTTP_${response.status}`,
+      });
+    }
     const { schema } = (await response.json()) as { schema: string };
-    return avroType(JSON.parse(schema));
+    return this.typeFor(JSON.parse(schema) as object);
   }
 }

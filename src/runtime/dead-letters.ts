@@ -20,6 +20,13 @@ export function deadLetterMessage(
       [Headers.deadLetterSource]: letter.source,
       ...(letter.code ? { [Headers.deadLetterCode]: letter.code } : {}),
       ...(letter.topic ? { [Headers.deadLetterTopic]: letter.topic } : {}),
+      ...(letter.input
+        ? {
+            [Headers.deadLetterInputTopic]: letter.input.topic,
+            [Headers.deadLetterInputPartition]: String(letter.input.partition),
+            [Headers.deadLetterInputOffset]: letter.input.offset,
+          }
+        : {}),
     },
   };
 }

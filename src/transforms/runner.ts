@@ -1,0 +1,363 @@
+import type { Batch, Consumer, Kafka, KafkaMessage } from 'kafkajs';
+import { BadRecordError, errorMessage, type DeadLetter, type Json, type SourceRecord, type Transform, type TransformInput } from '../core';
+import type { AvroDecoder, AvroEncoder } from '../runtime/avro';
+import { jsonSafe } from '../runtime/dead-letters';
+import { worthRetrying } from '../runtime/kafka';
+import type { Logger } from '../runtime/logger';
+import { Backoff, untilAborted, type Pipeline, type PipelineStatus } from '../runtime/pipeline';
+import { RecordOutput } from '../runtime/record-output';
+import type { RunnerKafka, RunnerOptions } from '../runtime/source-runner';
+import { sleep } from '../core/time';
+import { PRODUCER_FENCED, type TransactionalProducer } from '../runtime/transactional-producer';
+
+export interface TransformRunnerOptions extends RunnerOptions {
+  /** Names the transform in logs, metrics, dead letters, its consumer group and transactional ids. */
+  name: string;
+  /** The input topics. */
+  topics: string[];
+  /** Default `<clientId>.transform.<name>`. */
+  groupId?: string;
+  /** Input partitions mapped and committed at the same time (each in its own transaction). */
+  partitionsConsumedConcurrently?: number;
+  /** The consumer's session timeout: how long a silent member keeps its partitions. */
+  sessionTimeoutMs?: number;
+}
+
+/** One input partition this instance owns: its producer and the next offset to read, as committed. */
+interface OwnedPartition {
+  topic: string;
+  partition: number;
+  producer: TransactionalProducer;
+  /** Init (which fences the partition's previous owner), then the committed offset read after it. */
+  ready: Promise<void>;
+  /** The next offset to map: everything below it is committed. */
+  next: bigint;
+  /** Another instance initialised this partition's transactional id: this one writes it no more. */
+  fenced: boolean;
+}
+
+/**
+ * Consume → map → produce, exactly once inside Kafka. Each batch of one input partition is mapped
+ * by a pure Transform and written in one transaction that also commits the input offsets
+ * (sendOffsets), so a crash never loses or doubles an event.
+ *
+ * Zombie fencing (kafkajs has no KIP-447 group metadata in sendOffsets): one transactional id per
+ * input partition, `<clientId>.transform.<name>.<topic>.<partition>`, as Kafka Streams' first
+ * exactly-once mode did. The instance a partition is assigned to initialises that id before it
+ * maps anything, which aborts or completes whatever the previous owner had open and refuses that
+ * owner's later commits; only then does it read the partition's committed offset, which is
+ * therefore final. See docs/transforms.md.
+ */
+export class TransformRunner implements Pipeline {
+  readonly kind = 'transform';
+  private readonly state: Omit<PipelineStatus, 'details'>;
+  private readonly counts = { inputs: 0, dropped: {} as Record<string, number>, rebalances: 0, fencedPartitions: 0 };
+  private readonly owned = new Map<string, OwnedPartition>();
+  private readonly lag = new Map<string, number>();
+  private readonly output: RecordOutput;
+  private readonly backoff: Backoff;
+  private readonly abort = new AbortController();
+  private consumer: Consumer | undefined;
+  private loop: Promise<void> | undefined;
+  private readonly groupId: string;
+
+  constructor(
+    private readonly transform: Transform,
+    private readonly kafka: Kafka,
+    private readonly runnerKafka: RunnerKafka,
+    encoder: AvroEncoder,
+    private readonly decoder: AvroDecoder,
+    private readonly logger: Logger,
+    private readonly options: TransformRunnerOptions,
+  ) {
+    this.output = new RecordOutput(encoder, (specs) => runnerKafka.ensureTopics(specs), options);
+    this.groupId = options.groupId ?? `${options.clientId}.transform.${options.name}`;
+    this.state = { name: options.name, kind: 'transform', state: 'starting', records: 0, deadLetters: 0, transactions: 0, lastCommitAt: null, lastError: null };
+    const { min, max } = options.backoffMs ?? { min: 200, max: 30_000 };
+    this.backoff = new Backoff(min, max);
+  }
+
+  get name(): string {
+    return this.options.name;
+  }
+
+  get status(): PipelineStatus {
+    const partitions = [...this.owned.values()].filter((p) => !p.fenced).map((p) => `${p.topic}/${p.partition}`).sort();
+    let lag = 0;
+    for (const value of this.lag.values()) lag += value;
+    return {
+      ...this.state,
+      details: {
+        groupId: this.groupId,
+        inputs: this.counts.inputs,
+        dropped: { ...this.counts.dropped },
+        partitions,
+        lag,
+        rebalances: this.counts.rebalances,
+        fencedPartitions: this.counts.fencedPartitions,
+      } satisfies Record<string, Json>,
+    };
+  }
+
+  /** The transactional id of one input partition. */
+  transactionalId(topic: string, partition: number): string {
+    return `${this.options.clientId}.transform.${this.options.name}.${topic}.${partition}`;
+  }
+
+  /**
+   * Starts consuming and resolves after the first attempt to join the group: joined, or backing off
+   * from a Kafka it cannot reach yet (it keeps trying in the background).
+   */
+  start(): Promise<void> {
+    let settle!: () => void;
+    const firstAttempt = new Promise<void>((resolve) => (settle = resolve));
+    this.loop = this.run(settle);
+    return firstAttempt;
+  }
+
+  async stop(): Promise<void> {
+    this.abort.abort();
+    await this.consumer?.disconnect().catch(() => undefined);
+    await this.loop?.catch(() => undefined);
+    await this.dropPartitions([...this.owned.keys()]);
+    this.state.state = 'stopped';
+    this.logger.info({ event: 'transform.stopped' }, 'transform stopped');
+  }
+
+  /** Connects and runs a consumer; when it crashes for good, backs off and starts a new one. */
+  private async run(settle: () => void): Promise<void> {
+    while (!this.abort.signal.aborted) {
+      let crashed!: (error: unknown) => void;
+      const crash = new Promise<unknown>((resolve) => (crashed = resolve));
+      try {
+        if (this.state.state !== 'starting') this.state.state = 'connecting';
+        const consumer = this.newConsumer(crashed);
+        await untilAborted(this.connect(consumer), this.abort.signal);
+        this.state.state = 'running';
+        this.logger.info({ event: 'transform.started', groupId: this.groupId, topics: this.options.topics }, 'transform started');
+        settle();
+        const error = await Promise.race([crash, new Promise((resolve) => this.abort.signal.addEventListener('abort', resolve, { once: true }))]);
+        if (this.abort.signal.aborted) break;
+        throw error;
+      } catch (error) {
+        if (this.abort.signal.aborted) break;
+        await this.consumer?.disconnect().catch(() => undefined);
+        await this.dropPartitions([...this.owned.keys()]);
+        this.state.state = 'backing-off';
+        this.state.lastError = errorMessage(error);
+        const wait = this.backoff.next();
+        this.logger[worthRetrying(error) ? 'warn' : 'error']({ event: 'transform.failed', err: error, retryInMs: wait }, 'transform failed; joining the group again');
+        settle();
+        await sleep(wait, this.abort.signal);
+      }
+    }
+    settle();
+  }
+
+  private newConsumer(crashed: (error: unknown) => void): Consumer {
+    const consumer = this.kafka.consumer({
+      groupId: this.groupId,
+      readUncommitted: false,
+      sessionTimeout: this.options.sessionTimeoutMs ?? 30_000,
+      // A failed batch is tried again by kafkajs with these waits; the runner sees each failure first.
+      retry: { initialRetryTime: this.options.backoffMs?.min ?? 200, maxRetryTime: this.options.backoffMs?.max ?? 30_000, retries: 8 },
+    });
+    this.consumer = consumer;
+    consumer.on(consumer.events.GROUP_JOIN, ({ payload }) => this.onAssignment(payload.memberAssignment));
+    consumer.on(consumer.events.CRASH, ({ payload }) => {
+      // kafkajs restarts by itself after a retriable crash; only a crash it gives up on ends this consumer.
+      if (!payload.restart) crashed(payload.error);
+    });
+    return consumer;
+  }
+
+  private async connect(consumer: Consumer): Promise<void> {
+    await Promise.all([this.output.ensureDeadLetterTopic(), consumer.connect()]);
+    await consumer.subscribe({ topics: this.options.topics, fromBeginning: true });
+    await consumer.run({
+      autoCommit: false,
+      eachBatchAutoResolve: false,
+      partitionsConsumedConcurrently: this.options.partitionsConsumedConcurrently ?? 3,
+      eachBatch: (payload) => this.eachBatch(payload.batch, payload),
+    });
+  }
+
+  /** A new assignment: partitions no longer ours are dropped (their producers closed); fenced ones may be ours again. */
+  private onAssignment(assignment: Record<string, number[]>): void {
+    this.counts.rebalances++;
+    const assigned = new Set(Object.entries(assignment).flatMap(([topic, partitions]) => partitions.map((p) => `${topic}/${p}`)));
+    const gone = [...this.owned.entries()].filter(([key, owned]) => !assigned.has(key) || owned.fenced).map(([key]) => key);
+    for (const key of gone) this.lag.delete(key);
+    void this.dropPartitions(gone);
+    this.logger.info({ event: 'transform.assigned', partitions: [...assigned].sort() }, 'partitions assigned');
+    // A partition paused after it was fenced is ours again if the group says so.
+    const consumer = this.consumer;
+    if (consumer) for (const [topic, partitions] of Object.entries(assignment)) consumer.resume([{ topic, partitions }]);
+  }
+
+  private async dropPartitions(keys: string[]): Promise<void> {
+    const dropped = keys.map((key) => this.owned.get(key)).filter((p): p is OwnedPartition => p !== undefined);
+    for (const key of keys) this.owned.delete(key);
+    await Promise.all(dropped.map((p) => p.ready.catch(() => undefined).then(() => p.producer.close()).catch(() => undefined)));
+  }
+
+  /** The partition's producer, initialised (fencing the previous owner), and its committed offset read after that. */
+  private owner(topic: string, partition: number): OwnedPartition {
+    const key = `${topic}/${partition}`;
+    let owned = this.owned.get(key);
+    if (!owned) {
+      const producer = this.runnerKafka.producer(this.transactionalId(topic, partition));
+      const created: OwnedPartition = { topic, partition, producer, next: 0n, fenced: false, ready: Promise.resolve() };
+      created.ready = (async () => {
+        await producer.init();
+        created.next = await this.committedOffset(topic, partition);
+        this.logger.info({ event: 'transform.partition_ready', topic, partition, offset: String(created.next) }, 'input partition ready');
+      })();
+      created.ready.catch(() => undefined);
+      this.owned.set(key, (owned = created));
+    }
+    return owned;
+  }
+
+  private async committedOffset(topic: string, partition: number): Promise<bigint> {
+    const admin = this.kafka.admin();
+    await admin.connect();
+    try {
+      const [result] = await admin.fetchOffsets({ groupId: this.groupId, topics: [topic] });
+      const offset = result?.partitions.find((p) => p.partition === partition)?.offset ?? '-1';
+      return BigInt(offset) < 0n ? 0n : BigInt(offset);
+    } finally {
+      await admin.disconnect();
+    }
+  }
+
+  private async eachBatch(
+    batch: Batch,
+    { resolveOffset, heartbeat, pause, isRunning, isStale }: { resolveOffset(offset: string): void; heartbeat(): Promise<void>; pause(): () => void; isRunning(): boolean; isStale(): boolean },
+  ): Promise<void> {
+    if (batch.isEmpty() || !isRunning() || isStale()) return;
+    const owned = this.owner(batch.topic, batch.partition);
+    if (owned.fenced) {
+      pause();
+      return;
+    }
+    try {
+      await owned.ready;
+    } catch (error) {
+      // The next attempt initialises again (kafkajs retries the batch).
+      this.owned.delete(`${batch.topic}/${batch.partition}`);
+      await owned.producer.close().catch(() => undefined);
+      throw this.failed(error);
+    }
+    // Below the committed offset: read again after a rebalance or a failed commit; mapped already.
+    const messages = batch.messages.filter((m) => BigInt(m.offset) >= owned.next);
+    if (messages.length === 0) {
+      resolveOffset(batch.lastOffset());
+      return;
+    }
+    const records: SourceRecord[] = [];
+    const deadLetters: DeadLetter[] = [];
+    const dropped: Record<string, number> = {};
+    for (const message of messages) {
+      const result = await this.map(batch.topic, batch.partition, message);
+      records.push(...result.records);
+      deadLetters.push(...(result.deadLetters ?? []));
+      for (const [reason, count] of Object.entries(result.dropped ?? {})) dropped[reason] = (dropped[reason] ?? 0) + count;
+    }
+    const next = BigInt(messages.at(-1)!.offset) + 1n;
+    try {
+      const prepared = await this.output.prepare(this.options.name, { records, deadLetters });
+      await owned.producer.commitTransaction(prepared.requests, {
+        consumerGroupId: this.groupId,
+        topics: [{ topic: batch.topic, partitions: [{ partition: batch.partition, offset: String(next) }] }],
+      });
+      owned.next = next;
+      this.state.records += prepared.records;
+      this.state.deadLetters += prepared.deadLetters.length;
+      if (prepared.deadLetters.length) {
+        this.logger.warn(
+          { event: 'transform.dead_letters', count: prepared.deadLetters.length, reasons: prepared.deadLetters.slice(0, 3).map((d) => d.reason) },
+          'records sent to the dead-letter topic',
+        );
+      }
+    } catch (error) {
+      if ((error as { code?: string }).code === PRODUCER_FENCED) {
+        // Another instance owns this partition now: this one neither writes nor initialises it
+        // again (that would fence the new owner in turn) until the group assigns it here anew.
+        owned.fenced = true;
+        this.counts.fencedPartitions++;
+        this.logger.warn({ event: 'transform.fenced', topic: batch.topic, partition: batch.partition, err: error }, 'another instance owns this input partition now; its batch is left to it');
+        pause();
+        return;
+      }
+      // Whether the failed commit landed is unknown: the offset is read again after a new init.
+      this.owned.delete(`${batch.topic}/${batch.partition}`);
+      await owned.producer.close().catch(() => undefined);
+      throw this.failed(error);
+    }
+    this.counts.inputs += messages.length;
+    for (const [reason, count] of Object.entries(dropped)) this.counts.dropped[reason] = (this.counts.dropped[reason] ?? 0) + count;
+    this.state.transactions += 1;
+    this.state.lastCommitAt = new Date().toISOString();
+    this.state.state = 'running';
+    this.backoff.reset();
+    this.lag.set(`${batch.topic}/${batch.partition}`, Math.max(0, Number(BigInt(batch.highWatermark) - next)));
+    resolveOffset(messages.at(-1)!.offset);
+    await heartbeat();
+  }
+
+  private failed(error: unknown): unknown {
+    this.state.state = 'backing-off';
+    this.state.lastError = errorMessage(error);
+    this.logger.warn({ event: 'transform.batch_failed', err: error }, 'transform batch failed; kafkajs tries it again');
+    return error;
+  }
+
+  /** Decodes and maps one input; what cannot be decoded or mapped becomes a dead letter naming where it was. */
+  private async map(topic: string, partition: number, message: KafkaMessage): Promise<ReturnType<Transform>> {
+    const where = { topic, partition, offset: message.offset };
+    let input: TransformInput;
+    try {
+      input = {
+        ...where,
+        key: message.key ? await this.decoder.decode(message.key) : null,
+        value: message.value ? ((await this.decoder.decode(message.value)) as Record<string, unknown>) : null,
+        headers: textHeaders(message),
+        timestamp: Number(message.timestamp),
+      };
+    } catch (error) {
+      // A registry that is away fails the batch (tried again); bytes that are no Avro of theirs are the record's fault.
+      if (worthRetrying(error)) throw error;
+      return { records: [], deadLetters: [this.deadLetter(where, message, error, 'receiving', 'UNDECODABLE')] };
+    }
+    try {
+      const result = this.transform(input);
+      return { ...result, deadLetters: (result.deadLetters ?? []).map((letter) => ({ ...letter, input: letter.input ?? where })) };
+    } catch (error) {
+      return { records: [], deadLetters: [this.deadLetter(where, message, error, 'processing', error instanceof BadRecordError ? error.code ?? 'UNMAPPABLE' : 'UNMAPPABLE')] };
+    }
+  }
+
+  private deadLetter(where: { topic: string; partition: number; offset: string }, message: KafkaMessage, error: unknown, stage: DeadLetter['stage'], code: string): DeadLetter {
+    return {
+      source: `transform:${this.options.name}`,
+      reason: `${where.topic}/${where.partition}@${where.offset}: ${errorMessage(error)}`,
+      stage,
+      code,
+      ...(message.key ? { key: message.key.toString('base64') } : {}),
+      payload: JSON.parse(
+        JSON.stringify({ key: message.key?.toString('base64') ?? null, value: message.value?.toString('base64') ?? null, headers: textHeaders(message) }, jsonSafe),
+      ) as Json,
+      input: where,
+    };
+  }
+}
+
+function textHeaders(message: KafkaMessage): Record<string, string> {
+  const headers: Record<string, string> = {};
+  for (const [name, value] of Object.entries(message.headers ?? {})) {
+    if (value === undefined) continue;
+    headers[name] = Array.isArray(value) ? value.map(String).join(',') : String(value);
+  }
+  return headers;
+}
