@@ -29,9 +29,9 @@ export const SALESFORCE_CHANGE_SCHEMA = {
     {
       name: 'fields',
       type: { type: 'map', values: ['null', 'boolean', 'double', 'string'] },
-      doc: 'Field values by API name; compound components flattened with dots (MailingAddress.City, Name.LastName). update: only the changed fields, a null value means set to null and an absent field means unchanged. create, undelete, reconciled: every field. delete: empty.',
+      doc: 'Field values by API name; compound components flattened with dots (MailingAddress.City, Name.LastName). update: the changed fields (a null value means set to null, an absent field means unchanged) plus the channel’s enriched fields (unchanged, never null, not in changedFields). create, undelete, reconciled: every field. delete: the channel’s enriched fields, if any.',
     },
-    { name: 'changedFields', type: { type: 'array', items: 'string' }, default: [], doc: 'update: the fields that changed (CDC changedFields)' },
+    { name: 'changedFields', type: { type: 'array', items: 'string' }, default: [], doc: 'update: the fields that changed (CDC changedFields); enriched fields are not named here unless they changed' },
     { name: 'nulledFields', type: { type: 'array', items: 'string' }, default: [], doc: 'update: the changed fields set to null (null values under changedFields; CometD headers have no nulledFields)' },
     { name: 'diffFields', type: { type: 'array', items: 'string' }, default: [], doc: 'the header diffFields (Pub/Sub API only; empty over CometD)' },
     {
