@@ -21,6 +21,8 @@ export interface TransformRunnerOptions extends RunnerOptions {
   partitionsConsumedConcurrently?: number;
   /** The consumer's session timeout: how long a silent member keeps its partitions. */
   sessionTimeoutMs?: number;
+  /** What must be in place before anything is mapped (schemas registered, change types read); retried with the connect. */
+  beforeConsume?: () => Promise<void>;
 }
 
 /** One input partition this instance owns: its producer and the next offset to read, as committed. */
@@ -172,7 +174,7 @@ export class TransformRunner implements Pipeline {
   }
 
   private async connect(consumer: Consumer): Promise<void> {
-    await Promise.all([this.output.ensureDeadLetterTopic(), consumer.connect()]);
+    await Promise.all([this.output.ensureDeadLetterTopic(), consumer.connect(), this.options.beforeConsume?.()]);
     await consumer.subscribe({ topics: this.options.topics, fromBeginning: true });
     await consumer.run({
       autoCommit: false,

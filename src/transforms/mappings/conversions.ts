@@ -62,7 +62,7 @@ function unitChange(name: 'multiply' | 'divide', exponent: number): Conversion {
           const scale = k.type === 'decimal' ? k.scale : 0;
           const newScale = Math.max(scale - n, 0);
           const whole = Math.max(precision - scale + n, 1);
-          return { type: 'decimal', precision: whole + newScale, scale: newScale };
+          return { type: 'decimal', precision: whole + newScale, scale: newScale, ...(k.type !== 'decimal' || k.wholeDigitsPerValue ? { wholeDigitsPerValue: true } : {}) };
         }
         default:
           return `${name} takes a number, the column is ${k.type}`;

@@ -1,6 +1,7 @@
-import { createHash } from 'node:crypto';
 import type { DeadLetter, TransformInput } from '../../core';
 import type { DomainEvent, EventDefinition } from '../../domain/event';
+import { entityIdOf } from '../../domain/keys';
+import { correlationId, eventId } from '../../domain/records';
 import type { Conversion } from './conversions';
 import { coerce, show, ValueError } from './types';
 import { isEcho, viewOf, type ChangeView, type InputFormat } from './views';
@@ -30,9 +31,6 @@ export interface Outcome {
   /** Set when drafts is empty on purpose. */
   dropped?: 'unchanged' | 'filtered';
 }
-
-/** The version of the envelope and event data shape (domain/event.ts) the events are made in. */
-export const SCHEMA_VERSION = 1;
 
 /**
  * Runs a mapping body on one input with the rules every mapping shares: a tombstone and an echo
@@ -75,41 +73,17 @@ function envelope(draft: EventDraft, index: number, input: TransformInput, view:
     eventId: eventId(causation, draft.def.name, index),
     type: draft.def.name,
     entity: draft.def.entity,
-    entityId: entityIdOf(Object.values(draft.entityKey)),
+    entityId: entityIdOf(draft.def.key ?? Object.keys(draft.entityKey), draft.entityKey),
     entityKey: draft.entityKey,
     sourceCommitTime: view.sourceCommitTime,
     origin: view.origin,
     causation,
-    correlationId: `${input.topic}/${input.partition}/${input.offset}`,
+    correlationId: correlationId(causation),
     changedFields: draft.changedFields,
     knownFields: draft.knownFields,
-    schemaVersion: SCHEMA_VERSION,
+    schemaVersion: draft.def.version ?? 1,
     data: draft.data,
   };
-}
-
-/** A fixed namespace for Banyan's event ids (RFC 4122 name-based UUIDs). */
-const NAMESPACE = Buffer.from('6f0b3c1e8a2d4b7f9c5e1d2a3b4c5d6e', 'hex');
-
-/**
- * A name-based UUID (version 5) of the input record's place and the event's type and index: a
- * replay of the same record makes the same ids, so consumers can deduplicate.
- */
-export function eventId(causation: { topic: string; partition: number; offset: string }, type: string, index: number): string {
-  const hash = createHash('sha1').update(NAMESPACE).update(`${causation.topic}\u0000${causation.partition}\u0000${causation.offset}\u0000${type}\u0000${index}`).digest();
-  hash[6] = (hash[6]! & 0x0f) | 0x50;
-  hash[8] = (hash[8]! & 0x3f) | 0x80;
-  const hex = hash.subarray(0, 16).toString('hex');
-  return `${hex.slice(0, 8)}-${hex.slice(8, 12)}-${hex.slice(12, 16)}-${hex.slice(16, 20)}-${hex.slice(20)}`;
-}
-
-/**
- * The entity id: the key's one value, or a composite key's values joined with `/` in key order,
- * each with `%` and `/` percent-encoded so two different keys never join to the same id.
- */
-export function entityIdOf(parts: string[]): string {
-  if (parts.length === 1) return parts[0]!;
-  return parts.map((p) => p.replace(/%/g, '%25').replace(/\//g, '%2F')).join('/');
 }
 
 /** A key column's value as text: numbers as written (a Salesforce 42.0 is 42), bytes as hex. */

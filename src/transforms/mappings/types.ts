@@ -14,7 +14,8 @@ export type ValueKind =
   | { type: 'double' }
   | { type: 'boolean' }
   | { type: 'bytes' }
-  | { type: 'decimal'; precision: number; scale: number }
+  /** `wholeDigitsPerValue`: made of a whole-number column (a bigint of cents): its integer digits are checked per value. */
+  | { type: 'decimal'; precision: number; scale: number; wholeDigitsPerValue?: boolean }
   | { type: 'date' }
   | { type: 'time' }
   | { type: 'timestamp'; local: boolean; digits: number }
@@ -45,9 +46,6 @@ export function fieldTypeText(type: EventFieldType): string {
   return typeof type === 'string' ? type : `decimal(${type.decimal.precision},${type.decimal.scale})`;
 }
 
-/** Whole numbers of a kind as decimals: how many digits they may have. */
-const INTEGER_DIGITS: Partial<Record<ValueKind['type'], number>> = { int: 10, long: 19 };
-
 /**
  * Why values of `kind` cannot be written to a field of `type`, or undefined when they can (every
  * value, or each value checked as it comes: a double into a decimal, a microsecond timestamp into
@@ -57,10 +55,11 @@ export function mismatch(kind: ValueKind, type: EventFieldType): string | undefi
   if (kind.type === 'any') return undefined;
   const ok = (() => {
     if (typeof type === 'object') {
-      if (kind.type === 'decimal') return kind.scale <= type.decimal.scale && kind.precision - kind.scale <= type.decimal.precision - type.decimal.scale;
-      const digits = INTEGER_DIGITS[kind.type];
-      if (digits !== undefined) return digits <= type.decimal.precision - type.decimal.scale;
-      return kind.type === 'double' || kind.type === 'float';
+      if (kind.type === 'decimal') {
+        return kind.scale <= type.decimal.scale && (kind.wholeDigitsPerValue || kind.precision - kind.scale <= type.decimal.precision - type.decimal.scale);
+      }
+      // A whole-number column names no size below its 10 or 19 digits: each value is checked.
+      return kind.type === 'int' || kind.type === 'long' || kind.type === 'double' || kind.type === 'float';
     }
     switch (type) {
       case 'string':

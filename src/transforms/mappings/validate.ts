@@ -16,6 +16,14 @@ interface Problem {
   message: string;
 }
 
+/** The event definitions: a list, or the domain's EventCatalog (its `events`). */
+export type Catalog = readonly EventDefinition[] | { readonly events: readonly EventDefinition[] };
+
+function byName(catalog: Catalog): Map<string, EventDefinition> {
+  const list = 'events' in catalog ? catalog.events : (catalog as readonly EventDefinition[]);
+  return new Map(list.map((e) => [e.name, e]));
+}
+
 /** The config as far as transforms go: the parsed file (so problems are named with their line). */
 export interface TransformsConfig {
   transforms?: TransformConfig[];
@@ -26,26 +34,15 @@ export interface TransformsConfig {
  * topic (`inputColumns` by topic: a legacy table's from legacyColumnsFromSchema, a Salesforce
  * object's from its describe): unknown events, event fields, columns, code mappings and options,
  * types that do not fit, filters on unmapped fields, changeTypes that miss an event's entity, and
- * transforms feeding one entity with different key names. Throws one ConfigError naming each
+ * keys that do not name the entity's key fields. Throws one ConfigError naming each
  * problem's transform, field and line.
  */
-export function validateTransforms(config: TransformsConfig, catalog: EventDefinition[], inputColumns?: Record<string, InputColumn[]>): void {
-  const events = new Map(catalog.map((e) => [e.name, e]));
+export function validateTransforms(config: TransformsConfig, catalog: Catalog, inputColumns?: Record<string, InputColumn[]>): void {
+  const events = byName(catalog);
   const problems: Problem[] = [];
-  const keyNames = new Map<string, { names: string; transform: string }>();
   (config.transforms ?? []).forEach((transform, i) => {
     const found = transformProblems(transform, events, inputColumns?.[transform.from]);
-    problems.push(...found.problems.map((p) => ({ path: ['transforms', i, ...p.path], message: `transform "${transform.name}": ${p.message}` })));
-    for (const [entity, names] of found.keys) {
-      const seen = keyNames.get(entity);
-      if (!seen) keyNames.set(entity, { names, transform: transform.name });
-      else if (seen.names !== names) {
-        problems.push({
-          path: ['transforms', i, 'name'],
-          message: `transform "${transform.name}": entity "${entity}" is keyed by (${names}) here but by (${seen.names}) in transform "${seen.transform}": one entity needs one key, or its ids will not meet`,
-        });
-      }
-    }
+    problems.push(...found.map((p) => ({ path: ['transforms', i, ...p.path], message: `transform "${transform.name}": ${p.message}` })));
   });
   if (problems.length > 0) throw configErrorAt(config, problems);
 }
@@ -54,9 +51,9 @@ export function validateTransforms(config: TransformsConfig, catalog: EventDefin
  * The mapping function of one transform. Checks it against the catalog first (without the input's
  * columns, and without lines: validateTransforms is the check that names them).
  */
-export function buildMapping(transform: TransformConfig, catalog: EventDefinition[]): MappingFunction {
-  const events = new Map(catalog.map((e) => [e.name, e]));
-  const { problems } = transformProblems(transform, events, undefined);
+export function buildMapping(transform: TransformConfig, catalog: Catalog): MappingFunction {
+  const events = byName(catalog);
+  const problems = transformProblems(transform, events, undefined);
   if (problems.length > 0) {
     throw new ConfigError(`transform "${transform.name}"`, problems.map((p) => ({ path: p.path.join('.'), message: p.message })));
   }
@@ -71,9 +68,8 @@ function transformProblems(
   transform: TransformConfig,
   events: Map<string, EventDefinition>,
   columns: InputColumn[] | undefined,
-): { problems: Problem[]; keys: Map<string, string> } {
+): Problem[] {
   const problems: Problem[] = [];
-  const keys = new Map<string, string>();
   const byName = columns && new Map(columns.map((c) => [c.name, c]));
   const entities = new Set<string>();
   const inputWord = transform.format === 'legacy-changelog' ? 'column' : 'field';
@@ -125,10 +121,10 @@ function transformProblems(
         if (!def) problems.push({ path: ['mapping'], message: `code mapping "${code.name}" emits ${name}, which is not in the event catalog` });
         else entities.add(def.entity);
       }
-      // The built-in code mappings key their entities by `id`.
+      // The code mappings key their entities by `id`.
       for (const name of code.events) {
-        const def = events.get(name);
-        if (def) keys.set(def.entity, 'id');
+        const key = events.get(name)?.key ?? ['id'];
+        if (key.join() !== 'id') problems.push({ path: ['mapping'], message: `code mapping "${code.name}" keys ${name} by id, the catalog by (${key.join(', ')})` });
       }
     }
   }
@@ -138,12 +134,13 @@ function transformProblems(
     const def = useEvent(block.event, at('event'), 'changed');
     block.key.forEach((k, n) => column(k.column, at('key', ...(block.key.length > 1 ? [n] : []))));
     if (def) {
+      // entityKey must name the entity's key fields, so ids from every source of the entity meet.
       const names = block.key.map((k) => k.name).join(', ');
-      const seen = keys.get(def.entity);
-      if (seen !== undefined && seen !== names) {
-        problems.push({ path: at('key'), message: `entity "${def.entity}" is keyed by (${names}) here but by (${seen}) in another block` });
+      const expected = (def.key ?? ['id']).join(', ');
+      if (names !== expected) {
+        const hint = block.key.length === 1 && expected.split(', ').length === 1 ? ` (write key: { ${expected}: ${block.key[0]!.column} })` : '';
+        problems.push({ path: at('key'), message: `entity "${def.entity}" is keyed by (${expected}); this block gives (${names})${hint}` });
       }
-      keys.set(def.entity, names);
       const deleted = deletedEventOf(block, def, events);
       if (typeof deleted === 'string') problems.push({ path: at(block.onDelete !== undefined ? 'onDelete' : 'event'), message: deleted });
       else if (deleted) {
@@ -191,13 +188,13 @@ function transformProblems(
       problems.push({ path: ['changeTypes'], message: `its events are about ${missing.join(', ')}, which changeTypes does not list (${transform.changeTypes.join(', ')})` });
     }
   }
-  return { problems, keys };
+  return problems;
 }
 
 /** The change types a transform feeds: its `changeTypes`, or the entities of its events. */
-export function changeTypesOf(transform: TransformConfig, catalog: EventDefinition[]): string[] {
+export function changeTypesOf(transform: TransformConfig, catalog: Catalog): string[] {
   if (transform.changeTypes) return transform.changeTypes;
-  const events = new Map(catalog.map((e) => [e.name, e]));
+  const events = byName(catalog);
   const names = transform.mapping !== undefined ? (CODE_MAPPINGS.get(transform.mapping)?.events ?? []) : (transform.events ?? []).map((b) => b.event);
   return [...new Set(names.map((n) => events.get(n)?.entity).filter((e): e is string => e !== undefined))];
 }
