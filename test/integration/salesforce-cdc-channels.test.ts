@@ -118,6 +118,18 @@ describe('Salesforce CDC source on a custom channel with enriched fields', () =>
     expect(source.status()).toMatchObject({ events: 1, records: 1, otherEntityEvents: 0, deadLetters: 0 });
   });
 
+  it('reports a channel that does not exist as Salesforce refuses it, retriable (it may be deployed later), and holds no subscription', async () => {
+    const em = await freshEmulator({});
+    const cfg = config(em, '/data/Nope__chn');
+    const source = createSalesforceCdcSource(cfg.salesforce!, cfg.sources[0] as SalesforceCdcSourceConfig, { logger: createRootLogger('silent') });
+    cleanups.push(() => source.close());
+    await expect(source.connect(new Map())).rejects.toMatchObject({
+      retriable: true, stage: 'receiving', code: 'CDC_SUBSCRIBE',
+      message: expect.stringContaining('The channel you requested to subscribe to does not exist {/data/Nope__chn}'),
+    });
+    await expect(source.poll(new AbortController().signal)).rejects.toMatchObject({ code: 'NOT_CONNECTED' });
+  });
+
   it('skips and counts other entities of a multi-entity channel, carries enriched fields on delete, and positions past the skipped events', async () => {
     const channel = '/data/Mixed__chn';
     const em = await freshEmulator({
