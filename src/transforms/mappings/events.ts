@@ -110,7 +110,7 @@ export function entityKeyOf(view: ChangeView, key: KeyPart[]): Record<string, st
     const text = view.known(part.column) ? keyText(view.value(part.column)) : undefined;
     if (text === undefined) {
       const why = view.known(part.column) ? `is ${view.value(part.column) === null ? 'null' : `not usable as an id (${show(view.value(part.column))})`}` : 'is absent';
-      throw new ValueError('NO_ENTITY_ID', `no entity id: ${part.column} ${why} in ${view.label}`);
+      throw new ValueError('NO_ENTITY_ID', `no entity id: ${part.column} ${why}`);
     }
     out[part.name] = text;
   }
@@ -136,7 +136,7 @@ export function changedDraft(view: ChangeView, def: EventDefinition, key: KeyPar
   if (changed.length === 0) return undefined;
   for (const f of changed) {
     if (!view.known(f.column)) {
-      throw new ValueError('UNKNOWN_VALUE', `${f.column} changed but ${view.label} does not carry its new value (event field ${f.field})`);
+      throw new ValueError('UNKNOWN_VALUE', `${f.column} changed but the record does not carry its new value (event field ${f.field})`);
     }
   }
   const known = fields.filter((f) => view.known(f.column));

@@ -153,7 +153,7 @@ export function salesforceView(input: TransformInput): ChangeView {
     value: (name: string) => (Object.hasOwn(fields, name) ? (fields[name] ?? null) : null),
     previous: () => ({ known: false }),
     unusable: (name: string) =>
-      named(diffFields, name) ? `field ${name} of ${label} carries a diff, not its value (diffFields): subscribe without diffs` : undefined,
+      named(diffFields, name) ? `field ${name} carries a diff, not its value (diffFields): subscribe without diffs` : undefined,
   };
 
   switch (op) {
