@@ -43,15 +43,15 @@ export const conversionSchema = z
   ])
   .describe('a value conversion: trim | lower | upper | {map, unmapped} | {multiply: 10^n} | {divide: 10^n}');
 
-export const fieldMappingSchema = z
-  .union([
-    z.string().min(1),
-    z.strictObject({
-      column: z.string().min(1).describe('the input column (legacy) or field (Salesforce, compound components dotted: MailingAddress.City)'),
-      convert: z.array(conversionSchema).default([]).describe('conversions, applied in order'),
-    }),
-  ])
-  .transform((f) => (typeof f === 'string' ? { column: f, convert: [] } : f));
+/** A field: its column alone (`firstName: first_name`), or `{column, convert}`. */
+export const fieldMappingSchema = z.preprocess(
+  // The short form is {column}: one object schema, so a bad conversion's message is the one shown.
+  (v) => (typeof v === 'string' ? { column: v } : v),
+  z.strictObject({
+    column: z.string().min(1).describe('the input column (legacy) or field (Salesforce, compound components dotted: MailingAddress.City)'),
+    convert: z.array(conversionSchema).default([]).describe('conversions, applied in order'),
+  }),
+);
 
 export const keySchema = z
   .union([z.string().min(1), z.array(z.string().min(1)).min(1), z.record(z.string(), z.string().min(1))])
@@ -113,7 +113,7 @@ export const transformSchema = z
   })
   .superRefine((t, ctx) => {
     if ((t.mapping === undefined) === (t.events === undefined)) {
-      ctx.addIssue({ code: 'custom', path: ['mapping'], message: 'give either `mapping` (a code mapping) or `events` (a declarative mapping), not both or neither' });
+      ctx.addIssue({ code: 'custom', message: 'give either `mapping` (a code mapping) or `events` (a declarative mapping), not both or neither' });
     }
     if (t.options !== undefined && t.mapping === undefined) {
       ctx.addIssue({ code: 'custom', path: ['options'], message: '`options` are for a code mapping (`mapping:`)' });
