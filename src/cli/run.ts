@@ -1,5 +1,11 @@
 import { Databases } from '../clients/databases';
+import type { EventCatalog } from '../domain/catalog';
+import { buildCatalog } from '../domain/config';
 import { importModule } from '../import/module';
+import { tableSchemas } from '../import/changelog/avro';
+import { ChangeTypes } from '../runtime/change-types';
+import { legacyColumnsFromSchema, validateTransforms, type InputColumn } from '../transforms/mappings';
+import { transformsModule } from '../transforms/module';
 import { isTableProblemCode } from '../import/changelog/inspect';
 import { changelogSourceProblems } from '../import/changelog/preflight';
 import { configErrorAt, type BanyanConfig } from '../config';
@@ -11,8 +17,9 @@ import { Pipelines } from '../runtime/pipelines';
 /** `banyan run`: starts every pipeline of the config and runs until SIGINT/SIGTERM. */
 export async function run(config: BanyanConfig): Promise<void> {
   const logger = createRootLogger(config.log.level);
-  const container = createContainer(config, logger, [importModule(config)]);
-  await refuseMissingTables(config, container.get(Databases), logger);
+  const catalog = buildCatalog(config.events);
+  const container = createContainer(config, logger, [importModule(config), transformsModule(config, catalog)]);
+  await refuseBadConfig(config, catalog, container.get(Databases), logger);
   const pipelines = new Pipelines(container);
   const statusServer = new StatusServer(
     () => pipelines.status(),
@@ -23,6 +30,7 @@ export async function run(config: BanyanConfig): Promise<void> {
     stopping ??= (async () => {
       logger.info({ event: 'banyan.stopping', signal }, 'stopping');
       await pipelines.stop();
+      if (config.transforms.length > 0) await container.get<ChangeTypes>(ChangeTypes).stop();
       await statusServer.stop();
       await container.get(Databases).destroy();
       logger.info({ event: 'banyan.stopped' }, 'stopped');
@@ -51,15 +59,24 @@ export async function run(config: BanyanConfig): Promise<void> {
 /**
  * A config naming a table that is not there (or has no primary key, or no changelog yet) cannot
  * run: fail at once with every such source listed. autoMigrate sources install their own changelog.
+ * Nor can a transform whose mapping names a column its input does not have, or an event field that
+ * does not exist, or a type that does not fit: the columns of each changelog source's table are
+ * what its transforms are checked against.
  */
-async function refuseMissingTables(config: BanyanConfig, databases: Databases, logger: Logger): Promise<void> {
-  const problems = await changelogSourceProblems(
-    config,
-    databases,
-    (p, source) => isTableProblemCode(p.code) || (p.code === 'CHANGELOG_NOT_INSTALLED' && !source.autoMigrate),
-    logger,
-  );
-  if (problems.length === 0) return;
-  await databases.destroy();
-  throw configErrorAt(config, problems);
+async function refuseBadConfig(config: BanyanConfig, catalog: EventCatalog, databases: Databases, logger: Logger): Promise<void> {
+  const inputColumns: Record<string, InputColumn[]> = {};
+  try {
+    const problems = await changelogSourceProblems(
+      config,
+      databases,
+      (p, source) => isTableProblemCode(p.code) || (p.code === 'CHANGELOG_NOT_INSTALLED' && !source.autoMigrate),
+      logger,
+      (topic, table, source) => (inputColumns[topic] = legacyColumnsFromSchema(tableSchemas(table, source.database).value)),
+    );
+    if (problems.length > 0) throw configErrorAt(config, problems);
+    validateTransforms(config, catalog, inputColumns);
+  } catch (error) {
+    await databases.destroy();
+    throw error;
+  }
 }

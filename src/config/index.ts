@@ -1,5 +1,7 @@
 import { z } from 'zod';
+import { eventsSectionSchema } from '../domain/config';
 import { sourceSchema } from '../import/config';
+import { transformsCrossReferences, transformsSchema } from '../transforms/config';
 import { runtimeSections } from '../runtime/config';
 import { loadConfigFileWith, parseConfigWith, type ConfigSpec } from '../runtime/config/load';
 
@@ -11,6 +13,8 @@ import { loadConfigFileWith, parseConfigWith, type ConfigSpec } from '../runtime
 export const configSchema = z.strictObject({
     ...runtimeSections,
     sources: z.array(sourceSchema).default([]),
+    events: eventsSectionSchema,
+    transforms: transformsSchema,
   })
   // One name for Banyan's own writes everywhere, unless Salesforce's must differ.
   .transform((config) => ({
@@ -47,6 +51,7 @@ export function crossReferenceIssues(raw: unknown): Array<{ path: Array<string |
       issues.push({ path: ['sources', i], message: 'a salesforce-cdc source needs the `salesforce` section' });
     }
   });
+  issues.push(...transformsCrossReferences(raw));
   return issues;
 }
 

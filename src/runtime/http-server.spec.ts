@@ -41,7 +41,7 @@ describe('StatusServer', () => {
     broken = false;
     const status = await fetch(`${url}/status`);
     expect(status.status).toBe(200);
-    expect(await status.json()).toEqual({ sources: [expect.objectContaining({ name: 'users', records: 3 })] });
+    expect(await status.json()).toEqual({ sources: [expect.objectContaining({ name: 'users', records: 3 })], transforms: [], sinks: [] });
     expect((await fetch(`${url}/readyz`)).status).toBe(200);
     expect(await (await fetch(`${url}/metrics`)).text()).toContain('banyan_source_records_total{source="users"} 3');
   });

@@ -27,3 +27,8 @@ export const changelogSourceSchema = z.strictObject({
 
 
 export type ChangelogSourceConfig = z.infer<typeof changelogSourceSchema>;
+
+/** The topic a changelog source writes: its `topic`, or `legacy.<database key>.<table as written>`. */
+export function changelogTopic(source: ChangelogSourceConfig): string {
+  return source.topic ?? `legacy.${source.database}.${source.table}`;
+}

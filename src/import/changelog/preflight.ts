@@ -4,8 +4,9 @@ import { createDialect } from '../../dialects';
 import { classifyDatabaseError } from '../../dialects/errors';
 import type { Logger } from '../../runtime/logger';
 import type { ImportConfig } from '../config';
-import type { ChangelogSourceConfig } from './config';
-import { inspectChangelog, type ChangelogProblem } from './inspect';
+import { changelogTopic, type ChangelogSourceConfig } from './config';
+import { inspectChangelog, type ChangelogInspection, type ChangelogProblem } from './inspect';
+import type { TableInfo } from '../../dialects/dialect';
 
 /** A database that has not answered by then counts as unreachable here, so `run` is not held up. */
 const UNREACHABLE_AFTER_MS = 10_000;
@@ -28,6 +29,8 @@ export async function changelogSourceProblems(
   databases: Databases,
   keep: (problem: ChangelogProblem, source: ChangelogSourceConfig) => boolean,
   logger?: Logger,
+  /** Told each table that could be described, with the topic its source writes (the transforms check their columns). */
+  onTable?: (topic: string, table: TableInfo, source: ChangelogSourceConfig) => void,
 ): Promise<SourceProblem[]> {
   const found = await Promise.all(
     config.sources.map(async (source, i): Promise<SourceProblem[]> => {
@@ -41,8 +44,9 @@ export async function changelogSourceProblems(
           { event: 'preflight.skipped', source: source.name, database: source.database, table: source.table, reason: failure.message },
           `check of source "${source.name}" skipped: database ${source.database} unreachable`,
         );
-        return { problems: [] };
+        return { problems: [] } as ChangelogInspection;
       });
+      if (inspection.table) onTable?.(changelogTopic(source), inspection.table, source);
       return inspection.problems
         .filter((p) => keep(p, source))
         .map((p) => ({ path: ['sources', i, 'table'], message: `source "${source.name}" (database ${source.database}): ${p.message}` }));
@@ -58,3 +62,4 @@ function withDeadline<T>(work: Promise<T>, ms: number): Promise<T> {
   });
   return Promise.race([work, deadline]).finally(() => clearTimeout(timer));
 }
+

@@ -13,7 +13,6 @@ import {
   type StartOffsets,
 } from '../../core';
 import type { ChangeRow, Dialect, Position, Snapshot, TableInfo, TableRef } from '../../dialects/dialect';
-import type { ChangelogSourceConfig } from './config';
 import type { Logger } from '../../runtime/logger';
 import { sleep } from '../../core/time';
 import { AvroOutput } from '../../runtime/avro-output';
@@ -21,6 +20,7 @@ import { changeEncoder, tableSchemas, type ChangeEncoder, type TableSchemas } fr
 import { classifyDatabaseError } from '../../dialects/errors';
 import { parseTableName } from '../../dialects/shared-catalog';
 import { SchemaWatch } from './schema-watch';
+import { changelogTopic, type ChangelogSourceConfig } from './config';
 
 export interface ChangelogSourceDeps {
   db: Knex;
@@ -70,7 +70,7 @@ export class ChangelogSource implements Source {
   ) {
     this.name = config.name;
     this.ref = parseTableName(config.table);
-    this.topic = config.topic ?? `legacy.${deps.databaseName}.${config.table}`;
+    this.topic = changelogTopic(config);
     this.partition = { database: deps.databaseName, table: config.table };
     this.now = deps.now ?? Date.now;
     this.schemaWatch = new SchemaWatch({
