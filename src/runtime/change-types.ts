@@ -276,8 +276,8 @@ export interface ChangeTypesOptions {
   now?: () => number;
 }
 
-/** Times set() starts over when another writer took the control transactional id meanwhile. */
-const FENCED_ATTEMPTS = 3;
+/** Times set() starts over when another writer took the control transactional id meanwhile, or Kafka failed its transaction. */
+const SET_ATTEMPTS = 6;
 /** How long a follower that failed for good waits before it reads the topic again. */
 const FOLLOW_RESTART_MS = 5000;
 /** A set's transaction lives a moment; a writer killed inside one holds readers back for at most this. */
@@ -376,20 +376,27 @@ export class KafkaChangeTypes implements ChangeTypes {
     const by = options.by?.trim() || osUser();
     this.refuseTransition(believed.state, to, type);
     const expected = { version: options.expected?.version !== undefined ? options.expected.version : believed.version, state: options.expected?.state };
+    // Fixed for every attempt, so an attempt can recognise its own record (see writeTransition).
+    const stamp = { at: new Date((this.options.now ?? Date.now)()).toISOString(), by, why, host: hostname() };
     for (let attempt = 1; ; attempt++) {
       try {
-        return await this.writeTransition(type, to, { by, why }, expected);
+        return await this.writeTransition(type, to, stamp, expected);
       } catch (error) {
-        if (!isFencing(error)) throw error;
-        if (attempt >= FENCED_ATTEMPTS) {
+        // Another writer took the id (fenced), or Kafka failed the transaction: start over from
+        // the read, where the compare decides. Anything else (a refusal, a timeout) is final.
+        const kafkaFailed = isFencing(error) || /^KafkaJS/.test((error as Error).name ?? '');
+        if (!kafkaFailed) throw error;
+        if (attempt >= SET_ATTEMPTS) {
+          if (!isFencing(error)) throw error;
           throw new ChangeTypeError(
             `another writer kept taking the control transactional id "${this.transactionalId}" while "${type}" was being set; nothing was written, try again`,
             'CONCURRENT_WRITER',
             { type },
           );
         }
-        // Another writer took the id after this one read: read again; the compare decides.
-        this.logger.info({ event: 'changetypes.set_fenced', type, attempt }, 'another writer took the control transactional id; reading again');
+        this.logger.info({ event: 'changetypes.set_retried', type, attempt, err: error }, 'the transition was not committed; reading again');
+        // Two writers fencing each other in step would do so forever; a random pause breaks the step.
+        await sleep(50 + Math.random() * 200 * attempt);
       }
     }
   }
@@ -420,8 +427,9 @@ export class KafkaChangeTypes implements ChangeTypes {
       },
       this.readTimeoutMs,
     );
-    // One partition keeps them in order; with more (a topic made by hand), time orders them.
-    return records.sort((a, b) => Date.parse(a.at) - Date.parse(b.at) || a.partition - b.partition || Number(BigInt(a.offset) - BigInt(b.offset)));
+    // Offsets are the order the transitions were committed in (the topic has one partition); the
+    // writers' clocks may disagree.
+    return records.sort((a, b) => a.partition - b.partition || Number(BigInt(a.offset) - BigInt(b.offset)));
   }
 
   async stop(): Promise<void> {
@@ -448,7 +456,7 @@ export class KafkaChangeTypes implements ChangeTypes {
   private async writeTransition(
     type: string,
     to: ChangeTypeState,
-    who: { by: string; why: string },
+    stamp: { at: string; by: string; why: string; host: string },
     expected: { version: string | null; state: ChangeTypeState | undefined },
   ): Promise<ChangeTypeRecord> {
     const { kafka, topic, auditTopic } = this.options;
@@ -474,6 +482,9 @@ export class KafkaChangeTypes implements ChangeTypes {
       try {
         await this.readTo(await this.endOffsets(), 'set');
         const now = this.table.view(type);
+        // An earlier attempt whose commit answered with an error may have committed all the same.
+        const r = now.record;
+        if (r && r.state === to && r.at === stamp.at && r.by === stamp.by && r.why === stamp.why && r.host === stamp.host) return r;
         if (now.version !== expected.version || (expected.state !== undefined && now.state !== expected.state)) {
           const what = now.record ? `it is now ${now.state} (set by ${now.record.by} at ${now.record.at}: "${now.record.why}")` : `it is now ${now.state}`;
           throw new ChangeTypeError(
@@ -483,16 +494,7 @@ export class KafkaChangeTypes implements ChangeTypes {
           );
         }
         this.refuseTransition(now.state, to, type);
-        const record: ChangeTypeRecord = {
-          type,
-          state: to,
-          from: now.state,
-          at: new Date((this.options.now ?? Date.now)()).toISOString(),
-          by: who.by,
-          why: who.why,
-          seq: (now.record?.seq ?? 0) + 1,
-          host: hostname(),
-        };
+        const record: ChangeTypeRecord = { type, state: to, from: now.state, at: stamp.at, by: stamp.by, why: stamp.why, seq: (now.record?.seq ?? 0) + 1, host: stamp.host };
         const value = JSON.stringify(record);
         const sent = await transaction.sendBatch({
           topicMessages: [
@@ -502,7 +504,7 @@ export class KafkaChangeTypes implements ChangeTypes {
         });
         await transaction.commit();
         const written = sent.find((m) => m.topicName === topic);
-        this.logger.info({ event: 'changetypes.set', ...record }, `change type ${type}: ${record.from} → ${to} by ${who.by}`);
+        this.logger.info({ event: 'changetypes.set', ...record }, `change type ${type}: ${record.from} → ${to} by ${stamp.by}`);
         // Known at once here; the follower reads the same offset later and skips it.
         if (written?.baseOffset !== undefined) this.applyAndTell(topic, written.partition, { key: Buffer.from(type), value: Buffer.from(value), offset: written.baseOffset });
         return record;
