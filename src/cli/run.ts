@@ -1,11 +1,10 @@
 import { Databases } from '../clients/databases';
 import type { EventCatalog } from '../domain/catalog';
-import { buildCatalog } from '../domain/config';
 import { importModule } from '../import/module';
 import { tableSchemas } from '../import/changelog/avro';
 import { ChangeTypes } from '../runtime/change-types';
-import { legacyColumnsFromSchema, validateTransforms, type InputColumn } from '../transforms/mappings';
-import { transformsModule } from '../transforms/module';
+import { changeTypesOf, legacyColumnsFromSchema, validateTransforms, type InputColumn } from '../transforms/mappings';
+import { catalogOf, transformsModule } from '../transforms/module';
 import { isTableProblemCode } from '../import/changelog/inspect';
 import { changelogSourceProblems } from '../import/changelog/preflight';
 import { configErrorAt, type BanyanConfig } from '../config';
@@ -17,7 +16,7 @@ import { Pipelines } from '../runtime/pipelines';
 /** `banyan run`: starts every pipeline of the config and runs until SIGINT/SIGTERM. */
 export async function run(config: BanyanConfig): Promise<void> {
   const logger = createRootLogger(config.log.level);
-  const catalog = buildCatalog(config.events);
+  const catalog = catalogOf(config);
   const container = createContainer(config, logger, [importModule(config), transformsModule(config, catalog)]);
   await refuseBadConfig(config, catalog, container.get(Databases), logger);
   const pipelines = new Pipelines(container);
@@ -73,6 +72,17 @@ async function refuseBadConfig(config: BanyanConfig, catalog: EventCatalog, data
       logger,
       (topic, table, source) => (inputColumns[topic] = legacyColumnsFromSchema(tableSchemas(table, source.database).value)),
     );
+    // Every change type a transform feeds has a lifecycle state to obey: it must be configured.
+    config.transforms.forEach((transform, i) => {
+      for (const type of changeTypesOf(transform, catalog)) {
+        if (!Object.hasOwn(config.changeTypes, type)) {
+          problems.push({
+            path: ['transforms', i, 'changeTypes'],
+            message: `transform "${transform.name}" feeds change type "${type}", which changeTypes does not configure (configured: ${Object.keys(config.changeTypes).join(', ') || 'none'})`,
+          });
+        }
+      }
+    });
     if (problems.length > 0) throw configErrorAt(config, problems);
     validateTransforms(config, catalog, inputColumns);
   } catch (error) {

@@ -86,8 +86,12 @@ export function eventDefinition(config: EventConfig): EventDefinition {
  * the field: a duplicate name, a name that is no Avro name, a topic or key that disagrees with the
  * entity's other events, a second deleted-kind event on a topic, a bad decimal.
  */
-export function buildCatalog(extra: EventsConfig = [], where = 'the events section'): EventCatalog {
-  const definitions = [...BUILTIN_EVENTS, ...extra.map(eventDefinition)];
+export function buildCatalog(extra: EventsConfig = [], where = 'the events section', options: { topicPrefix?: string } = {}): EventCatalog {
+  // Every `domain.*` topic moves under another prefix when the config says so (several bridges on
+  // one cluster, tests); other topics stay as written.
+  const prefix = options.topicPrefix ?? 'domain';
+  const placed = (d: EventDefinition): EventDefinition => (prefix !== 'domain' && d.topic.startsWith('domain.') ? { ...d, topic: `${prefix}.${d.topic.slice('domain.'.length)}` } : d);
+  const definitions = [...BUILTIN_EVENTS, ...extra.map(eventDefinition)].map(placed);
   const paths = [...BUILTIN_EVENTS.map((e) => `built-in ${e.name}`), ...extra.map((_, i) => `events[${i}]`)];
   return new EventCatalog(definitions, where, paths);
 }

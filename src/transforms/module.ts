@@ -2,6 +2,7 @@ import { ContainerModule, type ResolutionContext } from 'inversify';
 import type { Transform, TransformResult } from '../core';
 import type { DomainEvent } from '../domain/event';
 import type { EventCatalog } from '../domain/catalog';
+import { buildCatalog, type EventsConfig } from '../domain/config';
 import { eventRecords } from '../domain/records';
 import { registerDomainSchemas } from '../domain/registry';
 import { AvroDecoder, type AvroEncoder } from '../runtime/avro';
@@ -19,6 +20,11 @@ import { TransformRunner } from './runner';
 
 /** The configuration as the transform stage sees it: the runtime's sections, the transforms and the event catalog built from `events:`. */
 export type TransformStageConfig = RuntimeConfig & { transforms: TransformConfig[] };
+
+/** The event catalog of a config: the built-in events and those of its `events:` section, under its domain topic prefix. */
+export function catalogOf(config: { events: EventsConfig; kafka: { topics: { domainPrefix: string } } }): EventCatalog {
+  return buildCatalog(config.events, 'the events section', { topicPrefix: config.kafka.topics.domainPrefix });
+}
 
 /** DI token: the event catalog (built-in events and those the config declares). */
 export const EventCatalogToken = Symbol.for('banyan.EventCatalog');

@@ -54,6 +54,9 @@ export const kafkaSchema = z.strictObject({
         .string()
         .default('banyan.control.audit')
         .describe('every change-type transition ever made (who, when, from, to, why); never compacted, kept forever'),
+      domainPrefix: identifier
+        .default('domain')
+        .describe('the prefix of the domain topics: domain.user, domain.address… (another prefix keeps several bridges apart on one cluster)'),
       partitions: positiveInt.default(3).describe('partitions of the data topics Banyan creates'),
       replicationFactor: positiveInt.default(1),
     })
