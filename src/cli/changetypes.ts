@@ -11,7 +11,11 @@ import { formatTable } from '../runtime/table';
 
 async function withChangeTypes<T>(config: BanyanConfig, start: boolean, fn: (changeTypes: KafkaChangeTypes) => Promise<T>): Promise<T> {
   const logger = createRootLogger(config.log.level === 'info' ? 'warn' : config.log.level, process.stderr);
-  const changeTypes = createChangeTypes(config, createKafka(config.kafka, logger), logger);
+  // What kafkajs logs about a failure is in the one-line error the command ends with; its own
+  // lines only with log.level debug (as for doctor).
+  const verbose = config.log.level === 'debug' || config.log.level === 'trace';
+  const kafka = createKafka(config.kafka, verbose ? logger : createRootLogger('fatal', process.stderr));
+  const changeTypes = createChangeTypes(config, kafka, logger);
   try {
     if (start) await changeTypes.start();
     return await fn(changeTypes);
