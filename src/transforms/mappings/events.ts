@@ -48,7 +48,7 @@ export function runMapping(transform: string, format: InputFormat, input: Transf
     return { events: outcome.drafts.map((d, i) => envelope(d, i, input, view!)), deadLetters: [], dropped: {} };
   } catch (error) {
     if (!(error instanceof ValueError)) throw error;
-    const where = view?.label ?? `${input.topic}/${input.partition}@${input.offset}`;
+    const where = view?.label() ?? `${input.topic}/${input.partition}@${input.offset}`;
     return {
       events: [],
       deadLetters: [

@@ -25,16 +25,26 @@ export interface ChangeView {
   origin: Origin;
   echo: boolean;
   /** The input in words, for dead-letter reasons: `record 003… of Contact`, `legacy.app.users/0@42`. */
-  label: string;
+  label(): string;
 }
 
 export type InputFormat = 'legacy-changelog' | 'salesforce-cdc';
 
 /** Avro names allow [A-Za-z0-9_] only: the row field of a column (the same rule as src/import/changelog/avro.ts avroName). */
 export function avroName(name: string): string {
-  const cleaned = name.replace(/[^A-Za-z0-9_]/g, '_');
-  return /^[A-Za-z_]/.test(cleaned) ? cleaned : `_${cleaned}`;
+  let field = AVRO_NAMES.get(name);
+  if (field === undefined) {
+    const cleaned = name.replace(/[^A-Za-z0-9_]/g, '_');
+    field = /^[A-Za-z_]/.test(cleaned) ? cleaned : `_${cleaned}`;
+    if (AVRO_NAMES.size < 10_000) AVRO_NAMES.set(name, field);
+  }
+  return field;
 }
+
+/** Column names are few and met on every record: each is cleaned once. */
+const AVRO_NAMES = new Map<string, string>();
+
+const NO_COLUMNS: ReadonlySet<string> = new Set();
 
 export function isEcho(input: TransformInput): boolean {
   return input.headers[Headers.echo] === 'true' || input.value?.echo === true;
@@ -75,10 +85,17 @@ export function legacyView(input: TransformInput): ChangeView {
   const before = value.before as Record<string, unknown> | null | undefined;
   const after = value.after as Record<string, unknown> | null | undefined;
   const source = (value.source ?? {}) as Record<string, unknown>;
-  const missing = new Set((input.headers[Headers.missingColumns] ?? '').split(',').filter(Boolean));
-  const label = `${input.topic}/${input.partition}@${input.offset} (${String(source.table ?? 'legacy table')} position ${String(source.position ?? '?')})`;
+  const missingHeader = input.headers[Headers.missingColumns];
+  const missing = missingHeader ? new Set(missingHeader.split(',').filter(Boolean)) : NO_COLUMNS;
   const sourceCommitTime = commitTime(source.changedAt, 'source.changedAt');
-  const base = { sourceCommitTime, origin: 'legacy' as const, echo: isEcho(input), label, unusable: () => undefined };
+  const base = {
+    sourceCommitTime,
+    origin: 'legacy' as const,
+    echo: isEcho(input),
+    // Only a dead letter reads it: made when asked.
+    label: () => `${input.topic}/${input.partition}@${input.offset} (${String(source.table ?? 'legacy table')} position ${String(source.position ?? '?')})`,
+    unusable: () => undefined,
+  };
   const has = (image: Record<string, unknown> | null | undefined, column: string) =>
     !!image && !missing.has(column) && Object.hasOwn(image, avroName(column));
   const read = (image: Record<string, unknown> | null | undefined, column: string) => (has(image, column) ? (image![avroName(column)] ?? null) : null);
@@ -139,7 +156,7 @@ export function salesforceView(input: TransformInput): ChangeView {
   const changedFields = new Set((value.changedFields as string[] | undefined) ?? []);
   const nulledFields = new Set((value.nulledFields as string[] | undefined) ?? []);
   const diffFields = new Set((value.diffFields as string[] | undefined) ?? []);
-  const label = `record ${String(value.recordId ?? '?')} of ${String(value.entity ?? 'Salesforce')} (${input.topic}/${input.partition}@${input.offset})`;
+  const label = () => `record ${String(value.recordId ?? '?')} of ${String(value.entity ?? 'Salesforce')} (${input.topic}/${input.partition}@${input.offset})`;
   // Re-reads carry the record's SystemModstamp as commit time, which is also the Kafka timestamp.
   const sourceCommitTime = header.commitTimestamp === null || header.commitTimestamp === undefined ? input.timestamp : commitTime(header.commitTimestamp, 'header.commitTimestamp');
   const parent = (name: string) => (name.includes('.') ? name.slice(0, name.indexOf('.')) : undefined);
