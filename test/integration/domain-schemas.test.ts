@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { builtinCatalog, BUILTIN_EVENTS, EventCatalog } from '../../src/domain/catalog';
 import { registerBackward, registerDomainSchemas, SchemaRegistrationError } from '../../src/domain/registry';
+import { registerAvro, createSchemaRegistry } from '../../src/runtime/registry';
 import { freshName, requireEnv } from '../helpers';
 
 /**
@@ -62,6 +63,10 @@ describe('domain schemas in the registry, under BACKWARD', () => {
     expect(first[`${prefix}.user`]!.valueSubject).toBe(`${prefix}.user-value`);
     expect(first[`${prefix}.user`]!.keySubject).toBe(`${prefix}.user-key`);
     expect(await registerDomainSchemas(registry, onFreshTopics())).toEqual(first);
+    // The runtime registers the schema objects of eventRecords' records itself: it must find the same ids.
+    const catalog = onFreshTopics();
+    const runtimeId = await registerAvro(createSchemaRegistry({ url: registry }), `${prefix}.user-value`, catalog.schemas(`${prefix}.user`).value);
+    expect(runtimeId).toBe(first[`${prefix}.user`]!.value);
 
     const withNewEvent = onFreshTopics([
       ...BUILTIN_EVENTS,
