@@ -23,6 +23,8 @@ export async function run(config: BanyanConfig): Promise<void> {
   const statusServer = new StatusServer(
     () => pipelines.status(),
     (error, url) => logger.error({ event: 'http.failed', url, err: error }, `status server: ${url} failed`),
+    // The lifecycle state of each change type, as this process obeys it now.
+    () => (config.transforms.length > 0 ? { changeTypes: container.get<ChangeTypes>(ChangeTypes).snapshot() } : {}),
   );
   let stopping: Promise<void> | undefined;
   const stop = (signal: string) => {

@@ -53,6 +53,19 @@ export class StatusServer {
         });
       }
     }
+    // The lifecycle state of every change type the process serves: 1 for its current state.
+    new Gauge({
+      name: 'banyan_change_type_state',
+      help: 'the lifecycle state of each change type (1 for the state it is in)',
+      labelNames: ['type', 'state'],
+      registers: [this.registry],
+      collect(this: Gauge) {
+        this.reset();
+        const changeTypes = extra().changeTypes;
+        if (!Array.isArray(changeTypes)) return;
+        for (const { type, state } of changeTypes as Array<{ type: string; state: string }>) this.labels(type, state).set(1);
+      },
+    });
     // What transforms turned into nothing, by reason (echo, filtered, lifecycle…): never silent.
     new Counter({
       name: 'banyan_transform_dropped_total',

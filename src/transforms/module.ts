@@ -83,6 +83,10 @@ export function transformsModule(config: TransformStageConfig, catalog: EventCat
     const prepare = (ctx: ResolutionContext) => () => {
       ready ??= (async () => {
         await registerDomainSchemas(config.schemaRegistry, catalog);
+        // The domain topics exist before the first event, so a domain service can subscribe first.
+        await ctx.get<RunnerKafka>(RunnerKafkaToken).ensureTopics(
+          catalog.topics().map((topic) => ({ topic, numPartitions: config.kafka.topics.partitions, replicationFactor: config.kafka.topics.replicationFactor })),
+        );
         await ctx.get<ChangeTypes>(ChangeTypes).start();
       })();
       ready.catch(() => (ready = undefined));

@@ -174,7 +174,14 @@ export class TransformRunner implements Pipeline {
   }
 
   private async connect(consumer: Consumer): Promise<void> {
-    await Promise.all([this.output.ensureDeadLetterTopic(), consumer.connect(), this.options.beforeConsume?.()]);
+    // An input topic its source has not written yet is made as the source would make it, so the
+    // transform can join its group before the first change.
+    await Promise.all([
+      this.output.ensureDeadLetterTopic(),
+      this.output.ensureTopics(this.options.topics),
+      consumer.connect(),
+      this.options.beforeConsume?.(),
+    ]);
     await consumer.subscribe({ topics: this.options.topics, fromBeginning: true });
     await consumer.run({
       autoCommit: false,
