@@ -1,18 +1,23 @@
 /**
  * The README's first command, after the stack is up: Banyan's main job end to end on the local
  * stack. It creates the demo legacy table (a `users` table with address columns, the reference
- * example), installs its changelog, runs `banyan run` as a user would, makes changes in the legacy
- * database while it runs, and prints what arrived in Kafka, decoded through the registry.
+ * example), installs its changelog, runs `banyan run` as a user would (sources and transforms),
+ * changes a legacy row and a Salesforce Contact while it runs, and prints the canonical events
+ * that arrive in domain.user and domain.address, read as a domain service reads them: through the
+ * typed subscribe() helper.
  */
 import { spawn } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
 import jsforce from 'jsforce';
 import { loadEnvFile, STACK_ENV_FILE } from '../src/cli/context';
 import { Databases } from '../src/clients/databases';
-import { AvroDecoder } from '../src/runtime/avro';
 import { loadConfigFile } from '../src/config';
+import { subscribe, type DomainEvent, type Subscription } from '../src/domain';
 import { createKafka } from '../src/runtime/kafka';
 import { createRootLogger } from '../src/runtime/logger';
-import { readTopic } from '../test/helpers';
+import type { PipelineStatus } from '../src/runtime/pipeline';
+import { formatStatus } from '../src/runtime/http-server';
+import { catalogOf } from '../src/transforms/module';
 
 loadEnvFile(STACK_ENV_FILE);
 const config = loadConfigFile('banyan.yaml');
@@ -20,16 +25,23 @@ const databases = new Databases(config.databases);
 const db = databases.get('legacy_pg');
 const source = config.sources.find((s) => s.name === 'legacy-users');
 if (!source?.topic) throw new Error('banyan.yaml must define the legacy-users source with a topic');
+const status = `http://${config.http.host}:${config.http.port}`;
 
+// The demo's own table. An older demo made it with one `name` column; it is made anew in this shape.
+const shaped = await db.raw(`SELECT 1 FROM information_schema.columns WHERE table_schema = 'public' AND table_name = 'users' AND column_name = 'first_name'`);
+if (shaped.rows.length === 0) {
+  await db.raw('DROP TABLE IF EXISTS public.users CASCADE');
+  await db.raw('DROP TABLE IF EXISTS public.banyan_cl_users CASCADE');
+}
 await db.raw(`CREATE TABLE IF NOT EXISTS public.users (
-  id integer PRIMARY KEY, name varchar(100) NOT NULL, email varchar(200),
-  street varchar(200), city varchar(100), postal_code varchar(20), country char(2),
+  id integer PRIMARY KEY, first_name varchar(50), last_name varchar(50) NOT NULL, email varchar(200),
+  street varchar(200), city varchar(100), postal_code varchar(20), state varchar(50), country char(2),
   credit_limit numeric(12,2), updated_at timestamp(3) NOT NULL DEFAULT now())`);
 const { rows } = await db.raw('SELECT count(*)::int AS n FROM public.users');
 if (rows[0].n === 0) {
   await db('public.users').insert([
-    { id: 1, name: 'Ada Lovelace', email: 'ada@example.com', street: '12 St James Sq', city: 'London', postal_code: 'SW1Y 4JH', country: 'GB', credit_limit: 5000 },
-    { id: 2, name: 'Grace Hopper', email: 'grace@example.com', street: '1 Navy Way', city: 'Arlington', postal_code: '22202', country: 'US', credit_limit: 7500.5 },
+    { id: 1, first_name: 'Ada', last_name: 'Lovelace', email: 'ada@example.com', street: '12 St James Sq', city: 'London', postal_code: 'SW1Y 4JH', country: 'GB', credit_limit: 5000 },
+    { id: 2, first_name: 'Grace', last_name: 'Hopper', email: 'grace@example.com', street: '1 Navy Way', city: 'Arlington', postal_code: '22202', state: 'VA', country: 'US', credit_limit: 7500.5 },
   ]);
 }
 
@@ -42,46 +54,92 @@ console.log('\n== banyan migrate');
 await step(['migrate']);
 console.log('\n== banyan doctor');
 await step(['doctor']);
+console.log('\n== banyan changetypes list');
+await step(['changetypes', 'list']);
 
-console.log('\n== banyan run (in the background), then changes in the legacy database');
+console.log('\n== banyan run (in the background): sources and transforms');
 const banyan = cli(['run']);
 // The demo must not leave `banyan run` behind, whatever happens below.
 process.on('exit', () => banyan.kill('SIGKILL'));
-// Wait until every source runs (the status server of `banyan run`).
-for (let ready = false; !ready; ) {
+const deadline = (what: string, ms = 120_000) => {
+  const at = Date.now() + ms;
+  return () => {
+    if (Date.now() > at) throw new Error(`the demo waited ${ms / 1000} s for ${what}, in vain`);
+  };
+};
+// Wait until every pipeline runs (the status server of `banyan run`).
+for (let ready = false, check = deadline('banyan run to be ready'); !ready; check()) {
   await new Promise((resolve) => setTimeout(resolve, 250));
-  ready = await fetch(`http://${config.http.host}:${config.http.port}/readyz`).then((r) => r.ok, () => false);
+  ready = await fetch(`${status}/readyz`).then((r) => r.ok, () => false);
 }
+
+// A domain service's view: every event of this run, decoded and typed. The topics keep earlier
+// runs' events too; those committed before this run began are not shown.
+const since = Date.now() - 1000;
+const arrived: DomainEvent[] = [];
+const options = { kafka: createKafka(config.kafka, createRootLogger('silent')), schemaRegistry: config.schemaRegistry, catalog: catalogOf(config) };
+const subscriptions: Subscription[] = [];
+for (const entity of ['user', 'address']) {
+  const topic = `${config.kafka.topics.domainPrefix}.${entity}`;
+  const groupId = `banyan-demo-${randomBytes(4).toString('hex')}`;
+  subscriptions.push(
+    await subscribe(options, topic, (event) => {
+      if ((event as DomainEvent).sourceCommitTime >= since) arrived.push(event as DomainEvent);
+    }, { groupId, fromBeginning: true }),
+  );
+}
+
+console.log('\n== changes: in the legacy database, and in Salesforce');
 const next = Number((await db.raw('SELECT coalesce(max(id), 0) + 1 AS n FROM public.users')).rows[0].n);
-await db('public.users').insert({ id: next, name: 'Alan Turing', email: 'alan@example.com', street: 'Bletchley Park', city: 'Milton Keynes', postal_code: 'MK3 6EB', country: 'GB', credit_limit: 1234.56 });
+await db('public.users').insert({ id: next, first_name: 'Alan', last_name: 'Turing', email: 'alan@example.com', street: 'Bletchley Park', city: 'Milton Keynes', postal_code: 'MK3 6EB', country: 'GB', credit_limit: 1234.56 });
+console.log(`legacy:     INSERT user ${next} (Alan Turing)            → UserChanged + AddressChanged`);
 await db('public.users').where({ id: next }).update({ city: 'Manchester', postal_code: 'M13 9PL' });
-await db('public.users').where({ id: 2 }).update({ email: 'grace.hopper@example.com' });
+console.log(`legacy:     UPDATE user ${next} city, postal_code        → AddressChanged`);
+await db('public.users').where({ id: 2 }).update({ email: `grace.${Date.now()}@example.com`, credit_limit: 8000 });
+console.log('legacy:     UPDATE user 2 email, credit_limit         → UserChanged (credit_limit is not mapped)');
 
 // A change made in Salesforce by one of its users, and one made by Banyan itself (an echo).
 const salesforce = new jsforce.Connection({ oauth2: { loginUrl: config.salesforce!.loginUrl, clientId: config.salesforce!.clientId, clientSecret: config.salesforce!.clientSecret }, version: '62.0' });
 await salesforce.login(config.salesforce!.username!, config.salesforce!.password!);
-const [contact] = (await salesforce.query<{ Id: string }>('SELECT Id FROM Contact ORDER BY LastName LIMIT 1')).records;
-await salesforce.sobject('Contact').update({ Id: contact!.Id, Email: `demo.${Date.now()}@example.com` });
+const [contact] = (await salesforce.query<{ Id: string; Banyan_Id__c: string }>("SELECT Id, Banyan_Id__c FROM Contact WHERE Banyan_Id__c = 'user-2001'")).records;
+if (!contact) throw new Error("the emulator's demo seed has no Contact with Banyan_Id__c user-2001");
+await salesforce.sobject('Contact').update({ Id: contact.Id, Email: `ada.${Date.now()}@acme.example`, MailingCity: 'Oakland' });
+console.log(`salesforce: UPDATE Contact ${contact.Id} Email, MailingCity → UserChanged + AddressChanged`);
 const asBanyan = new jsforce.Connection({ instanceUrl: salesforce.instanceUrl, accessToken: salesforce.accessToken!, version: '62.0', callOptions: { client: config.originTag } });
-await asBanyan.sobject('Contact').update({ Id: contact!.Id, Phone: '+41 44 000 00 00' });
+await asBanyan.sobject('Contact').update({ Id: contact.Id, MailingCity: 'Berkeley' });
+console.log(`salesforce: UPDATE Contact ${contact.Id} MailingCity as Banyan → an echo: no event`);
 
-const kafka = createKafka(config.kafka, createRootLogger('silent'));
-const decoder = new AvroDecoder(config.schemaRegistry);
-const messages = await readTopic(kafka, source.topic, 1_000_000, 8000);
-const contacts = await readTopic(kafka, 'salesforce.Contact', 1_000_000, 3000);
+// The events these changes must make, each seen once through subscribe() before the demo ends.
+const expected = [
+  ['UserChanged', String(next), 'legacy'],
+  ['AddressChanged', String(next), 'legacy'],
+  ['AddressChanged', String(next), 'legacy'],
+  ['UserChanged', '2', 'legacy'],
+  ['UserChanged', contact.Banyan_Id__c, 'salesforce'],
+  ['AddressChanged', contact.Banyan_Id__c, 'salesforce'],
+];
+const missing = () => {
+  const left = arrived.map((e) => [e.type, e.entityId, e.origin].join(' '));
+  return expected.map((e) => e.join(' ')).filter((e) => {
+    const at = left.indexOf(e);
+    if (at >= 0) left.splice(at, 1);
+    return at < 0;
+  });
+};
+for (let check = deadline(`the events of these changes: ${missing().join(', ')}`); missing().length > 0; check()) await new Promise((resolve) => setTimeout(resolve, 100));
+const statuses = (await (await fetch(`${status}/status`)).json()) as { sources: PipelineStatus[]; transforms: PipelineStatus[] };
+for (const subscription of subscriptions) await subscription.stop();
 banyan.kill('SIGTERM');
 await new Promise((resolve) => banyan.once('exit', resolve));
 
-console.log(`\n== ${messages.length} record(s) in ${source.topic}`);
-for (const message of messages) {
-  const change = (await decoder.decode(message.value!)) as { op: string; after: Record<string, unknown> | null; before: Record<string, unknown> | null; source: { position: string } };
-  const row = change.after ?? change.before ?? {};
-  console.log(`${change.op.padEnd(8)} id=${String(row.id).padEnd(4)} ${String(row.name).padEnd(14)} ${String(row.email).padEnd(26)} ${row.city}  (position ${change.source.position})`);
+console.log(`\n== ${arrived.length} domain events, read through subscribe() as a domain service reads them`);
+for (const event of arrived.sort((a, b) => a.sourceCommitTime - b.sourceCommitTime)) {
+  const data = Object.fromEntries(event.changedFields.map((f) => [f, event.data[f]]));
+  console.log(`${event.type.padEnd(15)} ${`${event.entity} ${event.entityId}`.padEnd(18)} from ${event.origin.padEnd(10)} changed ${JSON.stringify(data)}`);
 }
-
-console.log(`\n== ${contacts.length} record(s) in salesforce.Contact`);
-for (const message of contacts) {
-  const change = (await decoder.decode(message.value!)) as { op: string; recordId: string; fields: Record<string, unknown>; echo: boolean };
-  console.log(`${change.op.padEnd(8)} ${change.recordId}  ${JSON.stringify(change.fields)}${change.echo ? '  (echo: written by Banyan)' : ''}`);
-}
+console.log('\n== what banyan run did (banyan status)');
+console.log(formatStatus([...statuses.sources, ...statuses.transforms]));
+const echoes = statuses.transforms.reduce((n, t) => n + Number((t.details.dropped as Record<string, number> | undefined)?.echo ?? 0), 0);
+console.log(`\necho changes dropped by the transforms: ${echoes}`);
 await databases.destroy();
+process.exit(0);
