@@ -3,6 +3,7 @@ import { loadConfig } from '../src/cli/context';
 import { ConfigError } from '../src/core';
 import { benchImport, type ImportDialect } from './import';
 import { printResult } from './report';
+import { benchTransform } from './transform';
 
 /**
  * `npm run bench -- <name> [options]`: runs one benchmark against the systems of a Banyan config
@@ -55,6 +56,26 @@ program
       printResult(result, Boolean(options.json));
     },
   );
+
+program
+  .command('transform')
+  .description('transform runner: N legacy change records already in a topic turned into domain events, committed; a warm-up, then the median of --runs')
+  .addOption(new Option('-c, --config <file>', 'Banyan config: its kafka, schemaRegistry and PostgreSQL database are used').env('BANYAN_CONFIG').default('banyan.yaml'))
+  .option('--database <name>', "a PostgreSQL database of the config's databases, where the input changes are made (default: its only one)")
+  .option('--env-file <file>', 'KEY=VALUE file read into the environment (default: .banyan/stack.env if present)')
+  .option('--events <n>', 'change records to transform in each run', count(1), 200_000)
+  .option('--runs <n>', 'timed runs; the result is their median', count(1), 3)
+  .option('--warmup <n>', 'runs before the timed ones, printed but not counted', count(0), 1)
+  .option('--json', 'print only the JSON line on stdout (progress goes to stderr)')
+  .action(async (options: { config: string; database?: string; envFile?: string; events: number; runs: number; warmup: number; json?: boolean }) => {
+    const log = (line: string) => (options.json ? process.stderr.write(`${line}\n`) : console.log(line));
+    const config = loadConfig({ config: options.config, ...(options.envFile ? { envFile: options.envFile } : {}) });
+    const result = await benchTransform(
+      { config, configFile: options.config, ...(options.database ? { database: options.database } : {}), events: options.events, warmups: options.warmup, runs: options.runs },
+      log,
+    );
+    printResult(result, Boolean(options.json));
+  });
 
 try {
   await program.parseAsync(process.argv);
