@@ -212,6 +212,27 @@ describe('banyan run: a legacy users table into domain events', () => {
   });
 });
 
+describe('banyan run with a bad mapping', () => {
+  it('fails at start naming the transform, the field and the line, and starts nothing', async () => {
+    const s = await setup();
+    await install(s);
+    const text = (await import('node:fs')).readFileSync(s.file, 'utf8');
+    // A column the table does not have, and an event field UserChanged does not have.
+    const bad = text.replace('fields: { firstName: first_name, lastName: last_name, email: email }', 'fields: { firstName: first_name, lastName: last_name, email: emial, nickname: first_name }');
+    const file = writeConfigFile(bad);
+    const lineOf = (needle: string) => bad.split('\n').findIndex((l) => l.includes(needle)) + 1;
+    const { code, stderr } = await runBanyan(file, ['run']);
+    expect(code).toBe(2);
+    const problems = stderr.split('\n').filter((l) => l.trim().startsWith('- '));
+    expect(problems.length).toBeGreaterThanOrEqual(2);
+    expect(stderr).toContain('transform "legacy-users"');
+    expect(stderr).toMatch(new RegExp(`transforms\\[0\\]\\.events\\[0\\]\\.fields\\.email\\.column \\(line ${lineOf('email: emial')}\\)[^\\n]*emial`));
+    expect(stderr).toMatch(new RegExp(`transforms\\[0\\]\\.events\\[0\\]\\.fields\\.nickname \\(line ${lineOf('nickname')}\\)`));
+    // Nothing ran: the source's topic was never made.
+    expect(await withAdmin(testKafka(s.config), async (admin) => (await admin.listTopics()).includes(s.sourceTopic))).toBe(false);
+  });
+});
+
 describe('banyan run killed with SIGKILL mid-stream', () => {
   const ROWS = 1500;
   const KILL_AFTER = 300;
