@@ -1,8 +1,6 @@
 import type { Knex } from 'knex';
 import { createKnex } from '../src/clients/database';
-import { parse } from 'yaml';
 import { changelogSourceSchema, type BanyanConfig } from '../src/config';
-import { transformsSchema } from '../src/transforms/config';
 import { createDialect, parseTableName } from '../src/dialects';
 import { migrateChangelogs } from '../src/import/changelog/migrate';
 import { ChangelogSource } from '../src/import/changelog/source';
@@ -23,8 +21,8 @@ import { median, type BenchResult } from './report';
  * N legacy change records of a `users` table (user and address columns in one row) are made by
  * the real changelog source into a fresh input topic (not timed): inserts, then updates of user
  * columns only, of address columns only, and of both, over overlapping id ranges, so some users
- * change several times. Then the transform runner (the declarative legacy-users mapping of
- * banyan.yaml, the lifecycle gate, transactions on) is timed turning all of them into domain
+ * change several times. Then the transform runner (the config's legacy-users mapping, banyan.yaml's
+ * declarative block by default, the lifecycle gate, transactions on) is timed turning all of them into domain
  * events, committed.
  */
 export interface TransformBenchOptions {
@@ -45,21 +43,6 @@ export type TransformRun = {
   transactions: number;
   dead_letters: number;
 };
-
-const MAPPING = (name: string, input: string) => `
-transforms:
-  - name: ${name}
-    from: ${input}
-    format: legacy-changelog
-    changeTypes: [user, address]
-    events:
-      - event: UserChanged
-        key: id
-        fields: { firstName: first_name, lastName: last_name, email: email }
-      - event: AddressChanged
-        key: id
-        fields: { street: street, city: city, postalCode: postal_code, state: state, country: country }
-`;
 
 export async function benchTransform(options: TransformBenchOptions, log: (line: string) => void): Promise<BenchResult> {
   const databases = Object.entries(options.config.databases).filter(([name, d]) => d.dialect === 'postgres' && (options.database === undefined || name === options.database));
@@ -100,7 +83,10 @@ async function runOnce(options: TransformBenchOptions, databaseName: string, db:
   const table = `public.${id}`;
   const input = `${id}.in`;
   const base = options.config;
-  const transforms = transformsSchema.parse((parse(MAPPING('bench-users', input)) as { transforms: unknown }).transforms);
+  // The config's own legacy-users mapping (banyan.yaml's: the reference example), on the bench's input.
+  const mapping = base.transforms.find((t) => t.name === 'legacy-users');
+  if (!mapping) throw new Error(`${options.configFile} has no transform named legacy-users (the bench runs its mapping)`);
+  const transforms = [{ ...mapping, name: 'bench-users', from: input }];
   const config: BanyanConfig = {
     ...base,
     transforms,
