@@ -3,7 +3,8 @@ import { hostname, userInfo } from 'node:os';
 import { Partitioners, type Consumer, type Kafka, type Producer } from 'kafkajs';
 import { BanyanError, sleep } from '../core';
 import { changeTypeState, type RuntimeConfig } from './config';
-import { ensureTopics, readToEnd } from './kafka';
+import { ensureTopics, readToEnd, worthRetrying } from './kafka';
+import { isFencing } from './transactional-producer';
 import { componentLogger, type Logger } from './logger';
 
 /**
@@ -384,7 +385,7 @@ export class KafkaChangeTypes implements ChangeTypes {
       } catch (error) {
         // Another writer took the id (fenced), or Kafka failed the transaction: start over from
         // the read, where the compare decides. Anything else (a refusal, a timeout) is final.
-        const kafkaFailed = isFencing(error) || /^KafkaJS/.test((error as Error).name ?? '');
+        const kafkaFailed = isFencing(error) || worthRetrying(error);
         if (!kafkaFailed) throw error;
         if (attempt >= SET_ATTEMPTS) {
           if (!isFencing(error)) throw error;
@@ -679,10 +680,3 @@ function osUser(): string {
   }
 }
 
-/** Whether kafkajs failed because a newer writer took the transactional id (here or in a cause). */
-function isFencing(error: unknown, depth = 0): boolean {
-  const e = error as { type?: unknown; cause?: unknown; originalError?: unknown } | null | undefined;
-  if (!e || typeof e !== 'object' || depth > 5) return false;
-  if (e.type === 'INVALID_PRODUCER_EPOCH' || e.type === 'PRODUCER_FENCED') return true;
-  return isFencing(e.cause, depth + 1) || isFencing(e.originalError, depth + 1);
-}

@@ -54,10 +54,16 @@ export function createTransactionalProducer(kafka: Kafka, transactionalId: strin
 /** The code of the error a fenced producer fails with, from then on: it must not write again. */
 export const PRODUCER_FENCED = 'PRODUCER_FENCED';
 
-/** kafkajs speaks the protocol versions in which the broker answers a fenced epoch with INVALID_PRODUCER_EPOCH. */
-function isFencing(error: unknown): boolean {
-  const type = (error as { type?: string }).type;
-  return type === 'INVALID_PRODUCER_EPOCH' || type === PRODUCER_FENCED;
+/**
+ * Whether a newer writer took the transactional id: kafkajs speaks the protocol versions in which
+ * the broker answers a fenced epoch with INVALID_PRODUCER_EPOCH, and may wrap it (cause,
+ * originalError) when it gave up retrying.
+ */
+export function isFencing(error: unknown, depth = 0): boolean {
+  const e = error as { type?: unknown; code?: unknown; cause?: unknown; originalError?: unknown } | null | undefined;
+  if (!e || typeof e !== 'object' || depth > 5) return false;
+  if (e.type === 'INVALID_PRODUCER_EPOCH' || e.type === PRODUCER_FENCED || e.code === PRODUCER_FENCED) return true;
+  return isFencing(e.cause, depth + 1) || isFencing(e.originalError, depth + 1);
 }
 
 /**
@@ -149,11 +155,15 @@ export class RecordSetProducer implements TransactionalProducer {
   }
 }
 
-/** What the worker is told and answers; see producer-worker.ts. Every request names its transactional id. */
+/**
+ * What the worker is told and answers; see producer-worker.ts. Every request names its producer by
+ * handle (one per WorkerProducer), so closing an old producer of a transactional id never closes
+ * a newer one of the same id.
+ */
 export type WorkerRequest =
-  | { type: 'init'; id: number; transactionalId: string }
-  | { type: 'commit'; id: number; transactionalId: string; requests: RecordSet[][]; offsets?: ConsumerOffsets }
-  | { type: 'close'; id: number; transactionalId: string };
+  | { type: 'init'; id: number; handle: number; transactionalId: string }
+  | { type: 'commit'; id: number; handle: number; requests: RecordSet[][]; offsets?: ConsumerOffsets }
+  | { type: 'close'; id: number; handle: number };
 export type WorkerReply =
   | { type: 'done'; id: number }
   | { type: 'failed'; id: number; error: { message: string; name: string; retriable: boolean; code?: string } }
@@ -168,8 +178,10 @@ export type WorkerReply =
 export class ProducerThread {
   private worker: Worker | undefined;
   private nextId = 1;
+  private nextHandle = 1;
   private users = 0;
-  private readonly pending = new Map<number, { resolve: () => void; reject: (error: Error) => void }>();
+  /** Requests waiting for their answer, with the worker they were sent to (a closing one may still answer). */
+  private readonly pending = new Map<number, { worker: Worker; resolve: () => void; reject: (error: Error) => void }>();
 
   constructor(
     private readonly kafka: KafkaConfig,
@@ -178,7 +190,7 @@ export class ProducerThread {
 
   /** A producer of `transactionalId` that sends through this thread. */
   producer(transactionalId: string): TransactionalProducer {
-    return new WorkerProducer(this, transactionalId);
+    return new WorkerProducer(this, transactionalId, this.nextHandle++);
   }
 
   /** @internal A producer starts using the thread (its init). */
@@ -188,10 +200,10 @@ export class ProducerThread {
     const worker = new Worker(new URL('./producer-worker.mjs', import.meta.url), { workerData: { kafka: this.kafka } });
     this.worker = worker;
     worker.on('message', (reply: WorkerReply) => this.onReply(reply));
-    worker.on('error', (error) => this.failAll(error));
+    worker.on('error', (error) => this.failAll(worker, error));
     worker.on('exit', (code) => {
       if (this.worker === worker) this.worker = undefined;
-      this.failAll(new Error(`the producer thread exited with code ${code}`));
+      this.failAll(worker, new Error(`the producer thread exited with code ${code}`));
     });
   }
 
@@ -213,7 +225,7 @@ export class ProducerThread {
     if (!worker) return Promise.reject(new Error('the producer thread is not running'));
     const id = this.nextId++;
     return new Promise((resolve, reject) => {
-      this.pending.set(id, { resolve, reject });
+      this.pending.set(id, { worker, resolve, reject });
       worker.postMessage({ ...request, id } as WorkerRequest, transfer);
     });
   }
@@ -237,9 +249,13 @@ export class ProducerThread {
     }
   }
 
-  private failAll(error: Error): void {
-    for (const waiter of this.pending.values()) waiter.reject(error);
-    this.pending.clear();
+  /** Fails the requests sent to `worker` (one that ended); those of a newer worker wait on. */
+  private failAll(worker: Worker, error: Error): void {
+    for (const [id, waiter] of this.pending) {
+      if (waiter.worker !== worker) continue;
+      this.pending.delete(id);
+      waiter.reject(error);
+    }
   }
 }
 
@@ -250,6 +266,7 @@ class WorkerProducer implements TransactionalProducer {
   constructor(
     private readonly thread: ProducerThread,
     private readonly transactionalId: string,
+    private readonly handle: number,
   ) {}
 
   async init(): Promise<void> {
@@ -257,20 +274,20 @@ class WorkerProducer implements TransactionalProducer {
       this.thread.acquire();
       this.acquired = true;
     }
-    await this.thread.call({ type: 'init', transactionalId: this.transactionalId });
+    await this.thread.call({ type: 'init', handle: this.handle, transactionalId: this.transactionalId });
   }
 
   /** The record sets' memory moves to the worker (no copy): they are unusable here afterwards. */
   commitTransaction(requests: RecordSet[][], offsets?: ConsumerOffsets): Promise<void> {
     const memory = new Set<ArrayBuffer>();
     for (const sets of requests) for (const set of sets) memory.add(set.buffer.buffer as ArrayBuffer);
-    return this.thread.call({ type: 'commit', transactionalId: this.transactionalId, requests, ...(offsets ? { offsets } : {}) }, [...memory]);
+    return this.thread.call({ type: 'commit', handle: this.handle, requests, ...(offsets ? { offsets } : {}) }, [...memory]);
   }
 
   async close(): Promise<void> {
     if (!this.acquired) return;
     this.acquired = false;
-    await this.thread.call({ type: 'close', transactionalId: this.transactionalId }).catch(() => undefined);
+    await this.thread.call({ type: 'close', handle: this.handle }).catch(() => undefined);
     await this.thread.release();
   }
 }
