@@ -57,6 +57,15 @@ await step(['doctor']);
 console.log('\n== banyan changetypes list');
 await step(['changetypes', 'list']);
 
+// Salesforce's Ada Lovelace is the legacy user 1: her Contact's external id says so, as a migration
+// team links the records before the bridge runs, so both sides' events meet on one entity.
+const salesforce = new jsforce.Connection({ oauth2: { loginUrl: config.salesforce!.loginUrl, clientId: config.salesforce!.clientId, clientSecret: config.salesforce!.clientSecret }, version: '62.0' });
+await salesforce.login(config.salesforce!.username!, config.salesforce!.password!);
+const [contact] = (await salesforce.query<{ Id: string; Banyan_Id__c: string }>("SELECT Id, Banyan_Id__c FROM Contact WHERE Banyan_Id__c IN ('user-2001', '1')")).records;
+if (!contact) throw new Error("the emulator's demo seed has no Contact for Ada Lovelace (Banyan_Id__c user-2001)");
+if (contact.Banyan_Id__c !== '1') await salesforce.sobject('Contact').update({ Id: contact.Id, Banyan_Id__c: '1' });
+contact.Banyan_Id__c = '1';
+
 console.log('\n== banyan run (in the background): sources and transforms');
 const banyan = cli(['run']);
 // The demo must not leave `banyan run` behind, whatever happens below.
@@ -99,10 +108,6 @@ await db('public.users').where({ id: 2 }).update({ email: `grace.${Date.now()}@e
 console.log('legacy:     UPDATE user 2 email, credit_limit         → UserChanged (credit_limit is not mapped)');
 
 // A change made in Salesforce by one of its users, and one made by Banyan itself (an echo).
-const salesforce = new jsforce.Connection({ oauth2: { loginUrl: config.salesforce!.loginUrl, clientId: config.salesforce!.clientId, clientSecret: config.salesforce!.clientSecret }, version: '62.0' });
-await salesforce.login(config.salesforce!.username!, config.salesforce!.password!);
-const [contact] = (await salesforce.query<{ Id: string; Banyan_Id__c: string }>("SELECT Id, Banyan_Id__c FROM Contact WHERE Banyan_Id__c = 'user-2001'")).records;
-if (!contact) throw new Error("the emulator's demo seed has no Contact with Banyan_Id__c user-2001");
 await salesforce.sobject('Contact').update({ Id: contact.Id, Email: `ada.${Date.now()}@acme.example`, MailingCity: 'Oakland' });
 console.log(`salesforce: UPDATE Contact ${contact.Id} Email, MailingCity → UserChanged + AddressChanged`);
 const asBanyan = new jsforce.Connection({ instanceUrl: salesforce.instanceUrl, accessToken: salesforce.accessToken!, version: '62.0', callOptions: { client: config.originTag } });
@@ -141,5 +146,9 @@ console.log('\n== what banyan run did (banyan status)');
 console.log(formatStatus([...statuses.sources, ...statuses.transforms]));
 const echoes = statuses.transforms.reduce((n, t) => n + Number((t.details.dropped as Record<string, number> | undefined)?.echo ?? 0), 0);
 console.log(`\necho changes dropped by the transforms: ${echoes}`);
+// The Banyan-tagged change must have come back as an echo and gone no further.
+if (echoes < 1) throw new Error('the change written as Banyan was not dropped as an echo');
+const fromEcho = arrived.filter((e) => e.origin === 'salesforce' && e.type === 'AddressChanged' && e.data.city === 'Berkeley');
+if (fromEcho.length > 0) throw new Error('the change written as Banyan became a domain event');
 await databases.destroy();
 process.exit(0);
