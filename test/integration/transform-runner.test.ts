@@ -4,7 +4,7 @@ import { BadRecordError, Headers, type SourceRecord, type Transform } from '../.
 import { AvroDecoder, AvroEncoder } from '../../src/runtime/avro';
 import { createRootLogger } from '../../src/runtime/logger';
 import { createSchemaRegistry } from '../../src/runtime/registry';
-import { runnerKafka, runnerOptions } from '../../src/runtime/source-runner';
+import { runnerKafka, runnerOptions, type RunnerKafka } from '../../src/runtime/source-runner';
 import { TransformRunner, type TransformRunnerOptions } from '../../src/transforms/runner';
 import type { BanyanConfig } from '../../src/config';
 import { createTopic, freshName, readAll, testConfig, testKafka, textHeaders, waitFor, withAdmin, type ReadMessage } from '../helpers';
@@ -79,7 +79,7 @@ async function produceInputs(s: Setup, from: number, to: number, kindOf: (n: num
   }
 }
 
-function startRunner(s: Setup, extra: Partial<TransformRunnerOptions> = {}): TransformRunner {
+function startRunner(s: Setup, extra: Partial<TransformRunnerOptions> = {}, wrap: (kafka: RunnerKafka) => RunnerKafka = (k) => k): TransformRunner {
   const logger = createRootLogger(s.config.log.level);
   const options: TransformRunnerOptions = {
     ...runnerOptions(s.config),
@@ -93,7 +93,7 @@ function startRunner(s: Setup, extra: Partial<TransformRunnerOptions> = {}): Tra
   const runner = new TransformRunner(
     testTransform(s.output),
     s.kafka,
-    runnerKafka(s.kafka, options, logger),
+    wrap(runnerKafka(s.kafka, options, logger)),
     new AvroEncoder(registry),
     new AvroDecoder(s.config.schemaRegistry),
     logger,
@@ -157,13 +157,15 @@ describe('TransformRunner', () => {
 
   it('a second runner joining mid-stream (a rebalance) and the first leaving: no duplicate, no loss', async () => {
     const s = await setup();
-    await produceInputs(s, 0, 2000);
+    await produceInputs(s, 0, 1000);
     const a = startRunner(s);
     await a.start();
     await waitFor(async () => a.status.records > 0, 'runner A to write its first events');
+    const beforeJoin = a.status.records;
     const b = startRunner(s);
     await b.start();
-    await produceInputs(s, 2000, 4000);
+    // Inputs keep coming while the group rebalances.
+    for (let n = 1000; n < 4000; n += 100) await produceInputs(s, n, n + 100);
     // Both own partitions once the group has rebalanced.
     await waitFor(
       () => (a.status.details.partitions as string[]).length > 0 && (b.status.details.partitions as string[]).length > 0,
@@ -176,6 +178,10 @@ describe('TransformRunner', () => {
     await waitFor(async () => (await committedTotal(s, groupId)) === 5000, 'B to take over A’s partitions and commit all 5000');
     expect(await outputs(s)).toEqual(range(0, 5000));
     expect(a.status.records + b.status.records).toBe(5000);
+    // The rebalance came mid-stream: A went on writing after B joined, and B wrote too.
+    expect(a.status.records).toBeGreaterThan(beforeJoin);
+    expect(b.status.records).toBeGreaterThan(0);
+    expect(a.status.details.rebalances).toBeGreaterThanOrEqual(2);
   });
 
   it('a zombie’s late commit is refused once the partition’s new owner initialised its transactional id', async () => {
@@ -199,4 +205,45 @@ describe('TransformRunner', () => {
     // Every input mapped by the runner, once; the zombie's event never became visible.
     expect(await outputs(s)).toEqual(range(0, 100));
   });
+
+  it('a runner whose commit stalled past its session is fenced by the new owner, writes nothing, and maps again once the partition is its own anew', async () => {
+    const s = await setup(1);
+    await produceInputs(s, 0, 100);
+    // Runner A's first commit stalls (a stuck network, a long pause) until the test lets it go.
+    let release!: () => void;
+    const stalled = new Promise<void>((resolve) => (release = resolve));
+    let stalls = 0;
+    const stalling = (kafka: RunnerKafka): RunnerKafka => ({
+      ...kafka,
+      producer: (id) => {
+        const producer = kafka.producer(id);
+        return {
+          init: () => producer.init(),
+          close: () => producer.close(),
+          commitTransaction: async (requests, offsets) => {
+            if (stalls++ === 0) await stalled;
+            return producer.commitTransaction(requests, offsets);
+          },
+        };
+      },
+    });
+    const a = startRunner(s, { sessionTimeoutMs: 6000 }, stalling);
+    await a.start();
+    await waitFor(() => stalls > 0, 'runner A to reach its first commit');
+    // A sends no heartbeat while it waits: the group gives the partition to B once A's session ends.
+    const b = startRunner(s, { sessionTimeoutMs: 6000 });
+    await b.start();
+    const groupId = a.status.details.groupId as string;
+    await waitFor(async () => (await committedTotal(s, groupId)) === 100, 'B to take the partition over and commit all 100 inputs');
+    release();
+    await waitFor(() => a.status.details.fencedPartitions === 1, () => `A to be refused as fenced (${JSON.stringify(a.status.details)})`);
+    expect(await outputs(s)).toEqual(range(0, 100));
+
+    // B leaves; the partition is A's again, and A maps what comes next (with a producer of its own new generation).
+    await b.stop();
+    await produceInputs(s, 100, 150);
+    await waitFor(async () => (await committedTotal(s, groupId)) === 150, 'A to own the partition again and commit the next 50 inputs');
+    expect(await outputs(s)).toEqual(range(0, 150));
+    expect(a.status.records).toBe(50);
+  }, 120_000);
 });
