@@ -49,6 +49,28 @@ describe('readerType: logical types as exact text', () => {
     }
   });
 
+  it('reads timestamps of every unit and zone the same inside and outside the range of a JavaScript Date, and back to the same units', () => {
+    // Inside ±8.64e15 ms the text comes from Date, outside from BigInt arithmetic: both must be the
+    // canonical ISO form (all fraction digits) of exactly the units written.
+    const units = [0n, 1n, -1n, 999n, -999n, 1000n, -1001n, 1714979289123456789n, -1714979289123456789n, 2n ** 63n - 1n, -(2n ** 63n)];
+    for (let i = 0; i < 200; i++) units.push(BigInt(Math.floor((Math.random() - 0.5) * 2 ** 53)) * BigInt(1 + Math.floor(Math.random() * 1024)));
+    for (const [unit, digits] of [['millis', 3], ['micros', 6], ['nanos', 9]] as const) {
+      for (const local of [false, true]) {
+        const logicalType = `${local ? 'local-' : ''}timestamp-${unit}`;
+        const ours = field({ type: 'long', logicalType });
+        const plain = avroType({ type: 'record', name: 'R', fields: [{ name: 'v', type: ['null', 'long'] }] });
+        const shape = new RegExp(`^([+-]\\d{6,}|\\d{4})-\\d{2}-\\d{2}T\\d{2}:\\d{2}:\\d{2}\\.\\d{${digits}}${local ? '' : 'Z'}$`);
+        for (const n of units) {
+          const bytes = plain.toBuffer({ v: n });
+          const { v } = ours.fromBuffer(bytes) as { v: string };
+          expect(v, `${logicalType} ${n}`).toMatch(shape);
+          // The writer takes years of up to six digits (beyond ±1,000,000 years the text has more).
+          if (/^([+-]\d{6}|\d{4})-/.test(v)) expect(ours.toBuffer({ v }), `${logicalType} ${n} read as ${v}`).toEqual(bytes);
+        }
+      }
+    }
+  });
+
   it('reads longs as BigInt, plain and with a logical type it does not know, and bytes as a Buffer', () => {
     const type = readerType({
       type: 'record',

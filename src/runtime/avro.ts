@@ -24,7 +24,10 @@ const BigIntLongBase = avro.types.LongType.__with({
 });
 
 interface Tap {
+  buf: Buffer;
+  pos: number;
   writeLong(n: number): void;
+  readLong(): number;
 }
 const SAFE = 2n ** 52n;
 /**
@@ -37,6 +40,17 @@ const BigIntLong: avro.Type = Object.create(BigIntLongBase, {
     value(this: { _write(tap: Tap, n: unknown): void }, tap: Tap, n: unknown) {
       if (typeof n === 'bigint' && n <= SAFE && n >= -SAFE) tap.writeLong(Number(n));
       else (BigIntLongBase as unknown as { _write(tap: Tap, n: unknown): void })._write.call(this, tap, n);
+    },
+  },
+  // Reading likewise: a varint of at most 7 bytes holds a zigzag value below 2^49, which avsc's
+  // number path reads exactly, without the 8-byte buffer its custom-long path makes per value.
+  _read: {
+    value(this: unknown, tap: Tap): unknown {
+      const { buf, pos } = tap;
+      let end = pos;
+      while (end - pos < 7 && buf[end]! & 0x80) end++;
+      if (end - pos < 7) return BigInt(tap.readLong());
+      return (BigIntLongBase as unknown as { _read(tap: Tap): unknown })._read.call(this, tap);
     },
   },
 });
@@ -114,7 +128,11 @@ function framed(id: number, type: avro.Type): TransientEncoder {
 
 /** Decodes Confluent-framed Avro with BigInt longs, fetching each writer schema by id once. */
 export class AvroDecoder {
+  /** What decodeKnown answers for a schema id not fetched yet: decode (which waits for it) instead. */
+  static readonly NOT_FETCHED: unique symbol = Symbol('schema not fetched yet');
   private readonly types = new Map<number, Promise<avro.Type>>();
+  /** The readers fetched, for decoding without a promise per value. */
+  private readonly fetched = new Map<number, avro.Type>();
 
   /** `typeFor` builds the reader of a writer schema: BigInt longs by default, or e.g. readerType (logical types as text). */
   constructor(
@@ -123,15 +141,27 @@ export class AvroDecoder {
   ) {}
 
   async decode(buffer: Buffer): Promise<unknown> {
-    if (buffer.length < 5 || buffer.readUInt8(0) !== 0) throw new Error('not in the Confluent wire format (magic byte 0)');
-    const id = buffer.readInt32BE(1);
+    const id = schemaId(buffer);
     let type = this.types.get(id);
     if (!type) {
-      type = this.fetchType(id);
+      type = this.fetchType(id).then((fetched) => {
+        this.fetched.set(id, fetched);
+        return fetched;
+      });
       type.catch(() => this.types.delete(id));
       this.types.set(id, type);
     }
     return (await type).fromBuffer(buffer.subarray(5));
+  }
+
+  /**
+   * As decode, at once, when the writer schema was fetched already (the usual case: a topic has a
+   * schema or a few); AvroDecoder.NOT_FETCHED otherwise. Throws as decode does for bytes that are
+   * not Confluent-framed or not Avro of their schema.
+   */
+  decodeKnown(buffer: Buffer): unknown {
+    const type = this.fetched.get(schemaId(buffer));
+    return type ? type.fromBuffer(buffer.subarray(5)) : AvroDecoder.NOT_FETCHED;
   }
 
   private async fetchType(id: number): Promise<avro.Type> {
@@ -155,4 +185,10 @@ export class AvroDecoder {
     const { schema } = (await response.json()) as { schema: string };
     return this.typeFor(JSON.parse(schema) as object);
   }
+}
+
+/** The schema id of Confluent-framed bytes (magic byte 0, then the id). */
+function schemaId(buffer: Buffer): number {
+  if (buffer.length < 5 || buffer.readUInt8(0) !== 0) throw new Error('not in the Confluent wire format (magic byte 0)');
+  return buffer.readInt32BE(1);
 }

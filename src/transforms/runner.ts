@@ -1,6 +1,6 @@
 import type { Batch, Consumer, Kafka, KafkaMessage } from 'kafkajs';
-import { BadRecordError, errorMessage, type DeadLetter, type Json, type SourceRecord, type Transform, type TransformInput } from '../core';
-import type { AvroDecoder, AvroEncoder } from '../runtime/avro';
+import { BadRecordError, errorMessage, type DeadLetter, type Json, type SourceRecord, type Transform, type TransformInput, type TransformResult } from '../core';
+import { AvroDecoder, type AvroEncoder } from '../runtime/avro';
 import { jsonSafe } from '../runtime/dead-letters';
 import { worthRetrying } from '../runtime/kafka';
 import type { Logger } from '../runtime/logger';
@@ -259,7 +259,9 @@ export class TransformRunner implements Pipeline {
       throw this.failed(error);
     }
     // Below the committed offset: read again after a rebalance or a failed commit; mapped already.
-    const messages = batch.messages.filter((m) => BigInt(m.offset) >= owned.next);
+    // A batch's offsets ascend, so one whose first is not below holds none that is.
+    const first = batch.messages[0];
+    const messages = first && BigInt(first.offset) >= owned.next ? batch.messages : batch.messages.filter((m) => BigInt(m.offset) >= owned.next);
     if (messages.length === 0) {
       resolveOffset(batch.lastOffset());
       return;
@@ -268,10 +270,12 @@ export class TransformRunner implements Pipeline {
     const deadLetters: DeadLetter[] = [];
     const dropped: Record<string, number> = {};
     for (const message of messages) {
-      const result = await this.map(batch.topic, batch.partition, message);
-      records.push(...result.records);
-      deadLetters.push(...(result.deadLetters ?? []));
-      for (const [reason, count] of Object.entries(result.dropped ?? {})) dropped[reason] = (dropped[reason] ?? 0) + count;
+      // Synchronous once the input's schemas are known: no promise per record.
+      const mapped = this.map(batch.topic, batch.partition, message);
+      const result = mapped instanceof Promise ? await mapped : mapped;
+      for (const record of result.records) records.push(record);
+      if (result.deadLetters) for (const letter of result.deadLetters) deadLetters.push(letter);
+      if (result.dropped) for (const reason in result.dropped) dropped[reason] = (dropped[reason] ?? 0) + result.dropped[reason]!;
     }
     const next = BigInt(messages.at(-1)!.offset) + 1n;
     try {
@@ -322,27 +326,51 @@ export class TransformRunner implements Pipeline {
     return error;
   }
 
-  /** Decodes and maps one input; what cannot be decoded or mapped becomes a dead letter naming where it was. */
-  private async map(topic: string, partition: number, message: KafkaMessage): Promise<ReturnType<Transform>> {
-    const where = { topic, partition, offset: message.offset };
-    let input: TransformInput;
+  /**
+   * Decodes and maps one input; what cannot be decoded or mapped becomes a dead letter naming where
+   * it was. At once when the decoder knows the input's schemas, else after fetching them.
+   */
+  private map(topic: string, partition: number, message: KafkaMessage): TransformResult | Promise<TransformResult> {
+    let key: unknown;
+    let value: unknown;
     try {
-      input = {
-        ...where,
-        key: message.key ? await this.decoder.decode(message.key) : null,
-        value: message.value ? ((await this.decoder.decode(message.value)) as Record<string, unknown>) : null,
-        headers: textHeaders(message),
-        timestamp: Number(message.timestamp),
-      };
+      key = message.key ? this.decoder.decodeKnown(message.key) : null;
+      value = key === AvroDecoder.NOT_FETCHED ? key : message.value ? this.decoder.decodeKnown(message.value) : null;
     } catch (error) {
-      // A registry that is away fails the batch (tried again); bytes that are no Avro of theirs are the record's fault.
-      if (worthRetrying(error)) throw error;
-      return { records: [], deadLetters: [this.deadLetter(where, message, error, 'receiving', 'UNDECODABLE')] };
+      return this.undecodable(topic, partition, message, error);
     }
+    if (value === AvroDecoder.NOT_FETCHED) return this.mapFetching(topic, partition, message);
+    return this.mapDecoded(topic, partition, message, key, value as Record<string, unknown> | null);
+  }
+
+  /** map, waiting for the registry to give a schema this decoder has not fetched yet. */
+  private async mapFetching(topic: string, partition: number, message: KafkaMessage): Promise<TransformResult> {
+    let key: unknown;
+    let value: unknown;
+    try {
+      key = message.key ? await this.decoder.decode(message.key) : null;
+      value = message.value ? await this.decoder.decode(message.value) : null;
+    } catch (error) {
+      return this.undecodable(topic, partition, message, error);
+    }
+    return this.mapDecoded(topic, partition, message, key, value as Record<string, unknown> | null);
+  }
+
+  private undecodable(topic: string, partition: number, message: KafkaMessage, error: unknown): TransformResult {
+    // A registry that is away fails the batch (tried again); bytes that are no Avro of theirs are the record's fault.
+    if (worthRetrying(error)) throw error;
+    return { records: [], deadLetters: [this.deadLetter({ topic, partition, offset: message.offset }, message, error, 'receiving', 'UNDECODABLE')] };
+  }
+
+  private mapDecoded(topic: string, partition: number, message: KafkaMessage, key: unknown, value: Record<string, unknown> | null): TransformResult {
+    const input: TransformInput = { topic, partition, offset: message.offset, key, value, headers: textHeaders(message), timestamp: Number(message.timestamp) };
     try {
       const result = this.transform(input);
-      return { ...result, deadLetters: (result.deadLetters ?? []).map((letter) => ({ ...letter, input: letter.input ?? where })) };
+      if (!result.deadLetters?.length) return result;
+      const where = { topic, partition, offset: message.offset };
+      return { ...result, deadLetters: result.deadLetters.map((letter) => ({ ...letter, input: letter.input ?? where })) };
     } catch (error) {
+      const where = { topic, partition, offset: message.offset };
       return { records: [], deadLetters: [this.deadLetter(where, message, error, 'processing', error instanceof BadRecordError ? error.code ?? 'UNMAPPABLE' : 'UNMAPPABLE')] };
     }
   }
@@ -364,7 +392,10 @@ export class TransformRunner implements Pipeline {
 
 function textHeaders(message: KafkaMessage): Record<string, string> {
   const headers: Record<string, string> = {};
-  for (const [name, value] of Object.entries(message.headers ?? {})) {
+  const raw = message.headers;
+  if (!raw) return headers;
+  for (const name of Object.keys(raw)) {
+    const value = raw[name];
     if (value === undefined) continue;
     headers[name] = Array.isArray(value) ? value.map(String).join(',') : String(value);
   }
