@@ -48,7 +48,9 @@ export function checkEvent(event: DomainEvent, catalog: EventCatalog): EventDefi
   if (!Number.isInteger(event.schemaVersion) || event.schemaVersion < 1 || event.schemaVersion > definition.version!) {
     throw invalid(event, `schemaVersion ${describe(event.schemaVersion)} is not a version of its definition (1 to ${definition.version})`);
   }
-  for (const [field, value] of Object.entries(event.data ?? {})) {
+  const data = event.data ?? {};
+  for (const field of Object.keys(data)) {
+    const value = data[field];
     const spec = definition.fields[field];
     if (!spec) throw invalid(event, `data.${field} is not a field of ${event.type} (${Object.keys(definition.fields).join(', ') || 'it has none'})`, { field });
     if (value === null || value === undefined) continue;
@@ -68,24 +70,71 @@ export function checkEvent(event: DomainEvent, catalog: EventCatalog): EventDefi
 export function toAvroValue(event: DomainEvent, catalog: EventCatalog): Record<string, unknown> {
   const definition = checkEvent(event, catalog);
   const data: Record<string, unknown> = {};
-  for (const field of Object.keys(definition.fields)) data[field] = event.data?.[field] ?? null;
-  const wrapped = catalog.eventsOf(definition.topic).length > 1;
+  for (const field of fieldNames(definition)) data[field] = event.data?.[field] ?? null;
+  const value = avroValueOf(event, definition, catalog, data);
+  // A value of its own: nothing the caller later changes in the event changes it.
+  return {
+    ...value,
+    entityKey: { ...event.entityKey },
+    changedFields: [...event.changedFields],
+    knownFields: [...event.knownFields],
+  };
+}
+
+/**
+ * The Avro value of a checked event, sharing the event's entity key and field lists: for a caller
+ * that encodes it at once (eventRecords).
+ */
+export function avroValueOf(event: DomainEvent, definition: EventDefinition, catalog: EventCatalog, data = completeData(event, definition)): Record<string, unknown> {
   return {
     eventId: event.eventId,
     type: event.type,
     entity: event.entity,
     entityId: event.entityId,
-    entityKey: { ...event.entityKey },
+    entityKey: event.entityKey,
     sourceCommitTime: event.sourceCommitTime,
     origin: event.origin,
     causation: { topic: event.causation.topic, partition: event.causation.partition, offset: String(event.causation.offset) },
     correlationId: event.correlationId,
-    changedFields: [...event.changedFields],
-    knownFields: [...event.knownFields],
+    changedFields: event.changedFields,
+    knownFields: event.knownFields,
     schemaVersion: event.schemaVersion,
     // avsc wraps a union of several records ({name: record}); a union of one is the record itself.
-    data: wrapped ? { [`${NAMESPACE}.${event.type}`]: data } : data,
+    data: wrapped(catalog, definition.topic) ? { [`${NAMESPACE}.${event.type}`]: data } : data,
   };
+}
+
+/**
+ * The event's data with every field of its definition, null where absent: its own data when that
+ * has them all already (as mappings make it; checkEvent refused any other field).
+ */
+function completeData(event: DomainEvent, definition: EventDefinition): Record<string, unknown> {
+  const names = fieldNames(definition);
+  const given = event.data;
+  let complete = !!given;
+  for (let i = 0; complete && i < names.length; i++) if (given![names[i]!] === undefined) complete = false;
+  if (complete) return given;
+  const data: Record<string, unknown> = {};
+  for (const field of names) data[field] = given?.[field] ?? null;
+  return data;
+}
+
+/** A definition's field names, listed once (definitions do not change once in a catalog). */
+const FIELD_NAMES = new WeakMap<EventDefinition, string[]>();
+function fieldNames(definition: EventDefinition): string[] {
+  let names = FIELD_NAMES.get(definition);
+  if (!names) FIELD_NAMES.set(definition, (names = Object.keys(definition.fields)));
+  return names;
+}
+
+/** Whether a topic's data is a union of several records, by catalog and topic (asked once). */
+const WRAPPED = new WeakMap<EventCatalog, Map<string, boolean>>();
+function wrapped(catalog: EventCatalog, topic: string): boolean {
+  let byTopic = WRAPPED.get(catalog);
+  if (!byTopic) WRAPPED.set(catalog, (byTopic = new Map()));
+  let answer = byTopic.get(topic);
+  if (answer === undefined) byTopic.set(topic, (answer = catalog.eventsOf(topic).length > 1));
+  return answer;
 }
 
 /**

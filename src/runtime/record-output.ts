@@ -94,10 +94,18 @@ export class RecordOutput {
     const encoders = new Map<string, RecordEncoders>();
     const now = Date.now();
     let records = 0;
-    for (const group of changeGroups(input.records)) {
-      const ready: Array<{ record: SourceRecord; key: Buffer; value: Buffer | null }> = [];
+    const all = input.records;
+    for (let start = 0; start < all.length; ) {
+      // The records of one change: adjacent records of one `group`, any other record alone.
+      let end = start + 1;
+      const first = all[start]!;
+      if (first.group !== undefined) while (end < all.length && all[end]!.group === first.group) end++;
+      const group = end - start === 1 ? undefined : all.slice(start, end);
+      start = end;
+      const ready: Array<{ record: SourceRecord; key: Buffer; value: Buffer | null }> = group ? [] : NONE_READY;
       let failure: { at: number; error: unknown } | undefined;
-      for (const [at, record] of group.entries()) {
+      for (let at = 0; at < (group?.length ?? 1); at++) {
+        const record = group ? group[at]! : first;
         // Outside the try: a topic Kafka cannot create fails the step (retried), it is no bad record.
         if (!this.partitions.has(record.topic)) await this.ensureTopics([record.topic]);
         let encoder = encoders.get(record.topic);
@@ -116,7 +124,7 @@ export class RecordOutput {
           const { encoded } = record;
           const key = encoded ? encoder.frameKey(encoded.key) : encoder.key(record.key);
           const value = encoded ? encoded.value && encoder.frameValue(encoded.value) : record.value && encoder.value(record.value);
-          if (group.length === 1) {
+          if (!group) {
             // The common case: added at once (add refuses a record too large, as refusal would).
             builder.add(record.topic, key, value, record.headers, record.timestamp ?? now);
           } else {
@@ -132,11 +140,12 @@ export class RecordOutput {
       }
       if (failure) {
         const { at: failed, error } = failure;
-        deadLetters.push(...group.map((record, at) => unencodable(from, record, error, group.length > 1 ? { at, failed, of: group.length } : undefined)));
+        if (!group) deadLetters.push(unencodable(from, first, error));
+        else deadLetters.push(...group.map((record, at) => unencodable(from, record, error, { at, failed, of: group.length })));
         continue;
       }
       for (const { record, key, value } of ready) builder.add(record.topic, key, value, record.headers, record.timestamp ?? now);
-      records += group.length;
+      records += group?.length ?? 1;
     }
     for (const letter of deadLetters) {
       const message = deadLetterMessage(letter, now);
@@ -166,6 +175,9 @@ export class RecordOutput {
   }
 }
 
+/** The copies a lone record never makes (it is added at once). */
+const NONE_READY: never[] = [];
+
 /**
  * The registry call failed for a reason of the registry's, not the schema's: no answer (the client
  * reports a network error as status 400), 5xx, 401/403. Only 409 (incompatible) and 422 (invalid)
@@ -191,15 +203,4 @@ function unencodable(from: string, record: SourceRecord, error: unknown, group?:
     payload: { topic: record.topic, key: record.key, value: record.value, headers: record.headers },
     topic: record.topic,
   };
-}
-
-/** The records in runs of one change each: adjacent records of one `group`, any other record alone. */
-function changeGroups(records: readonly SourceRecord[]): SourceRecord[][] {
-  const groups: SourceRecord[][] = [];
-  for (const record of records) {
-    const last = groups.at(-1);
-    if (record.group !== undefined && last && last[0]!.group === record.group) last.push(record);
-    else groups.push([record]);
-  }
-  return groups;
 }

@@ -44,8 +44,14 @@ export function runMapping(transform: string, format: InputFormat, input: Transf
   try {
     view = viewOf(format, input);
     const outcome = body(view);
-    if (outcome.drafts.length === 0) return { events: [], deadLetters: [], dropped: { [outcome.dropped ?? 'unchanged']: 1 } };
-    return { events: outcome.drafts.map((d, i) => envelope(d, i, input, view!)), deadLetters: [], dropped: {} };
+    const { drafts } = outcome;
+    if (drafts.length === 0) return { events: [], deadLetters: [], dropped: { [outcome.dropped ?? 'unchanged']: 1 } };
+    // The events of one input share its causation and correlation id.
+    const causation = { topic: input.topic, partition: input.partition, offset: input.offset };
+    const correlation = correlationId(causation);
+    const events: DomainEvent[] = [];
+    for (let i = 0; i < drafts.length; i++) events.push(envelope(drafts[i]!, i, causation, correlation, view));
+    return { events, deadLetters: [], dropped: {} };
   } catch (error) {
     if (!(error instanceof ValueError)) throw error;
     const where = view?.label() ?? `${input.topic}/${input.partition}@${input.offset}`;
@@ -67,8 +73,7 @@ export function runMapping(transform: string, format: InputFormat, input: Transf
   }
 }
 
-function envelope(draft: EventDraft, index: number, input: TransformInput, view: ChangeView): DomainEvent {
-  const causation = { topic: input.topic, partition: input.partition, offset: input.offset };
+function envelope(draft: EventDraft, index: number, causation: DomainEvent['causation'], correlation: string, view: ChangeView): DomainEvent {
   return {
     eventId: eventId(causation, draft.def.name, index),
     type: draft.def.name,
@@ -78,7 +83,7 @@ function envelope(draft: EventDraft, index: number, input: TransformInput, view:
     sourceCommitTime: view.sourceCommitTime,
     origin: view.origin,
     causation,
-    correlationId: correlationId(causation),
+    correlationId: correlation,
     changedFields: draft.changedFields,
     knownFields: draft.knownFields,
     schemaVersion: draft.def.version ?? 1,
@@ -132,33 +137,44 @@ export interface FieldPart {
  * unknown.
  */
 export function changedDraft(view: ChangeView, def: EventDefinition, key: KeyPart[], fields: FieldPart[]): EventDraft | undefined {
-  const changed = fields.filter((f) => (view.full ? view.known(f.column) : view.changed(f.column)));
-  if (changed.length === 0) return undefined;
-  for (const f of changed) {
+  // Plain loops: this runs for every block of every input (docs/performance.md, Transform).
+  let changedFields: string[] | undefined;
+  for (const f of fields) {
+    if (!(view.full ? view.known(f.column) : view.changed(f.column))) continue;
     if (!view.known(f.column)) {
       throw new ValueError('UNKNOWN_VALUE', `${f.column} changed but the record does not carry its new value (event field ${f.field})`);
     }
+    (changedFields ??= []).push(f.field);
   }
-  const known = fields.filter((f) => view.known(f.column));
-  const data: Record<string, unknown> = Object.fromEntries(Object.keys(def.fields).map((name) => [name, null]));
-  for (const f of known) {
+  if (!changedFields) return undefined;
+  const data = emptyData(def);
+  const knownFields: string[] = [];
+  for (const f of fields) {
+    if (!view.known(f.column)) continue;
+    knownFields.push(f.field);
     const unusable = view.unusable(f.column);
     if (unusable) throw new ValueError('UNUSABLE_VALUE', unusable);
     data[f.field] = fieldValue(view.value(f.column), f, def);
   }
-  return {
-    def,
-    entityKey: entityKeyOf(view, key),
-    changedFields: changed.map((f) => f.field),
-    knownFields: known.map((f) => f.field),
-    data,
-  };
+  return { def, entityKey: entityKeyOf(view, key), changedFields, knownFields, data };
 }
+
+/** Every field of the event, null, in the definition's order. */
+function emptyData(def: EventDefinition): Record<string, unknown> {
+  let names = FIELD_NAMES.get(def);
+  if (!names) FIELD_NAMES.set(def, (names = Object.keys(def.fields)));
+  const data: Record<string, unknown> = {};
+  for (const name of names) data[name] = null;
+  return data;
+}
+
+const FIELD_NAMES = new WeakMap<EventDefinition, string[]>();
 
 /** An input value through the field's conversions into the event field's type; errors name both. */
 export function fieldValue(value: unknown, f: FieldPart, def: EventDefinition): unknown {
   try {
-    const converted = (f.convert ?? []).reduce((v, c) => c.apply(v), value);
+    let converted = value;
+    if (f.convert) for (const c of f.convert) converted = c.apply(converted);
     return coerce(converted, def.fields[f.field]!.type);
   } catch (error) {
     if (error instanceof ValueError) throw new ValueError(error.code, `${f.column} → ${def.name}.${f.field}: ${error.message}`);

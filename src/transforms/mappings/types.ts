@@ -107,12 +107,9 @@ const ISO_ZONED = /^([+-]\d{6}|\d{4})-(\d{2})-(\d{2})T(\d{2}):(\d{2}):(\d{2})(?:
  */
 export function coerce(value: unknown, type: EventFieldType): unknown {
   if (value === null || value === undefined) return null;
-  const refuse = (why = '') => {
-    throw new ValueError('TYPE_MISMATCH', `${show(value)} is no ${fieldTypeText(type)}${why}`);
-  };
   if (typeof type === 'object') {
     const d = parseDecimal(value);
-    if (!d || typeof value === 'boolean') return refuse();
+    if (!d || typeof value === 'boolean') return refusal(value, type);
     const scaled = rescale(d, type.decimal.scale);
     if (!scaled) throw new ValueError('LOSSY_VALUE', `${show(value)} has more than ${type.decimal.scale} decimal places (event field ${fieldTypeText(type)})`);
     if (integerDigits(scaled) > type.decimal.precision - type.decimal.scale) {
@@ -122,37 +119,42 @@ export function coerce(value: unknown, type: EventFieldType): unknown {
   }
   switch (type) {
     case 'string':
-      return typeof value === 'string' ? value : refuse();
+      return typeof value === 'string' ? value : refusal(value, type);
     case 'boolean':
-      return typeof value === 'boolean' ? value : refuse();
+      return typeof value === 'boolean' ? value : refusal(value, type);
     case 'int': {
       const d = typeof value === 'string' ? undefined : parseDecimal(value);
-      if (!d || !isInteger(d)) return refuse();
+      if (!d || !isInteger(d)) return refusal(value, type);
       const n = Number(rescale(d, 0)!.unscaled);
-      return n >= -2147483648 && n <= 2147483647 ? n : refuse(' (beyond 32 bits)');
+      return n >= -2147483648 && n <= 2147483647 ? n : refusal(value, type, ' (beyond 32 bits)');
     }
     case 'long': {
       const d = typeof value === 'string' ? undefined : parseDecimal(value);
-      if (!d || !isInteger(d)) return refuse();
+      if (!d || !isInteger(d)) return refusal(value, type);
       const n = rescale(d, 0)!.unscaled;
-      return n >= -(2n ** 63n) && n < 2n ** 63n ? n : refuse(' (beyond 64 bits)');
+      return n >= -(2n ** 63n) && n < 2n ** 63n ? n : refusal(value, type, ' (beyond 64 bits)');
     }
     case 'double':
       if (typeof value === 'number') return value;
       if (typeof value === 'bigint' && value <= 2n ** 53n && value >= -(2n ** 53n)) return Number(value);
-      return refuse();
+      return refusal(value, type);
     case 'date':
-      return typeof value === 'string' && /^([+-]\d{6}|\d{4})-\d{2}-\d{2}$/.test(value) ? value : refuse(' (YYYY-MM-DD)');
+      return typeof value === 'string' && /^([+-]\d{6}|\d{4})-\d{2}-\d{2}$/.test(value) ? value : refusal(value, type, ' (YYYY-MM-DD)');
     case 'timestamp': {
       const m = typeof value === 'string' ? ISO_ZONED.exec(value) : null;
-      if (!m) return refuse(' (an ISO-8601 time in UTC, ending in Z)');
+      if (!m) return refusal(value, type, ' (an ISO-8601 time in UTC, ending in Z)');
       if (m[7] && m[7].length > 3 && !/^0*$/.test(m[7].slice(3))) {
         throw new ValueError('LOSSY_VALUE', `${show(value)} has digits below the millisecond, which the event field (timestamp, ms) cannot hold`);
       }
       const ms = Date.parse(`${m[1]}-${m[2]}-${m[3]}T${m[4]}:${m[5]}:${m[6]}.${(m[7] ?? '').slice(0, 3).padEnd(3, '0')}Z`);
-      return Number.isNaN(ms) ? refuse() : ms;
+      return Number.isNaN(ms) ? refusal(value, type) : ms;
     }
   }
+}
+
+/** The TYPE_MISMATCH error of a value that is no value of the field's type (thrown). */
+function refusal(value: unknown, type: EventFieldType, why = ''): never {
+  throw new ValueError('TYPE_MISMATCH', `${show(value)} is no ${fieldTypeText(type)}${why}`);
 }
 
 /** A value for a reason text: strings quoted and cut. */

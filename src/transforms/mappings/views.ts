@@ -82,62 +82,127 @@ function sameValue(a: unknown, b: unknown): boolean {
 export function legacyView(input: TransformInput): ChangeView {
   const value = input.value ?? bad('no value');
   const op = value.op;
-  const before = value.before as Record<string, unknown> | null | undefined;
-  const after = value.after as Record<string, unknown> | null | undefined;
-  const source = (value.source ?? {}) as Record<string, unknown>;
-  const missingHeader = input.headers[Headers.missingColumns];
-  const missing = missingHeader ? new Set(missingHeader.split(',').filter(Boolean)) : NO_COLUMNS;
+  const before = value.before as Row | null | undefined;
+  const after = value.after as Row | null | undefined;
+  const source = (value.source ?? {}) as Row;
+  // Checked before the op, as ever: a record without its commit time is refused for that first.
   const sourceCommitTime = commitTime(source.changedAt, 'source.changedAt');
-  const base = {
-    sourceCommitTime,
-    origin: 'legacy' as const,
-    echo: isEcho(input),
-    // Only a dead letter reads it: made when asked.
-    label: () => `${input.topic}/${input.partition}@${input.offset} (${String(source.table ?? 'legacy table')} position ${String(source.position ?? '?')})`,
-    unusable: () => undefined,
-  };
-  const has = (image: Record<string, unknown> | null | undefined, column: string) =>
-    !!image && !missing.has(column) && Object.hasOwn(image, avroName(column));
-  const read = (image: Record<string, unknown> | null | undefined, column: string) => (has(image, column) ? (image![avroName(column)] ?? null) : null);
-
   switch (op) {
     case 'insert':
     case 'snapshot':
       if (!after) bad(`${op} without an after-image`);
-      return {
-        ...base,
-        op: 'upsert',
-        full: true,
-        known: (c) => has(after, c),
-        value: (c) => read(after, c),
-        changed: (c) => has(after, c),
-        previous: () => ({ known: false }),
-      };
+      return new LegacyFullView(input, source, sourceCommitTime, before, after);
     case 'update':
       if (!after) bad('update without an after-image');
-      return {
-        ...base,
-        op: 'upsert',
-        full: false,
-        known: (c) => has(after, c),
-        value: (c) => read(after, c),
-        // Without a before-image every recorded column counts as changed: too much, never too little.
-        changed: (c) => has(after, c) && (!before || !has(before, c) || !sameValue(read(before, c), read(after, c))),
-        previous: (c) => (has(before, c) ? { known: true, value: read(before, c) } : { known: false }),
-      };
+      return new LegacyUpdateView(input, source, sourceCommitTime, before, after);
     case 'delete':
       if (!before) bad('delete without a before-image');
-      return {
-        ...base,
-        op: 'delete',
-        full: false,
-        known: (c) => has(before, c),
-        value: (c) => read(before, c),
-        changed: () => false,
-        previous: (c) => (has(before, c) ? { known: true, value: read(before, c) } : { known: false }),
-      };
+      return new LegacyDeleteView(input, source, sourceCommitTime, before, after);
     default:
       return bad(`unknown op ${JSON.stringify(op)}`);
+  }
+}
+
+type Row = Record<string, unknown>;
+
+/**
+ * What every legacy view shares. Classes rather than closures made per record: mapping is the
+ * transform's hot path (docs/performance.md, Transform).
+ */
+abstract class LegacyView implements ChangeView {
+  abstract readonly op: 'upsert' | 'delete';
+  abstract readonly full: boolean;
+  readonly origin = 'legacy' as const;
+  readonly echo: boolean;
+  private readonly missing: ReadonlySet<string>;
+
+  constructor(
+    private readonly input: TransformInput,
+    private readonly source: Row,
+    readonly sourceCommitTime: number,
+    protected readonly before: Row | null | undefined,
+    protected readonly after: Row | null | undefined,
+  ) {
+    const missingHeader = input.headers[Headers.missingColumns];
+    this.missing = missingHeader ? new Set(missingHeader.split(',').filter(Boolean)) : NO_COLUMNS;
+    this.echo = isEcho(input);
+  }
+
+  abstract known(column: string): boolean;
+  abstract value(column: string): unknown;
+  abstract changed(column: string): boolean;
+  abstract previous(column: string): { known: boolean; value?: unknown };
+
+  unusable(): string | undefined {
+    return undefined;
+  }
+
+  // Only a dead letter reads it: made when asked.
+  label(): string {
+    const { input, source } = this;
+    return `${input.topic}/${input.partition}@${input.offset} (${String(source.table ?? 'legacy table')} position ${String(source.position ?? '?')})`;
+  }
+
+  protected has(image: Row | null | undefined, column: string): boolean {
+    return !!image && !this.missing.has(column) && Object.hasOwn(image, avroName(column));
+  }
+
+  protected read(image: Row | null | undefined, column: string): unknown {
+    return this.has(image, column) ? (image![avroName(column)] ?? null) : null;
+  }
+}
+
+/** An insert or a snapshot row: every recorded column is known and changed. */
+class LegacyFullView extends LegacyView {
+  readonly op = 'upsert' as const;
+  readonly full = true;
+  known(column: string): boolean {
+    return this.has(this.after, column);
+  }
+  value(column: string): unknown {
+    return this.read(this.after, column);
+  }
+  changed(column: string): boolean {
+    return this.has(this.after, column);
+  }
+  previous(): { known: boolean; value?: unknown } {
+    return { known: false };
+  }
+}
+
+class LegacyUpdateView extends LegacyView {
+  readonly op = 'upsert' as const;
+  readonly full = false;
+  known(column: string): boolean {
+    return this.has(this.after, column);
+  }
+  value(column: string): unknown {
+    return this.read(this.after, column);
+  }
+  // Without a before-image every recorded column counts as changed: too much, never too little.
+  changed(column: string): boolean {
+    const { before, after } = this;
+    return this.has(after, column) && (!before || !this.has(before, column) || !sameValue(this.read(before, column), this.read(after, column)));
+  }
+  previous(column: string): { known: boolean; value?: unknown } {
+    return this.has(this.before, column) ? { known: true, value: this.read(this.before, column) } : { known: false };
+  }
+}
+
+class LegacyDeleteView extends LegacyView {
+  readonly op = 'delete' as const;
+  readonly full = false;
+  known(column: string): boolean {
+    return this.has(this.before, column);
+  }
+  value(column: string): unknown {
+    return this.read(this.before, column);
+  }
+  changed(): boolean {
+    return false;
+  }
+  previous(column: string): { known: boolean; value?: unknown } {
+    return this.has(this.before, column) ? { known: true, value: this.read(this.before, column) } : { known: false };
   }
 }
 
