@@ -19,6 +19,8 @@ export interface TransformRunnerOptions extends RunnerOptions {
   groupId?: string;
   /** Input partitions mapped and committed at the same time (each in its own transaction). */
   partitionsConsumedConcurrently?: number;
+  /** The most input bytes of one partition fetched, and so mapped and committed, at once. */
+  maxBytesPerPartition?: number;
   /** The consumer's session timeout: how long a silent member keeps its partitions. */
   sessionTimeoutMs?: number;
   /** What must be in place before anything is mapped (schemas registered, change types read); retried with the connect. */
@@ -161,6 +163,10 @@ export class TransformRunner implements Pipeline {
       groupId: this.groupId,
       readUncommitted: false,
       sessionTimeout: this.options.sessionTimeoutMs ?? 30_000,
+      // A fetch is a transaction's worth of input: larger ones mean fewer transactions, whose
+      // round trips (not the CPU) bound a transform (docs/performance.md).
+      maxBytesPerPartition: this.options.maxBytesPerPartition ?? 8 * 1024 * 1024,
+      maxBytes: 4 * (this.options.maxBytesPerPartition ?? 8 * 1024 * 1024),
       // A failed batch is tried again by kafkajs with these waits; the runner sees each failure first.
       retry: { initialRetryTime: this.options.backoffMs?.min ?? 200, maxRetryTime: this.options.backoffMs?.max ?? 30_000, retries: 8 },
     });
@@ -191,23 +197,35 @@ export class TransformRunner implements Pipeline {
     });
   }
 
-  /** A new assignment: partitions no longer ours are dropped (their producers closed); fenced ones may be ours again. */
+  /**
+   * A new assignment, a new generation of the group: every partition's producer is dropped and made
+   * again when its first batch comes, so each generation initialises the transactional ids of its
+   * partitions and reads their committed offsets anew. Even a partition this instance had before
+   * may have been another member's in between (this one was evicted and rejoined), and its old
+   * producer would then be fenced.
+   */
   private onAssignment(assignment: Record<string, number[]>): void {
     this.counts.rebalances++;
     const assigned = new Set(Object.entries(assignment).flatMap(([topic, partitions]) => partitions.map((p) => `${topic}/${p}`)));
-    const gone = [...this.owned.entries()].filter(([key, owned]) => !assigned.has(key) || owned.fenced).map(([key]) => key);
-    for (const key of gone) this.lag.delete(key);
-    void this.dropPartitions(gone);
+    for (const key of this.lag.keys()) if (!assigned.has(key)) this.lag.delete(key);
+    void this.dropPartitions([...this.owned.keys()]);
     this.logger.info({ event: 'transform.assigned', partitions: [...assigned].sort() }, 'partitions assigned');
     // A partition paused after it was fenced is ours again if the group says so.
     const consumer = this.consumer;
     if (consumer) for (const [topic, partitions] of Object.entries(assignment)) consumer.resume([{ topic, partitions }]);
   }
 
+  /** Forgets a partition's producer after a failure, unless a newer one took its place meanwhile. */
+  private forget(owned: OwnedPartition): void {
+    const key = `${owned.topic}/${owned.partition}`;
+    if (this.owned.get(key) === owned) this.owned.delete(key);
+  }
+
+  /** Closes the partitions' producers at once, an init still under way too (it would otherwise retry as long as Kafka is away). */
   private async dropPartitions(keys: string[]): Promise<void> {
     const dropped = keys.map((key) => this.owned.get(key)).filter((p): p is OwnedPartition => p !== undefined);
     for (const key of keys) this.owned.delete(key);
-    await Promise.all(dropped.map((p) => p.ready.catch(() => undefined).then(() => p.producer.close()).catch(() => undefined)));
+    await Promise.all(dropped.map((p) => p.producer.close().catch(() => undefined)));
   }
 
   /** The partition's producer, initialised (fencing the previous owner), and its committed offset read after that. */
@@ -254,7 +272,7 @@ export class TransformRunner implements Pipeline {
       await owned.ready;
     } catch (error) {
       // The next attempt initialises again (kafkajs retries the batch).
-      this.owned.delete(`${batch.topic}/${batch.partition}`);
+      this.forget(owned);
       await owned.producer.close().catch(() => undefined);
       throw this.failed(error);
     }
@@ -304,7 +322,7 @@ export class TransformRunner implements Pipeline {
         return;
       }
       // Whether the failed commit landed is unknown: the offset is read again after a new init.
-      this.owned.delete(`${batch.topic}/${batch.partition}`);
+      this.forget(owned);
       await owned.producer.close().catch(() => undefined);
       throw this.failed(error);
     }
@@ -314,7 +332,8 @@ export class TransformRunner implements Pipeline {
     this.state.lastCommitAt = new Date().toISOString();
     this.state.state = 'running';
     this.backoff.reset();
-    this.lag.set(`${batch.topic}/${batch.partition}`, Math.max(0, Number(BigInt(batch.highWatermark) - next)));
+    // From the batch's last offset, a transaction marker included: a caught-up partition reads 0.
+    this.lag.set(`${batch.topic}/${batch.partition}`, Math.max(0, Number(batch.offsetLag())));
     resolveOffset(messages.at(-1)!.offset);
     await heartbeat();
   }
