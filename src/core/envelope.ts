@@ -72,6 +72,8 @@ export interface SourceRecord {
    * all go to the dead-letter topic, so the old key is never deleted without the new one written.
    */
   group?: string;
+  /** The Kafka record it was made of, for a pipeline that consumes (a transform): named by its dead letter if it cannot be written. */
+  input?: { topic: string; partition: number; offset: string };
 }
 
 /** A record that could not be turned into a SourceRecord: it goes to the dead-letter topic. */

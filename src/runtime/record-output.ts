@@ -202,5 +202,6 @@ function unencodable(from: string, record: SourceRecord, error: unknown, group?:
     key: JSON.stringify(record.key, jsonSafe),
     payload: { topic: record.topic, key: record.key, value: record.value, headers: record.headers },
     topic: record.topic,
+    ...(record.input ? { input: record.input } : {}),
   };
 }

@@ -1,5 +1,5 @@
 import { ContainerModule, type ResolutionContext } from 'inversify';
-import type { Transform, TransformResult } from '../core';
+import type { SourceRecord, Transform, TransformResult } from '../core';
 import type { DomainEvent } from '../domain/event';
 import type { EventCatalog } from '../domain/catalog';
 import { buildCatalog, type EventsConfig } from '../domain/config';
@@ -54,7 +54,8 @@ export function servedTransform(
   return (input): TransformResult => {
     const result = mapping(input);
     const dropped = { ...result.dropped };
-    const records = [];
+    const records: SourceRecord[] = [];
+    const from = { topic: input.topic, partition: input.partition, offset: input.offset };
     for (const event of result.events) {
       const reason = lifecycleDrop(stateOf(event.entity), event);
       if (reason) {
@@ -62,8 +63,14 @@ export function servedTransform(
         report(event, reason);
         continue;
       }
-      records.push(...eventRecords(event, catalog));
+      for (const record of eventRecords(event, catalog)) {
+        // One that cannot be written names the input in its dead letter.
+        record.input = from;
+        records.push(record);
+      }
     }
+    // The records of one input are written all or none (a row's UserChanged never without its AddressChanged).
+    if (records.length > 1) for (const record of records) record.group = `input:${from.topic}/${from.partition}@${from.offset}`;
     return { records, deadLetters: result.deadLetters, dropped };
   };
 }

@@ -297,7 +297,7 @@ export class TransformRunner implements Pipeline {
     }
     const next = BigInt(messages.at(-1)!.offset) + 1n;
     try {
-      const prepared = await this.output.prepare(this.options.name, { records, deadLetters });
+      const prepared = await this.output.prepare(`transform:${this.options.name}`, { records, deadLetters });
       await owned.producer.commitTransaction(prepared.requests, {
         consumerGroupId: this.groupId,
         topics: [{ topic: batch.topic, partitions: [{ partition: batch.partition, offset: String(next) }] }],
