@@ -104,6 +104,14 @@ const cases: Array<{ name: string; change: SalesforceChange; events?: Expected[]
     events: [event('UserChanged', ALL_USER, ALL_USER, { ...USER_DATA, firstName: 'Augusta' }), event('AddressChanged', ALL_ADDRESS, ALL_ADDRESS, ADDRESS_DATA)],
   },
   {
+    name: 'a reconciled record without a field the source could not read (hidden by field-level security): that field is unknown, not null',
+    change: { op: 'reconciled', changeType: 'GAP_UPDATE', fields: Object.fromEntries(Object.entries(FULL).filter(([name]) => name !== 'Email')) },
+    events: [
+      event('UserChanged', ['firstName', 'lastName'], ['firstName', 'lastName'], { ...USER_DATA, email: null }),
+      event('AddressChanged', ALL_ADDRESS, ALL_ADDRESS, ADDRESS_DATA),
+    ],
+  },
+  {
     name: 'a delete carrying the enriched id: the user, then its address',
     change: { op: 'delete', fields: { Banyan_Id__c: '7' } },
     events: [

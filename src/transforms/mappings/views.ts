@@ -242,7 +242,9 @@ export function salesforceView(input: TransformInput): ChangeView {
     case 'create':
     case 'undelete':
     case 'reconciled':
-      return { ...base, op: 'upsert', full: true, known: () => true, changed: () => true };
+      // Every field the source could read is there (an empty one as null): one that is absent (not
+      // in the object's describe, hidden by field-level security) is unknown, never a known null.
+      return { ...base, op: 'upsert', full: true, known: (name) => Object.hasOwn(fields, name), changed: (name) => Object.hasOwn(fields, name) };
     case 'update':
       return {
         ...base,
