@@ -36,8 +36,6 @@ export const Headers = {
   deadLetterInputTopic: 'banyan.dlq.input.topic',
   deadLetterInputPartition: 'banyan.dlq.input.partition',
   deadLetterInputOffset: 'banyan.dlq.input.offset',
-  /** The domain event type of a record on a domain topic. */
-  eventType: 'banyan.event.type',
 } as const;
 
 /** What happened to a row or an object. `snapshot` is an initial read of a row that already existed. */

@@ -63,6 +63,8 @@ export class TransformRunner implements Pipeline {
   private readonly abort = new AbortController();
   private consumer: Consumer | undefined;
   private loop: Promise<void> | undefined;
+  /** Ends when the batch that mapped last has done its CPU part (see eachBatch). */
+  private cpu: Promise<void> = Promise.resolve();
   private readonly groupId: string;
 
   constructor(
@@ -284,6 +286,32 @@ export class TransformRunner implements Pipeline {
       resolveOffset(batch.lastOffset());
       return;
     }
+    // One batch at a time maps and encodes (the CPU part); its commit then overlaps the next batch's
+    // mapping, rather than every commit waiting until all batches of the fetch are mapped.
+    const endTurn = await this.cpuTurn();
+    try {
+      await this.mapAndCommit(batch, messages, owned, { resolveOffset, heartbeat, pause }, endTurn);
+    } finally {
+      endTurn();
+    }
+  }
+
+  /** Waits for the previous batch's CPU part to end; resolves with the function that ends this one's. */
+  private async cpuTurn(): Promise<() => void> {
+    const previous = this.cpu;
+    let end!: () => void;
+    this.cpu = new Promise<void>((resolve) => (end = resolve));
+    await previous;
+    return end;
+  }
+
+  private async mapAndCommit(
+    batch: Batch,
+    messages: KafkaMessage[],
+    owned: OwnedPartition,
+    { resolveOffset, heartbeat, pause }: { resolveOffset(offset: string): void; heartbeat(): Promise<void>; pause(): () => void },
+    endTurn: () => void,
+  ): Promise<void> {
     const records: SourceRecord[] = [];
     const deadLetters: DeadLetter[] = [];
     const dropped: Record<string, number> = {};
@@ -298,6 +326,7 @@ export class TransformRunner implements Pipeline {
     const next = BigInt(messages.at(-1)!.offset) + 1n;
     try {
       const prepared = await this.output.prepare(`transform:${this.options.name}`, { records, deadLetters });
+      endTurn();
       await owned.producer.commitTransaction(prepared.requests, {
         consumerGroupId: this.groupId,
         topics: [{ topic: batch.topic, partitions: [{ partition: batch.partition, offset: String(next) }] }],
@@ -400,10 +429,9 @@ export class TransformRunner implements Pipeline {
       reason: `${where.topic}/${where.partition}@${where.offset}: ${errorMessage(error)}`,
       stage,
       code,
-      ...(message.key ? { key: message.key.toString('base64') } : {}),
-      payload: JSON.parse(
-        JSON.stringify({ key: message.key?.toString('base64') ?? null, value: message.value?.toString('base64') ?? null, headers: textHeaders(message) }, jsonSafe),
-      ) as Json,
+      ...(message.key ? { key: message.key.toString('hex') } : {}),
+      // The bytes as they came (hex, as the dead-letter writer writes every byte string).
+      payload: { key: message.key ?? null, value: message.value ?? null, headers: textHeaders(message) },
       input: where,
     };
   }

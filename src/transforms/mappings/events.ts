@@ -5,6 +5,7 @@ import { correlationId, eventId } from '../../domain/records';
 import type { Conversion } from './conversions';
 import { coerce, show, ValueError } from './types';
 import { isEcho, viewOf, type ChangeView, type InputFormat } from './views';
+import { jsonSafe } from '../../runtime/dead-letters';
 
 /** What a mapping makes of one input record. Pure: the same input always gives the same result. */
 export interface MappingResult {
@@ -63,8 +64,9 @@ export function runMapping(transform: string, format: InputFormat, input: Transf
           reason: `transform ${transform}: ${where}: ${error.message}`,
           stage: 'processing',
           code: error.code,
-          payload: jsonSafe({ key: input.key, value: input.value, headers: input.headers }),
-          key: JSON.stringify(jsonSafe(input.key)),
+          // The dead-letter writer makes it JSON as every dead letter is (BigInt as text, bytes as hex).
+          payload: { key: input.key, value: input.value, headers: input.headers },
+          key: JSON.stringify(input.key, jsonSafe),
           topic: input.topic,
         },
       ],
@@ -187,11 +189,3 @@ export function deletedDraft(view: ChangeView, def: EventDefinition, key: KeyPar
   return { def, entityKey: entityKeyOf(view, key), changedFields: [], knownFields: [], data: {} };
 }
 
-/** The input made JSON-safe for a dead letter: BigInt as text, bytes as base64. */
-export function jsonSafe(value: unknown): unknown {
-  if (typeof value === 'bigint') return value.toString();
-  if (Buffer.isBuffer(value)) return { base64: value.toString('base64') };
-  if (Array.isArray(value)) return value.map(jsonSafe);
-  if (value && typeof value === 'object') return Object.fromEntries(Object.entries(value).map(([k, v]) => [k, jsonSafe(v)]));
-  return value;
-}
