@@ -8,6 +8,7 @@ import { AvroDecoder, AvroEncoder } from '../src/runtime/avro';
 import { readerType } from '../src/runtime/avro-logical';
 import { createChangeTypes } from '../src/runtime/change-types';
 import { createKafka } from '../src/runtime/kafka';
+import { KafkaOffsetStore } from '../src/runtime/offsets';
 import { createRootLogger } from '../src/runtime/logger';
 import { createSchemaRegistry } from '../src/runtime/registry';
 import { createSourceRunner, runnerKafka, runnerOptions } from '../src/runtime/source-runner';
@@ -113,6 +114,7 @@ async function runOnce(options: TransformBenchOptions, databaseName: string, db:
       runnerKafka(kafka, runOptions, logger),
       new AvroEncoder(createSchemaRegistry(config.schemaRegistry)),
       new AvroDecoder(config.schemaRegistry, readerType),
+      new KafkaOffsetStore(kafka, config.kafka.topics.offsets, config.kafka.topics.replicationFactor),
       logger,
       runOptions,
     );

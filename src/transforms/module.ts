@@ -1,5 +1,5 @@
 import { ContainerModule, type ResolutionContext } from 'inversify';
-import type { SourceRecord, Transform, TransformResult } from '../core';
+import { OffsetStore, type SourceRecord, type Transform, type TransformResult } from '../core';
 import type { DomainEvent } from '../domain/event';
 import type { EventCatalog } from '../domain/catalog';
 import { buildCatalog, type EventsConfig } from '../domain/config';
@@ -114,6 +114,7 @@ export function transformsModule(config: TransformStageConfig, catalog: EventCat
           ctx.get<RunnerKafka>(RunnerKafkaToken),
           ctx.get<AvroEncoder>(AvroEncoderToken),
           new AvroDecoder(config.schemaRegistry, readerType),
+          ctx.get<OffsetStore>(OffsetStore),
           logger,
           {
             ...runnerOptions(config),

@@ -1,5 +1,5 @@
 import type { Batch, Consumer, Kafka, KafkaMessage } from 'kafkajs';
-import { BadRecordError, errorMessage, type DeadLetter, type Json, type SourceRecord, type Transform, type TransformInput, type TransformResult } from '../core';
+import { BadRecordError, errorMessage, partitionKey, type OffsetStore, type DeadLetter, type Json, type SourceRecord, type Transform, type TransformInput, type TransformResult } from '../core';
 import { AvroDecoder, type AvroEncoder } from '../runtime/avro';
 import { jsonSafe } from '../runtime/dead-letters';
 import { worthRetrying } from '../runtime/kafka';
@@ -73,6 +73,8 @@ export class TransformRunner implements Pipeline {
     private readonly runnerKafka: RunnerKafka,
     encoder: AvroEncoder,
     private readonly decoder: AvroDecoder,
+    /** Where each input partition's next offset is kept, written in the batch's transaction (see owner()). */
+    private readonly offsets: OffsetStore,
     private readonly logger: Logger,
     private readonly options: TransformRunnerOptions,
   ) {
@@ -187,6 +189,7 @@ export class TransformRunner implements Pipeline {
     await Promise.all([
       this.output.ensureDeadLetterTopic(),
       this.output.ensureTopics(this.options.topics),
+      this.output.knows(this.offsets.topic) ? undefined : this.offsets.ensureTopic().then((partitions) => this.output.knowTopic(this.offsets.topic, partitions)),
       consumer.connect(),
       this.options.beforeConsume?.(),
     ]);
@@ -239,13 +242,30 @@ export class TransformRunner implements Pipeline {
       const created: OwnedPartition = { topic, partition, producer, next: 0n, fenced: false, ready: Promise.resolve() };
       created.ready = (async () => {
         await producer.init();
-        created.next = await this.committedOffset(topic, partition);
+        // The next offset is the one in the offsets topic, read read_committed after the init: the
+        // previous owner's last transaction has then completed (its markers are written), so what
+        // it committed is visible, and nothing else can commit for this partition. The group's
+        // offset (sendOffsets, for kafkajs's start and for lag tools) can still be stale for a
+        // moment after that completion (KIP-447's require_stable, which kafkajs does not send), so
+        // it only counts where it is ahead (a transform run before offsets were kept here).
+        const [stored, group] = await Promise.all([this.storedOffset(topic, partition), this.committedOffset(topic, partition)]);
+        created.next = stored > group ? stored : group;
         this.logger.info({ event: 'transform.partition_ready', topic, partition, offset: String(created.next) }, 'input partition ready');
       })();
       created.ready.catch(() => undefined);
       this.owned.set(key, (owned = created));
     }
     return owned;
+  }
+
+  /** The name the offsets topic keys this transform's positions by (no source name has a colon). */
+  private get offsetsName(): string {
+    return `transform:${this.options.name}`;
+  }
+
+  private async storedOffset(topic: string, partition: number): Promise<bigint> {
+    const stored = (await this.offsets.load(this.offsetsName)).get(partitionKey(this.offsetsName, { topic, partition }));
+    return typeof stored?.next === 'string' ? BigInt(stored.next) : 0n;
   }
 
   private async committedOffset(topic: string, partition: number): Promise<bigint> {
@@ -325,7 +345,12 @@ export class TransformRunner implements Pipeline {
     }
     const next = BigInt(messages.at(-1)!.offset) + 1n;
     try {
-      const prepared = await this.output.prepare(`transform:${this.options.name}`, { records, deadLetters });
+      const prepared = await this.output.prepare(`transform:${this.options.name}`, {
+        records,
+        deadLetters,
+        // The partition's next offset, in the same transaction as what it made of the batch.
+        extra: [{ topic: this.offsets.topic, ...this.offsets.message(partitionKey(this.offsetsName, { topic: batch.topic, partition: batch.partition }), { next: String(next) }) }],
+      });
       endTurn();
       await owned.producer.commitTransaction(prepared.requests, {
         consumerGroupId: this.groupId,

@@ -3,6 +3,7 @@ import type { Kafka } from 'kafkajs';
 import { BadRecordError, Headers, type SourceRecord, type Transform } from '../../src/core';
 import { AvroDecoder, AvroEncoder } from '../../src/runtime/avro';
 import { createRootLogger } from '../../src/runtime/logger';
+import { KafkaOffsetStore } from '../../src/runtime/offsets';
 import { createSchemaRegistry } from '../../src/runtime/registry';
 import { runnerKafka, runnerOptions, type RunnerKafka } from '../../src/runtime/source-runner';
 import { TransformRunner, type TransformRunnerOptions } from '../../src/transforms/runner';
@@ -57,6 +58,7 @@ async function setup(partitions = 3): Promise<Setup> {
   const deadLetters = freshName('dlq');
   const config = testConfig();
   config.kafka.topics.deadLetter = deadLetters;
+  config.kafka.topics.offsets = freshName('offsets');
   const kafka = testKafka(config);
   const input = freshName('transform-in');
   await createTopic(kafka, input, partitions);
@@ -96,6 +98,7 @@ function startRunner(s: Setup, extra: Partial<TransformRunnerOptions> = {}, wrap
     wrap(runnerKafka(s.kafka, options, logger)),
     new AvroEncoder(registry),
     new AvroDecoder(s.config.schemaRegistry),
+    new KafkaOffsetStore(s.kafka, s.config.kafka.topics.offsets, 1),
     logger,
     options,
   );
