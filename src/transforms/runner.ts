@@ -214,6 +214,8 @@ export class TransformRunner implements Pipeline {
     const assigned = new Set(Object.entries(assignment).flatMap(([topic, partitions]) => partitions.map((p) => `${topic}/${p}`)));
     for (const key of this.lag.keys()) if (!assigned.has(key)) this.lag.delete(key);
     void this.dropPartitions([...this.owned.keys()]);
+    // Taken over at once, all together, while kafkajs fetches their first batches.
+    this.acquire(Object.entries(assignment).flatMap(([topic, partitions]) => partitions.map((partition) => ({ topic, partition }))));
     this.logger.info({ event: 'transform.assigned', partitions: [...assigned].sort() }, 'partitions assigned');
     // A partition paused after it was fenced is ours again if the group says so.
     const consumer = this.consumer;
@@ -233,29 +235,47 @@ export class TransformRunner implements Pipeline {
     await Promise.all(dropped.map((p) => p.producer.close().catch(() => undefined)));
   }
 
-  /** The partition's producer, initialised (fencing the previous owner), and its committed offset read after that. */
+  /** The partition's producer, initialised (fencing the previous owner), and its next offset read after that. */
   private owner(topic: string, partition: number): OwnedPartition {
-    const key = `${topic}/${partition}`;
-    let owned = this.owned.get(key);
-    if (!owned) {
+    return this.owned.get(`${topic}/${partition}`) ?? this.acquire([{ topic, partition }])[0]!;
+  }
+
+  /**
+   * Takes partitions over together (all of an assignment at once): every producer initialised
+   * first, which fences each partition's previous owner, then their next offsets read once.
+   *
+   * The next offset is the one in the offsets topic, read read_committed after the inits: the
+   * previous owner's last transaction has then completed (its markers are written), so what it
+   * committed is visible, and nothing else can commit for these partitions. The group's offset
+   * (sendOffsets, for kafkajs's start and for lag tools) can still be stale for a moment after that
+   * completion (KIP-447's require_stable, which kafkajs does not send), so it only counts where it
+   * is ahead (a transform run before offsets were kept there).
+   */
+  private acquire(partitions: Array<{ topic: string; partition: number }>): OwnedPartition[] {
+    const taken = partitions.map(({ topic, partition }): OwnedPartition => {
       const producer = this.runnerKafka.producer(this.transactionalId(topic, partition));
-      const created: OwnedPartition = { topic, partition, producer, next: 0n, fenced: false, ready: Promise.resolve() };
-      created.ready = (async () => {
-        await producer.init();
-        // The next offset is the one in the offsets topic, read read_committed after the init: the
-        // previous owner's last transaction has then completed (its markers are written), so what
-        // it committed is visible, and nothing else can commit for this partition. The group's
-        // offset (sendOffsets, for kafkajs's start and for lag tools) can still be stale for a
-        // moment after that completion (KIP-447's require_stable, which kafkajs does not send), so
-        // it only counts where it is ahead (a transform run before offsets were kept here).
-        const [stored, group] = await Promise.all([this.storedOffset(topic, partition), this.committedOffset(topic, partition)]);
-        created.next = stored > group ? stored : group;
-        this.logger.info({ event: 'transform.partition_ready', topic, partition, offset: String(created.next) }, 'input partition ready');
-      })();
-      created.ready.catch(() => undefined);
-      this.owned.set(key, (owned = created));
+      const owned: OwnedPartition = { topic, partition, producer, next: 0n, fenced: false, ready: Promise.resolve() };
+      this.owned.set(`${topic}/${partition}`, owned);
+      return owned;
+    });
+    const positions = (async () => {
+      await Promise.all(taken.map((owned) => owned.producer.init()));
+      const topics = [...new Set(partitions.map((p) => p.topic))];
+      const [stored, group] = await Promise.all([this.offsets.load(this.offsetsName), this.groupOffsets(topics)]);
+      return { stored, group };
+    })();
+    for (const owned of taken) {
+      owned.ready = positions.then(({ stored, group }) => {
+        const { topic, partition } = owned;
+        const kept = stored.get(partitionKey(this.offsetsName, { topic, partition }))?.next;
+        const fromTopic = typeof kept === 'string' ? BigInt(kept) : 0n;
+        const fromGroup = group.get(`${topic}/${partition}`) ?? 0n;
+        owned.next = fromTopic > fromGroup ? fromTopic : fromGroup;
+        this.logger.info({ event: 'transform.partition_ready', topic, partition, offset: String(owned.next) }, 'input partition ready');
+      });
+      owned.ready.catch(() => undefined);
     }
-    return owned;
+    return taken;
   }
 
   /** The name the offsets topic keys this transform's positions by (no source name has a colon). */
@@ -263,18 +283,16 @@ export class TransformRunner implements Pipeline {
     return `transform:${this.options.name}`;
   }
 
-  private async storedOffset(topic: string, partition: number): Promise<bigint> {
-    const stored = (await this.offsets.load(this.offsetsName)).get(partitionKey(this.offsetsName, { topic, partition }));
-    return typeof stored?.next === 'string' ? BigInt(stored.next) : 0n;
-  }
-
-  private async committedOffset(topic: string, partition: number): Promise<bigint> {
+  /** The group's committed offsets of `topics`, by `topic/partition`. */
+  private async groupOffsets(topics: string[]): Promise<Map<string, bigint>> {
     const admin = this.kafka.admin();
     await admin.connect();
     try {
-      const [result] = await admin.fetchOffsets({ groupId: this.groupId, topics: [topic] });
-      const offset = result?.partitions.find((p) => p.partition === partition)?.offset ?? '-1';
-      return BigInt(offset) < 0n ? 0n : BigInt(offset);
+      const offsets = new Map<string, bigint>();
+      for (const { topic, partitions } of await admin.fetchOffsets({ groupId: this.groupId, topics })) {
+        for (const { partition, offset } of partitions) if (BigInt(offset) >= 0n) offsets.set(`${topic}/${partition}`, BigInt(offset));
+      }
+      return offsets;
     } finally {
       await admin.disconnect();
     }
