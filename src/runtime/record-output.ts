@@ -102,7 +102,7 @@ export class RecordOutput {
       if (first.group !== undefined) while (end < all.length && all[end]!.group === first.group) end++;
       const group = end - start === 1 ? undefined : all.slice(start, end);
       start = end;
-      const ready: Array<{ record: SourceRecord; key: Buffer; value: Buffer | null }> = group ? [] : NONE_READY;
+      const ready: Array<{ record: SourceRecord; key?: Buffer; value?: Buffer | null; encoder?: RecordEncoders }> = group ? [] : NONE_READY;
       let failure: { at: number; error: unknown } | undefined;
       for (let at = 0; at < (group?.length ?? 1); at++) {
         const record = group ? group[at]! : first;
@@ -130,8 +130,9 @@ export class RecordOutput {
           } else {
             const refused = builder.refusal(key, value, record.headers, record.timestamp ?? now);
             if (refused) throw refused;
-            // The encoders' output is overwritten by their next call, so a group's records wait as copies.
-            ready.push({ record, key: Buffer.from(key), value: value && Buffer.from(value) });
+            // The encoders' output is overwritten by their next call, so a group's records wait as
+            // copies; records that came encoded are framed again instead (their bodies stay valid).
+            ready.push(encoded ? { record, encoder } : { record, key: Buffer.from(key), value: value && Buffer.from(value) });
           }
         } catch (error) {
           failure = { at, error };
@@ -144,7 +145,13 @@ export class RecordOutput {
         else deadLetters.push(...group.map((record, at) => unencodable(from, record, error, { at, failed, of: group.length })));
         continue;
       }
-      for (const { record, key, value } of ready) builder.add(record.topic, key, value, record.headers, record.timestamp ?? now);
+      for (const { record, key, value, encoder } of ready) {
+        if (!encoder) builder.add(record.topic, key!, value ?? null, record.headers, record.timestamp ?? now);
+        else {
+          const { encoded } = record;
+          builder.add(record.topic, encoder.frameKey(encoded!.key), encoded!.value && encoder.frameValue(encoded!.value), record.headers, record.timestamp ?? now);
+        }
+      }
       records += group?.length ?? 1;
     }
     for (const letter of deadLetters) {
