@@ -67,6 +67,9 @@ describe('values', () => {
     for (const date of ['1970-01-01', '2024-02-29', '1815-06-18', '0050-03-01', '9999-12-31']) expect(daysToDate(dateToDays(date))).toBe(date);
     expect(dateToDays('1970-01-02')).toBe(1);
     expect(dateToDays('1969-12-31')).toBe(-1);
+    // The runtime's reader writes years outside 0000–9999 as ISO 8601's expanded, signed years.
+    expect(dateToDays('-000043-03-15')).toBe(dateToDays('-0043-03-15'));
+    expect(daysToDate(dateToDays('+010000-01-01'))).toBe('10000-01-01');
     expect(() => dateToDays('2023-02-29')).toThrow('"2023-02-29" is not a calendar date');
     expect(() => dateToDays('2023-2-1')).toThrow('is not a date (YYYY-MM-DD)');
   });

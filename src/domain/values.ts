@@ -6,7 +6,8 @@ import type { EventFieldType } from './event';
  * not a BigInt are errors, never rounded or rolled over.
  */
 
-const DATE = /^(-?\d{4,})-(\d{2})-(\d{2})$/;
+// A sign as ISO 8601 writes expanded years (the runtime reader gives "+010000-01-01", "-000043-03-15").
+const DATE = /^([+-]?\d{4,})-(\d{2})-(\d{2})$/;
 const INT64_MIN = -(2n ** 63n);
 const INT64_MAX = 2n ** 63n - 1n;
 
