@@ -23,7 +23,6 @@ export interface RunnerOptions extends RecordOutputOptions {
   /** First and largest wait after a failure; doubles in between. */
   backoffMs?: { min: number; max: number };
 }
-export type SourceRunnerOptions = RunnerOptions;
 
 /**
  * A runner for `source` with everything it needs built from the configuration: for tools and
@@ -44,11 +43,11 @@ export function createSourceRunner(source: Source, config: RuntimeConfig, logger
 }
 
 /**
- * How runners make producers and topics. With `producerThread`, every transactional id of the
- * process sends through one thread (pass the same `thread` to each runner).
+ * How runners make producers and topics. With `producerThread`, every producer made through one
+ * RunnerKafka sends through one thread (the process binds one: RunnerKafkaToken).
  */
-export function runnerKafka(kafka: Kafka, options: RunnerOptions, logger: Logger, thread?: ProducerThread): RunnerKafka {
-  const shared = options.producerThread ? (thread ?? new ProducerThread(options.kafka, logger)) : undefined;
+export function runnerKafka(kafka: Kafka, options: RunnerOptions, logger: Logger): RunnerKafka {
+  const shared = options.producerThread ? new ProducerThread(options.kafka, logger) : undefined;
   return {
     producer: (transactionalId) =>
       shared ? shared.producer(transactionalId) : new RecordSetProducer(kafka, transactionalId, options.kafka.encodedProduce),

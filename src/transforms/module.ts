@@ -26,9 +26,6 @@ export function catalogOf(config: { events: EventsConfig; kafka: { topics: { dom
   return buildCatalog(config.events, 'the events section', { topicPrefix: config.kafka.topics.domainPrefix });
 }
 
-/** DI token: the event catalog (built-in events and those the config declares). */
-export const EventCatalogToken = Symbol.for('banyan.EventCatalog');
-
 /**
  * What a transform serves of each change type's lifecycle (docs/lifecycle.md): `decommissioned`
  * turns nothing into events; `new-owned` no longer turns legacy changes into events (the new
@@ -78,7 +75,6 @@ export function servedTransform(
 /** The transform stage: one TransformRunner per configured transform, multi-bound as a Pipeline. */
 export function transformsModule(config: TransformStageConfig, catalog: EventCatalog): ContainerModule {
   return new ContainerModule(({ bind, isBound }) => {
-    bind<EventCatalog>(EventCatalogToken).toConstantValue(catalog);
     if (!isBound(ChangeTypes)) {
       bind(ChangeTypes)
         .toDynamicValue((ctx) => createChangeTypes(config, ctx.get(KafkaClient), ctx.get<Logger>(Logger)))
