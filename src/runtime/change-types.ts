@@ -1,10 +1,10 @@
 import { randomUUID } from 'node:crypto';
 import { hostname, userInfo } from 'node:os';
-import { Partitioners, type Consumer, type Kafka, type Producer } from 'kafkajs';
+import type { Consumer, Kafka } from 'kafkajs';
 import { BanyanError, sleep } from '../core';
 import { changeTypeState, type RuntimeConfig } from './config';
-import { ensureTopics, readToEnd, worthRetrying } from './kafka';
-import { isFencing } from './transactional-producer';
+import { endOffsets, ensureTopics, readToEnd, worthRetrying } from './kafka';
+import { createTransactionalProducer, isFencing } from './transactional-producer';
 import { componentLogger, type Logger } from './logger';
 
 /**
@@ -318,7 +318,7 @@ export class KafkaChangeTypes implements ChangeTypes {
   async start(): Promise<void> {
     try {
       await this.ensureTopics();
-      const ends = await this.endOffsets();
+      const ends = await endOffsets(this.options.kafka, this.topic);
       await this.follow();
       await this.readTo(ends, 'start');
     } catch (error) {
@@ -461,14 +461,10 @@ export class KafkaChangeTypes implements ChangeTypes {
     expected: { version: string | null; state: ChangeTypeState | undefined },
   ): Promise<ChangeTypeRecord> {
     const { kafka, topic, auditTopic } = this.options;
-    const producer: Producer = kafka.producer({
-      transactionalId: this.transactionalId,
-      idempotent: true,
-      maxInFlightRequests: 1,
+    const producer = createTransactionalProducer(kafka, this.transactionalId, {
       transactionTimeout: WRITER_TRANSACTION_TIMEOUT_MS,
       // kafkajs's exactly-once wants unbounded retries; the deadline below bounds the whole set instead.
       retry: { initialRetryTime: 50, maxRetryTime: 2000, retries: Number.MAX_SAFE_INTEGER },
-      createPartitioner: Partitioners.DefaultPartitioner,
     });
     let timedOut = false;
     // Disconnecting ends kafkajs's retries, so an operator's command fails rather than waiting forever for Kafka.
@@ -481,7 +477,7 @@ export class KafkaChangeTypes implements ChangeTypes {
       // kafkajs initialises the transactional id here: any other writer's open transaction is aborted.
       const transaction = await producer.transaction();
       try {
-        await this.readTo(await this.endOffsets(), 'set');
+        await this.readTo(await endOffsets(kafka, topic), 'set');
         const now = this.table.view(type);
         // An earlier attempt whose commit answered with an error may have committed all the same.
         const r = now.record;
@@ -527,52 +523,21 @@ export class KafkaChangeTypes implements ChangeTypes {
 
   private async ensureTopics(): Promise<void> {
     const { kafka, topic, auditTopic, replicationFactor } = this.options;
-    // The audit must outlive time-based retention too, which ensureTopics cannot set.
-    const admin = kafka.admin();
-    await admin.connect();
-    try {
-      if (!(await admin.listTopics()).includes(auditTopic)) {
-        await admin
-          .createTopics({
-            waitForLeaders: true,
-            topics: [
-              {
-                topic: auditTopic,
-                numPartitions: 1,
-                replicationFactor,
-                configEntries: [
-                  { name: 'cleanup.policy', value: 'delete' },
-                  { name: 'retention.ms', value: '-1' },
-                  { name: 'retention.bytes', value: '-1' },
-                ],
-              },
-            ],
-          })
-          .catch((error: unknown) => {
-            if ((error as { type?: string }).type !== 'TOPIC_ALREADY_EXISTS') throw error;
-          });
-      }
-    } finally {
-      await admin.disconnect();
-    }
-    // One partition: a single order of all transitions, and a cheap read to the end.
+    // One partition each: a single order of all transitions, and a cheap read to the end. The audit
+    // is never compacted and outlives time-based retention too.
     await ensureTopics(kafka, [
       { topic, numPartitions: 1, replicationFactor, compacted: true },
-      { topic: auditTopic, numPartitions: 1, replicationFactor },
+      {
+        topic: auditTopic,
+        numPartitions: 1,
+        replicationFactor,
+        configEntries: [
+          { name: 'cleanup.policy', value: 'delete' },
+          { name: 'retention.ms', value: '-1' },
+          { name: 'retention.bytes', value: '-1' },
+        ],
+      },
     ]);
-  }
-
-  /** The control topic's end offset per partition that holds anything. */
-  private async endOffsets(): Promise<Map<number, bigint>> {
-    const admin = this.options.kafka.admin();
-    await admin.connect();
-    try {
-      const ends = new Map<number, bigint>();
-      for (const p of await admin.fetchTopicOffsets(this.topic)) if (BigInt(p.high) > BigInt(p.low)) ends.set(p.partition, BigInt(p.high));
-      return ends;
-    } finally {
-      await admin.disconnect();
-    }
   }
 
   /** Waits until the follower has read every partition up to `ends` (transaction markers count). */

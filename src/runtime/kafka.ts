@@ -1,5 +1,5 @@
 import { randomUUID } from 'node:crypto';
-import { Kafka, logLevel, type Admin, type KafkaConfig, type KafkaMessage, type LogEntry, type SASLOptions } from 'kafkajs';
+import { Kafka, logLevel, type KafkaConfig, type KafkaMessage, type LogEntry, type SASLOptions } from 'kafkajs';
 import type { KafkaConfig as KafkaSettings } from './config';
 import type { Logger } from './logger';
 import { sleep } from '../core/time';
@@ -63,6 +63,8 @@ export interface TopicSpec {
   numPartitions: number;
   replicationFactor: number;
   compacted?: boolean;
+  /** More topic settings for its creation (e.g. retention.ms: -1 for an audit kept forever). */
+  configEntries?: Array<{ name: string; value: string }>;
 }
 
 /**
@@ -85,7 +87,7 @@ export async function ensureTopics(kafka: Kafka, specs: TopicSpec[]): Promise<Ma
               topic: s.topic,
               numPartitions: s.numPartitions,
               replicationFactor: s.replicationFactor,
-              configEntries: s.compacted ? [{ name: 'cleanup.policy', value: 'compact' }] : [],
+              configEntries: [...(s.compacted ? [{ name: 'cleanup.policy', value: 'compact' }] : []), ...(s.configEntries ?? [])],
             })),
           })
           .catch((error: unknown) => {
@@ -118,6 +120,21 @@ async function whenLed<T>(request: () => Promise<T>): Promise<T> {
   }
 }
 
+/** The end offset of each partition of `topic` that holds anything (a topic just made may still be electing leaders). */
+export async function endOffsets(kafka: Kafka, topic: string): Promise<Map<number, bigint>> {
+  const admin = kafka.admin();
+  await admin.connect();
+  try {
+    const ends = new Map<number, bigint>();
+    for (const p of await whenLed(() => admin.fetchTopicOffsets(topic))) {
+      if (BigInt(p.high) > BigInt(p.low)) ends.set(p.partition, BigInt(p.high));
+    }
+    return ends;
+  } finally {
+    await admin.disconnect();
+  }
+}
+
 /**
  * Reads a topic from the beginning up to its end as of the call (read_committed), e.g. a compacted
  * offsets or control topic. Ends when every partition reached the end offset it had at the start;
@@ -129,16 +146,7 @@ export async function readToEnd(
   onMessage: (message: KafkaMessage, partition: number) => void,
   timeoutMs = 60_000,
 ): Promise<void> {
-  const admin = kafka.admin();
-  await admin.connect();
-  const ends = new Map<number, bigint>();
-  try {
-    for (const p of await whenLed(() => admin.fetchTopicOffsets(topic))) {
-      if (BigInt(p.high) > BigInt(p.low)) ends.set(p.partition, BigInt(p.high));
-    }
-  } finally {
-    await admin.disconnect();
-  }
+  const ends = await endOffsets(kafka, topic);
   if (ends.size === 0) return;
   const consumer = kafka.consumer({ groupId: `banyan-reader-${randomUUID()}`, readUncommitted: false });
   await consumer.connect();

@@ -1,5 +1,5 @@
 import { Worker } from 'node:worker_threads';
-import { Partitioners, type Kafka, type Message, type Producer } from 'kafkajs';
+import { Partitioners, type Kafka, type Message, type Producer, type ProducerConfig } from 'kafkajs';
 import { BanyanError } from '../core';
 import type { KafkaConfig } from './config';
 import { encodedMessages, installEncodedProduce } from './encoded-produce';
@@ -41,13 +41,14 @@ export interface TransactionalProducer {
  * unbounded retries of retriable errors: a broker that stays away keeps the source waiting, as a
  * Java producer would.
  */
-export function createTransactionalProducer(kafka: Kafka, transactionalId: string): Producer {
+export function createTransactionalProducer(kafka: Kafka, transactionalId: string, overrides: Partial<ProducerConfig> = {}): Producer {
   return kafka.producer({
     transactionalId,
     idempotent: true,
     maxInFlightRequests: 1,
     retry: { initialRetryTime: 20, maxRetryTime: 10_000, retries: Number.MAX_SAFE_INTEGER },
     createPartitioner: Partitioners.DefaultPartitioner,
+    ...overrides,
   });
 }
 
