@@ -110,11 +110,6 @@ export class EventCatalog {
     return this.byTopic.get(topic)?.[0]!.entity;
   }
 
-  /** The topic that carries `entity`'s events. */
-  topicOf(entity: string): string | undefined {
-    return this.events.find((e) => e.entity === entity)?.topic;
-  }
-
   /** The entity's key fields, in order (`['id']` unless declared). */
   keyFields(entity: string): string[] {
     const key = this.keys.get(entity);

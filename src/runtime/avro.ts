@@ -64,6 +64,12 @@ export function avroType(schema: object): avro.Type {
   });
 }
 
+/** Avro names allow [A-Za-z0-9_] only; legacy columns may hold spaces or dashes. */
+export function avroName(name: string): string {
+  const cleaned = name.replace(/[^A-Za-z0-9_]/g, '_');
+  return /^[A-Za-z_]/.test(cleaned) ? cleaned : `_${cleaned}`;
+}
+
 /**
  * Encodes into a buffer of its own that the next call overwrites: the view it returns must be
  * copied out (e.g. into a record batch) before the encoder runs again.

@@ -1,6 +1,7 @@
 import { BadRecordError } from '../../core';
 import type { Column, ColumnKind, TableInfo } from '../../dialects/dialect';
 import type { AvroOutput } from '../../runtime/avro-output';
+import { avroName } from '../../runtime/avro';
 
 /**
  * Avro schemas derived from a legacy table, and the conversion of the changelog's text images to
@@ -50,11 +51,7 @@ function timeUnit(precision: number): 'millis' | 'micros' | 'nanos' {
   return precision <= 3 ? 'millis' : precision <= 6 ? 'micros' : 'nanos';
 }
 
-/** Avro names allow [A-Za-z0-9_] only; legacy columns may hold spaces or dashes. */
-export function avroName(name: string): string {
-  const cleaned = name.replace(/[^A-Za-z0-9_]/g, '_');
-  return /^[A-Za-z_]/.test(cleaned) ? cleaned : `_${cleaned}`;
-}
+export { avroName };
 
 /** Field names for the columns, unique even when two columns clean up to the same name. */
 export function fieldNames(columns: Column[]): string[] {

@@ -1,4 +1,5 @@
 import type { EventFieldType } from '../../domain/event';
+import { typeName } from '../../domain/values';
 import { decimalText, integerDigits, isInteger, parseDecimal, rescale } from './decimal';
 
 /**
@@ -42,10 +43,6 @@ export function kindText(kind: ValueKind): string {
   }
 }
 
-export function fieldTypeText(type: EventFieldType): string {
-  return typeof type === 'string' ? type : `decimal(${type.decimal.precision},${type.decimal.scale})`;
-}
-
 /**
  * Why values of `kind` cannot be written to a field of `type`, or undefined when they can (every
  * value, or each value checked as it comes: a double into a decimal, a microsecond timestamp into
@@ -85,7 +82,7 @@ export function mismatch(kind: ValueKind, type: EventFieldType): string | undefi
       : kind.type === 'decimal' && typeof type === 'object'
         ? ': its values may not fit (add a unit change, or widen the event field)'
         : '';
-  return `is ${kindText(kind)}, the event field is ${fieldTypeText(type)}${hint}`;
+  return `is ${kindText(kind)}, the event field is ${typeName(type)}${hint}`;
 }
 
 /** A value that cannot become the event field's value; the input goes to the dead-letter topic. */
@@ -111,9 +108,9 @@ export function coerce(value: unknown, type: EventFieldType): unknown {
     const d = parseDecimal(value);
     if (!d || typeof value === 'boolean') return refusal(value, type);
     const scaled = rescale(d, type.decimal.scale);
-    if (!scaled) throw new ValueError('LOSSY_VALUE', `${show(value)} has more than ${type.decimal.scale} decimal places (event field ${fieldTypeText(type)})`);
+    if (!scaled) throw new ValueError('LOSSY_VALUE', `${show(value)} has more than ${type.decimal.scale} decimal places (event field ${typeName(type)})`);
     if (integerDigits(scaled) > type.decimal.precision - type.decimal.scale) {
-      throw new ValueError('OUT_OF_RANGE', `${show(value)} does not fit ${fieldTypeText(type)}`);
+      throw new ValueError('OUT_OF_RANGE', `${show(value)} does not fit ${typeName(type)}`);
     }
     return decimalText(scaled);
   }
@@ -154,7 +151,7 @@ export function coerce(value: unknown, type: EventFieldType): unknown {
 
 /** The TYPE_MISMATCH error of a value that is no value of the field's type (thrown). */
 function refusal(value: unknown, type: EventFieldType, why = ''): never {
-  throw new ValueError('TYPE_MISMATCH', `${show(value)} is no ${fieldTypeText(type)}${why}`);
+  throw new ValueError('TYPE_MISMATCH', `${show(value)} is no ${typeName(type)}${why}`);
 }
 
 /** A value for a reason text: strings quoted and cut. */

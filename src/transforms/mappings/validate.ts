@@ -7,7 +7,8 @@ import { compileConversion } from './conversions';
 import { deletedEventOf, declarativeMapping } from './declarative';
 import type { MappingFunction } from './events';
 import { CODE_MAPPINGS } from './registry';
-import { fieldTypeText, mismatch, type InputColumn, type ValueKind } from './types';
+import { mismatch, type InputColumn, type ValueKind } from './types';
+import { typeName } from '../../domain/values';
 import { avroName } from './views';
 
 type Path = Array<string | number>;
@@ -177,7 +178,7 @@ function transformProblems(
       }
       const type = def?.fields[filter.field]?.type;
       if (filter.minRelativeChange !== undefined && type !== undefined && !(typeof type === 'object' || ['int', 'long', 'double'].includes(type))) {
-        problems.push({ path: at('filter', n, 'minRelativeChange'), message: `minRelativeChange needs a numeric field; ${def!.name}.${filter.field} is ${fieldTypeText(type)}` });
+        problems.push({ path: at('filter', n, 'minRelativeChange'), message: `minRelativeChange needs a numeric field; ${def!.name}.${filter.field} is ${typeName(type)}` });
       }
     });
   });

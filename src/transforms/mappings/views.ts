@@ -1,5 +1,6 @@
 import { Headers, type Origin, type TransformInput } from '../../core';
 import { ValueError } from './types';
+import { avroName as cleanAvroName } from '../../runtime/avro';
 
 /**
  * One input record seen the same way whatever it came from: which named values (legacy columns,
@@ -23,19 +24,17 @@ export interface ChangeView {
   unusable(name: string): string | undefined;
   sourceCommitTime: number;
   origin: Origin;
-  echo: boolean;
   /** The input in words, for dead-letter reasons: `record 003… of Contact`, `legacy.app.users/0@42`. */
   label(): string;
 }
 
 export type InputFormat = 'legacy-changelog' | 'salesforce-cdc';
 
-/** Avro names allow [A-Za-z0-9_] only: the row field of a column (the same rule as src/import/changelog/avro.ts avroName). */
+/** The row field of a column (runtime avroName, the changelog's rule), cleaned once per column name. */
 export function avroName(name: string): string {
   let field = AVRO_NAMES.get(name);
   if (field === undefined) {
-    const cleaned = name.replace(/[^A-Za-z0-9_]/g, '_');
-    field = /^[A-Za-z_]/.test(cleaned) ? cleaned : `_${cleaned}`;
+    field = cleanAvroName(name);
     if (AVRO_NAMES.size < 10_000) AVRO_NAMES.set(name, field);
   }
   return field;
@@ -113,7 +112,6 @@ abstract class LegacyView implements ChangeView {
   abstract readonly op: 'upsert' | 'delete';
   abstract readonly full: boolean;
   readonly origin = 'legacy' as const;
-  readonly echo: boolean;
   private readonly missing: ReadonlySet<string>;
 
   constructor(
@@ -125,7 +123,6 @@ abstract class LegacyView implements ChangeView {
   ) {
     const missingHeader = input.headers[Headers.missingColumns];
     this.missing = missingHeader ? new Set(missingHeader.split(',').filter(Boolean)) : NO_COLUMNS;
-    this.echo = isEcho(input);
   }
 
   abstract known(column: string): boolean;
@@ -230,7 +227,6 @@ export function salesforceView(input: TransformInput): ChangeView {
   const base = {
     sourceCommitTime,
     origin: 'salesforce' as const,
-    echo: isEcho(input),
     label,
     value: (name: string) => (Object.hasOwn(fields, name) ? (fields[name] ?? null) : null),
     previous: () => ({ known: false }),
