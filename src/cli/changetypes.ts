@@ -1,5 +1,5 @@
 import type { BanyanConfig } from '../config';
-import { CHANGE_TYPE_STATES, ChangeTypeError, createChangeTypes, type ChangeTypeState, type ChangeTypeView, type KafkaChangeTypes } from '../runtime/change-types';
+import { CHANGE_TYPE_STATES, ChangeTypeError, isState, createChangeTypes, type ChangeTypeState, type ChangeTypeView, type KafkaChangeTypes } from '../runtime/change-types';
 import { createKafka } from '../runtime/kafka';
 import { createRootLogger } from '../runtime/logger';
 import { formatTable } from '../runtime/table';
@@ -87,8 +87,6 @@ export async function changeTypeHistory(config: BanyanConfig, type: string | und
 
 /** `--expect <state>`: checked here, so a typo is not reported as a stale state. */
 function parseExpected(state: string): ChangeTypeState {
-  if (!(CHANGE_TYPE_STATES as readonly string[]).includes(state)) {
-    throw new ChangeTypeError(`--expect "${state}" is not a state (one of ${CHANGE_TYPE_STATES.join(', ')})`, 'UNKNOWN_STATE');
-  }
-  return state as ChangeTypeState;
+  if (!isState(state)) throw new ChangeTypeError(`--expect "${state}" is not a state (one of ${CHANGE_TYPE_STATES.join(', ')})`, 'UNKNOWN_STATE');
+  return state;
 }

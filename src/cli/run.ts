@@ -20,18 +20,20 @@ export async function run(config: BanyanConfig): Promise<void> {
   const container = createContainer(config, logger, [importModule(config), transformsModule(config, catalog)]);
   await refuseBadConfig(config, catalog, container.get(Databases), logger);
   const pipelines = new Pipelines(container);
+  // Change types are followed by a process that runs transforms (they decide what a transform serves).
+  const changeTypes = config.transforms.length > 0 ? container.get<ChangeTypes>(ChangeTypes) : undefined;
   const statusServer = new StatusServer(
     () => pipelines.status(),
     (error, url) => logger.error({ event: 'http.failed', url, err: error }, `status server: ${url} failed`),
     // The lifecycle state of each change type, as this process obeys it now.
-    () => (config.transforms.length > 0 ? { changeTypes: container.get<ChangeTypes>(ChangeTypes).snapshot() } : {}),
+    () => (changeTypes ? { changeTypes: changeTypes.snapshot() } : {}),
   );
   let stopping: Promise<void> | undefined;
   const stop = (signal: string) => {
     stopping ??= (async () => {
       logger.info({ event: 'banyan.stopping', signal }, 'stopping');
       await pipelines.stop();
-      if (config.transforms.length > 0) await container.get<ChangeTypes>(ChangeTypes).stop();
+      await changeTypes?.stop();
       await statusServer.stop();
       await container.get(Databases).destroy();
       logger.info({ event: 'banyan.stopped' }, 'stopped');

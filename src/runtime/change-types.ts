@@ -136,7 +136,7 @@ export function transitionProblem(from: ChangeTypeState, to: ChangeTypeState): s
   return undefined;
 }
 
-function isState(value: unknown): value is ChangeTypeState {
+export function isState(value: unknown): value is ChangeTypeState {
   return typeof value === 'string' && (CHANGE_TYPE_STATES as readonly string[]).includes(value);
 }
 

@@ -5,7 +5,8 @@ import type { Logger } from '../../runtime/logger';
 import type { CdcOptions } from './config';
 import { SalesforceCdcSource } from './source';
 
-export { SalesforceCdcSource, changeEventChannel, type CdcSourceStats } from './source';
+export { SalesforceCdcSource, type CdcSourceStats } from './source';
+export { changeEventChannel } from './config';
 export { type CdcOptions } from './config';
 export { SALESFORCE_CHANGE_SCHEMA, SALESFORCE_KEY_SCHEMA, type SalesforceChangeValue } from './schema';
 

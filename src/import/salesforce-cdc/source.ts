@@ -36,8 +36,6 @@ export interface CdcSourceStats extends BatchStats {
   apiCalls: Record<string, number>;
 }
 
-export { changeEventChannel } from './config';
-
 const isGap = (m: RawChangeMessage) => {
   const type = (m.payload?.ChangeEventHeader as { changeType?: unknown } | undefined)?.changeType;
   return typeof type === 'string' && type.startsWith('GAP_') && type !== 'GAP_OVERFLOW';
