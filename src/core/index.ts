@@ -7,3 +7,4 @@ export * from './source';
 export * from './transform';
 export * from './health';
 export * from './time';
+export * from './values';

@@ -1,3 +1,4 @@
+import { civilFromDays, daysFromCivil, fromTwosComplement, isCalendarDate, toTwosComplement, unscaledText } from '../core';
 import type { EventFieldType } from './event';
 
 /**
@@ -16,28 +17,13 @@ export function dateToDays(text: string): number {
   const m = DATE.exec(text);
   if (!m) throw new Error(`"${text}" is not a date (YYYY-MM-DD)`);
   const [year, month, day] = [Number(m[1]), Number(m[2]), Number(m[3])];
-  const leap = year % 4 === 0 && (year % 100 !== 0 || year % 400 === 0);
-  const last = month === 2 ? (leap ? 29 : 28) : [4, 6, 9, 11].includes(month) ? 30 : 31;
-  if (month < 1 || month > 12 || day < 1 || day > last) throw new Error(`"${text}" is not a calendar date`);
-  // H. Hinnant's days_from_civil: unlike Date.UTC it takes years 0–99 as written.
-  const y = month <= 2 ? year - 1 : year;
-  const era = Math.floor(y / 400);
-  const yearOfEra = y - era * 400;
-  const dayOfYear = Math.floor((153 * (month > 2 ? month - 3 : month + 9) + 2) / 5) + day - 1;
-  return era * 146_097 + yearOfEra * 365 + Math.floor(yearOfEra / 4) - Math.floor(yearOfEra / 100) + dayOfYear - 719_468;
+  if (!isCalendarDate(year, month, day)) throw new Error(`"${text}" is not a calendar date`);
+  return daysFromCivil(year, month, day);
 }
 
-/** Days since 1970-01-01 → 'YYYY-MM-DD' (civil_from_days, the inverse of dateToDays). */
+/** Days since 1970-01-01 → 'YYYY-MM-DD' (the inverse of dateToDays). */
 export function daysToDate(days: number): string {
-  const z = days + 719_468;
-  const era = Math.floor(z / 146_097);
-  const dayOfEra = z - era * 146_097;
-  const yearOfEra = Math.floor((dayOfEra - Math.floor(dayOfEra / 1460) + Math.floor(dayOfEra / 36_524) - Math.floor(dayOfEra / 146_096)) / 365);
-  const dayOfYear = dayOfEra - (365 * yearOfEra + Math.floor(yearOfEra / 4) - Math.floor(yearOfEra / 100));
-  const mp = Math.floor((5 * dayOfYear + 2) / 153);
-  const day = dayOfYear - Math.floor((153 * mp + 2) / 5) + 1;
-  const month = mp < 10 ? mp + 3 : mp - 9;
-  const year = yearOfEra + era * 400 + (month <= 2 ? 1 : 0);
+  const { year, month, day } = civilFromDays(days);
   const yyyy = year < 0 ? `-${String(-year).padStart(4, '0')}` : String(year).padStart(4, '0');
   return `${yyyy}-${String(month).padStart(2, '0')}-${String(day).padStart(2, '0')}`;
 }
@@ -63,20 +49,12 @@ export function decimalToUnscaled(text: string, precision: number, scale: number
 
 /** The unscaled integer → Avro's decimal bytes (the shortest big-endian two's complement). */
 export function unscaledToBytes(value: bigint): Buffer {
-  let width = 1;
-  while (value >= 1n << BigInt(8 * width - 1) || value < -(1n << BigInt(8 * width - 1))) width++;
-  const unsigned = value < 0n ? (1n << BigInt(8 * width)) + value : value;
-  return Buffer.from(unsigned.toString(16).padStart(width * 2, '0'), 'hex');
+  return toTwosComplement(value)!;
 }
 
 /** Avro's decimal bytes → the decimal string with exactly `scale` places ("12.50"). */
 export function bytesToDecimal(bytes: Buffer, scale: number): string {
-  let value = bytes.length === 0 ? 0n : BigInt(`0x${bytes.toString('hex')}`);
-  if (bytes.length > 0 && bytes[0]! & 0x80) value -= 1n << BigInt(bytes.length * 8);
-  const negative = value < 0n;
-  const digits = (negative ? -value : value).toString().padStart(scale + 1, '0');
-  const text = scale > 0 ? `${digits.slice(0, -scale)}.${digits.slice(-scale)}` : digits;
-  return negative ? `-${text}` : text;
+  return unscaledText(fromTwosComplement(bytes), scale);
 }
 
 /** The type as written in the config and the docs: `string`, `decimal(10,2)`. */

@@ -1,5 +1,6 @@
 import avro from 'avsc';
 import { avroType } from './avro';
+import { civilFromDays, daysFromCivil, fromTwosComplement, isCalendarDate, toTwosComplement, unscaledText } from '../core';
 
 /**
  * A reader for Avro values that a mapping can use as they are: logical types become the text a
@@ -90,8 +91,8 @@ class DecimalType extends BanyanLogical {
 
   protected override _fromValue(buf: Buffer): string {
     // Up to 6 bytes (±2^47) the unscaled value is an exact number: no BigInt, no hex text.
-    if (buf.length > 0 && buf.length <= 6) return decimalText(buf.readIntBE(0, buf.length), this.scale);
-    return decimalText(twosComplementToBigint(buf), this.scale);
+    if (buf.length > 0 && buf.length <= 6) return unscaledText(buf.readIntBE(0, buf.length), this.scale);
+    return unscaledText(fromTwosComplement(buf), this.scale);
   }
 
   protected override _toValue(value: unknown): Buffer | undefined {
@@ -99,7 +100,7 @@ class DecimalType extends BanyanLogical {
     const unscaled = unscaledOf(value, this.scale);
     if (unscaled === undefined) return undefined;
     if ((unscaled < 0n ? -unscaled : unscaled).toString().length > this.precision) return undefined;
-    return bigintToTwosComplement(unscaled, this.size);
+    return toTwosComplement(unscaled, this.size);
   }
 
   protected override _export(schema: avro.Schema): void {
@@ -274,60 +275,16 @@ function timeUnits(h: string, m: string, s: string, fraction: string | undefined
   return BigInt(Number(h) * 3600 + Number(m) * 60 + Number(s)) * 10n ** BigInt(digits) + BigInt(f.padEnd(digits, '0') || '0');
 }
 
-/** YYYY-MM-DD of days since 1970-01-01 (H. Hinnant's civil_from_days). */
+/** YYYY-MM-DD of days since 1970-01-01; years outside 0000–9999 as ISO 8601's expanded years. */
 function dateText(days: number): string {
-  const z = days + 719_468;
-  const era = Math.floor(z / 146_097);
-  const doe = z - era * 146_097;
-  const yoe = Math.floor((doe - Math.floor(doe / 1460) + Math.floor(doe / 36_524) - Math.floor(doe / 146_096)) / 365);
-  const doy = doe - (365 * yoe + Math.floor(yoe / 4) - Math.floor(yoe / 100));
-  const mp = Math.floor((5 * doy + 2) / 153);
-  const day = doy - Math.floor((153 * mp + 2) / 5) + 1;
-  const month = mp < 10 ? mp + 3 : mp - 9;
-  const year = yoe + era * 400 + (month <= 2 ? 1 : 0);
+  const { year, month, day } = civilFromDays(days);
   const y = year >= 0 && year <= 9999 ? String(year).padStart(4, '0') : `${year < 0 ? '-' : '+'}${String(Math.abs(year)).padStart(6, '0')}`;
   return `${y}-${String(month).padStart(2, '0')}-${String(day).padStart(2, '0')}`;
 }
 
 /** Days since 1970-01-01 of a calendar date, or undefined when it is no day of the calendar. */
 function daysOf(year: number, month: number, day: number): bigint | undefined {
-  if (month < 1 || month > 12 || day < 1) return undefined;
-  const leap = year % 4 === 0 && (year % 100 !== 0 || year % 400 === 0);
-  const last = month === 2 ? (leap ? 29 : 28) : [4, 6, 9, 11].includes(month) ? 30 : 31;
-  if (day > last) return undefined;
-  const y = month <= 2 ? year - 1 : year;
-  const era = Math.floor(y / 400);
-  const yoe = y - era * 400;
-  const doy = Math.floor((153 * (month > 2 ? month - 3 : month + 9) + 2) / 5) + day - 1;
-  const doe = yoe * 365 + Math.floor(yoe / 4) - Math.floor(yoe / 100) + doy;
-  return BigInt(era * 146_097 + doe - 719_468);
-}
-
-function twosComplementToBigint(bytes: Buffer): bigint {
-  if (bytes.length === 0) return 0n;
-  let value = BigInt(`0x${bytes.toString('hex')}`);
-  if (bytes[0]! & 0x80) value -= 1n << BigInt(bytes.length * 8);
-  return value;
-}
-
-/** Big-endian two's complement, the shortest form, or `size` bytes for a fixed. */
-function bigintToTwosComplement(value: bigint, size?: number): Buffer | undefined {
-  let width = 1;
-  while (value >= 1n << BigInt(8 * width - 1) || value < -(1n << BigInt(8 * width - 1))) width++;
-  if (size !== undefined) {
-    if (width > size) return undefined;
-    width = size;
-  }
-  const unsigned = value < 0n ? (1n << BigInt(8 * width)) + value : value;
-  return Buffer.from(unsigned.toString(16).padStart(width * 2, '0'), 'hex');
-}
-
-/** `unscaled` a bigint, or a number when it is a safe integer. */
-function decimalText(unscaled: bigint | number, scale: number): string {
-  const negative = unscaled < 0;
-  const digits = (typeof unscaled === 'number' ? Math.abs(unscaled) : negative ? -unscaled : unscaled).toString().padStart(scale + 1, '0');
-  const text = scale > 0 ? `${digits.slice(0, -scale)}.${digits.slice(-scale)}` : digits;
-  return negative ? `-${text}` : text;
+  return isCalendarDate(year, month, day) ? BigInt(daysFromCivil(year, month, day)) : undefined;
 }
 
 /** The unscaled value of decimal text at `scale`, or undefined when it has more fraction digits. */

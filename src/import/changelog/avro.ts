@@ -1,4 +1,4 @@
-import { BadRecordError } from '../../core';
+import { BadRecordError, daysFromCivil, daysInMonth, fromTwosComplement, toTwosComplement, unscaledText } from '../../core';
 import type { Column, ColumnKind, TableInfo } from '../../dialects/dialect';
 import type { AvroOutput } from '../../runtime/avro-output';
 import { avroName } from '../../runtime/avro';
@@ -205,23 +205,9 @@ function timestampToUnits(t: string, digits: number): bigint {
  */
 function validDate(text: string, year: number, month: number, day: number): [number, number, number] {
   if (month < 1 || month > 12 || day < 1) throw new Error(`"${text}" is not a calendar date (a zero date or a zero month or day)`);
-  const leap = year % 4 === 0 && (year % 100 !== 0 || year % 400 === 0);
-  const last = month === 2 ? (leap ? 29 : 28) : [4, 6, 9, 11].includes(month) ? 30 : 31;
+  const last = daysInMonth(year, month);
   if (day > last) throw new Error(`"${text}" is not a calendar date (month ${month} of ${year} has ${last} days)`);
   return [year, month, day];
-}
-
-/**
- * Days since 1970-01-01 of a proleptic Gregorian date (H. Hinnant's days_from_civil). Unlike
- * Date.UTC it takes years 0–99 as written: SQL Server's 0001-01-01 is not 1901.
- */
-function daysFromCivil(year: number, month: number, day: number): number {
-  const y = month <= 2 ? year - 1 : year;
-  const era = Math.floor(y / 400);
-  const yearOfEra = y - era * 400;
-  const dayOfYear = Math.floor((153 * (month > 2 ? month - 3 : month + 9) + 2) / 5) + day - 1;
-  const dayOfEra = yearOfEra * 365 + Math.floor(yearOfEra / 4) - Math.floor(yearOfEra / 100) + dayOfYear;
-  return era * 146_097 + dayOfEra - 719_468;
 }
 
 /** The fraction digits as units of 10^-digits; more precision than the type holds is an error. */
@@ -247,7 +233,7 @@ export function decimalToBytes(text: string, scale: number): Buffer {
   }
   let unscaled = BigInt(digits);
   if (m[1] === '-') unscaled = -unscaled;
-  return bigintToTwosComplement(unscaled);
+  return toTwosComplement(unscaled)!;
 }
 
 /** The shortest big-endian two's complement of a safe integer. */
@@ -263,21 +249,9 @@ function numberToTwosComplement(value: number): Buffer {
   return bytes;
 }
 
-function bigintToTwosComplement(value: bigint): Buffer {
-  let width = 1;
-  while (value >= 1n << BigInt(8 * width - 1) || value < -(1n << BigInt(8 * width - 1))) width++;
-  const unsigned = value < 0n ? (1n << BigInt(8 * width)) + value : value;
-  return Buffer.from(unsigned.toString(16).padStart(width * 2, '0'), 'hex');
-}
-
 /** The inverse of decimalToBytes, for tests and for sinks reading decimals back. */
 export function bytesToDecimal(bytes: Buffer, scale: number): string {
-  let value = bytes.length === 0 ? 0n : BigInt(`0x${bytes.toString('hex')}`);
-  if (bytes.length > 0 && bytes[0]! & 0x80) value -= 1n << BigInt(bytes.length * 8);
-  const negative = value < 0n;
-  const digits = (negative ? -value : value).toString().padStart(scale + 1, '0');
-  const text = scale > 0 ? `${digits.slice(0, -scale)}.${digits.slice(-scale)}` : digits;
-  return negative ? `-${text}` : text;
+  return unscaledText(fromTwosComplement(bytes), scale);
 }
 
 /** Writes one converted value in its Avro type's binary form. */

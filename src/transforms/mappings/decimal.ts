@@ -1,3 +1,4 @@
+import { unscaledText } from '../../core';
 /**
  * Exact decimal arithmetic on text, for unit changes and relative-change filters: a price of
  * 1234.50 divided by 100 is 12.3450, never 12.344999999. A value is an unscaled BigInt and a scale
@@ -34,10 +35,7 @@ export function parseDecimal(value: unknown): Decimal | undefined {
 
 /** Plain decimal text with exactly `scale` fraction digits (no exponent). */
 export function decimalText(d: Decimal): string {
-  const negative = d.unscaled < 0n;
-  const digits = (negative ? -d.unscaled : d.unscaled).toString().padStart(d.scale + 1, '0');
-  const text = d.scale > 0 ? `${digits.slice(0, -d.scale)}.${digits.slice(-d.scale)}` : digits;
-  return negative ? `-${text}` : text;
+  return unscaledText(d.unscaled, d.scale);
 }
 
 /** d × 10^n, exact: only the scale moves. */
