@@ -136,9 +136,8 @@ function framed(id: number, type: avro.Type): TransientEncoder {
 export class AvroDecoder {
   /** What decodeKnown answers for a schema id not fetched yet: decode (which waits for it) instead. */
   static readonly NOT_FETCHED: unique symbol = Symbol('schema not fetched yet');
-  private readonly types = new Map<number, Promise<avro.Type>>();
-  /** The readers fetched, for decoding without a promise per value. */
-  private readonly fetched = new Map<number, avro.Type>();
+  /** Each schema id's reader: the reader once fetched, the fetch while it is under way. */
+  private readonly types = new Map<number, avro.Type | Promise<avro.Type>>();
 
   /** `typeFor` builds the reader of a writer schema: BigInt longs by default, or e.g. readerType (logical types as text). */
   constructor(
@@ -150,12 +149,12 @@ export class AvroDecoder {
     const id = schemaId(buffer);
     let type = this.types.get(id);
     if (!type) {
-      type = this.fetchType(id).then((fetched) => {
-        this.fetched.set(id, fetched);
+      const fetching = this.fetchType(id).then((fetched) => {
+        this.types.set(id, fetched);
         return fetched;
       });
-      type.catch(() => this.types.delete(id));
-      this.types.set(id, type);
+      fetching.catch(() => this.types.delete(id));
+      this.types.set(id, (type = fetching));
     }
     return (await type).fromBuffer(buffer.subarray(5));
   }
@@ -166,8 +165,8 @@ export class AvroDecoder {
    * not Confluent-framed or not Avro of their schema.
    */
   decodeKnown(buffer: Buffer): unknown {
-    const type = this.fetched.get(schemaId(buffer));
-    return type ? type.fromBuffer(buffer.subarray(5)) : AvroDecoder.NOT_FETCHED;
+    const type = this.types.get(schemaId(buffer));
+    return type && !(type instanceof Promise) ? type.fromBuffer(buffer.subarray(5)) : AvroDecoder.NOT_FETCHED;
   }
 
   private async fetchType(id: number): Promise<avro.Type> {
