@@ -1,9 +1,10 @@
 import { stringify } from 'yaml';
 import type { EventCatalog } from './catalog';
-import { toAvroValue } from './codec';
+import { Headers } from '../core';
+import { ORIGINS, toAvroValue } from './codec';
 import type { DomainEvent, EventDefinition, EventFieldType } from './event';
 import { entityIdOf } from './keys';
-import { correlationId, DomainHeaders, eventId } from './records';
+import { correlationId, DomainHeaders, eventId, eventRecords } from './records';
 import { pascal } from './avro';
 
 /**
@@ -62,12 +63,12 @@ function channelId(topic: string): string {
 const HEADERS = {
   type: 'object',
   properties: {
-    'banyan.origin': { type: 'string', enum: ['legacy', 'salesforce', 'domain'], description: 'The system the change came from (also in the envelope).' },
-    'banyan.change.time': { type: 'string', format: 'date-time', description: 'When the change committed at its source (ISO 8601, UTC).' },
+    [Headers.origin]: { type: 'string', enum: [...ORIGINS], description: 'The system the change came from (also in the envelope).' },
+    [Headers.changeTime]: { type: 'string', format: 'date-time', description: 'When the change committed at its source (ISO 8601, UTC).' },
     [DomainHeaders.eventType]: { type: 'string', description: 'The event type.' },
     [DomainHeaders.entity]: { type: 'string', description: 'The entity the event is about.' },
   },
-  required: ['banyan.origin', 'banyan.change.time', DomainHeaders.eventType, DomainHeaders.entity],
+  required: [Headers.origin, Headers.changeTime, DomainHeaders.eventType, DomainHeaders.entity],
 };
 
 export interface AsyncApiOptions {
@@ -128,12 +129,8 @@ export function asyncApiDocument(catalog: EventCatalog, options: AsyncApiOptions
           {
             name: `${event.name}Example`,
             summary: `${event.name} of ${entity} ${example.entityId}; payload in Avro's JSON encoding${event.kind === 'deleted' ? ' (a tombstone of the same key follows it)' : ''}.`,
-            headers: {
-              'banyan.origin': example.origin,
-              'banyan.change.time': new Date(example.sourceCommitTime).toISOString(),
-              [DomainHeaders.eventType]: event.name,
-              [DomainHeaders.entity]: entity,
-            },
+            // The headers eventRecords writes for it.
+            headers: eventRecords(example, catalog)[0]!.headers,
             payload: JSON.parse(catalog.types(topic).value.toString(toAvroValue(example, catalog))) as unknown,
           },
         ],

@@ -201,7 +201,8 @@ function validate(definitions: readonly EventDefinition[], pathOf: (i: number) =
   return issues;
 }
 
-const FIELD_TYPES: readonly string[] = ['string', 'int', 'long', 'double', 'boolean', 'date', 'timestamp'];
+/** The event field types without parameters (decimal(p,s) is the one with). */
+export const FIELD_TYPES: readonly string[] = ['string', 'int', 'long', 'double', 'boolean', 'date', 'timestamp'];
 
 let builtin: EventCatalog | undefined;
 

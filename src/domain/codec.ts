@@ -11,7 +11,8 @@ import { describe, valueProblem } from './values';
  * and the value, not with whatever avsc would say about a byte buffer.
  */
 
-const ORIGINS: readonly string[] = ['legacy', 'salesforce', 'domain'];
+/** The origins an event may name (core's Origin). */
+export const ORIGINS: readonly string[] = ['legacy', 'salesforce', 'domain'];
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
 
 /** An event that does not fit its definition: BadRecordError (the runner dead-letters the input). */

@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { BUILTIN_EVENTS, EventCatalog } from './catalog';
+import { BUILTIN_EVENTS, EventCatalog, FIELD_TYPES } from './catalog';
 import type { EventDefinition, EventFieldType } from './event';
 
 /**
@@ -19,16 +19,15 @@ import type { EventDefinition, EventFieldType } from './event';
  *     key: [orderId]
  * ```
  */
-const SIMPLE_TYPES = ['string', 'int', 'long', 'double', 'boolean', 'date', 'timestamp'] as const;
 
 const fieldTypeText = z
   .string()
   .transform((text, ctx): EventFieldType => {
     const t = text.trim();
-    if ((SIMPLE_TYPES as readonly string[]).includes(t)) return t as EventFieldType;
+    if (FIELD_TYPES.includes(t)) return t as EventFieldType;
     const m = /^decimal\(\s*(\d+)\s*,\s*(\d+)\s*\)$/.exec(t);
     if (m) return { decimal: { precision: Number(m[1]), scale: Number(m[2]) } };
-    ctx.addIssue({ code: 'custom', message: `unknown field type "${text}": use ${SIMPLE_TYPES.join(', ')} or decimal(precision,scale)` });
+    ctx.addIssue({ code: 'custom', message: `unknown field type "${text}": use ${FIELD_TYPES.join(', ')} or decimal(precision,scale)` });
     return z.NEVER;
   })
   .describe('string, int, long (BigInt), double, boolean, date (YYYY-MM-DD), timestamp (ms) or decimal(p,s) (an exact string). Example: decimal(12,2)');
