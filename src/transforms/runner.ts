@@ -1,43 +1,18 @@
-import type { Batch, Consumer, Kafka, KafkaMessage } from 'kafkajs';
+import type { Batch, Kafka, KafkaMessage } from 'kafkajs';
 import { BadRecordError, errorMessage, partitionKey, type OffsetStore, type DeadLetter, type Json, type SourceRecord, type Transform, type TransformInput, type TransformResult } from '../core';
 import { AvroDecoder, type AvroEncoder } from '../runtime/avro';
-import { jsonSafe } from '../runtime/dead-letters';
+import { ConsumingPipeline, inputDeadLetter, textHeaders, type BatchControls, type ConsumingPipelineOptions, type OwnedPartition } from '../runtime/consuming-pipeline';
 import { worthRetrying } from '../runtime/kafka';
 import type { Logger } from '../runtime/logger';
-import { Backoff, untilAborted, type Pipeline, type PipelineStatus } from '../runtime/pipeline';
 import { RecordOutput } from '../runtime/record-output';
-import type { RunnerKafka, RunnerOptions } from '../runtime/source-runner';
-import { sleep } from '../core/time';
+import type { RunnerKafka } from '../runtime/source-runner';
 import { PRODUCER_FENCED, type TransactionalProducer } from '../runtime/transactional-producer';
 
-export interface TransformRunnerOptions extends RunnerOptions {
-  /** Names the transform in logs, metrics, dead letters, its consumer group and transactional ids. */
-  name: string;
-  /** The input topics. */
-  topics: string[];
-  /** Default `<clientId>.transform.<name>`. */
-  groupId?: string;
-  /** Input partitions mapped and committed at the same time (each in its own transaction). */
-  partitionsConsumedConcurrently?: number;
-  /** The most input bytes of one partition fetched, and so mapped and committed, at once. */
-  maxBytesPerPartition?: number;
-  /** The consumer's session timeout: how long a silent member keeps its partitions. */
-  sessionTimeoutMs?: number;
-  /** What must be in place before anything is mapped (schemas registered, change types read); retried with the connect. */
-  beforeConsume?: () => Promise<void>;
-}
+export type TransformRunnerOptions = ConsumingPipelineOptions;
 
-/** One input partition this instance owns: its producer and the next offset to read, as committed. */
-interface OwnedPartition {
-  topic: string;
-  partition: number;
+/** One input partition this instance owns, with its producer (whose init fenced the previous owner). */
+interface ProducingPartition extends OwnedPartition {
   producer: TransactionalProducer;
-  /** Init (which fences the partition's previous owner), then the committed offset read after it. */
-  ready: Promise<void>;
-  /** The next offset to map: everything below it is committed. */
-  next: bigint;
-  /** Another instance initialised this partition's transactional id: this one writes it no more. */
-  fenced: boolean;
 }
 
 /**
@@ -52,59 +27,29 @@ interface OwnedPartition {
  * owner's later commits; only then does it read the partition's committed offset, which is
  * therefore final. See docs/transforms.md.
  */
-export class TransformRunner implements Pipeline {
+export class TransformRunner extends ConsumingPipeline<ProducingPartition> {
   readonly kind = 'transform';
-  private readonly state: Omit<PipelineStatus, 'details'>;
-  private readonly counts = { inputs: 0, dropped: {} as Record<string, number>, rebalances: 0, fencedPartitions: 0 };
-  private readonly owned = new Map<string, OwnedPartition>();
-  private readonly lag = new Map<string, number>();
   private readonly output: RecordOutput;
-  private readonly backoff: Backoff;
-  private readonly abort = new AbortController();
-  private consumer: Consumer | undefined;
-  private loop: Promise<void> | undefined;
-  /** Ends when the batch that mapped last has done its CPU part (see eachBatch). */
+  /** Ends when the batch that mapped last has done its CPU part (see handle). */
   private cpu: Promise<void> = Promise.resolve();
-  private readonly groupId: string;
 
   constructor(
     private readonly transform: Transform,
-    private readonly kafka: Kafka,
+    kafka: Kafka,
     private readonly runnerKafka: RunnerKafka,
     encoder: AvroEncoder,
     private readonly decoder: AvroDecoder,
-    /** Where each input partition's next offset is kept, written in the batch's transaction (see owner()). */
+    /** Where each input partition's next offset is kept, written in the batch's transaction (see acquire()). */
     private readonly offsets: OffsetStore,
-    private readonly logger: Logger,
-    private readonly options: TransformRunnerOptions,
+    logger: Logger,
+    options: TransformRunnerOptions,
   ) {
+    super(kafka, logger, options, 'transform');
     this.output = new RecordOutput(encoder, (specs) => runnerKafka.ensureTopics(specs), options);
-    this.groupId = options.groupId ?? `${options.clientId}.transform.${options.name}`;
-    this.state = { name: options.name, kind: 'transform', state: 'starting', records: 0, deadLetters: 0, transactions: 0, lastCommitAt: null, lastError: null };
-    const { min, max } = options.backoffMs ?? { min: 200, max: 30_000 };
-    this.backoff = new Backoff(min, max);
   }
 
-  get name(): string {
-    return this.options.name;
-  }
-
-  get status(): PipelineStatus {
-    const partitions = [...this.owned.values()].filter((p) => !p.fenced).map((p) => `${p.topic}/${p.partition}`).sort();
-    let lag = 0;
-    for (const value of this.lag.values()) lag += value;
-    return {
-      ...this.state,
-      details: {
-        groupId: this.groupId,
-        inputs: this.counts.inputs,
-        dropped: { ...this.counts.dropped },
-        partitions,
-        lag,
-        rebalances: this.counts.rebalances,
-        fencedPartitions: this.counts.fencedPartitions,
-      } satisfies Record<string, Json>,
-    };
+  protected extraDetails(): Record<string, Json> {
+    return {};
   }
 
   /** The transactional id of one input partition. */
@@ -112,132 +57,18 @@ export class TransformRunner implements Pipeline {
     return `${this.options.clientId}.transform.${this.options.name}.${topic}.${partition}`;
   }
 
-  /**
-   * Starts consuming and resolves after the first attempt to join the group: joined, or backing off
-   * from a Kafka it cannot reach yet (it keeps trying in the background).
-   */
-  start(): Promise<void> {
-    let settle!: () => void;
-    const firstAttempt = new Promise<void>((resolve) => (settle = resolve));
-    this.loop = this.run(settle);
-    return firstAttempt;
-  }
-
-  async stop(): Promise<void> {
-    this.abort.abort();
-    await this.consumer?.disconnect().catch(() => undefined);
-    await this.loop?.catch(() => undefined);
-    await this.dropPartitions([...this.owned.keys()]);
-    this.state.state = 'stopped';
-    this.logger.info({ event: 'transform.stopped' }, 'transform stopped');
-  }
-
-  /** Connects and runs a consumer; when it crashes for good, backs off and starts a new one. */
-  private async run(settle: () => void): Promise<void> {
-    while (!this.abort.signal.aborted) {
-      let crashed!: (error: unknown) => void;
-      const crash = new Promise<unknown>((resolve) => (crashed = resolve));
-      try {
-        if (this.state.state !== 'starting') this.state.state = 'connecting';
-        const consumer = this.newConsumer(crashed);
-        await untilAborted(this.connect(consumer), this.abort.signal);
-        this.state.state = 'running';
-        this.logger.info({ event: 'transform.started', groupId: this.groupId, topics: this.options.topics }, 'transform started');
-        settle();
-        const error = await Promise.race([crash, new Promise((resolve) => this.abort.signal.addEventListener('abort', resolve, { once: true }))]);
-        if (this.abort.signal.aborted) break;
-        throw error;
-      } catch (error) {
-        if (this.abort.signal.aborted) break;
-        await this.consumer?.disconnect().catch(() => undefined);
-        await this.dropPartitions([...this.owned.keys()]);
-        this.state.state = 'backing-off';
-        this.state.lastError = errorMessage(error);
-        const wait = this.backoff.next();
-        this.logger[worthRetrying(error) ? 'warn' : 'error']({ event: 'transform.failed', err: error, retryInMs: wait }, 'transform failed; joining the group again');
-        settle();
-        await sleep(wait, this.abort.signal);
-      }
-    }
-    settle();
-  }
-
-  private newConsumer(crashed: (error: unknown) => void): Consumer {
-    const consumer = this.kafka.consumer({
-      groupId: this.groupId,
-      readUncommitted: false,
-      sessionTimeout: this.options.sessionTimeoutMs ?? 30_000,
-      // A fetch is a transaction's worth of input: larger ones mean fewer transactions, whose
-      // round trips (not the CPU) bound a transform (docs/performance.md).
-      maxBytesPerPartition: this.options.maxBytesPerPartition ?? 8 * 1024 * 1024,
-      maxBytes: 4 * (this.options.maxBytesPerPartition ?? 8 * 1024 * 1024),
-      // A failed batch is tried again by kafkajs with these waits; the runner sees each failure first.
-      retry: { initialRetryTime: this.options.backoffMs?.min ?? 200, maxRetryTime: this.options.backoffMs?.max ?? 30_000, retries: 8 },
-    });
-    this.consumer = consumer;
-    consumer.on(consumer.events.GROUP_JOIN, ({ payload }) => this.onAssignment(payload.memberAssignment));
-    consumer.on(consumer.events.CRASH, ({ payload }) => {
-      // kafkajs restarts by itself after a retriable crash; only a crash it gives up on ends this consumer.
-      if (!payload.restart) crashed(payload.error);
-    });
-    return consumer;
-  }
-
-  private async connect(consumer: Consumer): Promise<void> {
-    // An input topic its source has not written yet is made as the source would make it, so the
-    // transform can join its group before the first change.
+  /** An input topic its source has not written yet is made as the source would make it, so the transform can join its group before the first change. */
+  protected async prepare(): Promise<void> {
     await Promise.all([
       this.output.ensureDeadLetterTopic(),
       this.output.ensureTopics(this.options.topics),
       this.output.knows(this.offsets.topic) ? undefined : this.offsets.ensureTopic().then((partitions) => this.output.knowTopic(this.offsets.topic, partitions)),
-      consumer.connect(),
-      this.options.beforeConsume?.(),
     ]);
-    await consumer.subscribe({ topics: this.options.topics, fromBeginning: true });
-    await consumer.run({
-      autoCommit: false,
-      eachBatchAutoResolve: false,
-      partitionsConsumedConcurrently: this.options.partitionsConsumedConcurrently ?? 3,
-      eachBatch: (payload) => this.eachBatch(payload.batch, payload),
-    });
   }
 
-  /**
-   * A new assignment, a new generation of the group: every partition's producer is dropped and made
-   * again when its first batch comes, so each generation initialises the transactional ids of its
-   * partitions and reads their committed offsets anew. Even a partition this instance had before
-   * may have been another member's in between (this one was evicted and rejoined), and its old
-   * producer would then be fenced.
-   */
-  private onAssignment(assignment: Record<string, number[]>): void {
-    this.counts.rebalances++;
-    const assigned = new Set(Object.entries(assignment).flatMap(([topic, partitions]) => partitions.map((p) => `${topic}/${p}`)));
-    for (const key of this.lag.keys()) if (!assigned.has(key)) this.lag.delete(key);
-    void this.dropPartitions([...this.owned.keys()]);
-    // Taken over at once, all together, while kafkajs fetches their first batches.
-    this.acquire(Object.entries(assignment).flatMap(([topic, partitions]) => partitions.map((partition) => ({ topic, partition }))));
-    this.logger.info({ event: 'transform.assigned', partitions: [...assigned].sort() }, 'partitions assigned');
-    // A partition paused after it was fenced is ours again if the group says so.
-    const consumer = this.consumer;
-    if (consumer) for (const [topic, partitions] of Object.entries(assignment)) consumer.resume([{ topic, partitions }]);
-  }
-
-  /** Forgets a partition's producer after a failure, unless a newer one took its place meanwhile. */
-  private forget(owned: OwnedPartition): void {
-    const key = `${owned.topic}/${owned.partition}`;
-    if (this.owned.get(key) === owned) this.owned.delete(key);
-  }
-
-  /** Closes the partitions' producers at once, an init still under way too (it would otherwise retry as long as Kafka is away). */
-  private async dropPartitions(keys: string[]): Promise<void> {
-    const dropped = keys.map((key) => this.owned.get(key)).filter((p): p is OwnedPartition => p !== undefined);
-    for (const key of keys) this.owned.delete(key);
-    await Promise.all(dropped.map((p) => p.producer.close().catch(() => undefined)));
-  }
-
-  /** The partition's producer, initialised (fencing the previous owner), and its next offset read after that. */
-  private owner(topic: string, partition: number): OwnedPartition {
-    return this.owned.get(`${topic}/${partition}`) ?? this.acquire([{ topic, partition }])[0]!;
+  protected async release(partitions: ProducingPartition[]): Promise<void> {
+    // An init still under way is closed too (it would otherwise retry as long as Kafka is away).
+    await Promise.all(partitions.map((p) => p.producer.close().catch(() => undefined)));
   }
 
   /**
@@ -251,12 +82,10 @@ export class TransformRunner implements Pipeline {
    * completion (KIP-447's require_stable, which kafkajs does not send), so it only counts where it
    * is ahead (a transform run before offsets were kept there).
    */
-  private acquire(partitions: Array<{ topic: string; partition: number }>): OwnedPartition[] {
-    const taken = partitions.map(({ topic, partition }): OwnedPartition => {
+  protected acquire(partitions: Array<{ topic: string; partition: number }>): ProducingPartition[] {
+    const taken = partitions.map(({ topic, partition }): ProducingPartition => {
       const producer = this.runnerKafka.producer(this.transactionalId(topic, partition));
-      const owned: OwnedPartition = { topic, partition, producer, next: 0n, fenced: false, ready: Promise.resolve() };
-      this.owned.set(`${topic}/${partition}`, owned);
-      return owned;
+      return { topic, partition, producer, next: 0n, fenced: false, ready: Promise.resolve() };
     });
     const positions = (async () => {
       await Promise.all(taken.map((owned) => owned.producer.init()));
@@ -273,7 +102,6 @@ export class TransformRunner implements Pipeline {
         owned.next = fromTopic > fromGroup ? fromTopic : fromGroup;
         this.logger.info({ event: 'transform.partition_ready', topic, partition, offset: String(owned.next) }, 'input partition ready');
       });
-      owned.ready.catch(() => undefined);
     }
     return taken;
   }
@@ -283,52 +111,12 @@ export class TransformRunner implements Pipeline {
     return `transform:${this.options.name}`;
   }
 
-  /** The group's committed offsets of `topics`, by `topic/partition`. */
-  private async groupOffsets(topics: string[]): Promise<Map<string, bigint>> {
-    const admin = this.kafka.admin();
-    await admin.connect();
-    try {
-      const offsets = new Map<string, bigint>();
-      for (const { topic, partitions } of await admin.fetchOffsets({ groupId: this.groupId, topics })) {
-        for (const { partition, offset } of partitions) if (BigInt(offset) >= 0n) offsets.set(`${topic}/${partition}`, BigInt(offset));
-      }
-      return offsets;
-    } finally {
-      await admin.disconnect();
-    }
-  }
-
-  private async eachBatch(
-    batch: Batch,
-    { resolveOffset, heartbeat, pause, isRunning, isStale }: { resolveOffset(offset: string): void; heartbeat(): Promise<void>; pause(): () => void; isRunning(): boolean; isStale(): boolean },
-  ): Promise<void> {
-    if (batch.isEmpty() || !isRunning() || isStale()) return;
-    const owned = this.owner(batch.topic, batch.partition);
-    if (owned.fenced) {
-      pause();
-      return;
-    }
-    try {
-      await owned.ready;
-    } catch (error) {
-      // The next attempt initialises again (kafkajs retries the batch).
-      this.forget(owned);
-      await owned.producer.close().catch(() => undefined);
-      throw this.failed(error);
-    }
-    // Below the committed offset: read again after a rebalance or a failed commit; mapped already.
-    // A batch's offsets ascend, so one whose first is not below holds none that is.
-    const first = batch.messages[0];
-    const messages = first && BigInt(first.offset) >= owned.next ? batch.messages : batch.messages.filter((m) => BigInt(m.offset) >= owned.next);
-    if (messages.length === 0) {
-      resolveOffset(batch.lastOffset());
-      return;
-    }
+  protected async handle(batch: Batch, messages: KafkaMessage[], owned: ProducingPartition, controls: BatchControls): Promise<void> {
     // One batch at a time maps and encodes (the CPU part); its commit then overlaps the next batch's
     // mapping, rather than every commit waiting until all batches of the fetch are mapped.
     const endTurn = await this.cpuTurn();
     try {
-      await this.mapAndCommit(batch, messages, owned, { resolveOffset, heartbeat, pause }, endTurn);
+      await this.mapAndCommit(batch, messages, owned, controls, endTurn);
     } finally {
       endTurn();
     }
@@ -346,8 +134,8 @@ export class TransformRunner implements Pipeline {
   private async mapAndCommit(
     batch: Batch,
     messages: KafkaMessage[],
-    owned: OwnedPartition,
-    { resolveOffset, heartbeat, pause }: { resolveOffset(offset: string): void; heartbeat(): Promise<void>; pause(): () => void },
+    owned: ProducingPartition,
+    controls: BatchControls,
     endTurn: () => void,
   ): Promise<void> {
     const records: SourceRecord[] = [];
@@ -387,34 +175,14 @@ export class TransformRunner implements Pipeline {
       if ((error as { code?: string }).code === PRODUCER_FENCED) {
         // Another instance owns this partition now: this one neither writes nor initialises it
         // again (that would fence the new owner in turn) until the group assigns it here anew.
-        owned.fenced = true;
-        this.counts.fencedPartitions++;
-        this.logger.warn({ event: 'transform.fenced', topic: batch.topic, partition: batch.partition, err: error }, 'another instance owns this input partition now; its batch is left to it');
-        pause();
+        this.fence(owned, batch, controls, error);
         return;
       }
       // Whether the failed commit landed is unknown: the offset is read again after a new init.
-      this.forget(owned);
-      await owned.producer.close().catch(() => undefined);
+      await this.forget(owned);
       throw this.failed(error);
     }
-    this.counts.inputs += messages.length;
-    for (const [reason, count] of Object.entries(dropped)) this.counts.dropped[reason] = (this.counts.dropped[reason] ?? 0) + count;
-    this.state.transactions += 1;
-    this.state.lastCommitAt = new Date().toISOString();
-    this.state.state = 'running';
-    this.backoff.reset();
-    // From the batch's last offset, a transaction marker included: a caught-up partition reads 0.
-    this.lag.set(`${batch.topic}/${batch.partition}`, Math.max(0, Number(batch.offsetLag())));
-    resolveOffset(messages.at(-1)!.offset);
-    await heartbeat();
-  }
-
-  private failed(error: unknown): unknown {
-    this.state.state = 'backing-off';
-    this.state.lastError = errorMessage(error);
-    this.logger.warn({ event: 'transform.batch_failed', err: error }, 'transform batch failed; kafkajs tries it again');
-    return error;
+    await this.committed(batch, messages, dropped, controls);
   }
 
   /**
@@ -467,27 +235,6 @@ export class TransformRunner implements Pipeline {
   }
 
   private deadLetter(where: { topic: string; partition: number; offset: string }, message: KafkaMessage, error: unknown, stage: DeadLetter['stage'], code: string): DeadLetter {
-    return {
-      source: `transform:${this.options.name}`,
-      reason: `${where.topic}/${where.partition}@${where.offset}: ${errorMessage(error)}`,
-      stage,
-      code,
-      ...(message.key ? { key: message.key.toString('hex') } : {}),
-      // The bytes as they came (hex, as the dead-letter writer writes every byte string).
-      payload: { key: message.key ?? null, value: message.value ?? null, headers: textHeaders(message) },
-      input: where,
-    };
+    return inputDeadLetter(`transform:${this.options.name}`, where, message, errorMessage(error), stage, code);
   }
-}
-
-function textHeaders(message: KafkaMessage): Record<string, string> {
-  const headers: Record<string, string> = {};
-  const raw = message.headers;
-  if (!raw) return headers;
-  for (const name of Object.keys(raw)) {
-    const value = raw[name];
-    if (value === undefined) continue;
-    headers[name] = Array.isArray(value) ? value.map(String).join(',') : String(value);
-  }
-  return headers;
 }
