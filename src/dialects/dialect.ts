@@ -85,6 +85,9 @@ export interface Dialect {
    */
   setOrigin(trx: Knex.Transaction, origin: string): Promise<void>;
   clearOrigin(trx: Knex.Transaction): Promise<void>;
+
+  /** What the legacy sink writes, as this database says it. */
+  readonly writes: LegacyWriteSql;
 }
 
 export interface TableRef {
@@ -128,6 +131,8 @@ export interface Column {
   sqlType: string;
   type: ColumnKind;
   nullable: boolean;
+  /** The column has a default (or is an identity / auto-increment): an insert may leave it out. Unknown: assume not. */
+  hasDefault?: boolean;
 }
 
 export interface TableInfo extends TableRef {
@@ -170,4 +175,73 @@ export interface Snapshot {
   /** The next page of rows in primary-key order, as text images; an empty array at the end. */
   nextPage(limit: number): Promise<Array<Record<string, string | null>>>;
   close(): Promise<void>;
+}
+
+/** One statement for `knex.raw(sql, bindings)`: every value a `?` placeholder, never spliced in. */
+export interface SqlStatement {
+  sql: string;
+  bindings: unknown[];
+}
+
+/** One row of the version guard: the version of the value one field of one entity holds in the legacy database. */
+export interface GuardRow {
+  entity: string;
+  entityId: string;
+  field: string;
+  /** The source commit time of that value, ms since the epoch. */
+  versionMs: number;
+  origin: string;
+  eventId: string;
+  /** Whether Banyan wrote the value (false: observed, the legacy side wrote it). */
+  written: boolean;
+}
+
+/** Banyan's sink tables in the legacy database (see docs/export-legacy.md). */
+export const GUARD_TABLE = 'banyan_guard';
+export const SINK_OFFSETS_TABLE = 'banyan_sink_offsets';
+
+/**
+ * The legacy sink's statements, as each database says them. Rows are arrays of driver parameters
+ * (`parameter()`), key columns first where a builder names keys. The sink calls these and contains
+ * no dialect branches; each builder makes one multi-row statement (at most `maxRows(width)` rows).
+ */
+export interface LegacyWriteSql {
+  /** DDL creating Banyan's guard and sink-offset tables in `schema` if missing; idempotent. */
+  sinkTables(schema: string | undefined): string[];
+  /** Locks the existing rows among `keys` (key-column values, in key order) and returns their keys as text, as `k0`, `k1`…. */
+  lockRows(table: TableInfo, keys: unknown[][]): SqlStatement;
+  /**
+   * Sets `columns` of existing rows (each row: its key values, then the columns' values), only on
+   * rows where one of them differs (a write that would change nothing is no write: no trigger
+   * fires). `changedRows` of its result counts the rows written.
+   */
+  updateRows(table: TableInfo, columns: string[], rows: unknown[][]): SqlStatement;
+  /**
+   * Inserts rows of `columns` (key columns included); a row that exists by then (inserted
+   * meanwhile by the legacy application) is updated instead, where a value differs.
+   */
+  insertRows(table: TableInfo, columns: string[], rows: unknown[][]): SqlStatement;
+  /** Deletes the rows of `keys`. */
+  deleteRows(table: TableInfo, keys: unknown[][]): SqlStatement;
+  /** The guard rows of these (entity, entityId) pairs: entity, entity_id, field, version_ms, origin, event_id, written. */
+  readGuard(schema: string | undefined, entities: Array<[string, string]>): SqlStatement;
+  /** Inserts or replaces guard rows. */
+  writeGuard(schema: string | undefined, rows: GuardRow[]): SqlStatement;
+  /** A sink's next offsets: topic, kafka_partition, next_offset. */
+  readOffsets(schema: string | undefined, sink: string): SqlStatement;
+  /** Sets a sink's next offset of input partitions, never moving one back. */
+  writeOffsets(schema: string | undefined, sink: string, rows: Array<{ topic: string; partition: number; next: string }>): SqlStatement;
+  /** The rows a write statement changed, from the driver's result. */
+  changedRows(result: unknown): number;
+  /** The rows a read statement returned, from the driver's result. */
+  resultRows(result: unknown): Array<Record<string, unknown>>;
+  /**
+   * The driver parameter that writes a domain value into `column` (domain/event.ts: string, number,
+   * bigint, boolean, 'YYYY-MM-DD', ms since the epoch for a timestamp, decimal text).
+   */
+  parameter(column: Column, value: unknown): unknown;
+  /** The most rows of `width` parameters one statement may carry. */
+  maxRows(width: number): number;
+  /** Whether a driver error is the row's fault (a constraint, a type, a value too long): dead-letter it, rather than retry. */
+  isRowRefusal(error: unknown): boolean;
 }

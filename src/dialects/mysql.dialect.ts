@@ -4,6 +4,7 @@ import type { ChangeBatch, ChangelogState, ChangeRow, Dialect, Position, Snapsho
 import { describeMysqlTable } from './mysql/describe';
 import { advance, expireGaps, parsePosition, toPosition, type GapOptions } from './mysql/gaps';
 import { openMysqlSnapshot } from './mysql/snapshot';
+import { mysqlWrites } from './mysql/writes';
 import { changelogDdl, changelogName, changelogTriggerNames, parseImage, qualified, quoteIdentifier, uninstallDdl } from './mysql/sql';
 
 export interface MysqlDialectOptions {
@@ -48,6 +49,7 @@ export const mysqlDriver: Driver = {
  */
 export class MysqlDialect implements Dialect {
   readonly name = 'mysql' as const;
+  readonly writes = mysqlWrites;
   private readonly gapOptions: GapOptions;
 
   constructor(options: MysqlDialectOptions = {}) {

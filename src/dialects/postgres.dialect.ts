@@ -12,6 +12,7 @@ import type {
   TableInfo,
   TableRef,
 } from './dialect';
+import { postgresWrites } from './postgres/writes';
 import { changelogName, keysetPredicate, requireTable, writtenName, type CatalogColumn } from './shared-catalog';
 
 /** node-postgres. */
@@ -40,6 +41,7 @@ export const postgresDriver: Driver = {
  */
 export class PostgresDialect implements Dialect {
   readonly name = 'postgres' as const;
+  readonly writes = postgresWrites;
 
   quoteIdentifier(name: string): string {
     return `"${name.replace(/"/g, '""')}"`;
@@ -60,6 +62,7 @@ export class PostgresDialect implements Dialect {
       await db.raw(
         `SELECT c.column_name AS name, c.data_type, c.udt_name, c.is_nullable, c.character_maximum_length AS length,
                 c.numeric_precision AS precision, c.numeric_scale AS scale, c.datetime_precision,
+                (c.column_default IS NOT NULL OR c.is_identity = 'YES' OR c.is_generated <> 'NEVER') AS has_default,
                 format_type(a.atttypid, a.atttypmod) AS sql_type
            FROM information_schema.columns c
            JOIN pg_attribute a ON a.attrelid = format('%I.%I', c.table_schema, c.table_name)::regclass
@@ -68,7 +71,7 @@ export class PostgresDialect implements Dialect {
           ORDER BY c.ordinal_position`,
         [schema, table.name],
       )
-    ).rows as Array<CatalogColumn & { udt_name: string; datetime_precision: number | null; sql_type: string }>;
+    ).rows as Array<PgCatalogColumn>;
     const primaryKey = (
       await db.raw(
         `SELECT a.attname AS name
@@ -336,11 +339,13 @@ export function textExpression(ref: string, type: ColumnKind): string {
   }
 }
 
-function toColumn(c: CatalogColumn & { udt_name: string; datetime_precision: number | null; sql_type: string }): Column {
-  return { name: c.name, sqlType: c.sql_type, nullable: c.is_nullable === 'YES', type: kindOf(c) };
+type PgCatalogColumn = CatalogColumn & { udt_name: string; datetime_precision: number | null; sql_type: string; has_default: boolean };
+
+function toColumn(c: PgCatalogColumn): Column {
+  return { name: c.name, sqlType: c.sql_type, nullable: c.is_nullable === 'YES', type: kindOf(c), hasDefault: c.has_default };
 }
 
-function kindOf(c: CatalogColumn & { udt_name: string; datetime_precision: number | null; sql_type: string }): ColumnKind {
+function kindOf(c: PgCatalogColumn): ColumnKind {
   switch (c.data_type) {
     case 'boolean':
       return { kind: 'boolean' };

@@ -14,6 +14,8 @@ export interface MysqlCatalogColumn {
   numeric_precision: number | string | null;
   numeric_scale: number | string | null;
   datetime_precision: number | string | null;
+  /** 1 when an insert may leave the column out (a default, auto_increment, generated). */
+  has_default?: number | string | null;
 }
 
 const UNICODE_CHARSETS = new Set(['utf8', 'utf8mb3', 'utf8mb4', 'ucs2', 'utf16', 'utf16le', 'utf32']);
@@ -40,7 +42,8 @@ export async function describeMysqlTable(db: Knex, table: TableRef): Promise<Tab
   const [catalog] = (await db.raw(
     `SELECT COLUMN_NAME AS name, DATA_TYPE AS data_type, COLUMN_TYPE AS column_type, IS_NULLABLE AS is_nullable,
             CHARACTER_MAXIMUM_LENGTH AS max_length, CHARACTER_SET_NAME AS charset,
-            NUMERIC_PRECISION AS numeric_precision, NUMERIC_SCALE AS numeric_scale, DATETIME_PRECISION AS datetime_precision
+            NUMERIC_PRECISION AS numeric_precision, NUMERIC_SCALE AS numeric_scale, DATETIME_PRECISION AS datetime_precision,
+            (COLUMN_DEFAULT IS NOT NULL OR EXTRA LIKE '%auto_increment%' OR EXTRA LIKE '%GENERATED%') AS has_default
        FROM information_schema.COLUMNS
       WHERE TABLE_SCHEMA = ? AND TABLE_NAME = ?
       ORDER BY ORDINAL_POSITION`,
@@ -82,7 +85,13 @@ function refusePlaceholders(display: string, names: string[]): void {
 }
 
 export function toColumn(c: MysqlCatalogColumn, isJson = false): Column {
-  return { name: c.name, sqlType: c.column_type, nullable: c.is_nullable === 'YES', type: isJson ? { kind: 'json' } : kindOf(c) };
+  return {
+    name: c.name,
+    sqlType: c.column_type,
+    nullable: c.is_nullable === 'YES',
+    type: isJson ? { kind: 'json' } : kindOf(c),
+    ...(c.has_default != null ? { hasDefault: Number(c.has_default) === 1 } : {}),
+  };
 }
 
 function kindOf(c: MysqlCatalogColumn): ColumnKind {

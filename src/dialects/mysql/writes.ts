@@ -1,0 +1,151 @@
+import { GUARD_TABLE, SINK_OFFSETS_TABLE, type Column, type LegacyWriteSql, type TableInfo } from '../dialect';
+import { domainParameter, guardValues, placeholders } from '../shared-writes';
+import { qualified, quoteIdentifier as quote } from './sql';
+
+function column(table: TableInfo, name: string): Column {
+  return table.columns.find((c) => c.name === name)!;
+}
+
+/**
+ * The placeholder of a value written into `col`: a TIMESTAMP is given in UTC and converted to the
+ * session's time zone, in which MySQL reads it (and the changelog trigger writes it back as UTC).
+ */
+function slot(col: Column): string {
+  return col.type.kind === 'timestamptz' ? `CONVERT_TZ(?, '+00:00', @@session.time_zone)` : '?';
+}
+
+/** `SELECT ? AS c0, ? AS c1 UNION ALL SELECT ?, ? …`: a derived table of the rows, which MySQL and MariaDB both join. */
+function derived(slots: string[], count: number): string {
+  const first = `SELECT ${slots.map((s, i) => `${s} AS c${i}`).join(', ')}`;
+  const next = `SELECT ${slots.join(', ')}`;
+  return [first, ...Array.from({ length: count - 1 }, () => next)].join(' UNION ALL ');
+}
+
+/**
+ * MySQL's and MariaDB's legacy-sink statements. Updates are one `UPDATE … JOIN (rows) … WHERE NOT
+ * (a <=> b AND …)`: an unchanged row does not match, so no trigger fires for it (an `ON DUPLICATE
+ * KEY UPDATE` fires the UPDATE triggers even when nothing changes, and would need every NOT NULL
+ * column of an existing row). Inserts are one multi-row `INSERT … ON DUPLICATE KEY UPDATE`.
+ */
+export const mysqlWrites: LegacyWriteSql = {
+  sinkTables(schema) {
+    return [
+      `CREATE TABLE IF NOT EXISTS ${qualified({ schema, name: GUARD_TABLE })} (
+         entity varchar(100) NOT NULL,
+         entity_id varchar(400) NOT NULL,
+         field varchar(100) NOT NULL,
+         version_ms bigint NOT NULL,
+         origin varchar(32) NOT NULL,
+         event_id varchar(100) NOT NULL,
+         written boolean NOT NULL,
+         updated_at timestamp(6) NOT NULL DEFAULT CURRENT_TIMESTAMP(6) ON UPDATE CURRENT_TIMESTAMP(6),
+         PRIMARY KEY (entity, entity_id, field)) DEFAULT CHARSET = utf8mb4 COLLATE = utf8mb4_bin`,
+      `CREATE TABLE IF NOT EXISTS ${qualified({ schema, name: SINK_OFFSETS_TABLE })} (
+         sink varchar(200) NOT NULL,
+         topic varchar(249) NOT NULL,
+         kafka_partition int NOT NULL,
+         next_offset bigint NOT NULL,
+         updated_at timestamp(6) NOT NULL DEFAULT CURRENT_TIMESTAMP(6) ON UPDATE CURRENT_TIMESTAMP(6),
+         PRIMARY KEY (sink, topic, kafka_partition)) DEFAULT CHARSET = utf8mb4 COLLATE = utf8mb4_bin`,
+    ];
+  },
+
+  lockRows(table, keys) {
+    const k = table.primaryKey;
+    const one = `(${k.map((name) => slot(column(table, name))).join(', ')})`;
+    return {
+      sql: `SELECT ${k.map((name, i) => `CAST(${quote(name)} AS CHAR) AS k${i}`).join(', ')} FROM ${qualified(table)}
+             WHERE (${k.map(quote).join(', ')}) IN (${keys.map(() => one).join(', ')})
+             ORDER BY ${k.map(quote).join(', ')} FOR UPDATE`,
+      bindings: keys.flat(),
+    };
+  },
+
+  updateRows(table, columns, rows) {
+    const k = table.primaryKey;
+    const names = [...k, ...columns];
+    const set = columns.map((name, i) => `t.${quote(name)} = v.c${k.length + i}`).join(', ');
+    const join = k.map((name, i) => `t.${quote(name)} = v.c${i}`).join(' AND ');
+    const same = columns.map((name, i) => `t.${quote(name)} <=> v.c${k.length + i}`).join(' AND ');
+    return {
+      sql: `UPDATE ${qualified(table)} AS t JOIN (${derived(names.map((n) => slot(column(table, n))), rows.length)}) AS v ON ${join}
+               SET ${set} WHERE NOT (${same})`,
+      bindings: rows.flat(),
+    };
+  },
+
+  insertRows(table, columns, rows) {
+    const k = table.primaryKey;
+    const rest = columns.filter((name) => !k.includes(name));
+    const one = `(${columns.map((name) => slot(column(table, name))).join(', ')})`;
+    // VALUES(col) is the row that was refused (MariaDB and MySQL 8 both accept it); updating a key to itself is a no-op.
+    const update = (rest.length ? rest : k).map((name) => `${quote(name)} = VALUES(${quote(name)})`).join(', ');
+    return {
+      sql: `INSERT INTO ${qualified(table)} (${columns.map(quote).join(', ')}) VALUES ${rows.map(() => one).join(', ')}
+            ON DUPLICATE KEY UPDATE ${update}`,
+      bindings: rows.flat(),
+    };
+  },
+
+  deleteRows(table, keys) {
+    const k = table.primaryKey;
+    const one = `(${k.map((name) => slot(column(table, name))).join(', ')})`;
+    return { sql: `DELETE FROM ${qualified(table)} WHERE (${k.map(quote).join(', ')}) IN (${keys.map(() => one).join(', ')})`, bindings: keys.flat() };
+  },
+
+  readGuard(schema, entities) {
+    return {
+      sql: `SELECT entity, entity_id, field, version_ms, origin, event_id, written FROM ${qualified({ schema, name: GUARD_TABLE })}
+             WHERE (entity, entity_id) IN (${placeholders(2, entities.length)})`,
+      bindings: entities.flat(),
+    };
+  },
+
+  writeGuard(schema, rows) {
+    return {
+      sql: `INSERT INTO ${qualified({ schema, name: GUARD_TABLE })} (entity, entity_id, field, version_ms, origin, event_id, written)
+            VALUES ${placeholders(7, rows.length)}
+            ON DUPLICATE KEY UPDATE version_ms = VALUES(version_ms), origin = VALUES(origin), event_id = VALUES(event_id), written = VALUES(written)`,
+      bindings: rows.flatMap(guardValues),
+    };
+  },
+
+  readOffsets(schema, sink) {
+    return { sql: `SELECT topic, kafka_partition, CAST(next_offset AS CHAR) AS next_offset FROM ${qualified({ schema, name: SINK_OFFSETS_TABLE })} WHERE sink = ?`, bindings: [sink] };
+  },
+
+  writeOffsets(schema, sink, rows) {
+    return {
+      sql: `INSERT INTO ${qualified({ schema, name: SINK_OFFSETS_TABLE })} (sink, topic, kafka_partition, next_offset) VALUES ${placeholders(4, rows.length)}
+            ON DUPLICATE KEY UPDATE next_offset = GREATEST(next_offset, VALUES(next_offset))`,
+      bindings: rows.flatMap((r) => [sink, r.topic, r.partition, r.next]),
+    };
+  },
+
+  // mysql2 answers a write with [ResultSetHeader, undefined]; `affectedRows` counts rows changed (the
+  // update's predicate leaves unchanged rows out, so matched and changed are the same rows).
+  changedRows: (result) => (result as [{ affectedRows?: number }])[0]?.affectedRows ?? 0,
+  resultRows: (result) => (result as [Array<Record<string, unknown>>])[0],
+
+  parameter(col, value) {
+    if (typeof value === 'number' && (col.type.kind === 'timestamptz' || col.type.kind === 'timestamp')) {
+      // 'YYYY-MM-DD HH:MM:SS.fff' in UTC (see slot).
+      return new Date(value).toISOString().replace('T', ' ').replace('Z', '');
+    }
+    return domainParameter(value);
+  },
+
+  // The protocol's limit is 65,535 placeholders a statement; the packet limit comes first for wide rows.
+  maxRows: (width) => Math.max(1, Math.floor(20_000 / Math.max(width, 1))),
+
+  isRowRefusal(error) {
+    return ROW_REFUSALS.has(Number((error as { errno?: unknown }).errno));
+  },
+};
+
+/**
+ * Server errors that are a row's fault: a NULL into NOT NULL (1048), no default (1364), a duplicate
+ * key (1062), out of range (1264), truncated (1265), an incorrect value (1292, 1366, 1411), too
+ * long (1406), a foreign key (1451, 1452), a CHECK constraint (MySQL 3819, MariaDB 4025).
+ */
+const ROW_REFUSALS = new Set([1048, 1062, 1264, 1265, 1292, 1364, 1366, 1406, 1411, 1451, 1452, 3819, 4025]);
