@@ -5,6 +5,8 @@ import { tableSchemas } from '../import/changelog/avro';
 import { ChangeTypes } from '../runtime/change-types';
 import { changeTypesOf, legacyColumnsFromSchema, validateTransforms, type InputColumn } from '../transforms/mappings';
 import { catalogOf, transformsModule } from '../transforms/module';
+import { exportModule } from '../export/module';
+import { legacySinkTargets, type LegacySinkTarget } from '../config/sinks';
 import { isTableProblemCode } from '../import/changelog/inspect';
 import { changelogSourceProblems } from '../import/changelog/preflight';
 import { configErrorAt, type BanyanConfig } from '../config';
@@ -17,11 +19,12 @@ import { Pipelines } from '../runtime/pipelines';
 export async function run(config: BanyanConfig): Promise<void> {
   const logger = createRootLogger(config.log.level);
   const catalog = catalogOf(config);
-  const container = createContainer(config, logger, [importModule(config), transformsModule(config, catalog)]);
-  await refuseBadConfig(config, catalog, container.get(Databases), logger);
+  const sinkTargets = legacySinkTargets(config, catalog);
+  const container = createContainer(config, logger, [importModule(config), transformsModule(config, catalog), exportModule(config, catalog, sinkTargets)]);
+  await refuseBadConfig(config, catalog, container.get(Databases), logger, sinkTargets);
   const pipelines = new Pipelines(container);
-  // Change types are followed by a process that runs transforms (they decide what a transform serves).
-  const changeTypes = config.transforms.length > 0 ? container.get<ChangeTypes>(ChangeTypes) : undefined;
+  // Change types are followed by a process that runs transforms or sinks (they decide what those serve).
+  const changeTypes = config.transforms.length + config.sinks.length > 0 ? container.get<ChangeTypes>(ChangeTypes) : undefined;
   const statusServer = new StatusServer(
     () => pipelines.status(),
     (error, url) => logger.error({ event: 'http.failed', url, err: error }, `status server: ${url} failed`),
@@ -66,7 +69,7 @@ export async function run(config: BanyanConfig): Promise<void> {
  * does not exist, or a type that does not fit: the columns of each changelog source's table are
  * what its transforms are checked against.
  */
-async function refuseBadConfig(config: BanyanConfig, catalog: EventCatalog, databases: Databases, logger: Logger): Promise<void> {
+async function refuseBadConfig(config: BanyanConfig, catalog: EventCatalog, databases: Databases, logger: Logger, targets: Map<string, LegacySinkTarget>): Promise<void> {
   const inputColumns: Record<string, InputColumn[]> = {};
   try {
     const problems = await changelogSourceProblems(
@@ -84,6 +87,14 @@ async function refuseBadConfig(config: BanyanConfig, catalog: EventCatalog, data
             path: ['transforms', i, 'changeTypes'],
             message: `transform "${transform.name}" feeds change type "${type}", which changeTypes does not configure (configured: ${Object.keys(config.changeTypes).join(', ') || 'none'})`,
           });
+        }
+      }
+    });
+    // So does every change type a sink writes.
+    config.sinks.forEach((sink, i) => {
+      for (const type of new Set(targets.get(sink.name)!.mapping.blocks.map((b) => b.entity))) {
+        if (!Object.hasOwn(config.changeTypes, type)) {
+          problems.push({ path: ['sinks', i, 'mapping'], message: `sink "${sink.name}" writes change type "${type}", which changeTypes does not configure` });
         }
       }
     });

@@ -1,5 +1,6 @@
 import { z } from 'zod';
 import { eventsSectionSchema } from '../domain/config';
+import { sinksSchema } from '../export/legacy/config';
 import { sourceSchema } from '../import/config';
 import { transformsCrossReferences, transformsSchema } from '../transforms/config';
 import { runtimeSections } from '../runtime/config';
@@ -15,6 +16,7 @@ export const configSchema = z.strictObject({
     sources: z.array(sourceSchema).default([]),
     events: eventsSectionSchema,
     transforms: transformsSchema,
+    sinks: sinksSchema,
   })
   // One name for Banyan's own writes everywhere, unless Salesforce's must differ.
   .transform((config) => ({

@@ -8,3 +8,4 @@ export * from './transform';
 export * from './health';
 export * from './time';
 export * from './values';
+export * from './row-mapping';

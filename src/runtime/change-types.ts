@@ -314,8 +314,19 @@ export class KafkaChangeTypes implements ChangeTypes {
   /**
    * Creates the topics if needed, then reads the control topic to its end as of this call and goes
    * on following it. Resolves once read to that end, so no state committed before start() is missed.
+   * Every stage of the process calls it; it runs once (again after a failure).
    */
-  async start(): Promise<void> {
+  start(): Promise<void> {
+    if (!this.starting) {
+      this.starting = this.startOnce();
+      this.starting.catch(() => (this.starting = undefined));
+    }
+    return this.starting;
+  }
+
+  private starting: Promise<void> | undefined;
+
+  private async startOnce(): Promise<void> {
     try {
       await this.ensureTopics();
       const ends = await endOffsets(this.options.kafka, this.topic);

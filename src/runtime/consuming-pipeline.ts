@@ -293,6 +293,16 @@ export abstract class ConsumingPipeline<P extends OwnedPartition> implements Pip
     return error;
   }
 
+  /** Reads a partition again from `offset` (its next fetch starts there). */
+  protected seek(topic: string, partition: number, offset: bigint): void {
+    this.consumer?.seek({ topic, partition, offset: String(offset) });
+  }
+
+  /** Commits a partition's next offset to the group, outside any transaction (for lag tools and the next start's fetch). */
+  protected async commitGroupOffset(topic: string, partition: number, next: bigint): Promise<void> {
+    await this.consumer?.commitOffsets([{ topic, partition, offset: String(next) }]);
+  }
+
   /** The group's committed offsets of `topics`, by `topic/partition`. */
   protected async groupOffsets(topics: string[]): Promise<Map<string, bigint>> {
     const admin = this.kafka.admin();

@@ -20,7 +20,7 @@ interface Problem {
 /** The event definitions: a list, or the domain's EventCatalog (its `events`). */
 export type Catalog = readonly EventDefinition[] | { readonly events: readonly EventDefinition[] };
 
-function byName(catalog: Catalog): Map<string, EventDefinition> {
+export function byName(catalog: Catalog): Map<string, EventDefinition> {
   const list = 'events' in catalog ? catalog.events : (catalog as readonly EventDefinition[]);
   return new Map(list.map((e) => [e.name, e]));
 }

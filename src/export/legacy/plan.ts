@@ -1,0 +1,267 @@
+import type { RowMapping, RowMappingBlock } from '../../core';
+import type { GuardRow } from '../../dialects/dialect';
+import type { DomainEvent } from '../../domain/event';
+import type { ChangeTypeState } from '../../runtime/change-types';
+
+/**
+ * The legacy sink's decisions, pure: which columns of which rows a batch of domain events writes,
+ * and what the version guard holds afterwards. docs/conflicts.md explains the rule; in short:
+ *
+ * - the guard holds, per entity and field, the version (source commit time, origin, event id) of
+ *   the value the legacy row holds: one Banyan wrote, or one the legacy side wrote and Banyan saw
+ *   come back as a legacy-origin event;
+ * - a value is written only when its version is newer than the guard's (last writer wins, per
+ *   field); at the same time, the legacy database wins over Salesforce, Salesforce over the domain,
+ *   and between the same origins the greater event id: the result does not depend on arrival order;
+ * - a legacy-origin event is already in the row: it is observed (guard only), unless the field's
+ *   value in the guard was written by Banyan, in which case the newer legacy value may have been
+ *   overwritten by that write and is written back (a no-op when the row still holds it);
+ * - the change type's lifecycle decides what is written at all (see `decide`).
+ */
+
+export interface Version {
+  versionMs: number;
+  origin: string;
+  eventId: string;
+}
+
+const ORIGIN_RANK: Record<string, number> = { domain: 0, salesforce: 1, legacy: 2 };
+
+/** Whether `a` is newer than `b` (no `b`: nothing known, so yes). */
+export function newer(a: Version, b: Version | undefined): boolean {
+  if (!b) return true;
+  if (a.versionMs !== b.versionMs) return a.versionMs > b.versionMs;
+  const ra = ORIGIN_RANK[a.origin] ?? -1;
+  const rb = ORIGIN_RANK[b.origin] ?? -1;
+  if (ra !== rb) return ra > rb;
+  return a.eventId > b.eventId;
+}
+
+export function guardKey(entity: string, entityId: string, field: string): string {
+  return `${entity}\u0000${entityId}\u0000${field}`;
+}
+
+/** One input event of the batch, where it was. */
+export interface PlannedInput {
+  /** The input's index in the batch (its dead letter names the message). */
+  index: number;
+  event: DomainEvent;
+}
+
+/** What the batch does to one legacy row. */
+export interface RowPlan {
+  /** Key column values in primary-key order. */
+  key: unknown[];
+  /** JSON of the key's text, to match the rows the database locks. */
+  id: string;
+  /** Delete the row (before `set`, if anything is set after the delete in the same batch). */
+  delete: boolean;
+  /** Column → value to write. */
+  set: Map<string, unknown>;
+  /** Column → value known from the events, to fill a row that has to be inserted. */
+  known: Map<string, unknown>;
+  /** The inputs that contributed (for their dead letters if the database refuses the row). */
+  inputs: Set<number>;
+  /** The guard rows that hold once this row is written. */
+  guard: Map<string, GuardRow>;
+  /** Whether a missing row may be inserted: not when only legacy values are written back (the legacy side may have deleted it). */
+  insertable: boolean;
+}
+
+export interface Plan {
+  rows: Map<string, RowPlan>;
+  /** Guard rows that change with no write (observed legacy values). */
+  observed: Map<string, GuardRow>;
+  /** Inputs that cannot be written, with why. */
+  refused: Array<{ index: number; code: string; reason: string }>;
+  /** Inputs that make nothing on purpose, by reason. */
+  dropped: Record<string, number>;
+  /** Events reported instead of written (lifecycle), with the reason. */
+  reports: Array<{ event: DomainEvent; reason: string; fields: string[] }>;
+  /** Fields an event carried that the guard already holds a newer (or the same) version of. */
+  stale: number;
+  /** Legacy-origin fields recorded in the guard without a write. */
+  observedFields: number;
+  /** The row each guard row of `rows` belongs to. */
+  owners: Map<string, RowPlan>;
+}
+
+export interface PlanContext {
+  mapping: RowMapping;
+  /** The table's primary key columns, in order. */
+  primaryKey: string[];
+  stateOf(entity: string): ChangeTypeState;
+  /** The guard as read for this batch's entities, updated by the plan as it decides. */
+  guard: Map<string, GuardRow>;
+  /** Soft delete instead of a row delete. */
+  softDelete?: { column: string; value: unknown };
+  /** A column value as the database takes it (dialect parameter). */
+  parameter(column: string, value: unknown): unknown;
+}
+
+/** What the lifecycle lets an event of `origin` do in `state`: write, observe, report, or nothing. */
+export function decide(state: ChangeTypeState, origin: string): 'write' | 'observe' | 'report' | 'drop' {
+  if (state === 'decommissioned') return 'drop';
+  const legacy = origin === 'legacy';
+  switch (state) {
+    case 'legacy-owned':
+      // The legacy database is the record: it is observed; the new system's changes are reported.
+      return legacy ? 'observe' : 'report';
+    case 'dual':
+      return legacy ? 'observe' : 'write';
+    case 'new-owned':
+      // The new system is the record: its changes are written; a legacy-side write is reported.
+      return legacy ? 'report' : 'write';
+  }
+}
+
+/** Plans a batch of events (in offset order) against the guard. */
+export function planBatch(inputs: PlannedInput[], ctx: PlanContext): Plan {
+  const plan: Plan = { rows: new Map(), observed: new Map(), refused: [], dropped: {}, reports: [], stale: 0, observedFields: 0, owners: new Map() };
+  const changed = new Map<string, RowMappingBlock>();
+  const deleted = new Map<string, RowMappingBlock>();
+  for (const block of ctx.mapping.blocks) {
+    changed.set(block.event, block);
+    if (block.deletedEvent) deleted.set(block.deletedEvent, block);
+  }
+  const drop = (reason: string) => (plan.dropped[reason] = (plan.dropped[reason] ?? 0) + 1);
+  for (const { index, event } of inputs) {
+    const block = changed.get(event.type) ?? deleted.get(event.type);
+    if (!block) {
+      drop('unmapped');
+      continue;
+    }
+    const action = decide(ctx.stateOf(event.entity), event.origin);
+    if (action === 'drop') {
+      drop(`lifecycle:${ctx.stateOf(event.entity)}`);
+      continue;
+    }
+    const isDelete = !changed.has(event.type);
+    const fields = isDelete ? block.fields : block.fields.filter((f) => event.changedFields.includes(f.field));
+    if (action === 'report') {
+      drop(`reported:${ctx.stateOf(event.entity)}`);
+      plan.reports.push({ event, reason: `lifecycle:${ctx.stateOf(event.entity)}`, fields: fields.map((f) => f.field) });
+      continue;
+    }
+    const key = rowKey(block, event, ctx.primaryKey);
+    if (typeof key === 'string') {
+      plan.refused.push({ index, code: 'NO_KEY', reason: key });
+      continue;
+    }
+    const version: Version = { versionMs: event.sourceCommitTime, origin: event.origin, eventId: event.eventId };
+    const guardRow = (field: string, written: boolean): GuardRow => ({ entity: event.entity, entityId: event.entityId, field, ...version, written });
+    const current = (field: string) => ctx.guard.get(guardKey(event.entity, event.entityId, field));
+
+    if (isDelete && block.entity === ctx.mapping.rowEntity && !ctx.softDelete) {
+      // A row delete is newer than the row only when it is newer than every field the guard knows of it.
+      if (!fields.every((f) => newer(version, current(f.field)))) {
+        plan.stale += fields.length;
+        drop('stale');
+        continue;
+      }
+      const observe = action === 'observe';
+      const row = observe ? undefined : rowOf(plan, key);
+      if (row) {
+        row.delete = true;
+        row.insertable = false;
+        row.set.clear();
+        row.known.clear();
+        row.inputs.add(index);
+      }
+      for (const f of fields) record(plan, ctx, guardKey(event.entity, event.entityId, f.field), guardRow(f.field, !observe), row);
+      if (observe) plan.observedFields += fields.length;
+      continue;
+    }
+
+    // Values first: an event whose values cannot all be written back is refused whole.
+    const values = new Map<string, unknown>();
+    let refusal: { code: string; reason: string } | undefined;
+    const softDelete = isDelete && block.entity === ctx.mapping.rowEntity ? ctx.softDelete : undefined;
+    if (!isDelete) {
+      const wanted = action === 'write' ? fields : fields.filter((f) => current(f.field)?.written);
+      for (const f of [...wanted, ...block.fields.filter((f) => event.knownFields.includes(f.field) && !wanted.includes(f))]) {
+        if (f.notWritable) {
+          if (wanted.includes(f)) refusal = { code: 'NOT_WRITABLE', reason: `${event.type}.${f.field} cannot be written to ${f.column}: ${f.notWritable}` };
+          continue;
+        }
+        try {
+          values.set(f.field, ctx.parameter(f.column, f.toColumn(event.data[f.field] ?? null)));
+        } catch (error) {
+          if (wanted.includes(f)) {
+            refusal = {
+              code: (error as { code?: string }).code ?? 'UNWRITABLE_VALUE',
+              reason: `${event.type}.${f.field} → ${f.column}: ${(error as Error).message}`,
+            };
+          }
+        }
+        if (refusal) break;
+      }
+    }
+    if (refusal) {
+      plan.refused.push({ index, ...refusal });
+      continue;
+    }
+    let row: RowPlan | undefined;
+    for (const f of fields) {
+      const guarded = current(f.field);
+      if (!newer(version, guarded)) {
+        plan.stale++;
+        continue;
+      }
+      // A legacy value is already in the row, unless a write of Banyan's (older by commit time) may have hidden it.
+      const write = action === 'write' || (!isDelete && (guarded?.written ?? false));
+      if (!write) {
+        record(plan, ctx, guardKey(event.entity, event.entityId, f.field), guardRow(f.field, false), undefined);
+        plan.observedFields++;
+        continue;
+      }
+      row ??= rowOf(plan, key);
+      if (!softDelete) row.set.set(f.column, isDelete ? null : values.get(f.field));
+      if (action === 'write' && !isDelete) row.insertable = true;
+      row.inputs.add(index);
+      record(plan, ctx, guardKey(event.entity, event.entityId, f.field), guardRow(f.field, true), row);
+    }
+    if (softDelete && row) row.set.set(softDelete.column, ctx.parameter(softDelete.column, softDelete.value));
+    if (row && !isDelete) {
+      for (const f of block.fields) if (event.knownFields.includes(f.field) && values.has(f.field)) row.known.set(f.column, values.get(f.field));
+    }
+    if (!row) drop(fields.length === 0 ? 'no-mapped-field' : 'stale');
+  }
+  return plan;
+}
+
+/** The row's key column values from the event's key, in primary-key order; a string says why not. */
+function rowKey(block: RowMappingBlock, event: DomainEvent, primaryKey: string[]): unknown[] | string {
+  const key: unknown[] = [];
+  for (const column of primaryKey) {
+    const part = block.key.find((k) => k.column === column);
+    const value = part ? event.entityKey[part.field] : undefined;
+    if (value === undefined) return `${event.type} ${event.entityId}: no value for key column ${column}`;
+    key.push(value);
+  }
+  return key;
+}
+
+function rowOf(plan: Plan, key: unknown[]): RowPlan {
+  const id = JSON.stringify(key.map(String));
+  let row = plan.rows.get(id);
+  if (!row) {
+    row = { key, id, delete: false, set: new Map(), known: new Map(), inputs: new Set(), guard: new Map(), insertable: false };
+    plan.rows.set(id, row);
+  }
+  return row;
+}
+
+/** Records a guard row in the plan and in the running guard (later events of the batch compare with it). */
+function record(plan: Plan, ctx: PlanContext, key: string, row: GuardRow, with_: RowPlan | undefined): void {
+  ctx.guard.set(key, row);
+  plan.owners.get(key)?.guard.delete(key);
+  plan.observed.delete(key);
+  if (with_) {
+    with_.guard.set(key, row);
+    plan.owners.set(key, with_);
+  } else {
+    plan.observed.set(key, row);
+    plan.owners.delete(key);
+  }
+}

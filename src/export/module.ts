@@ -1,0 +1,65 @@
+import { ContainerModule } from 'inversify';
+import type { LegacySinkTarget } from '../config/sinks';
+import { Databases } from '../clients/databases';
+import { createDialect } from '../dialects';
+import type { EventCatalog } from '../domain/catalog';
+import { DomainDecoder } from '../domain/decoder';
+import { registerDomainSchemas } from '../domain/registry';
+import type { AvroEncoder } from '../runtime/avro';
+import { ChangeTypes, createChangeTypes } from '../runtime/change-types';
+import type { RuntimeConfig } from '../runtime/config';
+import { KafkaClient } from '../runtime/kafka';
+import { componentLogger, Logger } from '../runtime/logger';
+import { AvroEncoderToken, RunnerKafkaToken } from '../runtime/module';
+import { Pipeline } from '../runtime/pipeline';
+import { runnerOptions, type RunnerKafka } from '../runtime/source-runner';
+import type { SinkConfig } from './legacy/config';
+import { LegacySink } from './legacy/sink';
+
+export type ExportStageConfig = RuntimeConfig & { sinks: SinkConfig[] };
+
+/** The export stage: one LegacySink per configured sink, multi-bound as a Pipeline. */
+export function exportModule(config: ExportStageConfig, catalog: EventCatalog, targets: Map<string, LegacySinkTarget>): ContainerModule {
+  return new ContainerModule(({ bind, isBound }) => {
+    if (!isBound(ChangeTypes)) {
+      bind(ChangeTypes)
+        .toDynamicValue((ctx) => createChangeTypes(config, ctx.get(KafkaClient), ctx.get<Logger>(Logger)))
+        .inSingletonScope();
+    }
+    for (const sink of config.sinks) {
+      const target = targets.get(sink.name)!;
+      bind<Pipeline>(Pipeline).toDynamicValue((ctx) => {
+        const logger = componentLogger(ctx.get<Logger>(Logger), `sink:${sink.name}`, 'export');
+        const changeTypes = ctx.get<ChangeTypes>(ChangeTypes);
+        return new LegacySink(
+          {
+            kafka: ctx.get(KafkaClient),
+            runnerKafka: ctx.get<RunnerKafka>(RunnerKafkaToken),
+            encoder: ctx.get<AvroEncoder>(AvroEncoderToken),
+            decoder: new DomainDecoder(config.schemaRegistry, catalog),
+            db: ctx.get(Databases).get(target.database),
+            dialect: createDialect(config.databases[target.database]!),
+            mapping: target.mapping,
+            changeTypes,
+            logger,
+          },
+          {
+            ...runnerOptions(config),
+            name: sink.name,
+            topics: target.topics,
+            table: target.table,
+            originTag: config.originTag,
+            missingRowWaitMs: sink.missingRow.waitMs,
+            partitionsConsumedConcurrently: sink.partitionsConsumedConcurrently,
+            ...(sink.onDelete !== 'row' ? { softDelete: sink.onDelete.softDelete } : {}),
+            // The domain schemas exist (a domain service may publish first) and the change types are read.
+            beforeConsume: async () => {
+              await registerDomainSchemas(config.schemaRegistry, catalog);
+              await changeTypes.start();
+            },
+          },
+        );
+      });
+    }
+  });
+}
