@@ -17,6 +17,7 @@ import {
 } from './mssql/queries';
 import { DEFAULT_SCHEMA, displayName, quoteIdentifier, type SqlQuery } from './mssql/sql';
 import { columnFromCatalog, isLegacyLob } from './mssql/types';
+import { mssqlWrites } from './mssql/writes';
 import { TableProblemError } from './errors';
 import { writtenName } from './shared-catalog';
 
@@ -41,6 +42,7 @@ export const mssqlDriver: Driver = {
  */
 export class MssqlDialect implements Dialect {
   readonly name = 'mssql' as const;
+  readonly writes = mssqlWrites;
 
   quoteIdentifier(name: string): string {
     return quoteIdentifier(name);
