@@ -217,10 +217,13 @@ export interface LegacyWriteSql {
    */
   updateRows(table: TableInfo, columns: string[], rows: unknown[][]): SqlStatement;
   /**
-   * Inserts rows of `columns` (key columns included); a row that exists by then (inserted
-   * meanwhile by the legacy application) is updated instead, where a value differs.
+   * Inserts rows of `columns` (key columns included) that `lockRows` found missing. Where the
+   * lock does not keep others from inserting the key meanwhile, a row that exists by then is
+   * updated instead, where a value differs (PostgreSQL ON CONFLICT, SQL Server MERGE).
    */
   insertRows(table: TableInfo, columns: string[], rows: unknown[][]): SqlStatement;
+  /** The isolation level the sink's transactions ask for, when the database's default does not serve (MySQL: gap locks need REPEATABLE READ). */
+  readonly isolation?: 'read committed' | 'repeatable read' | 'serializable';
   /** Deletes the rows of `keys`. */
   deleteRows(table: TableInfo, keys: unknown[][]): SqlStatement;
   /** The guard rows of these (entity, entityId) pairs: entity, entity_id, field, version_ms, origin, event_id, written. */

@@ -57,3 +57,21 @@ export class TableProblemError extends BanyanError {
 export function isTableProblem(error: unknown): error is TableProblemError {
   return error instanceof TableProblemError;
 }
+
+/**
+ * The database's own message of a driver error, without the statement knex puts before it
+ * (`UPDATE … - value too long…`): mysql2's sqlMessage, tedious's message, PostgreSQL's message
+ * with its detail.
+ */
+export function databaseMessage(error: unknown): string {
+  const e = error as { sqlMessage?: unknown; message?: unknown; detail?: unknown; code?: unknown };
+  if (typeof e?.sqlMessage === 'string') return e.sqlMessage;
+  let message = typeof e?.message === 'string' ? e.message : errorMessage(error);
+  // knex writes `<statement> - <message>`; a PostgreSQL error's code is its SQLSTATE.
+  if (typeof e?.code === 'string' && /^[0-9A-Z]{5}$/.test(e.code)) {
+    const cut = message.lastIndexOf(' - ');
+    if (cut >= 0) message = message.slice(cut + 3);
+    if (typeof e.detail === 'string') message += ` (${e.detail})`;
+  }
+  return message;
+}

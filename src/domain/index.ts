@@ -9,6 +9,7 @@ export { entityIdOf, entityKeyOf } from './keys';
 export { DomainHeaders, correlationId, eventId, eventRecords } from './records';
 export { registerBackward, registerDomainSchemas, schemaById, setBackward, SchemaRegistrationError, type RegisteredTopic, type RegistryOptions } from './registry';
 export { DomainDecoder } from './decoder';
+export { createPublisher, type Publisher } from './publish';
 export { subscribe, type EventContext, type EventHandler, type SubscribeOptions, type Subscription, type SubscriptionConfig } from './subscribe';
 export { backwardProblem, publishedSchemas } from './compatibility';
 export { asyncApiDocument, asyncApiYaml } from './asyncapi';

@@ -67,16 +67,7 @@ export async function subscribe<T extends string>(
   handler: EventHandler<EventOfTopic<T>>,
   config: SubscriptionConfig,
 ): Promise<Subscription> {
-  const kafka =
-    options.kafka instanceof Kafka
-      ? options.kafka
-      : new Kafka({
-          brokers: options.kafka.brokers,
-          clientId: options.kafka.clientId ?? 'banyan-domain-subscriber',
-          ...(options.kafka.ssl ? { ssl: true } : {}),
-          ...(options.kafka.sasl ? { sasl: options.kafka.sasl } : {}),
-          logLevel: logLevel.ERROR,
-        });
+  const kafka = kafkaOf(options.kafka, 'banyan-domain-subscriber');
   const decoder = new DomainDecoder(options.schemaRegistry, options.catalog ?? builtinCatalog());
   const consumer: Consumer = kafka.consumer({ groupId: config.groupId, readUncommitted: false });
   const retries = config.retries ?? Infinity;
@@ -158,4 +149,17 @@ export async function subscribe<T extends string>(
  */
 function pauseHere(pause: () => () => void): void {
   pause();
+}
+
+/** The kafkajs client of a domain service's helper: the one given, or one made from its settings. */
+export function kafkaOf(kafka: SubscribeOptions['kafka'], clientId: string): Kafka {
+  return kafka instanceof Kafka
+    ? kafka
+    : new Kafka({
+        brokers: kafka.brokers,
+        clientId: kafka.clientId ?? clientId,
+        ...(kafka.ssl ? { ssl: true } : {}),
+        ...(kafka.sasl ? { sasl: kafka.sasl } : {}),
+        logLevel: logLevel.ERROR,
+      });
 }

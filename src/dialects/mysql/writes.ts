@@ -1,5 +1,6 @@
 import { GUARD_TABLE, SINK_OFFSETS_TABLE, type Column, type LegacyWriteSql, type TableInfo } from '../dialect';
 import { domainParameter, guardValues, placeholders } from '../shared-writes';
+// A name holding `?` never gets here: describeMysqlTable refuses it (knex would take it for a parameter).
 import { qualified, quoteIdentifier as quote } from './sql';
 
 function column(table: TableInfo, name: string): Column {
@@ -23,9 +24,14 @@ function derived(slots: string[], count: number): string {
 
 /**
  * MySQL's and MariaDB's legacy-sink statements. Updates are one `UPDATE … JOIN (rows) … WHERE NOT
- * (a <=> b AND …)`: an unchanged row does not match, so no trigger fires for it (an `ON DUPLICATE
- * KEY UPDATE` fires the UPDATE triggers even when nothing changes, and would need every NOT NULL
- * column of an existing row). Inserts are one multi-row `INSERT … ON DUPLICATE KEY UPDATE`.
+ * (a <=> b AND …)`, compared as bytes (under a case-insensitive collation `smith` equals `Smith`,
+ * and a change of case would never be written): an unchanged row does not match, so no trigger
+ * fires for it. Inserts are one multi-row plain `INSERT`, not `INSERT … ON DUPLICATE KEY UPDATE`:
+ * that fires the UPDATE triggers even when nothing changes, needs every NOT NULL column of an
+ * existing row, and acts on a clash with ANY unique key, so a new row that collides with another
+ * row on a secondary unique index would be merged into that row instead of refused. The race it
+ * would cover cannot happen: the sink's `SELECT … FOR UPDATE` of a missing key takes a gap lock
+ * under REPEATABLE READ (its transactions ask for it), so no one inserts that key meanwhile.
  */
 export const mysqlWrites: LegacyWriteSql = {
   sinkTables(schema) {
@@ -66,7 +72,7 @@ export const mysqlWrites: LegacyWriteSql = {
     const names = [...k, ...columns];
     const set = columns.map((name, i) => `t.${quote(name)} = v.c${k.length + i}`).join(', ');
     const join = k.map((name, i) => `t.${quote(name)} = v.c${i}`).join(' AND ');
-    const same = columns.map((name, i) => `t.${quote(name)} <=> v.c${k.length + i}`).join(' AND ');
+    const same = columns.map((name, i) => `BINARY t.${quote(name)} <=> BINARY v.c${k.length + i}`).join(' AND ');
     return {
       sql: `UPDATE ${qualified(table)} AS t JOIN (${derived(names.map((n) => slot(column(table, n))), rows.length)}) AS v ON ${join}
                SET ${set} WHERE NOT (${same})`,
@@ -75,17 +81,14 @@ export const mysqlWrites: LegacyWriteSql = {
   },
 
   insertRows(table, columns, rows) {
-    const k = table.primaryKey;
-    const rest = columns.filter((name) => !k.includes(name));
     const one = `(${columns.map((name) => slot(column(table, name))).join(', ')})`;
-    // VALUES(col) is the row that was refused (MariaDB and MySQL 8 both accept it); updating a key to itself is a no-op.
-    const update = (rest.length ? rest : k).map((name) => `${quote(name)} = VALUES(${quote(name)})`).join(', ');
     return {
-      sql: `INSERT INTO ${qualified(table)} (${columns.map(quote).join(', ')}) VALUES ${rows.map(() => one).join(', ')}
-            ON DUPLICATE KEY UPDATE ${update}`,
+      sql: `INSERT INTO ${qualified(table)} (${columns.map(quote).join(', ')}) VALUES ${rows.map(() => one).join(', ')}`,
       bindings: rows.flat(),
     };
   },
+
+  isolation: 'repeatable read',
 
   deleteRows(table, keys) {
     const k = table.primaryKey;

@@ -44,7 +44,7 @@ describe('postgresWrites.updateRows', () => {
   it('is one UPDATE … FROM typed VALUES joined on the key', () => {
     expect(s.sql).toMatch(/^UPDATE "public"\."users" AS t SET "name" = v\.c1, "price" = v\.c2\s/);
     expect(s.sql).toContain(
-      'FROM (VALUES (CAST(? AS integer), CAST(? AS character varying(200)), CAST(? AS numeric(12,2))), (CAST(? AS integer), CAST(? AS character varying(200)), CAST(? AS numeric(12,2)))) AS v(c0, c1, c2)',
+      'FROM (VALUES (CAST(? AS integer), CAST(? AS text), CAST(? AS numeric(12,2))), (CAST(? AS integer), CAST(? AS text), CAST(? AS numeric(12,2)))) AS v(c0, c1, c2)',
     );
     expect(s.sql).toContain('WHERE t."id" = v.c0 AND ');
   });
@@ -93,7 +93,7 @@ describe('postgresWrites lockRows and deleteRows', () => {
     const s = writes.lockRows(lines, keys);
     expect(s.sql).toContain('SELECT t."order_no"::text AS k0, t."line_no"::text AS k1');
     expect(s.sql).toContain(
-      'WHERE (t."order_no", t."line_no") IN ((CAST(? AS character varying(20)), CAST(? AS integer)), (CAST(? AS character varying(20)), CAST(? AS integer)))',
+      'WHERE (t."order_no", t."line_no") IN ((CAST(? AS text), CAST(? AS integer)), (CAST(? AS text), CAST(? AS integer)))',
     );
     expect(s.sql).toMatch(/ORDER BY t\."order_no", t\."line_no" FOR UPDATE$/);
     expect(s.bindings).toEqual(['A-1', 2, 'A-1', 1]);
@@ -124,7 +124,7 @@ describe('postgresWrites identifiers', () => {
 
   // Known defect (reported, not fixed here): quote() leaves a `?` in a name bare, and knex takes it
   // for a parameter (`Expected 2 bindings, saw 3`). Passes, as a failure, until that is fixed.
-  it.fails('keeps a ? in a name away from knex', () => {
+  it('keeps a ? in a name away from knex', () => {
     const table: TableInfo = { name: 'users', primaryKey: ['id'], columns: [col('id', 'integer', { kind: 'int' }, false), col('we?ird', 'text', { kind: 'string' })] };
     const s = writes.updateRows(table, ['we?ird'], [[1, 'v']]);
     expect(native(s).sql).toContain('"we?ird"');

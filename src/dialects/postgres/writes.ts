@@ -1,8 +1,17 @@
 import { GUARD_TABLE, SINK_OFFSETS_TABLE, type Column, type LegacyWriteSql, type SqlStatement, type TableInfo, type TableRef } from '../dialect';
 import { domainParameter, guardValues, placeholders } from '../shared-writes';
 
+/** A quoted identifier for SQL that goes through knex, which would take a bare `?` for a parameter. */
 function quote(name: string): string {
-  return `"${name.replace(/"/g, '""')}"`;
+  return `"${name.replace(/"/g, '""')}"`.replace(/\?/g, '\\?');
+}
+
+/**
+ * The type a parameter is cast to: the column's, without a length for strings. CAST(… AS
+ * varchar(40)) cuts a longer value without an error, where assigning it to the column refuses it.
+ */
+function castType(sqlType: string): string {
+  return /^(character varying|character|varchar|char|bpchar|bit varying|bit)\b/i.test(sqlType) ? 'text' : sqlType;
 }
 
 function qualified(table: TableRef): string {
@@ -15,7 +24,7 @@ function column(table: TableInfo, name: string): Column {
 
 /** `(CAST(? AS t1), CAST(? AS t2)), …`: typed, so a VALUES list joins and compares as the columns do. */
 function typedValues(types: string[], rows: unknown[][]): string {
-  const one = `(${types.map((t) => `CAST(? AS ${t})`).join(', ')})`;
+  const one = `(${types.map((t) => `CAST(? AS ${castType(t)})`).join(', ')})`;
   return rows.map(() => one).join(', ');
 }
 

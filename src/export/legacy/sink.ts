@@ -3,7 +3,7 @@ import type { Knex } from 'knex';
 import { BanyanError, errorMessage, type DeadLetter, type Json, type RowMapping } from '../../core';
 import { sleep } from '../../core/time';
 import type { Dialect, GuardRow, SqlStatement, TableInfo } from '../../dialects/dialect';
-import { isRetriableDatabaseError } from '../../dialects/errors';
+import { databaseMessage, isRetriableDatabaseError } from '../../dialects/errors';
 import { parseTableName } from '../../dialects/shared-catalog';
 import type { DomainDecoder } from '../../domain/decoder';
 import type { AvroEncoder } from '../../runtime/avro';
@@ -234,6 +234,7 @@ export class LegacySink extends ConsumingPipeline<SinkPartition> {
     let waitingFrom: number | undefined;
     let plan!: Plan;
 
+    const trxConfig = writes.isolation ? { isolationLevel: writes.isolation } : {};
     await db.transaction(async (trx) => {
       const raw = (s: SqlStatement) => trx.raw(s.sql, s.bindings as Knex.RawBinding[]);
       await dialect.setOrigin(trx, this.options.originTag);
@@ -270,7 +271,7 @@ export class LegacySink extends ConsumingPipeline<SinkPartition> {
             counts.refusedRows++;
             const code = String((error as { code?: unknown; errno?: unknown; number?: unknown }).code ?? (error as { number?: unknown }).number ?? 'DB_REFUSED');
             for (const index of row.inputs) {
-              refuse(index, `${table.name} ${row.id}: the database refused the row: ${errorMessage(error)}`, code, 'sending');
+              refuse(index, `${table.name} ${row.id}: the database refused the row: ${code} ${databaseMessage(error)}`, code, 'sending');
             }
             return 0;
           }
@@ -349,7 +350,7 @@ export class LegacySink extends ConsumingPipeline<SinkPartition> {
         // A MySQL session variable outlives the transaction: it must not tag the pool's next user.
         await dialect.clearOrigin(trx).catch(() => undefined);
       }
-    });
+    }, trxConfig);
 
     const c = this.sinkCounts;
     c.updated += counts.updated;
