@@ -1,4 +1,6 @@
 import { ContainerModule } from 'inversify';
+import type { Kafka } from 'kafkajs';
+import type { Knex } from 'knex';
 import type { LegacySinkTarget } from '../config/sinks';
 import { Databases } from '../clients/databases';
 import { createDialect } from '../dialects';
@@ -18,6 +20,39 @@ import { LegacySink } from './legacy/sink';
 
 export type ExportStageConfig = RuntimeConfig & { sinks: SinkConfig[] };
 
+/** What a legacy sink needs from the process: its clients, its change types, its logger. */
+export interface LegacySinkContext {
+  kafka: Kafka;
+  runnerKafka: RunnerKafka;
+  encoder: AvroEncoder;
+  db: Knex;
+  changeTypes: ChangeTypes;
+  logger: Logger;
+}
+
+/** One legacy sink of the config, built as `banyan run` builds it (the module, the bench and the tests share this). */
+export function createLegacySink(config: ExportStageConfig, catalog: EventCatalog, sink: SinkConfig, target: LegacySinkTarget, context: LegacySinkContext): LegacySink {
+  const { changeTypes } = context;
+  return new LegacySink(
+    { ...context, decoder: new DomainDecoder(config.schemaRegistry, catalog), dialect: createDialect(config.databases[target.database]!), mapping: target.mapping },
+    {
+      ...runnerOptions(config),
+      name: sink.name,
+      topics: target.topics,
+      table: target.table,
+      originTag: config.originTag,
+      missingRowWaitMs: sink.missingRow.waitMs,
+      partitionsConsumedConcurrently: sink.partitionsConsumedConcurrently,
+      ...(sink.onDelete !== 'row' ? { softDelete: sink.onDelete.softDelete } : {}),
+      // The domain schemas exist (a domain service may publish first) and the change types are read.
+      beforeConsume: async () => {
+        await registerDomainSchemas(config.schemaRegistry, catalog);
+        await changeTypes.start();
+      },
+    },
+  );
+}
+
 /** The export stage: one LegacySink per configured sink, multi-bound as a Pipeline. */
 export function exportModule(config: ExportStageConfig, catalog: EventCatalog, targets: Map<string, LegacySinkTarget>): ContainerModule {
   return new ContainerModule(({ bind, isBound }) => {
@@ -28,38 +63,16 @@ export function exportModule(config: ExportStageConfig, catalog: EventCatalog, t
     }
     for (const sink of config.sinks) {
       const target = targets.get(sink.name)!;
-      bind<Pipeline>(Pipeline).toDynamicValue((ctx) => {
-        const logger = componentLogger(ctx.get<Logger>(Logger), `sink:${sink.name}`, 'export');
-        const changeTypes = ctx.get<ChangeTypes>(ChangeTypes);
-        return new LegacySink(
-          {
-            kafka: ctx.get(KafkaClient),
-            runnerKafka: ctx.get<RunnerKafka>(RunnerKafkaToken),
-            encoder: ctx.get<AvroEncoder>(AvroEncoderToken),
-            decoder: new DomainDecoder(config.schemaRegistry, catalog),
-            db: ctx.get(Databases).get(target.database),
-            dialect: createDialect(config.databases[target.database]!),
-            mapping: target.mapping,
-            changeTypes,
-            logger,
-          },
-          {
-            ...runnerOptions(config),
-            name: sink.name,
-            topics: target.topics,
-            table: target.table,
-            originTag: config.originTag,
-            missingRowWaitMs: sink.missingRow.waitMs,
-            partitionsConsumedConcurrently: sink.partitionsConsumedConcurrently,
-            ...(sink.onDelete !== 'row' ? { softDelete: sink.onDelete.softDelete } : {}),
-            // The domain schemas exist (a domain service may publish first) and the change types are read.
-            beforeConsume: async () => {
-              await registerDomainSchemas(config.schemaRegistry, catalog);
-              await changeTypes.start();
-            },
-          },
-        );
-      });
+      bind<Pipeline>(Pipeline).toDynamicValue((ctx) =>
+        createLegacySink(config, catalog, sink, target, {
+          kafka: ctx.get(KafkaClient),
+          runnerKafka: ctx.get<RunnerKafka>(RunnerKafkaToken),
+          encoder: ctx.get<AvroEncoder>(AvroEncoderToken),
+          db: ctx.get(Databases).get(target.database),
+          changeTypes: ctx.get<ChangeTypes>(ChangeTypes),
+          logger: componentLogger(ctx.get<Logger>(Logger), `sink:${sink.name}`, 'export'),
+        }),
+      );
     }
   });
 }
