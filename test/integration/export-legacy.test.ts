@@ -1,8 +1,6 @@
 import type { ChildProcess } from 'node:child_process';
-import { randomUUID } from 'node:crypto';
 import type { Knex } from 'knex';
 import { afterEach, describe, expect, it } from 'vitest';
-import { createKnex } from '../../src/clients/database';
 import { parseConfig, type BanyanConfig } from '../../src/config';
 import { createDialect } from '../../src/dialects';
 import { DomainDecoder } from '../../src/domain/decoder';
@@ -11,6 +9,7 @@ import { createPublisher, type Publisher } from '../../src/domain/publish';
 import { migrateChangelogs } from '../../src/import/changelog/migrate';
 import { catalogOf } from '../../src/transforms/module';
 import { freshName, listeningUrl, readAll, spawnBanyan, testKafka, waitFor, writeConfigFile } from '../helpers';
+import { LEGACY_DATABASES as DATABASES, serviceEvent, user, type LegacyDatabase as Db } from '../legacy-databases';
 
 /**
  * The legacy sink inside `banyan run`, as a user runs it: a legacy users table with its changelog
@@ -19,76 +18,6 @@ import { freshName, listeningUrl, readAll, spawnBanyan, testKafka, waitFor, writ
  * database), topics, groups and control topic; counts are exact on every side: rows, changelog
  * rows, domain events, the sink's own account.
  */
-
-interface Db {
-  name: 'postgres' | 'mariadb';
-  /** The databases: block and the table's name as the config writes it. */
-  prepare(): Promise<{ yaml: string; table: string; db: Knex; cleanup: () => Promise<void> }>;
-  ddl(table: string): string;
-  /** A Banyan table beside the users table (changelog, guard). */
-  beside(table: string, name: string): string;
-}
-
-const DATABASES: Db[] = [
-  {
-    name: 'postgres',
-    async prepare() {
-      // A schema of its own: the sink's guard and offset tables live beside the table.
-      const schema = freshName('sink');
-      const table = `${schema}.users`;
-      const yaml = `databases:\n  legacy: { dialect: postgres, database: postgres, user: postgres }`;
-      const db = createKnex(parseConfig(`${BASE}\n${yaml}`, 'x.yaml').databases.legacy!);
-      await db.raw(`CREATE SCHEMA ${schema}`);
-      return {
-        yaml,
-        table,
-        db,
-        cleanup: async () => {
-          await db.raw(`DROP SCHEMA IF EXISTS ${schema} CASCADE`);
-          await db.destroy();
-        },
-      };
-    },
-    ddl: (table) => `CREATE TABLE ${table} (
-      id integer PRIMARY KEY, first_name varchar(50), last_name varchar(50) NOT NULL, email varchar(40),
-      street varchar(100), city varchar(60), postal_code varchar(10), state varchar(30), country char(2),
-      updated_at timestamp(3) NOT NULL DEFAULT now())`,
-    beside: (table, name) => `${table.split('.')[0]}.${name}`,
-  },
-  {
-    name: 'mariadb',
-    async prepare() {
-      const database = freshName('banyan_sink');
-      const yaml = `databases:\n  legacy: { dialect: mariadb, database: ${database}, user: root }`;
-      const settings = parseConfig(`${BASE}\n${yaml}`, 'x.yaml').databases.legacy!;
-      const admin = createKnex({ ...settings, database: 'mysql' });
-      await admin.raw(`CREATE DATABASE \`${database}\` CHARACTER SET utf8mb4`);
-      const db = createKnex(settings);
-      return {
-        yaml,
-        table: 'users',
-        db,
-        cleanup: async () => {
-          await db.destroy();
-          await admin.raw(`DROP DATABASE IF EXISTS \`${database}\``);
-          await admin.destroy();
-        },
-      };
-    },
-    ddl: (table) => `CREATE TABLE ${table} (
-      id int PRIMARY KEY, first_name varchar(50), last_name varchar(50) NOT NULL, email varchar(40),
-      street varchar(100), city varchar(60), postal_code varchar(10), state varchar(30), country char(2),
-      updated_at timestamp(3) NOT NULL DEFAULT CURRENT_TIMESTAMP(3))`,
-    beside: (_table, name) => name,
-  },
-];
-
-const BASE = `
-kafka:
-  brokers: \${KAFKA_BROKERS}
-  clientId: placeholder
-schemaRegistry:
-  url: \${SCHEMA_REGISTRY_URL}`;
 
 interface Setup {
   dbKind: Db;
@@ -175,33 +104,6 @@ sinks:
   const publisher = await createPublisher({ kafka: testKafka(config), schemaRegistry: config.schemaRegistry.url, catalog: catalogOf(config) }, freshName('service'));
   cleanups.push(() => publisher.close());
   return { dbKind, config, file, db: prepared.db, table: prepared.table, changelog: dbKind.beside(prepared.table, 'banyan_cl_users'), prefix, publisher, yamlWith };
-}
-
-/** A domain service's event: origin domain, its own commit time. */
-function serviceEvent(type: 'UserChanged' | 'AddressChanged' | 'UserDeleted', id: number, data: Record<string, unknown>, at: number): DomainEvent {
-  const entity = type === 'AddressChanged' ? 'address' : 'user';
-  const causation = { topic: 'service.users', partition: 0, offset: String(at) };
-  const all: Record<string, unknown> =
-    type === 'UserChanged' ? { firstName: null, lastName: null, email: null } : type === 'AddressChanged' ? { street: null, city: null, postalCode: null, state: null, country: null } : {};
-  return {
-    eventId: randomUUID(),
-    type,
-    entity,
-    entityId: String(id),
-    entityKey: { id: String(id) },
-    sourceCommitTime: at,
-    origin: 'domain',
-    causation,
-    correlationId: randomUUID(),
-    changedFields: Object.keys(data),
-    knownFields: Object.keys(data),
-    schemaVersion: 1,
-    data: { ...all, ...data },
-  };
-}
-
-function user(id: number): Record<string, unknown> {
-  return { id, first_name: `First${id}`, last_name: `Last${id}`, email: `u${id}@example.com`, street: `${id} Main St`, city: 'Zurich', postal_code: '8000', state: 'ZH', country: 'CH' };
 }
 
 async function start(s: Setup, file = s.file): Promise<{ child: ChildProcess; url: string }> {
