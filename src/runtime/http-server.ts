@@ -36,7 +36,14 @@ export class StatusServer {
         [Counter, 'incomplete_records_total', 'changes recorded without some of the table’s columns (header banyan.missing.columns)', (s) => Number(s.details.incompleteRecords ?? 0)],
       ],
       transform: [[Counter, 'inputs_total', 'input records a transform consumed and committed', (s) => Number(s.details.inputs ?? 0)]],
-      sink: [],
+      sink: [
+        [Counter, 'inputs_total', 'domain events a sink consumed and committed', (s) => Number(s.details.inputs ?? 0)],
+        [Counter, 'noops_total', 'rows a sink would have written with the values they hold: not written (no-op suppression)', (s) => Number(s.details.noops ?? 0)],
+        [Counter, 'stale_fields_total', 'event fields older than (or the same version as) what the target holds, by the version guard: not written', (s) => Number(s.details.stale ?? 0)],
+        [Counter, 'observed_fields_total', 'fields of changes the target made itself, recorded in the version guard without a write', (s) => Number(s.details.observed ?? 0)],
+        [Counter, 'refused_rows_total', 'rows the target database refused (dead-lettered with its error)', (s) => Number(s.details.refusedRows ?? 0)],
+        [Gauge, 'waiting_rows', 'missing rows waiting for the events that give their NOT NULL columns', (s) => Number(s.details.waitingRows ?? 0)],
+      ],
     };
     for (const kind of Object.keys(byKind) as PipelineKind[]) {
       for (const [Metric, name, help, pick] of [...common, ...byKind[kind]]) {
@@ -66,21 +73,25 @@ export class StatusServer {
         for (const { type, state } of changeTypes as Array<{ type: string; state: string }>) this.labels(type, state).set(1);
       },
     });
-    // What transforms turned into nothing, by reason (echo, filtered, lifecycle…): never silent.
-    new Counter({
-      name: 'banyan_transform_dropped_total',
-      help: 'transforms: input records deliberately turned into no event, by reason',
-      labelNames: ['transform', 'reason'],
-      registers: [this.registry],
-      collect(this: Counter) {
-        this.reset();
-        for (const s of statuses()) {
-          if (s.kind !== 'transform') continue;
-          const dropped = (s.details.dropped ?? {}) as Record<string, number>;
-          for (const [reason, count] of Object.entries(dropped)) this.labels(s.name, reason).inc(count);
-        }
-      },
-    });
+    // Counts by a second label, read from a map in the pipelines' details: never silent.
+    const byLabel = (name: string, help: string, kind: PipelineKind, label: string, map: (s: PipelineStatus) => unknown) =>
+      new Counter({
+        name,
+        help,
+        labelNames: [kind, label],
+        registers: [this.registry],
+        collect(this: Counter) {
+          this.reset();
+          for (const s of statuses()) {
+            if (s.kind !== kind) continue;
+            for (const [value, count] of Object.entries((map(s) ?? {}) as Record<string, number>)) this.labels(s.name, value).inc(count);
+          }
+        },
+      });
+    byLabel('banyan_transform_dropped_total', 'transforms: input records deliberately turned into no event, by reason', 'transform', 'reason', (s) => s.details.dropped);
+    byLabel('banyan_sink_dropped_total', 'sinks: events deliberately not written, by reason (unmapped, stale, lifecycle…)', 'sink', 'reason', (s) => s.details.dropped);
+    byLabel('banyan_sink_reported_total', 'sinks: events reported instead of written, by lifecycle reason', 'sink', 'reason', (s) => s.details.reported);
+    byLabel('banyan_sink_rows_written_total', 'sinks: rows the target changed, by operation', 'sink', 'operation', (s) => s.details.written);
   }
 
   async start(host: string, port: number): Promise<string> {

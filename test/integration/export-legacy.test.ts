@@ -258,6 +258,10 @@ for (const dbKind of DATABASES) {
       expect(st.details.reported).toEqual({ 'lifecycle:legacy-owned': 1 });
       expect(st.details.written.updated).toBe(1);
       expect(await row(s, 1)).toMatchObject({ email: 'u1@example.com', city: 'Lugano' });
+      const metrics = await (await fetch(`${url}/metrics`)).text();
+      expect(metrics).toContain('banyan_sink_reported_total{sink="users-back",reason="lifecycle:legacy-owned"} 1');
+      expect(metrics).toContain('banyan_sink_rows_written_total{sink="users-back",operation="updated"} 1');
+      expect(metrics).toContain('banyan_sink_inputs_total{sink="users-back"} 2');
 
       // A legacy-side write of a new-owned type: reported by the transform (no event), never written back.
       await s.db(s.table).where({ id: 1 }).update({ city: 'Chur' });
