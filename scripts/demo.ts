@@ -1,18 +1,20 @@
 /**
  * The README's first command, after the stack is up: Banyan's main job end to end on the local
  * stack. It creates the demo legacy table (a `users` table with address columns, the reference
- * example), installs its changelog, runs `banyan run` as a user would (sources and transforms),
- * changes a legacy row and a Salesforce Contact while it runs, and prints the canonical events
- * that arrive in domain.user and domain.address, read as a domain service reads them: through the
- * typed subscribe() helper.
+ * example), installs its changelog, moves the user and address change types to `dual` (both
+ * sides write), runs `banyan run` as a user would (sources, transforms and the legacy sink),
+ * changes a legacy row and a Salesforce Contact while it runs, publishes a domain service's
+ * UserChanged, and prints the canonical events that arrive in domain.user and domain.address, read
+ * as a domain service reads them (the typed subscribe() helper), and the way back: the domain
+ * service's change written once into the legacy row, its changelog row dropped as an echo.
  */
-import { spawn } from 'node:child_process';
-import { randomBytes } from 'node:crypto';
+import { spawn, spawnSync } from 'node:child_process';
+import { randomBytes, randomUUID } from 'node:crypto';
 import jsforce from 'jsforce';
 import { loadEnvFile, STACK_ENV_FILE } from '../src/cli/context';
 import { Databases } from '../src/clients/databases';
 import { loadConfigFile } from '../src/config';
-import { subscribe, type DomainEvent, type Subscription } from '../src/domain';
+import { createPublisher, subscribe, type DomainEvent, type Subscription } from '../src/domain';
 import { createKafka } from '../src/runtime/kafka';
 import { createRootLogger } from '../src/runtime/logger';
 import type { PipelineStatus } from '../src/runtime/pipeline';
@@ -54,6 +56,16 @@ console.log('\n== banyan migrate');
 await step(['migrate']);
 console.log('\n== banyan doctor');
 await step(['doctor']);
+// Both sides write users and addresses while the demo runs: the legacy sink writes the new
+// system's changes back (in legacy-owned it would only report them). Moved once; a later demo finds them dual.
+const listed = spawnSync('node', ['bin/banyan.mjs', 'changetypes', 'list', '--json'], { encoding: 'utf8' });
+if (listed.status !== 0) throw new Error(`banyan changetypes list failed: ${listed.stderr}`);
+for (const { type, state } of (JSON.parse(listed.stdout) as { changeTypes: Array<{ type: string; state: string }> }).changeTypes) {
+  if ((type === 'user' || type === 'address') && state === 'legacy-owned') {
+    console.log(`\n== banyan changetypes set ${type} dual`);
+    await step(['changetypes', 'set', type, 'dual', '--expect', 'legacy-owned', '--why', 'demo: the new system writes users back']);
+  }
+}
 console.log('\n== banyan changetypes list');
 await step(['changetypes', 'list']);
 
@@ -66,7 +78,7 @@ if (!contact) throw new Error("the emulator's demo seed has no Contact for Ada L
 if (contact.Banyan_Id__c !== '1') await salesforce.sobject('Contact').update({ Id: contact.Id, Banyan_Id__c: '1' });
 contact.Banyan_Id__c = '1';
 
-console.log('\n== banyan run (in the background): sources and transforms');
+console.log('\n== banyan run (in the background): sources, transforms and the legacy sink');
 const banyan = cli(['run']);
 // The demo must not leave `banyan run` behind, whatever happens below.
 process.on('exit', () => banyan.kill('SIGKILL'));
@@ -114,6 +126,31 @@ const asBanyan = new jsforce.Connection({ instanceUrl: salesforce.instanceUrl, a
 await asBanyan.sobject('Contact').update({ Id: contact.Id, MailingCity: 'Berkeley' });
 console.log(`salesforce: UPDATE Contact ${contact.Id} MailingCity as Banyan → an echo: no event`);
 
+// A domain service changes user 2's email in the new system: the legacy sink writes it into the
+// legacy row, tagged, and the changelog row that write makes comes back only as an echo.
+const serviceEmail = `grace.${Date.now()}@new-system.example`;
+const publisher = await createPublisher(options, `banyan-demo-service-${randomBytes(4).toString('hex')}`);
+const causation = { topic: 'demo.user-service', partition: 0, offset: String(Date.now()) };
+await publisher.publish([
+  {
+    eventId: randomUUID(),
+    type: 'UserChanged',
+    entity: 'user',
+    entityId: '2',
+    entityKey: { id: '2' },
+    sourceCommitTime: Date.now(),
+    origin: 'domain',
+    causation,
+    correlationId: randomUUID(),
+    changedFields: ['email'],
+    knownFields: ['email'],
+    schemaVersion: 1,
+    data: { firstName: null, lastName: null, email: serviceEmail },
+  },
+]);
+await publisher.close();
+console.log(`domain:     UserChanged user 2 email (a domain service) → the legacy row, once; its changelog row is an echo`);
+
 // The events these changes must make, each seen once through subscribe() before the demo ends.
 const expected = [
   ['UserChanged', String(next), 'legacy'],
@@ -122,6 +159,7 @@ const expected = [
   ['UserChanged', '2', 'legacy'],
   ['UserChanged', contact.Banyan_Id__c, 'salesforce'],
   ['AddressChanged', contact.Banyan_Id__c, 'salesforce'],
+  ['UserChanged', '2', 'domain'],
 ];
 const missing = () => {
   const left = arrived.map((e) => [e.type, e.entityId, e.origin].join(' '));
@@ -132,7 +170,16 @@ const missing = () => {
   });
 };
 for (let check = deadline(`the events of these changes: ${missing().join(', ')}`); missing().length > 0; check()) await new Promise((resolve) => setTimeout(resolve, 100));
-const statuses = (await (await fetch(`${status}/status`)).json()) as { sources: PipelineStatus[]; transforms: PipelineStatus[] };
+// The way back: the service's email in the legacy row, and its echo seen (and dropped) by the transform.
+const legacyEmail = async () => (await db('public.users').where({ id: 2 }).first()).email as string;
+const writes = () => db('public.banyan_cl_users').where('origin', config.originTag).whereRaw(`after_image->>'email' = ?`, [serviceEmail]).count({ n: '*' });
+for (let check = deadline('the legacy sink to write user 2'); (await legacyEmail()) !== serviceEmail; check()) await new Promise((resolve) => setTimeout(resolve, 100));
+const echoesNow = async () => {
+  const s = (await (await fetch(`${status}/status`)).json()) as { transforms: PipelineStatus[] };
+  return s.transforms.reduce((n, t) => n + Number((t.details.dropped as Record<string, number> | undefined)?.echo ?? 0), 0);
+};
+for (let check = deadline('the transform to drop the sink’s echo'); (await echoesNow()) < 2; check()) await new Promise((resolve) => setTimeout(resolve, 100));
+const statuses = (await (await fetch(`${status}/status`)).json()) as { sources: PipelineStatus[]; transforms: PipelineStatus[]; sinks: PipelineStatus[] };
 for (const subscription of subscriptions) await subscription.stop();
 banyan.kill('SIGTERM');
 await new Promise((resolve) => banyan.once('exit', resolve));
@@ -143,11 +190,21 @@ for (const event of arrived.sort((a, b) => a.sourceCommitTime - b.sourceCommitTi
   console.log(`${event.type.padEnd(15)} ${`${event.entity} ${event.entityId}`.padEnd(18)} from ${event.origin.padEnd(10)} changed ${JSON.stringify(data)}`);
 }
 console.log('\n== what banyan run did (banyan status)');
-console.log(formatStatus([...statuses.sources, ...statuses.transforms]));
+console.log(formatStatus([...statuses.sources, ...statuses.transforms, ...statuses.sinks]));
 const echoes = statuses.transforms.reduce((n, t) => n + Number((t.details.dropped as Record<string, number> | undefined)?.echo ?? 0), 0);
-console.log(`\necho changes dropped by the transforms: ${echoes}`);
-// The Banyan-tagged change must have come back as an echo and gone no further.
-if (echoes < 1) throw new Error('the change written as Banyan was not dropped as an echo');
+const sink = statuses.sinks[0]!.details as { written: Record<string, number>; observed: number; noops: number; stale: number };
+const tagged = Number((await writes())[0]!.n);
+console.log(`\nthe way back: user 2's email in the legacy row is ${await legacyEmail()} (${tagged} tagged write of it in the changelog)`);
+console.log(`legacy sink: rows written ${JSON.stringify(sink.written)}, legacy fields observed ${sink.observed}, no-ops ${sink.noops}, stale fields ${sink.stale}`);
+const ada = (await db('public.users').where({ id: Number(contact.Banyan_Id__c) }).first()) as { email: string; city: string };
+console.log(`Salesforce's change of Ada reached her legacy row too (dual): email ${ada.email}, city ${ada.city}`);
+console.log(`echo changes dropped by the transforms: ${echoes} (Banyan's own writes, in Salesforce and by the legacy sink)`);
+// Each Banyan-tagged change must have come back as an echo and gone no further.
+if (echoes < 2) throw new Error('the changes written as Banyan were not dropped as echoes');
+if (tagged !== 1) throw new Error(`the domain service's change was written ${tagged} times into the legacy database, not once`);
+if (arrived.filter((e) => e.type === 'UserChanged' && e.entityId === '2' && e.data.email === serviceEmail).length !== 1) {
+  throw new Error('the domain service’s change came back as a second domain event');
+}
 const fromEcho = arrived.filter((e) => e.origin === 'salesforce' && e.type === 'AddressChanged' && e.data.city === 'Berkeley');
 if (fromEcho.length > 0) throw new Error('the change written as Banyan became a domain event');
 await databases.destroy();

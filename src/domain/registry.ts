@@ -52,7 +52,9 @@ export async function setBackward(registry: string | RegistryOptions, subject: s
   const options = normalize(registry);
   const path = `/config/${encodeURIComponent(subject)}`;
   const put = await call(options, 'PUT', path, { compatibility: 'BACKWARD' });
-  if (put.status !== 200) throw new SchemaRegistrationError(`setting ${subject} to BACKWARD: the registry answered HTTP ${put.status}: ${messageOf(put.json)}`, subject, put.status);
+  // 409: another process set the rule at the same moment (Apicurio: "a rule named 'COMPATIBILITY'
+  // already exists"); the read below says whether it is BACKWARD.
+  if (put.status !== 200 && put.status !== 409) throw new SchemaRegistrationError(`setting ${subject} to BACKWARD: the registry answered HTTP ${put.status}: ${messageOf(put.json)}`, subject, put.status);
   const got = await call(options, 'GET', path);
   // Confluent answers {compatibilityLevel}, some versions and Apicurio may say {compatibility}.
   const level = (got.json as { compatibilityLevel?: string; compatibility?: string } | null) ?? {};

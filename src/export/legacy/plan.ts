@@ -202,6 +202,7 @@ export function planBatch(inputs: PlannedInput[], ctx: PlanContext): Plan {
       continue;
     }
     let row: RowPlan | undefined;
+    let observedAny = false;
     for (const f of fields) {
       const guarded = current(f.field);
       if (!newer(version, guarded)) {
@@ -213,6 +214,7 @@ export function planBatch(inputs: PlannedInput[], ctx: PlanContext): Plan {
       if (!write) {
         record(plan, ctx, guardKey(event.entity, event.entityId, f.field), guardRow(f.field, false), undefined);
         plan.observedFields++;
+        observedAny = true;
         continue;
       }
       row ??= rowOf(plan, key);
@@ -225,7 +227,8 @@ export function planBatch(inputs: PlannedInput[], ctx: PlanContext): Plan {
     if (row && !isDelete) {
       for (const f of block.fields) if (event.knownFields.includes(f.field) && values.has(f.field)) row.known.set(f.column, values.get(f.field));
     }
-    if (!row) drop(fields.length === 0 ? 'no-mapped-field' : 'stale');
+    // Observed fields are accounted in observedFields; an event that neither wrote nor observed anything is dropped.
+    if (!row && !observedAny) drop(fields.length === 0 ? 'no-mapped-field' : 'stale');
   }
   return plan;
 }
