@@ -1,18 +1,12 @@
 import type { RowMapping } from '../core';
+import type { LegacySinkTarget } from '../export/legacy/config';
 import type { EventCatalog } from '../domain/catalog';
 import { changelogTopic } from '../import/changelog/config';
 import { reverseMapping } from '../transforms/mappings';
 import { configErrorAt } from '../runtime/config/load';
 import type { BanyanConfig } from './index';
 
-/** Where a legacy sink writes and what: resolved across the sections (the transform, its source). */
-export interface LegacySinkTarget {
-  mapping: RowMapping;
-  database: string;
-  table: string;
-  /** The domain topics its events are on. */
-  topics: string[];
-}
+export type { LegacySinkTarget };
 
 /**
  * Each legacy sink's mapping (the reverse of its transform's) and table: the config's `database`

@@ -1,7 +1,6 @@
 import { ContainerModule } from 'inversify';
 import type { Kafka } from 'kafkajs';
 import type { Knex } from 'knex';
-import type { LegacySinkTarget } from '../config/sinks';
 import { Databases } from '../clients/databases';
 import { createDialect } from '../dialects';
 import type { EventCatalog } from '../domain/catalog';
@@ -15,7 +14,7 @@ import { componentLogger, Logger } from '../runtime/logger';
 import { AvroEncoderToken, RunnerKafkaToken } from '../runtime/module';
 import { Pipeline } from '../runtime/pipeline';
 import { runnerOptions, type RunnerKafka } from '../runtime/source-runner';
-import type { SinkConfig } from './legacy/config';
+import type { LegacySinkTarget, SinkConfig } from './legacy/config';
 import { LegacySink } from './legacy/sink';
 
 export type ExportStageConfig = RuntimeConfig & { sinks: SinkConfig[] };

@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import type { RowMapping } from '../../core';
 import { identifier, positiveInt } from '../../runtime/config/primitives';
 
 const scalar = z.union([z.string(), z.number(), z.boolean()]);
@@ -46,3 +47,13 @@ export type LegacySinkConfig = z.infer<typeof legacySinkSchema>;
 export const sinkSchema = z.discriminatedUnion('type', [legacySinkSchema]);
 export const sinksSchema = z.array(sinkSchema).default([]);
 export type SinkConfig = z.infer<typeof sinkSchema>;
+
+/** Where a legacy sink writes and what: resolved across the sections (the transform, its source). */
+export interface LegacySinkTarget {
+  mapping: RowMapping;
+  database: string;
+  table: string;
+  /** The domain topics its events are on. */
+  topics: string[];
+}
+
