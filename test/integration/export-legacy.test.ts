@@ -190,6 +190,28 @@ for (const dbKind of DATABASES) {
       expect(Boolean(Number(g!.written) || g!.written === true)).toBe(true);
     });
 
+    it('a UserDeleted from a domain service deletes the legacy row once; the delete is an echo and makes no event', async () => {
+      const s = await setup(dbKind, [user(1), user(2)]);
+      const { url } = await start(s);
+      await waitFor(async () => (await sink(url))?.state === 'running', 'the sink to run');
+
+      await s.publisher.publish([serviceEvent('UserDeleted', 2, {}, Date.now())]);
+      await waitFor(async () => (await sink(url)).details.inputs === 2, 'the sink to handle the event and its tombstone');
+      expect(await s.db(s.table).pluck('id')).toEqual([1]);
+      expect((await sink(url)).details.written).toEqual({ updated: 0, inserted: 0, deleted: 1 });
+      expect((await sink(url)).details.dropped).toEqual({ tombstone: 1 });
+      expect(await changelogRows(s)).toEqual([{ origin: s.config.originTag, op: 'D' }]);
+      await waitFor(async () => (await status(url)).transforms[0]?.details.inputs === 2, 'the transform to see the echo (the delete and its tombstone)');
+      expect((await status(url)).transforms[0]!.details.dropped).toMatchObject({ echo: 1 });
+      // Only the service's own event and its tombstone: the delete made no event of its own.
+      expect(await domainRecords(s)).toBe(2);
+      // A late UserChanged older than the delete does not bring the row back.
+      await s.publisher.publish([serviceEvent('UserChanged', 2, { email: 'late@example.com' }, Date.now() - 60_000)]);
+      await waitFor(async () => (await sink(url)).details.inputs === 3, 'the sink to handle the late event');
+      expect(await s.db(s.table).pluck('id')).toEqual([1]);
+      expect((await sink(url)).details.stale).toBe(1);
+    });
+
     it('a legacy change becomes its domain events and is not written back (one changelog row)', async () => {
       const s = await setup(dbKind, [user(1)]);
       const { url } = await start(s);
