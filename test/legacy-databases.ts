@@ -3,6 +3,7 @@ import type { Knex } from 'knex';
 import type { DomainEvent } from '../src/domain/event';
 import { createKnex } from '../src/clients/database';
 import { parseConfig } from '../src/config';
+import { MssqlDialect } from '../src/dialects/mssql.dialect';
 import { freshName } from './helpers';
 
 /**
@@ -11,7 +12,7 @@ import { freshName } from './helpers';
  * too) or a MariaDB database. A users table with user and address columns, as banyan.yaml's demo.
  */
 export interface LegacyDatabase {
-  name: 'postgres' | 'mariadb';
+  name: 'postgres' | 'mariadb' | 'mssql';
   /** The `databases:` block (through `port` when given: a proxy), the table as the config writes it, a direct connection. */
   prepare(options?: { port?: number }): Promise<{ yaml: string; table: string; db: Knex; direct: { host: string; port: number }; cleanup: () => Promise<void> }>;
   ddl(table: string): string;
@@ -31,7 +32,56 @@ function settings(yaml: string) {
   return parseConfig(`${BASE}\n${yaml}`, 'legacy-databases.yaml').databases.legacy!;
 }
 
+const MSSQL_URL = process.env.MSSQL_URL;
+if (!MSSQL_URL) {
+  console.log('[legacy sink] SQL Server skipped: MSSQL_URL is not set and no SQL Server runs on this machine (see docs/dialect-mssql.md)');
+}
+
+/** SQL Server from MSSQL_URL (mssql://user:password@host:port/database[?encrypt=true]); its password reaches the config as ${MSSQL_TEST_PASSWORD}. */
+function mssql(url: string): LegacyDatabase {
+  const u = new URL(url);
+  process.env.MSSQL_TEST_PASSWORD = decodeURIComponent(u.password);
+  const direct = { host: u.hostname, port: Number(u.port || 1433) };
+  const dialect = new MssqlDialect();
+  return {
+    name: 'mssql',
+    async prepare(options = {}) {
+      const schema = freshName('sink');
+      const table = `${schema}.users`;
+      const yaml = `databases:
+  legacy:
+    dialect: mssql
+    host: ${JSON.stringify(options.port ? '127.0.0.1' : u.hostname)}
+    port: ${options.port ?? direct.port}
+    database: ${JSON.stringify(decodeURIComponent(u.pathname.slice(1)) || 'master')}
+    user: ${JSON.stringify(decodeURIComponent(u.username))}
+    password: \${MSSQL_TEST_PASSWORD}
+    ssl: ${u.searchParams.get('encrypt') === 'true'}`;
+      const db = createKnex({ ...settings(yaml), host: direct.host, port: direct.port });
+      await db.raw(`CREATE SCHEMA ${schema}`);
+      return {
+        yaml,
+        table,
+        db,
+        direct,
+        cleanup: async () => {
+          for (const statement of dialect.uninstallChangelog({ schema, name: 'users' })) await db.raw(statement).catch(() => undefined);
+          for (const name of ['users', 'banyan_guard', 'banyan_sink_offsets']) await db.raw(`DROP TABLE IF EXISTS ${schema}.${name}`);
+          await db.raw(`DROP SCHEMA ${schema}`);
+          await db.destroy();
+        },
+      };
+    },
+    ddl: (table) => `CREATE TABLE ${table} (
+      id int PRIMARY KEY, first_name nvarchar(50), last_name nvarchar(50) NOT NULL, email nvarchar(40),
+      street nvarchar(100), city nvarchar(60), postal_code nvarchar(10), state nvarchar(30), country nchar(2),
+      updated_at datetime2(3) NOT NULL DEFAULT SYSUTCDATETIME())`,
+    beside: (table, name) => `${table.split('.')[0]}.${name}`,
+  };
+}
+
 export const LEGACY_DATABASES: LegacyDatabase[] = [
+  ...(MSSQL_URL ? [mssql(MSSQL_URL)] : []),
   {
     name: 'postgres',
     async prepare(options = {}) {

@@ -320,8 +320,8 @@ for (const dbKind of DATABASES) {
       const letters = await readAll(testKafka(s.config), s.config.kafka.topics.deadLetter);
       expect(letters).toHaveLength(1);
       const headers = Object.fromEntries(Object.entries(letters[0]!.headers ?? {}).map(([k, v]) => [k, String(v)]));
-      // The database's own code: PostgreSQL's SQLSTATE 22001, MariaDB's ER_DATA_TOO_LONG.
-      expect(headers['banyan.dlq.code']).toBe(dbKind.name === 'postgres' ? '22001' : 'ER_DATA_TOO_LONG');
+      // The database's own code: PostgreSQL's SQLSTATE 22001, MariaDB's ER_DATA_TOO_LONG, SQL Server's error 2628.
+      expect(headers['banyan.dlq.code']).toBe({ postgres: '22001', mariadb: 'ER_DATA_TOO_LONG', mssql: '2628' }[dbKind.name]);
       expect(headers['banyan.dlq.reason']).toMatch(/refused the row.*(too long|Data too long)/i);
       expect(headers['banyan.dlq.input.topic']).toBe(`${s.prefix}.user`);
       // The guard holds nothing for the refused field: a later good value still lands.

@@ -269,7 +269,7 @@ export class LegacySink extends ConsumingPipeline<SinkPartition> {
             const row = group[0]!;
             refusedRows.add(row);
             counts.refusedRows++;
-            const code = String((error as { code?: unknown; errno?: unknown; number?: unknown }).code ?? (error as { number?: unknown }).number ?? 'DB_REFUSED');
+            const code = refusalCode(error);
             for (const index of row.inputs) {
               refuse(index, `${table.name} ${row.id}: the database refused the row: ${code} ${databaseMessage(error)}`, code, 'sending');
             }
@@ -458,4 +458,10 @@ export function mappingProblems(mapping: RowMapping, table: TableInfo, softDelet
   }
   if (softDeleteColumn !== undefined && !columns.has(softDeleteColumn)) problems.push(`onDelete.softDelete: no column ${softDeleteColumn}`);
   return problems;
+}
+
+/** The database's own code of a refusal: SQL Server's error number, PostgreSQL's SQLSTATE, MySQL's code name. */
+function refusalCode(error: unknown): string {
+  const e = error as { number?: unknown; code?: unknown; originalError?: { info?: { number?: unknown } } };
+  return String(e.number ?? e.originalError?.info?.number ?? e.code ?? 'DB_REFUSED');
 }
