@@ -14,6 +14,12 @@ import { createRootLogger, type Logger } from '../runtime/logger';
 import { createContainer } from '../runtime/module';
 import { StatusServer } from '../runtime/http-server';
 import { Pipelines } from '../runtime/pipelines';
+import { errorMessage } from '../core';
+import { createDialect } from '../dialects';
+import type { TableInfo } from '../dialects/dialect';
+import { isRetriableDatabaseError } from '../dialects/errors';
+import { parseTableName } from '../dialects/shared-catalog';
+import { mappingProblems } from '../export/legacy/sink';
 
 /** `banyan run`: starts every pipeline of the config and runs until SIGINT/SIGTERM. */
 export async function run(config: BanyanConfig): Promise<void> {
@@ -98,6 +104,21 @@ async function refuseBadConfig(config: BanyanConfig, catalog: EventCatalog, data
         }
       }
     });
+    // A sink whose table does not fit its mapping (a column the table lacks, another key) cannot write.
+    for (const [i, sink] of config.sinks.entries()) {
+      const target = targets.get(sink.name)!;
+      const dialect = createDialect(config.databases[target.database]!);
+      let table: TableInfo;
+      try {
+        table = await dialect.describeTable(databases.get(target.database), parseTableName(target.table));
+      } catch (error) {
+        if (isRetriableDatabaseError(error)) throw error;
+        problems.push({ path: ['sinks', i], message: `sink "${sink.name}": ${errorMessage(error)}` });
+        continue;
+      }
+      const softDelete = sink.onDelete !== 'row' ? sink.onDelete.softDelete.column : undefined;
+      for (const message of mappingProblems(target.mapping, table, softDelete)) problems.push({ path: ['sinks', i, 'mapping'], message: `sink "${sink.name}" on ${target.table}: ${message}` });
+    }
     if (problems.length > 0) throw configErrorAt(config, problems);
     validateTransforms(config, catalog, inputColumns);
   } catch (error) {

@@ -8,7 +8,7 @@ import type { DomainEvent } from '../../src/domain/event';
 import { createPublisher, type Publisher } from '../../src/domain/publish';
 import { migrateChangelogs } from '../../src/import/changelog/migrate';
 import { catalogOf } from '../../src/transforms/module';
-import { freshName, listeningUrl, readAll, spawnBanyan, testKafka, waitFor, writeConfigFile } from '../helpers';
+import { freshName, listeningUrl, readAll, runBanyan, spawnBanyan, testKafka, waitFor, writeConfigFile } from '../helpers';
 import { LEGACY_DATABASES as DATABASES, serviceEvent, user, type LegacyDatabase as Db } from '../legacy-databases';
 
 /**
@@ -210,6 +210,21 @@ for (const dbKind of DATABASES) {
       await waitFor(async () => (await sink(url)).details.inputs === 3, 'the sink to handle the late event');
       expect(await s.db(s.table).pluck('id')).toEqual([1]);
       expect((await sink(url)).details.stale).toBe(1);
+    });
+
+    it('banyan doctor checks the sink: its table fits the mapping; a column the table lacks fails it by name, and banyan run will not start', async () => {
+      const s = await setup(dbKind, []);
+      const good = await runBanyan(s.file, ['doctor', '--json']);
+      const row = (out: string) => (JSON.parse(out) as { checks: Array<{ name: string; ok: boolean; detail: string }> }).checks.find((c) => c.name === 'sink:users-back');
+      expect(row(good.stdout)).toMatchObject({ ok: true, detail: expect.stringContaining('created at the sink') });
+      await s.db.raw(`ALTER TABLE ${s.table} DROP COLUMN city`);
+      const bad = await runBanyan(s.file, ['doctor', '--json']);
+      expect(bad.code).not.toBe(0);
+      expect(row(bad.stdout)).toMatchObject({ ok: false, detail: expect.stringContaining('AddressChanged.city: no column city') });
+      // And banyan run refuses to start, naming the sink and the line.
+      const run = await runBanyan(s.file, ['run']);
+      expect(run.code).toBe(2);
+      expect(run.stderr).toMatch(/sinks\[0\]\.mapping \(line \d+\)[^\n]*sink "users-back"[^\n]*AddressChanged\.city: no column city/);
     });
 
     it('a legacy change becomes its domain events and is not written back (one changelog row)', async () => {
