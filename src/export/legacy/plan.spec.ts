@@ -630,21 +630,19 @@ describe('planBatch: deletes', () => {
 
   // plan.ts's doc: a legacy-origin event is observed "unless the field's value in the guard was
   // written by Banyan, in which case the newer legacy value may have been overwritten by that write
-  // and is written back". For a delete the code never writes back (`observe` for a row delete,
-  // `!isDelete` in the restore test): Banyan's older insert of a row the legacy side had already
-  // deleted stays in the table for good.
-  it.fails('restore rule for deletes: a legacy UserDeleted newer than values Banyan wrote deletes the row again', () => {
+  // and is written back". For a row delete too: Banyan's older insert of a row the legacy side had
+  // already deleted is deleted again.
+  it('restore rule for deletes: a legacy UserDeleted newer than values Banyan wrote deletes the row again', () => {
     const guard = guardWith(entry('user', '1', 'email', 1000, 'domain', 'seed', true));
     const e = event('UserDeleted', 1, {}, 2000, { origin: 'legacy' });
     const { plan: p } = plan([e], { guard });
     expect(rowsOf(p).map((r) => [r!.delete, r!.insertable, r!.set])).toEqual([[true, false, {}]]);
   });
 
-  // The same gap seen as arrival-order dependence: "the result does not depend on arrival order".
-  // Legacy delete first: the older domain change is stale, nothing is written. Domain change first:
-  // it is planned with insertable=true and the newer legacy delete is only observed, so the sink
-  // inserts the older domain value into a row the legacy side deleted.
-  it.fails('a legacy UserDeleted newer than a domain change in the same batch: no write of the older value, in either order', () => {
+  // The same rule seen as arrival order: "the result does not depend on arrival order". Legacy
+  // delete first: the older domain change is stale, nothing is written. Domain change first: the
+  // newer legacy delete replaces its planned write, so the older value is never inserted.
+  it('a legacy UserDeleted newer than a domain change in the same batch: no write of the older value, in either order', () => {
     const change = event('UserChanged', 1, { email: 'domain@example.com' }, 1000);
     const del = event('UserDeleted', 1, {}, 2000, { origin: 'legacy' });
     for (const events of [[del, change], [change, del]]) {

@@ -159,7 +159,9 @@ export function planBatch(inputs: PlannedInput[], ctx: PlanContext): Plan {
         drop('stale');
         continue;
       }
-      const observe = action === 'observe';
+      // A legacy delete newer than a value Banyan wrote: that write may have brought the row back
+      // (an insert made before the delete's event arrived), so the row is deleted again (no-op when gone).
+      const observe = action === 'observe' && !fields.some((f) => current(f.field)?.written);
       const row = observe ? undefined : rowOf(plan, key);
       if (row) {
         row.delete = true;

@@ -1,5 +1,5 @@
 import type { ConversionConfig } from '../config';
-import { decimalText, parseDecimal, shift } from './decimal';
+import { decimalText, normalize, parseDecimal, shift, type Decimal } from './decimal';
 import { show, ValueError, type ValueKind } from './types';
 
 /**
@@ -38,16 +38,18 @@ function textual(name: string, f: (s: string) => string): Conversion {
 
 function unitChange(name: 'multiply' | 'divide', exponent: number): Conversion {
   const n = name === 'multiply' ? exponent : -exponent;
-  const by = (e: number) => (value: unknown) => {
+  const by = (e: number, tidy: (d: Decimal) => Decimal) => (value: unknown) => {
     if (value === null || value === undefined) return value;
     const d = typeof value === 'boolean' ? undefined : parseDecimal(value);
     if (!d) throw new ValueError('TYPE_MISMATCH', `${name} takes a number, got ${show(value)}`);
-    return decimalText(shift(d, e));
+    return decimalText(tidy(shift(d, e)));
   };
   return {
     name: `${name} by 10^${exponent}`,
-    apply: by(n),
-    inverse: by(-n),
+    apply: by(n, (d) => d),
+    // Written back without trailing zeros (1200 cents → "12", not "12.00"): an integer column takes
+    // it, and a decimal column's scale pads it again.
+    inverse: by(-n, normalize),
     kind(k) {
       switch (k.type) {
         case 'any':

@@ -210,11 +210,9 @@ describe('reverseMapping: conversions written back', () => {
   });
 
   // reverse.ts: a unit change is written back "through the inverse of its conversions". A legacy
-  // integer column read with multiply: 100 ('12' → '1200') comes back as '12.00', which PostgreSQL
-  // refuses for an integer column (the local PostgreSQL: INSERT of '12.00' into an int column and
-  // CAST('12345.00' AS integer) both fail, invalid input syntax for type integer; MariaDB takes it).
-  // The inverse keeps the shifted scale instead of giving back the column's own text.
-  it.fails('multiply: 100 on an integer column: the inverse gives back the integer text', () => {
+  // integer column read with multiply: 100 ('12' → '1200') must come back as '12', not '12.00',
+  // which PostgreSQL refuses for an integer column (invalid input syntax for type integer).
+  it('multiply: 100 on an integer column: the inverse gives back the integer text', () => {
     const cents = fieldOf(LEDGER, 'cents');
     expect(cents.toColumn(forward(LEDGER, 'cents')('12'))).toBe('12');
   });
