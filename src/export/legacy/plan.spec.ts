@@ -600,6 +600,14 @@ describe('planBatch: deletes', () => {
     expect(rowsOf(p).map((r) => r!.set)).toEqual([Object.fromEntries(ADDRESS_COLUMNS.map((c) => [c, null]))]);
   });
 
+  it('with softDelete, a UserDeleted older than one user field the row holds is stale whole, as a row delete is', () => {
+    const guard = guardWith(entry('user', '1', 'lastName', 3000, 'domain', 'seed', true));
+    const { plan: p } = plan([event('UserDeleted', 1, {}, 2000)], { guard, softDelete: { column: 'deleted', value: 'Y' } });
+    expect(rowsOf(p)).toEqual([]);
+    expect(p.dropped).toEqual({ stale: 1 });
+    expect(p.stale).toBe(3);
+  });
+
   it('with softDelete, UserDeleted sets the soft-delete column instead of deleting the row', () => {
     const e = event('UserDeleted', 1, {}, 2000);
     const { plan: p } = plan([e], { softDelete: { column: 'deleted', value: 'Y' } });

@@ -203,6 +203,12 @@ export function planBatch(inputs: PlannedInput[], ctx: PlanContext): Plan {
       plan.refused.push({ index, ...refusal });
       continue;
     }
+    // A soft delete, like a row delete, is newer than the row only when newer than every field the guard knows of it.
+    if (softDelete && !fields.every((f) => newer(version, current(f.field)))) {
+      plan.stale += fields.length;
+      drop('stale');
+      continue;
+    }
     let row: RowPlan | undefined;
     let observedAny = false;
     for (const f of fields) {
