@@ -48,8 +48,10 @@ describe('mysqlWrites.updateRows', () => {
     expect(s.sql).toContain('SET t.`name` = v.c1, t.`price` = v.c2, t.`seen_at` = v.c3');
   });
 
-  it('updates only rows where a value differs, NULL-safely (<=>)', () => {
-    expect(s.sql).toMatch(/WHERE NOT \(BINARY t\.`name` <=> BINARY v\.c1 AND BINARY t\.`price` <=> BINARY v\.c2 AND BINARY t\.`seen_at` <=> BINARY v\.c3\)$/);
+  it('updates only rows where a value differs, NULL-safely (<=>), as the column compares: text as bytes, decimals and times in the column type', () => {
+    expect(s.sql).toMatch(
+      /WHERE NOT \(BINARY t\.`name` <=> BINARY v\.c1 AND t\.`price` <=> CAST\(v\.c2 AS DECIMAL\(12, 2\)\) AND t\.`seen_at` <=> CAST\(v\.c3 AS DATETIME\(3\)\)\)$/,
+    );
   });
 
   it('binds the rows flattened in order, one parameter each', () => {

@@ -15,6 +15,32 @@ function slot(col: Column): string {
   return col.type.kind === 'timestamptz' ? `CONVERT_TZ(?, '+00:00', @@session.time_zone)` : '?';
 }
 
+/**
+ * Whether a column already holds a value, as the column's type compares it: text as bytes (under a
+ * case-insensitive collation `smith` equals `Smith`, and a change of case would never be written),
+ * decimals and times cast to the column's type first (12.5 is the 12.50 a decimal(12,2) holds; a
+ * string compared with a number would go through a double and lose digits), the rest as they are.
+ */
+function sameValue(col: Column, current: string, next: string): string {
+  switch (col.type.kind) {
+    case 'string':
+    case 'json':
+    case 'other':
+    case 'uuid':
+    case 'bytes':
+      return `BINARY ${current} <=> BINARY ${next}`;
+    case 'decimal':
+      return `${current} <=> CAST(${next} AS DECIMAL(${col.type.precision}, ${col.type.scale}))`;
+    case 'timestamp':
+    case 'timestamptz':
+      return `${current} <=> CAST(${next} AS DATETIME(${Math.min(col.type.precision, 6)}))`;
+    case 'date':
+      return `${current} <=> CAST(${next} AS DATE)`;
+    default:
+      return `${current} <=> ${next}`;
+  }
+}
+
 /** `SELECT ? AS c0, ? AS c1 UNION ALL SELECT ?, ? …`: a derived table of the rows, which MySQL and MariaDB both join. */
 function derived(slots: string[], count: number): string {
   const first = `SELECT ${slots.map((s, i) => `${s} AS c${i}`).join(', ')}`;
@@ -72,7 +98,7 @@ export const mysqlWrites: LegacyWriteSql = {
     const names = [...k, ...columns];
     const set = columns.map((name, i) => `t.${quote(name)} = v.c${k.length + i}`).join(', ');
     const join = k.map((name, i) => `t.${quote(name)} = v.c${i}`).join(' AND ');
-    const same = columns.map((name, i) => `BINARY t.${quote(name)} <=> BINARY v.c${k.length + i}`).join(' AND ');
+    const same = columns.map((name, i) => sameValue(column(table, name), `t.${quote(name)}`, `v.c${k.length + i}`)).join(' AND ');
     return {
       sql: `UPDATE ${qualified(table)} AS t JOIN (${derived(names.map((n) => slot(column(table, n))), rows.length)}) AS v ON ${join}
                SET ${set} WHERE NOT (${same})`,
