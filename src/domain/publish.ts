@@ -33,6 +33,9 @@ export async function createPublisher(options: SubscribeOptions, transactionalId
   await producer.connect();
   return {
     async publish(events) {
+      // A service's events are the domain's: one marked legacy or salesforce would only ever be observed, never written back.
+      const foreign = events.find((e) => e.origin !== 'domain');
+      if (foreign) throw new Error(`${foreign.type} ${foreign.entityId}: a domain service publishes events of origin 'domain', not '${foreign.origin}'`);
       const byTopic = new Map<string, Array<{ key: Buffer; value: Buffer | null; headers: Record<string, string>; timestamp: string }>>();
       for (const event of events) {
         for (const record of eventRecords(event, catalog)) {
