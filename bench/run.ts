@@ -1,6 +1,7 @@
 import { Command, InvalidArgumentError, Option } from 'commander';
 import { loadConfig } from '../src/cli/context';
 import { ConfigError } from '../src/core';
+import { benchExportLegacy, type ExportLegacyDialect } from './export-legacy';
 import { benchImport, type ImportDialect } from './import';
 import { printResult } from './report';
 import { benchTransform } from './transform';
@@ -76,6 +77,37 @@ program
     );
     printResult(result, Boolean(options.json));
   });
+
+program
+  .command('export-legacy')
+  .description('legacy sink: N domain events already in the domain topics written into a legacy users table; a warm-up, then the median of --runs')
+  .addOption(new Option('--dialect <name>', 'legacy database').choices(['postgres', 'mariadb']).default('postgres'))
+  .addOption(new Option('-c, --config <file>', "Banyan config: its kafka, schemaRegistry, the dialect's database and its legacy-users transform are used").env('BANYAN_CONFIG').default('banyan.yaml'))
+  .option('--database <name>', "a key of the config's databases (default: the config's only database of the dialect)")
+  .option('--env-file <file>', 'KEY=VALUE file read into the environment (default: .banyan/stack.env if present)')
+  .option('--events <n>', 'domain events to write back in each run', count(1), 100_000)
+  .option('--runs <n>', 'timed runs; the result is their median', count(1), 3)
+  .option('--warmup <n>', 'runs before the timed ones, printed but not counted', count(0), 1)
+  .option('--json', 'print only the JSON line on stdout (progress goes to stderr)')
+  .action(
+    async (options: { dialect: ExportLegacyDialect; config: string; database?: string; envFile?: string; events: number; runs: number; warmup: number; json?: boolean }) => {
+      const log = (line: string) => (options.json ? process.stderr.write(`${line}\n`) : console.log(line));
+      const config = loadConfig({ config: options.config, ...(options.envFile ? { envFile: options.envFile } : {}) });
+      const result = await benchExportLegacy(
+        {
+          config,
+          configFile: options.config,
+          dialect: options.dialect,
+          ...(options.database ? { database: options.database } : {}),
+          events: options.events,
+          warmups: options.warmup,
+          runs: options.runs,
+        },
+        log,
+      );
+      printResult(result, Boolean(options.json));
+    },
+  );
 
 try {
   await program.parseAsync(process.argv);

@@ -380,7 +380,7 @@ export class LegacySink extends ConsumingPipeline<SinkPartition> {
     const entities = new Map<string, [string, string]>();
     for (const { event } of inputs) entities.set(`${event.entity}\u0000${event.entityId}`, [event.entity, event.entityId]);
     const guard = new Map<string, GuardRow>();
-    for (const chunk of chunks([...entities.values()], writes.maxRows(2))) {
+    for (const chunk of chunks([...entities.values()], Math.min(writes.maxRows(2), GUARD_READ_ENTITIES))) {
       for (const r of writes.resultRows(await raw(writes.readGuard(this.schema, chunk)))) {
         const row: GuardRow = {
           entity: String(r.entity),
@@ -411,6 +411,14 @@ export class LegacySink extends ConsumingPipeline<SinkPartition> {
     return existing;
   }
 }
+
+/**
+ * Entities one guard read asks for. PostgreSQL plans `(entity, entity_id) IN ((…), …)` as an OR of
+ * its rows, in time that grows with their square (1,000: ~190 ms of planning, 5,000: ~8 s) and
+ * refuses ~10,000 ("stack depth limit exceeded", so a large backlog's batch failed for ever); 100
+ * take ~4 ms. A statement that joins an array of keys (unnest) would not need the limit.
+ */
+const GUARD_READ_ENTITIES = 100;
 
 interface BatchOutcome {
   /** The partition's next offset as committed. */
