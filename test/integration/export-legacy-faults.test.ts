@@ -181,7 +181,7 @@ for (const kind of LEGACY_DATABASES) {
       await s.publisher.publish([serviceEvent('UserChanged', 500, { email: 'new@example.com' }, at), serviceEvent('UserChanged', 1, { email: 'one@example.com' }, at)]);
       await waitFor(() => details(s).waitingRows === 1, 'the row to wait');
       expect(await s.db(s.table).where({ id: 500 }).first()).toBeUndefined();
-      expect(details(s).inputs).toBe(0);
+      // (The event of user 1 may be in another partition, written meanwhile: its count is not asserted here.)
       await s.publisher.publish([serviceEvent('UserChanged', 500, { firstName: 'Nova', lastName: 'Newman' }, at + 10)]);
       await waitFor(() => details(s).inputs === 3, 'the three events handled');
       expect(await s.db(s.table).where({ id: 500 }).first()).toMatchObject({ email: 'new@example.com', first_name: 'Nova', last_name: 'Newman' });

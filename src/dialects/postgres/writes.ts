@@ -22,18 +22,27 @@ function column(table: TableInfo, name: string): Column {
   return table.columns.find((c) => c.name === name)!;
 }
 
-/** `(CAST(? AS t1), CAST(? AS t2)), …`: typed, so a VALUES list joins and compares as the columns do. */
-function typedValues(types: string[], rows: unknown[][]): string {
-  const one = `(${types.map((t) => `CAST(? AS ${castType(t)})`).join(', ')})`;
-  return rows.map(() => one).join(', ');
+/** Rows as one array per column: the parameters of an `unnest`. */
+function columnsOf(rows: unknown[][], width: number): unknown[][] {
+  return Array.from({ length: width }, (_, i) => rows.map((row) => row[i] ?? null));
 }
 
 /**
- * PostgreSQL's legacy-sink statements. Updates are one `UPDATE … FROM (VALUES …)` with an
- * `IS DISTINCT FROM` predicate (an unchanged row is not touched, so its trigger does not fire);
- * inserts are one multi-row `INSERT … ON CONFLICT (key) DO UPDATE … WHERE … IS DISTINCT FROM …`.
- * An INSERT … ON CONFLICT cannot serve rows that exist: PostgreSQL checks NOT NULL on the proposed
- * row before it finds the conflict, and an update carries only the changed columns.
+ * `unnest(CAST(? AS t1[]), CAST(? AS t2[])) AS alias(c0, c1)`: the rows as one typed array per
+ * column. A statement of constant size whatever the row count (a VALUES list or a row-value IN list
+ * of thousands of rows costs PostgreSQL more to plan than to run, and 10,000 pairs exceed its stack).
+ */
+function unnest(types: string[], alias: string): string {
+  return `unnest(${types.map((t) => `CAST(? AS ${castType(t)}[])`).join(', ')}) AS ${alias}(${types.map((_, i) => `c${i}`).join(', ')})`;
+}
+
+/**
+ * PostgreSQL's legacy-sink statements, each over typed arrays (`unnest`), one statement for any
+ * number of rows. Updates are one `UPDATE … FROM unnest(…)` with an `IS DISTINCT FROM` predicate
+ * (an unchanged row is not touched, so its trigger does not fire); inserts are one `INSERT … SELECT
+ * FROM unnest(…) ON CONFLICT (key) DO UPDATE … WHERE … IS DISTINCT FROM …`. An INSERT … ON
+ * CONFLICT cannot serve rows that exist: PostgreSQL checks NOT NULL on the proposed row before it
+ * finds the conflict, and an update carries only the changed columns.
  */
 export const postgresWrites: LegacyWriteSql = {
   sinkTables(schema) {
@@ -62,30 +71,29 @@ export const postgresWrites: LegacyWriteSql = {
 
   lockRows(table, keys) {
     const k = table.primaryKey;
-    const types = k.map((name) => column(table, name).sqlType);
+    const cols = k.map((name) => `t.${quote(name)}`).join(', ');
     // Ordered, so two writers lock shared rows in the same order and cannot deadlock on them.
     return {
       sql: `SELECT ${k.map((name, i) => `t.${quote(name)}::text AS k${i}`).join(', ')}
               FROM ${qualified(table)} t
-             WHERE (${k.map((name) => `t.${quote(name)}`).join(', ')}) IN (${typedValues(types, keys)})
-             ORDER BY ${k.map((name) => `t.${quote(name)}`).join(', ')} FOR UPDATE`,
-      bindings: keys.flat(),
+             WHERE (${cols}) IN (SELECT * FROM ${unnest(k.map((n) => column(table, n).sqlType), 'v')})
+             ORDER BY ${cols} FOR UPDATE`,
+      bindings: columnsOf(keys, k.length),
     };
   },
 
   updateRows(table, columns, rows) {
     const k = table.primaryKey;
     const names = [...k, ...columns];
-    const alias = names.map((_, i) => `c${i}`);
     const set = columns.map((name, i) => `${quote(name)} = v.c${k.length + i}`).join(', ');
     const join = k.map((name, i) => `t.${quote(name)} = v.c${i}`).join(' AND ');
     const target = `(${columns.map((name) => `t.${quote(name)}`).join(', ')})`;
     const source = `(${columns.map((_, i) => `v.c${k.length + i}`).join(', ')})`;
     return {
       sql: `UPDATE ${qualified(table)} AS t SET ${set}
-              FROM (VALUES ${typedValues(names.map((n) => column(table, n).sqlType), rows)}) AS v(${alias.join(', ')})
+              FROM ${unnest(names.map((n) => column(table, n).sqlType), 'v')}
              WHERE ${join} AND ROW${target} IS DISTINCT FROM ROW${source}`,
-      bindings: rows.flat(),
+      bindings: columnsOf(rows, names.length),
     };
   },
 
@@ -98,36 +106,36 @@ export const postgresWrites: LegacyWriteSql = {
       : 'DO NOTHING';
     return {
       sql: `INSERT INTO ${qualified(table)} AS t (${columns.map(quote).join(', ')})
-            VALUES ${typedValues(columns.map((n) => column(table, n).sqlType), rows)}
+            SELECT * FROM ${unnest(columns.map((n) => column(table, n).sqlType), 'v')}
             ON CONFLICT (${k.map(quote).join(', ')}) ${update}`,
-      bindings: rows.flat(),
+      bindings: columnsOf(rows, columns.length),
     };
   },
 
   deleteRows(table, keys) {
     const k = table.primaryKey;
     return {
-      sql: `DELETE FROM ${qualified(table)} WHERE (${k.map(quote).join(', ')}) IN (${typedValues(k.map((n) => column(table, n).sqlType), keys)})`,
-      bindings: keys.flat(),
+      sql: `DELETE FROM ${qualified(table)} WHERE (${k.map(quote).join(', ')}) IN (SELECT * FROM ${unnest(k.map((n) => column(table, n).sqlType), 'v')})`,
+      bindings: columnsOf(keys, k.length),
     };
   },
 
   readGuard(schema, entities) {
     return {
-      sql: `SELECT entity, entity_id, field, version_ms, origin, event_id, written
-              FROM ${qualified({ schema, name: GUARD_TABLE })}
-             WHERE (entity, entity_id) IN (${placeholders(2, entities.length)})`,
-      bindings: entities.flat(),
+      sql: `SELECT g.entity, g.entity_id, g.field, g.version_ms, g.origin, g.event_id, g.written
+              FROM ${qualified({ schema, name: GUARD_TABLE })} g
+              JOIN ${unnest(['text', 'text'], 'v')} ON g.entity = v.c0 AND g.entity_id = v.c1`,
+      bindings: columnsOf(entities, 2),
     };
   },
 
   writeGuard(schema, rows): SqlStatement {
     return {
       sql: `INSERT INTO ${qualified({ schema, name: GUARD_TABLE })} (entity, entity_id, field, version_ms, origin, event_id, written)
-            VALUES ${placeholders(7, rows.length)}
+            SELECT * FROM ${unnest(['text', 'text', 'text', 'bigint', 'text', 'text', 'boolean'], 'v')}
             ON CONFLICT (entity, entity_id, field) DO UPDATE SET version_ms = EXCLUDED.version_ms, origin = EXCLUDED.origin,
               event_id = EXCLUDED.event_id, written = EXCLUDED.written, updated_at = now()`,
-      bindings: rows.flatMap(guardValues),
+      bindings: columnsOf(rows.map(guardValues), 7),
     };
   },
 
@@ -155,8 +163,8 @@ export const postgresWrites: LegacyWriteSql = {
     return domainParameter(value);
   },
 
-  // The protocol's limit is 65,535 parameters a statement.
-  maxRows: (width) => Math.max(1, Math.floor(60_000 / Math.max(width, 1))),
+  // One parameter per column whatever the row count: the bound is the size of a batch's work.
+  maxRows: () => 20_000,
 
   isRowRefusal(error) {
     const code = (error as { code?: unknown }).code;

@@ -241,6 +241,28 @@ export function planBatch(inputs: PlannedInput[], ctx: PlanContext): Plan {
   return plan;
 }
 
+/** Every row the inputs' events name (whatever they will decide), each once: what a batch locks before it plans. */
+export function rowsTouched(inputs: PlannedInput[], mapping: RowMapping, primaryKey: string[]): Array<{ key: unknown[]; id: string }> {
+  const blocks = new Map<string, RowMappingBlock>();
+  for (const block of mapping.blocks) {
+    blocks.set(block.event, block);
+    if (block.deletedEvent) blocks.set(block.deletedEvent, block);
+  }
+  const rows = new Map<string, { key: unknown[]; id: string }>();
+  for (const { event } of inputs) {
+    const block = blocks.get(event.type);
+    const key = block && rowKey(block, event, primaryKey);
+    if (!key || typeof key === 'string') continue;
+    const id = rowId(key);
+    if (!rows.has(id)) rows.set(id, { key, id });
+  }
+  return [...rows.values()];
+}
+
+function rowId(key: unknown[]): string {
+  return JSON.stringify(key.map(String));
+}
+
 /** The row's key column values from the event's key, in primary-key order; a string says why not. */
 function rowKey(block: RowMappingBlock, event: DomainEvent, primaryKey: string[]): unknown[] | string {
   const key: unknown[] = [];
@@ -254,7 +276,7 @@ function rowKey(block: RowMappingBlock, event: DomainEvent, primaryKey: string[]
 }
 
 function rowOf(plan: Plan, key: unknown[]): RowPlan {
-  const id = JSON.stringify(key.map(String));
+  const id = rowId(key);
   let row = plan.rows.get(id);
   if (!row) {
     row = { key, id, delete: false, set: new Map(), known: new Map(), inputs: new Set(), guard: new Map(), insertable: false };

@@ -14,7 +14,7 @@ import type { Logger } from '../../runtime/logger';
 import { RecordOutput } from '../../runtime/record-output';
 import type { RunnerKafka } from '../../runtime/source-runner';
 import { PRODUCER_FENCED, type TransactionalProducer } from '../../runtime/transactional-producer';
-import { guardKey, planBatch, type Plan, type PlannedInput, type RowPlan } from './plan';
+import { guardKey, planBatch, rowsTouched, type Plan, type PlannedInput, type RowPlan } from './plan';
 
 export interface LegacySinkOptions extends ConsumingPipelineOptions {
   /** The legacy table, as written in the config (`public.users`). */
@@ -239,18 +239,29 @@ export class LegacySink extends ConsumingPipeline<SinkPartition> {
       const raw = (s: SqlStatement) => trx.raw(s.sql, s.bindings as Knex.RawBinding[]);
       await dialect.setOrigin(trx, this.options.originTag);
       try {
+        // The rows first, then the guard: a writer of the same rows (another instance that has not
+        // learnt it lost the partition) commits before this one reads the guard, so the versions it
+        // wrote are the ones compared here.
+        const existing = await this.lockRows(raw, rowsTouched(inputs, this.deps.mapping, table.primaryKey));
         const guard = await this.readGuard(raw, inputs);
-        plan = planBatch(inputs, {
-          mapping: this.deps.mapping,
-          primaryKey: table.primaryKey,
-          stateOf: (entity) => this.deps.changeTypes.stateOf(entity),
-          guard,
-          ...(this.options.softDelete ? { softDelete: this.options.softDelete } : {}),
-          parameter: (column, value) => writes.parameter(table.columns.find((c) => c.name === column)!, value),
-        });
+        const planOf = (some: PlannedInput[]) =>
+          planBatch(some, {
+            mapping: this.deps.mapping,
+            primaryKey: table.primaryKey,
+            stateOf: (entity) => this.deps.changeTypes.stateOf(entity),
+            guard: new Map(guard),
+            ...(this.options.softDelete ? { softDelete: this.options.softDelete } : {}),
+            parameter: (column, value) => writes.parameter(table.columns.find((c) => c.name === column)!, value),
+          });
+        // A missing row that cannot be inserted yet and may still wait cuts the batch before its
+        // first event: what comes before is written and committed, the rest is read again later.
+        plan = planOf(inputs);
+        for (let waiting = this.waiting(plan, existing); waiting !== undefined; waiting = this.waiting(plan, existing)) {
+          waitingFrom = waiting;
+          plan = planOf(inputs.filter((i) => i.index < waiting));
+        }
         for (const r of plan.refused) refuse(r.index, `${table.name}: ${r.reason}`, r.code, 'processing');
         const rows = [...plan.rows.values()].filter((r) => r.delete || r.set.size > 0);
-        const existing = await this.lockRows(raw, rows);
 
         /** Runs a statement over rows; a row the database refuses is found alone (savepoints) and dead-lettered. */
         const run = async (group: RowPlan[], build: (rows: RowPlan[]) => SqlStatement): Promise<number> => {
@@ -301,20 +312,12 @@ export class LegacySink extends ConsumingPipeline<SinkPartition> {
             counts.noops++;
             continue;
           }
-          const columns = insertColumns(table, r);
-          const lacking = table.columns.filter((c) => !c.nullable && !c.hasDefault && !columns.includes(c.name)).map((c) => c.name);
+          const lacking = lackingColumns(table, r);
           if (lacking.length === 0) {
             inserts.push(r);
             continue;
           }
-          const since = this.waitingSince.get(r.id) ?? Date.now();
-          this.waitingSince.set(r.id, since);
-          if (Date.now() - since < this.options.missingRowWaitMs) {
-            const first = Math.min(...r.inputs);
-            waitingFrom = waitingFrom === undefined ? first : Math.min(waitingFrom, first);
-            refusedRows.add(r);
-            continue;
-          }
+          // Waited long enough (waiting() let it through): dead-lettered.
           this.waitingSince.delete(r.id);
           refusedRows.add(r);
           for (const index of r.inputs) {
@@ -328,11 +331,9 @@ export class LegacySink extends ConsumingPipeline<SinkPartition> {
           }
         }
 
-        // The guard: what was observed, and what the rows that were written now hold. Inputs at or
-        // after a waiting row are read again, so nothing of theirs is kept.
-        const kept = (r: RowPlan) => !refusedRows.has(r) && (waitingFrom === undefined || Math.max(...r.inputs) < waitingFrom);
+        // The guard: what was observed, and what the rows that were written now hold.
         const guardRows: GuardRow[] = [...plan.observed.values()];
-        for (const r of plan.rows.values()) if (kept(r)) guardRows.push(...r.guard.values());
+        for (const r of plan.rows.values()) if (!refusedRows.has(r)) guardRows.push(...r.guard.values());
         for (const chunk of chunks(guardRows, writes.maxRows(7))) await raw(writes.writeGuard(table.schema, chunk));
 
         const next = waitingFrom === undefined ? BigInt(messages.at(-1)!.offset) + 1n : BigInt(messages[waitingFrom]!.offset);
@@ -374,13 +375,31 @@ export class LegacySink extends ConsumingPipeline<SinkPartition> {
     return { next, plan };
   }
 
+  /**
+   * The first input of the missing rows of `plan` that cannot be inserted yet (a NOT NULL column
+   * without a value) and may still wait; undefined when none may. Starts their wait clocks.
+   */
+  private waiting(plan: Plan, existing: Set<string>): number | undefined {
+    const table = this.table!;
+    let first: number | undefined;
+    for (const r of plan.rows.values()) {
+      if (r.set.size === 0 || !r.insertable || existing.has(r.id) || lackingColumns(table, r).length === 0) continue;
+      const since = this.waitingSince.get(r.id) ?? Date.now();
+      this.waitingSince.set(r.id, since);
+      if (Date.now() - since >= this.options.missingRowWaitMs) continue;
+      const at = Math.min(...r.inputs);
+      first = first === undefined ? at : Math.min(first, at);
+    }
+    return first;
+  }
+
   /** The guard rows of the batch's entities. */
   private async readGuard(raw: (s: SqlStatement) => Promise<unknown>, inputs: PlannedInput[]): Promise<Map<string, GuardRow>> {
     const writes = this.deps.dialect.writes;
     const entities = new Map<string, [string, string]>();
     for (const { event } of inputs) entities.set(`${event.entity}\u0000${event.entityId}`, [event.entity, event.entityId]);
     const guard = new Map<string, GuardRow>();
-    for (const chunk of chunks([...entities.values()], Math.min(writes.maxRows(2), GUARD_READ_ENTITIES))) {
+    for (const chunk of chunks([...entities.values()], writes.maxRows(2))) {
       for (const r of writes.resultRows(await raw(writes.readGuard(this.schema, chunk)))) {
         const row: GuardRow = {
           entity: String(r.entity),
@@ -397,8 +416,8 @@ export class LegacySink extends ConsumingPipeline<SinkPartition> {
     return guard;
   }
 
-  /** Locks the rows the batch writes that exist; their ids. */
-  private async lockRows(raw: (s: SqlStatement) => Promise<unknown>, rows: RowPlan[]): Promise<Set<string>> {
+  /** Locks the rows the batch may write that exist; their ids. */
+  private async lockRows(raw: (s: SqlStatement) => Promise<unknown>, rows: Array<{ key: unknown[]; id: string }>): Promise<Set<string>> {
     const writes = this.deps.dialect.writes;
     const table = this.table!;
     const existing = new Set<string>();
@@ -412,18 +431,16 @@ export class LegacySink extends ConsumingPipeline<SinkPartition> {
   }
 }
 
-/**
- * Entities one guard read asks for. PostgreSQL plans `(entity, entity_id) IN ((…), …)` as an OR of
- * its rows, in time that grows with their square (1,000: ~190 ms of planning, 5,000: ~8 s) and
- * refuses ~10,000 ("stack depth limit exceeded", so a large backlog's batch failed for ever); 100
- * take ~4 ms. A statement that joins an array of keys (unnest) would not need the limit.
- */
-const GUARD_READ_ENTITIES = 100;
-
 interface BatchOutcome {
   /** The partition's next offset as committed. */
   next: bigint;
   plan: Plan;
+}
+
+/** The NOT NULL columns without a default that an insert of the row would leave out. */
+function lackingColumns(table: TableInfo, row: RowPlan): string[] {
+  const columns = insertColumns(table, row);
+  return table.columns.filter((c) => !c.nullable && !c.hasDefault && !columns.includes(c.name)).map((c) => c.name);
 }
 
 /** The columns an insert of the row writes: the key, then what is set, then what is known. */
