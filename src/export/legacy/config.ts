@@ -39,7 +39,7 @@ export const legacySinkSchema = z.strictObject({
         .describe('how long an event for a row that does not exist, and that lacks a value for one of its NOT NULL columns, waits for the events that complete it; then it is dead-lettered (0: at once)'),
     })
     .prefault({}),
-  partitionsConsumedConcurrently: positiveInt.default(3).describe('input partitions written at the same time, each batch in its own database transaction'),
+  partitionsConsumedConcurrently: positiveInt.default(6).describe('input partitions written at the same time, each batch in its own database transaction'),
 });
 
 export type LegacySinkConfig = z.infer<typeof legacySinkSchema>;
