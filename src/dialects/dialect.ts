@@ -247,4 +247,6 @@ export interface LegacyWriteSql {
   maxRows(width: number): number;
   /** Whether a driver error is the row's fault (a constraint, a type, a value too long): dead-letter it, rather than retry. */
   isRowRefusal(error: unknown): boolean;
+  /** The database's own code of such an error, for the dead letter: PostgreSQL's SQLSTATE, MySQL's code name, SQL Server's error number. */
+  refusalCode(error: unknown): string;
 }

@@ -331,4 +331,5 @@ ${ROW_COUNT}`,
 
   // By number only: messages depend on the server's language.
   isRowRefusal: (error) => errorNumbers(error).some((n) => ROW_REFUSALS.has(n)),
+  refusalCode: (error) => String(errorNumbers(error).find((n) => ROW_REFUSALS.has(n)) ?? errorNumbers(error)[0] ?? 'DB_REFUSED'),
 };

@@ -167,6 +167,8 @@ export const mysqlWrites: LegacyWriteSql = {
   // The protocol's limit is 65,535 placeholders a statement; the packet limit comes first for wide rows.
   maxRows: (width) => Math.max(1, Math.floor(20_000 / Math.max(width, 1))),
 
+  refusalCode: (error) => String((error as { code?: unknown; errno?: unknown }).code ?? (error as { errno?: unknown }).errno ?? 'DB_REFUSED'),
+
   isRowRefusal(error) {
     return ROW_REFUSALS.has(Number((error as { errno?: unknown }).errno));
   },

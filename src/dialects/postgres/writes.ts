@@ -166,6 +166,8 @@ export const postgresWrites: LegacyWriteSql = {
   // One parameter per column whatever the row count: the bound is the size of a batch's work.
   maxRows: () => 20_000,
 
+  refusalCode: (error) => String((error as { code?: unknown }).code ?? 'DB_REFUSED'),
+
   isRowRefusal(error) {
     const code = (error as { code?: unknown }).code;
     // SQLSTATE class 22 (data exception) and 23 (integrity constraint violation).

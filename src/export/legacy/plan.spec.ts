@@ -636,20 +636,28 @@ describe('planBatch: deletes', () => {
     expect([p.observedFields, p.stale, p.refused]).toEqual([3, 0, []]);
   });
 
-  // plan.ts's doc: a legacy-origin event is observed "unless the field's value in the guard was
-  // written by Banyan, in which case the newer legacy value may have been overwritten by that write
-  // and is written back". For a row delete too: Banyan's older insert of a row the legacy side had
-  // already deleted is deleted again.
-  it('restore rule for deletes: a legacy UserDeleted newer than values Banyan wrote deletes the row again', () => {
+  // A legacy delete is observed only, even newer than a value Banyan wrote: the legacy application
+  // may have inserted the row again since (delete + insert, REPLACE INTO), and Banyan must never
+  // delete a live legacy row on the strength of an old delete.
+  it('a legacy UserDeleted newer than values Banyan wrote is observed, not written back', () => {
     const guard = guardWith(entry('user', '1', 'email', 1000, 'domain', 'seed', true));
     const e = event('UserDeleted', 1, {}, 2000, { origin: 'legacy' });
     const { plan: p } = plan([e], { guard });
-    expect(rowsOf(p).map((r) => [r!.delete, r!.insertable, r!.set])).toEqual([[true, false, {}]]);
+    expect(rowsOf(p)).toEqual([]);
+    expect(p.observedFields).toBe(3);
   });
 
-  // The same rule seen as arrival order: "the result does not depend on arrival order". Legacy
-  // delete first: the older domain change is stale, nothing is written. Domain change first: the
-  // newer legacy delete replaces its planned write, so the older value is never inserted.
+  it('a legacy delete and re-insert of a row Banyan wrote (or a REPLACE INTO) leave the live row alone', () => {
+    const guard = guardWith(entry('user', '1', 'email', 100, 'domain', 'seed', true));
+    const del = event('UserDeleted', 1, {}, 200, { origin: 'legacy' });
+    const insert = event('UserChanged', 1, { firstName: 'Ada', lastName: 'Lovelace', email: 'ada@example.com' }, 201, { origin: 'legacy' });
+    const { plan: p } = plan([del, insert], { guard });
+    expect(rowsOf(p).filter((r) => r!.delete || Object.keys(r!.set).length > 0)).toEqual([]);
+  });
+
+  // "The result does not depend on arrival order". Legacy delete first: the older domain change is
+  // stale, nothing is written. Domain change first: the newer legacy delete takes its planned write
+  // back, so the older value is never written into a row the legacy side deleted.
   it('a legacy UserDeleted newer than a domain change in the same batch: no write of the older value, in either order', () => {
     const change = event('UserChanged', 1, { email: 'domain@example.com' }, 1000);
     const del = event('UserDeleted', 1, {}, 2000, { origin: 'legacy' });

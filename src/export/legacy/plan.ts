@@ -1,5 +1,5 @@
 import type { RowMapping, RowMappingBlock } from '../../core';
-import type { GuardRow } from '../../dialects/dialect';
+import type { GuardRow, TableInfo } from '../../dialects/dialect';
 import type { DomainEvent } from '../../domain/event';
 import type { ChangeTypeState } from '../../runtime/change-types';
 
@@ -159,9 +159,21 @@ export function planBatch(inputs: PlannedInput[], ctx: PlanContext): Plan {
         drop('stale');
         continue;
       }
-      // A legacy delete newer than a value Banyan wrote: that write may have brought the row back
-      // (an insert made before the delete's event arrived), so the row is deleted again (no-op when gone).
-      const observe = action === 'observe' && !fields.some((f) => current(f.field)?.written);
+      // A legacy delete is observed, never written back, even newer than a value Banyan wrote: the
+      // legacy application may have inserted the row again since (delete + insert, REPLACE INTO),
+      // and deleting a live row would be far worse than keeping one Banyan brought back.
+      const observe = action === 'observe';
+      if (observe) {
+        // Older writes of this entity planned earlier in the batch are taken back: the row is gone.
+        const planned = plan.rows.get(rowId(key));
+        if (planned) {
+          for (const f of fields) {
+            planned.set.delete(f.column);
+            planned.known.delete(f.column);
+          }
+          if (planned.set.size === 0) planned.insertable = false;
+        }
+      }
       const row = observe ? undefined : rowOf(plan, key);
       if (row) {
         row.delete = true;
@@ -297,4 +309,19 @@ function record(plan: Plan, ctx: PlanContext, key: string, row: GuardRow, with_:
     plan.observed.set(key, row);
     plan.owners.delete(key);
   }
+}
+
+/** Why a mapping cannot write this table: columns it names that the table lacks, a key that is not the table's. */
+export function mappingProblems(mapping: RowMapping, table: TableInfo, softDeleteColumn?: string): string[] {
+  const problems: string[] = [];
+  const columns = new Set(table.columns.map((c) => c.name));
+  for (const block of mapping.blocks) {
+    const keyColumns = block.key.map((k) => k.column);
+    if (keyColumns.length !== table.primaryKey.length || !table.primaryKey.every((c) => keyColumns.includes(c))) {
+      problems.push(`${block.event}'s key (${keyColumns.join(', ')}) is not the table's primary key (${table.primaryKey.join(', ')})`);
+    }
+    for (const f of block.fields) if (!columns.has(f.column)) problems.push(`${block.event}.${f.field}: no column ${f.column}`);
+  }
+  if (softDeleteColumn !== undefined && !columns.has(softDeleteColumn)) problems.push(`onDelete.softDelete: no column ${softDeleteColumn}`);
+  return problems;
 }

@@ -1,7 +1,6 @@
 import type { Batch, Kafka, KafkaMessage } from 'kafkajs';
 import type { Knex } from 'knex';
 import { BanyanError, errorMessage, type DeadLetter, type Json, type RowMapping } from '../../core';
-import { sleep } from '../../core/time';
 import type { Dialect, GuardRow, SqlStatement, TableInfo } from '../../dialects/dialect';
 import { databaseMessage, isRetriableDatabaseError } from '../../dialects/errors';
 import { parseTableName } from '../../dialects/shared-catalog';
@@ -14,7 +13,7 @@ import type { Logger } from '../../runtime/logger';
 import { RecordOutput } from '../../runtime/record-output';
 import type { RunnerKafka } from '../../runtime/source-runner';
 import { PRODUCER_FENCED, type TransactionalProducer } from '../../runtime/transactional-producer';
-import { guardKey, planBatch, rowsTouched, type Plan, type PlannedInput, type RowPlan } from './plan';
+import { guardKey, mappingProblems, planBatch, rowsTouched, type Plan, type PlannedInput, type RowPlan } from './plan';
 
 export interface LegacySinkOptions extends ConsumingPipelineOptions {
   /** The legacy table, as written in the config (`public.users`). */
@@ -204,9 +203,17 @@ export class LegacySink extends ConsumingPipeline<SinkPartition> {
     const handled = messages.filter((m) => BigInt(m.offset) < outcome.next);
     if (handled.length) await this.committed(batch, handled, dropped, controls);
     if (outcome.next <= BigInt(messages.at(-1)!.offset)) {
-      // A row waits for the events that complete it: read the partition again from its first event, a moment later.
-      await sleep(Math.min(1000, this.options.missingRowWaitMs), this.abort.signal);
+      // A row waits for the events that complete it: this partition is read again from its first
+      // event a moment later, paused meanwhile (not asleep here: the other partitions go on).
       this.seek(batch.topic, batch.partition, outcome.next);
+      const resume = controls.pause();
+      setTimeout(() => {
+        try {
+          resume();
+        } catch {
+          // Stopped or rebalanced meanwhile: a new assignment resumes its partitions itself.
+        }
+      }, Math.min(1000, this.options.missingRowWaitMs)).unref();
     }
   }
 
@@ -233,6 +240,8 @@ export class LegacySink extends ConsumingPipeline<SinkPartition> {
       letters.push({ index, letter: inputDeadLetter(this.source, where(index), messages[index]!, reason, stage, code) });
     let waitingFrom: number | undefined;
     let plan!: Plan;
+    let deadLettered = 0;
+    let seen: Set<string> = new Set();
 
     const trxConfig = writes.isolation ? { isolationLevel: writes.isolation } : {};
     await db.transaction(async (trx) => {
@@ -243,6 +252,7 @@ export class LegacySink extends ConsumingPipeline<SinkPartition> {
         // learnt it lost the partition) commits before this one reads the guard, so the versions it
         // wrote are the ones compared here.
         const existing = await this.lockRows(raw, rowsTouched(inputs, this.deps.mapping, table.primaryKey));
+        seen = new Set(existing);
         const guard = await this.readGuard(raw, inputs);
         const planOf = (some: PlannedInput[]) =>
           planBatch(some, {
@@ -280,7 +290,7 @@ export class LegacySink extends ConsumingPipeline<SinkPartition> {
             const row = group[0]!;
             refusedRows.add(row);
             counts.refusedRows++;
-            const code = refusalCode(error);
+            const code = writes.refusalCode(error);
             for (const index of row.inputs) {
               refuse(index, `${table.name} ${row.id}: the database refused the row: ${code} ${databaseMessage(error)}`, code, 'sending');
             }
@@ -293,9 +303,10 @@ export class LegacySink extends ConsumingPipeline<SinkPartition> {
         for (const chunk of chunks(deletes, writes.maxRows(table.primaryKey.length))) {
           counts.deleted += await run(chunk, (g) => writes.deleteRows(table, g.map((r) => r.key)));
         }
-        for (const r of rows) if (r.delete) existing.delete(r.id);
+        // A refused delete leaves its row, and the row's later writes wait with it (dead-lettered together).
+        for (const r of deletes) if (!refusedRows.has(r)) existing.delete(r.id);
 
-        const updates = rows.filter((r) => r.set.size > 0 && existing.has(r.id));
+        const updates = rows.filter((r) => r.set.size > 0 && existing.has(r.id) && !refusedRows.has(r));
         for (const [columns, group] of byColumns(updates, (r) => [...r.set.keys()])) {
           for (const chunk of chunks(group, writes.maxRows(table.primaryKey.length + columns.length))) {
             const changed = await run(chunk, (g) => writes.updateRows(table, columns, g.map((r) => [...r.key, ...columns.map((c) => r.set.get(c))])));
@@ -306,7 +317,7 @@ export class LegacySink extends ConsumingPipeline<SinkPartition> {
 
         const inserts: RowPlan[] = [];
         for (const r of rows) {
-          if (r.set.size === 0 || existing.has(r.id)) continue;
+          if (r.set.size === 0 || existing.has(r.id) || refusedRows.has(r)) continue;
           if (!r.insertable) {
             // Only legacy values written back, and the row is gone: the legacy side deleted it.
             counts.noops++;
@@ -344,7 +355,7 @@ export class LegacySink extends ConsumingPipeline<SinkPartition> {
         if (sent.length) {
           const prepared = await this.output.prepare(this.source, { records: [], deadLetters: sent });
           await owned.producer.commitTransaction(prepared.requests);
-          this.state.deadLetters += sent.length;
+          deadLettered = sent.length;
           this.logger.warn({ event: 'sink.dead_letters', count: sent.length, reasons: sent.slice(0, 3).map((d) => d.reason) }, 'events sent to the dead-letter topic');
         }
       } finally {
@@ -353,6 +364,10 @@ export class LegacySink extends ConsumingPipeline<SinkPartition> {
       }
     }, trxConfig);
 
+    // Counted once the database committed (a retried batch is not counted twice).
+    this.state.deadLetters += deadLettered;
+    // A row that exists waits no more (an address whose user row arrived from the other topic).
+    for (const id of seen) this.waitingSince.delete(id);
     const c = this.sinkCounts;
     c.updated += counts.updated;
     c.inserted += counts.inserted;
@@ -383,7 +398,8 @@ export class LegacySink extends ConsumingPipeline<SinkPartition> {
     const table = this.table!;
     let first: number | undefined;
     for (const r of plan.rows.values()) {
-      if (r.set.size === 0 || !r.insertable || existing.has(r.id) || lackingColumns(table, r).length === 0) continue;
+      // A row this batch deletes is missing for the writes that follow the delete.
+      if (r.set.size === 0 || !r.insertable || (existing.has(r.id) && !r.delete) || lackingColumns(table, r).length === 0) continue;
       const since = this.waitingSince.get(r.id) ?? Date.now();
       this.waitingSince.set(r.id, since);
       if (Date.now() - since >= this.options.missingRowWaitMs) continue;
@@ -470,23 +486,4 @@ function chunks<T>(items: T[], size: number): T[][] {
   return out;
 }
 
-/** Why a mapping cannot write this table: columns it names that the table lacks, a key that is not the table's. */
-export function mappingProblems(mapping: RowMapping, table: TableInfo, softDeleteColumn?: string): string[] {
-  const problems: string[] = [];
-  const columns = new Set(table.columns.map((c) => c.name));
-  for (const block of mapping.blocks) {
-    const keyColumns = block.key.map((k) => k.column);
-    if (keyColumns.length !== table.primaryKey.length || !table.primaryKey.every((c) => keyColumns.includes(c))) {
-      problems.push(`${block.event}'s key (${keyColumns.join(', ')}) is not the table's primary key (${table.primaryKey.join(', ')})`);
-    }
-    for (const f of block.fields) if (!columns.has(f.column)) problems.push(`${block.event}.${f.field}: no column ${f.column}`);
-  }
-  if (softDeleteColumn !== undefined && !columns.has(softDeleteColumn)) problems.push(`onDelete.softDelete: no column ${softDeleteColumn}`);
-  return problems;
-}
 
-/** The database's own code of a refusal: SQL Server's error number, PostgreSQL's SQLSTATE, MySQL's code name. */
-function refusalCode(error: unknown): string {
-  const e = error as { number?: unknown; code?: unknown; originalError?: { info?: { number?: unknown } } };
-  return String(e.number ?? e.originalError?.info?.number ?? e.code ?? 'DB_REFUSED');
-}
