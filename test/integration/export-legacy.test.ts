@@ -283,6 +283,28 @@ for (const dbKind of DATABASES) {
       expect((await row(s, 1)).email).toBe('service@example.com');
     });
 
+    it('dual, the other order: a domain change reaches the row first, then a later legacy change of the same field wins and stays', async () => {
+      const s = await setup(dbKind, [user(1)]);
+      const { url } = await start(s);
+      await waitFor(async () => (await sink(url))?.state === 'running', 'the sink to run');
+      await s.publisher.publish([serviceEvent('UserChanged', 1, { email: 'service@example.com' }, Date.now())]);
+      await waitFor(async () => (await sink(url)).details.inputs === 1, 'the sink to write the service event');
+      const serviceTime = Number((await guard(s, 'user', 1, 'email'))!.version_ms);
+      // The legacy application changes the same field after that, within a second of it.
+      await s.db(s.table).where({ id: 1 }).update({ email: 'legacy@example.com' });
+      await waitFor(async () => (await sink(url)).details.inputs === 2, 'the sink to see the legacy change');
+      const g = (await guard(s, 'user', 1, 'email'))!;
+      expect(Number(g.version_ms)).toBeGreaterThan(serviceTime);
+      expect(g.origin).toBe('legacy');
+      expect((await row(s, 1)).email).toBe('legacy@example.com');
+      // The legacy value newer than Banyan's write is "written back": the row holds it, so nothing is written.
+      expect(await changelogRows(s)).toEqual([
+        { origin: s.config.originTag, op: 'U' },
+        { origin: null, op: 'U' },
+      ]);
+      expect((await sink(url)).details).toMatchObject({ written: { updated: 1, inserted: 0, deleted: 0 }, noops: 1 });
+    });
+
     it('legacy-owned reports the new system’s changes instead of writing them; new-owned writes them and reports the legacy side’s', async () => {
       const s = await setup(dbKind, [user(1)], { user: 'legacy-owned', address: 'new-owned' });
       const { url } = await start(s);

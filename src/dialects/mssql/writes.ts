@@ -164,9 +164,9 @@ export const mssqlWrites: LegacyWriteSql = {
     return [
       `IF OBJECT_ID(${nLiteral(displayName(guard))}, N'U') IS NULL
 CREATE TABLE ${qualified(guard)} (
-  [entity] nvarchar(100) NOT NULL,
-  [entity_id] nvarchar(400) NOT NULL,
-  [field] nvarchar(100) NOT NULL,
+  [entity] nvarchar(100) COLLATE Latin1_General_100_BIN2 NOT NULL,
+  [entity_id] nvarchar(400) COLLATE Latin1_General_100_BIN2 NOT NULL,
+  [field] nvarchar(100) COLLATE Latin1_General_100_BIN2 NOT NULL,
   [version_ms] bigint NOT NULL,
   [origin] nvarchar(32) NOT NULL,
   [event_id] nvarchar(100) NOT NULL,
@@ -175,8 +175,8 @@ CREATE TABLE ${qualified(guard)} (
   PRIMARY KEY NONCLUSTERED ([entity], [entity_id], [field]));`,
       `IF OBJECT_ID(${nLiteral(displayName(offsets))}, N'U') IS NULL
 CREATE TABLE ${qualified(offsets)} (
-  [sink] nvarchar(200) NOT NULL,
-  [topic] nvarchar(249) NOT NULL,
+  [sink] nvarchar(200) COLLATE Latin1_General_100_BIN2 NOT NULL,
+  [topic] nvarchar(249) COLLATE Latin1_General_100_BIN2 NOT NULL,
   [kafka_partition] int NOT NULL,
   [next_offset] bigint NOT NULL,
   [updated_at] datetime2(3) NOT NULL DEFAULT SYSUTCDATETIME(),
