@@ -147,7 +147,11 @@ export abstract class ConsumingPipeline<P extends OwnedPartition> implements Pip
         this.state.state = 'running';
         this.logger.info({ event: `${this.kind}.started`, groupId: this.groupId, topics: this.options.topics }, `${this.kind} started`);
         settle();
-        const error = await Promise.race([crash, new Promise((resolve) => this.abort.signal.addEventListener('abort', resolve, { once: true }))]);
+        let onAbort!: () => void;
+        const aborted = new Promise<void>((resolve) => (onAbort = resolve));
+        this.abort.signal.addEventListener('abort', onAbort, { once: true });
+        // One listener per consumer, removed when that consumer ends (not one more per restart).
+        const error = await Promise.race([crash, aborted]).finally(() => this.abort.signal.removeEventListener('abort', onAbort));
         if (this.abort.signal.aborted) break;
         throw error;
       } catch (error) {

@@ -280,7 +280,11 @@ describe('banyan run killed with SIGKILL mid-stream', () => {
 
     for (const entity of ['user', 'address'] as const) {
       const events = await domainEvents(s, entity);
-      expect(events).toHaveLength(ROWS);
+      // On failure, the repeated entities' events say where each came from (input partition and offset).
+      const byId = new Map<string, DomainEvent[]>();
+      for (const e of events) byId.set(e.entityId, [...(byId.get(e.entityId) ?? []), e]);
+      const repeats = [...byId.values()].filter((l) => l.length > 1).slice(0, 5).map((l) => l.map((e) => ({ id: e.entityId, eventId: e.eventId, causation: e.causation })));
+      expect(events, `${entity}: repeated entities ${JSON.stringify(repeats)}`).toHaveLength(ROWS);
       expect(new Set(events.map((e) => e.entityId)).size).toBe(ROWS);
       expect(new Set(events.map((e) => e.eventId)).size).toBe(ROWS);
     }
