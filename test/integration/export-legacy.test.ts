@@ -117,6 +117,7 @@ interface SinkStatus {
   name: string;
   state: string;
   deadLetters: number;
+  transactions: number;
   details: {
     inputs: number;
     written: { updated: number; inserted: number; deleted: number };
