@@ -150,6 +150,8 @@ export async function readToEnd(
   if (ends.size === 0) return;
   const consumer = kafka.consumer({ groupId: `banyan-reader-${randomUUID()}`, readUncommitted: false });
   await consumer.connect();
+  /** The last offset handed on, by partition. */
+  const handed = new Map<number, bigint>();
   try {
     await new Promise<void>((resolve, reject) => {
       const timer = setTimeout(
@@ -166,7 +168,19 @@ export async function readToEnd(
       });
       consumer
         .subscribe({ topic, fromBeginning: true })
-        .then(() => consumer.run({ autoCommit: false, eachMessage: async ({ message, partition }) => onMessage(message, partition) }))
+        .then(() =>
+          consumer.run({
+            autoCommit: false,
+            eachMessage: async ({ message, partition }) => {
+              // A rejoin of the reader's group (a slow machine missing a heartbeat) starts the
+              // partition over from the beginning, as nothing is committed: each offset is handed on once.
+              const offset = BigInt(message.offset);
+              if (offset <= (handed.get(partition) ?? -1n)) return;
+              handed.set(partition, offset);
+              onMessage(message, partition);
+            },
+          }),
+        )
         .catch(reject);
     });
   } finally {
