@@ -1,4 +1,5 @@
-import type { GuardRow } from './dialect';
+import type { Column, GuardRow, TableInfo } from './dialect';
+import { writtenName } from './shared-catalog';
 
 /** A domain value as a driver parameter where every driver takes it the same way (bigint as its digits). */
 export function domainParameter(value: unknown): unknown {
@@ -16,4 +17,11 @@ export function guardValues(row: GuardRow): unknown[] {
 export function placeholders(width: number, count: number): string {
   const one = `(${Array.from({ length: width }, () => '?').join(', ')})`;
   return Array.from({ length: count }, () => one).join(', ');
+}
+
+/** The table's column of that name; a name the table lacks is a clear error, not an undefined type. */
+export function columnOf(table: TableInfo, name: string): Column {
+  const found = table.columns.find((c) => c.name === name);
+  if (!found) throw new Error(`column "${name}" is not among the columns of ${writtenName(table)}`);
+  return found;
 }

@@ -112,6 +112,23 @@ export async function registerDomainSchemas(
   return result;
 }
 
+/** Registrations under way or done, by catalog: one per process, whichever stage starts first. */
+const registered = new WeakMap<EventCatalog, Promise<unknown>>();
+
+/**
+ * registerDomainSchemas once per catalog for the whole process (transforms and sinks both need the
+ * schemas before they start; neither registers them again), tried again after a failure.
+ */
+export function registerDomainSchemasOnce(registry: string | RegistryOptions, catalog: EventCatalog): Promise<unknown> {
+  let done = registered.get(catalog);
+  if (!done) {
+    done = registerDomainSchemas(registry, catalog);
+    registered.set(catalog, done);
+    done.catch(() => registered.delete(catalog));
+  }
+  return done;
+}
+
 /** The schema the registry holds under `id` (a writer schema, to decode a record with). */
 export async function schemaById(registry: string | RegistryOptions, id: number): Promise<object> {
   const { status, json } = await call(normalize(registry), 'GET', `/schemas/ids/${id}`);

@@ -5,7 +5,7 @@ import { Databases } from '../clients/databases';
 import { createDialect } from '../dialects';
 import type { EventCatalog } from '../domain/catalog';
 import { DomainDecoder } from '../domain/decoder';
-import { registerDomainSchemas } from '../domain/registry';
+import { registerDomainSchemasOnce } from '../domain/registry';
 import type { AvroEncoder } from '../runtime/avro';
 import { ChangeTypes, createChangeTypes } from '../runtime/change-types';
 import type { RuntimeConfig } from '../runtime/config';
@@ -45,7 +45,7 @@ export function createLegacySink(config: ExportStageConfig, catalog: EventCatalo
       ...(sink.onDelete !== 'row' ? { softDelete: sink.onDelete.softDelete } : {}),
       // The domain schemas exist (a domain service may publish first) and the change types are read.
       beforeConsume: async () => {
-        await registerDomainSchemas(config.schemaRegistry, catalog);
+        await registerDomainSchemasOnce(config.schemaRegistry, catalog);
         await changeTypes.start();
       },
     },

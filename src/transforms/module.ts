@@ -4,7 +4,7 @@ import type { DomainEvent } from '../domain/event';
 import type { EventCatalog } from '../domain/catalog';
 import { buildCatalog, type EventsConfig } from '../domain/config';
 import { eventRecords } from '../domain/records';
-import { registerDomainSchemas } from '../domain/registry';
+import { registerDomainSchemasOnce } from '../domain/registry';
 import { AvroDecoder, type AvroEncoder } from '../runtime/avro';
 import { readerType } from '../runtime/avro-logical';
 import { ChangeTypes, createChangeTypes, type ChangeTypeState } from '../runtime/change-types';
@@ -85,7 +85,7 @@ export function transformsModule(config: TransformStageConfig, catalog: EventCat
     let ready: Promise<void> | undefined;
     const prepare = (ctx: ResolutionContext) => () => {
       ready ??= (async () => {
-        await registerDomainSchemas(config.schemaRegistry, catalog);
+        await registerDomainSchemasOnce(config.schemaRegistry, catalog);
         // The domain topics exist before the first event, so a domain service can subscribe first.
         await ctx.get<RunnerKafka>(RunnerKafkaToken).ensureTopics(
           catalog.topics().map((topic) => ({ topic, numPartitions: config.kafka.topics.partitions, replicationFactor: config.kafka.topics.replicationFactor })),

@@ -8,7 +8,7 @@ import type { DomainEvent } from '../../src/domain/event';
 import { createPublisher, type Publisher } from '../../src/domain/publish';
 import { migrateChangelogs } from '../../src/import/changelog/migrate';
 import { catalogOf } from '../../src/transforms/module';
-import { freshName, listeningUrl, readAll, runBanyan, spawnBanyan, testKafka, waitFor, writeConfigFile } from '../helpers';
+import { freshName, listeningUrl, readAll, runBanyan, spawnBanyan, testKafka, textHeaders, waitFor, writeConfigFile } from '../helpers';
 import { LEGACY_DATABASES as DATABASES, serviceEvent, user, type LegacyDatabase as Db } from '../legacy-databases';
 
 /**
@@ -358,7 +358,7 @@ for (const dbKind of DATABASES) {
       expect(st.deadLetters).toBe(1);
       const letters = await readAll(testKafka(s.config), s.config.kafka.topics.deadLetter);
       expect(letters).toHaveLength(1);
-      const headers = Object.fromEntries(Object.entries(letters[0]!.headers ?? {}).map(([k, v]) => [k, String(v)]));
+      const headers = textHeaders(letters[0]!);
       // The database's own code: PostgreSQL's SQLSTATE 22001, MariaDB's ER_DATA_TOO_LONG, SQL Server's error 2628.
       expect(headers['banyan.dlq.code']).toBe({ postgres: '22001', mariadb: 'ER_DATA_TOO_LONG', mssql: '2628' }[dbKind.name]);
       expect(headers['banyan.dlq.reason']).toMatch(/refused the row.*(too long|Data too long)/i);

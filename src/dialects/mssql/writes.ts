@@ -1,5 +1,5 @@
 import { GUARD_TABLE, SINK_OFFSETS_TABLE, type Column, type LegacyWriteSql, type SqlStatement, type TableInfo } from '../dialect';
-import { domainParameter, guardValues } from '../shared-writes';
+import { columnOf, domainParameter, guardValues } from '../shared-writes';
 import { displayName, ident, nLiteral, qualified } from './sql';
 import { baseType, textExpression } from './types';
 
@@ -32,12 +32,6 @@ const ROW_REFUSALS = new Set([515, 547, 2601, 2627, 2628, 8152, 245, 8114, 220, 
 
 /** SQL Server's limit is 2,100 parameters a request; a statement keeps under 2,000. */
 const MAX_PARAMETERS = 2_000;
-
-function column(table: TableInfo, name: string): Column {
-  const found = table.columns.find((c) => c.name === name);
-  if (!found) throw new Error(`column "${name}" is not among the columns of ${displayName(table)}`);
-  return found;
-}
 
 /**
  * The type a value is cast to in the VALUES list: the column's own type, except strings and binary
@@ -119,7 +113,7 @@ function keyJoin(keys: string[], positions: number[], source: string): string {
  * two NULLs as equal and a NULL and a value as different, which `<>` does not.
  */
 function differs(table: TableInfo, names: string[], positions: number[]): string {
-  const cols = names.map((name) => column(table, name));
+  const cols = names.map((name) => columnOf(table, name));
   const source = cols.map((c, i) => comparable(c, `s.c${positions[i]}`)).join(', ');
   const target = cols.map((c) => comparable(c, `t.${ident(c.name)}`)).join(', ');
   return `EXISTS (SELECT ${source} EXCEPT SELECT ${target})`;
@@ -185,7 +179,7 @@ CREATE TABLE ${qualified(offsets)} (
   },
 
   lockRows(table, keys) {
-    const k = table.primaryKey.map((name) => column(table, name));
+    const k = table.primaryKey.map((name) => columnOf(table, name));
     // The key as the text form of its kind (dialect.ts), the form the changelog images carry: a bare
     // CONVERT would print a datetime as 'Jan  2 2024  3:04AM' and a uniqueidentifier in upper case.
     // SQL Server has no row-value IN, hence the join. Ordered like the other dialects' lock reads.
@@ -202,7 +196,7 @@ ORDER BY ${k.map((c) => `t.${ident(c.name)}`).join(', ')};`,
   updateRows(table, columns, rows) {
     const k = table.primaryKey;
     const names = [...k, ...columns];
-    const types = names.map((name) => valueType(column(table, name)));
+    const types = names.map((name) => valueType(columnOf(table, name)));
     const positions = columns.map((_, i) => k.length + i);
     // Matched only: an existing row's statement carries only the changed columns, so there is no
     // INSERT branch (it could not fill the row's other NOT NULL columns anyway).
@@ -221,7 +215,7 @@ ${ROW_COUNT}`,
     const k = table.primaryKey;
     const keyAt = keyPositions(table, columns);
     const rest = columns.map((name, i) => ({ name, i })).filter((c) => !k.includes(c.name));
-    const types = columns.map((name) => valueType(column(table, name)));
+    const types = columns.map((name) => valueType(columnOf(table, name)));
     // A row the legacy application inserted since lockRows looked is updated instead, where a value differs.
     const matched = rest.length
       ? `WHEN MATCHED AND ${differs(table, rest.map((c) => c.name), rest.map((c) => c.i))}
@@ -243,7 +237,7 @@ ${ROW_COUNT}`,
     const k = table.primaryKey;
     return {
       sql: `DELETE t FROM ${qualified(table)} AS t
-JOIN ${valuesTable(k.map((name) => valueType(column(table, name))), keys, 'v')}
+JOIN ${valuesTable(k.map((name) => valueType(columnOf(table, name))), keys, 'v')}
   ON ${keyJoin(k, k.map((_, i) => i), 'v')};
 ${ROW_COUNT}`,
       bindings: keys.flat(),

@@ -1,11 +1,7 @@
-import { GUARD_TABLE, SINK_OFFSETS_TABLE, type Column, type LegacyWriteSql, type TableInfo } from '../dialect';
-import { domainParameter, guardValues, placeholders } from '../shared-writes';
+import { GUARD_TABLE, SINK_OFFSETS_TABLE, type Column, type LegacyWriteSql } from '../dialect';
+import { columnOf, domainParameter, guardValues, placeholders } from '../shared-writes';
 // A name holding `?` never gets here: describeMysqlTable refuses it (knex would take it for a parameter).
 import { qualified, quoteIdentifier as quote } from './sql';
-
-function column(table: TableInfo, name: string): Column {
-  return table.columns.find((c) => c.name === name)!;
-}
 
 /**
  * The placeholder of a value written into `col`: a TIMESTAMP is given in UTC and converted to the
@@ -84,7 +80,7 @@ export const mysqlWrites: LegacyWriteSql = {
 
   lockRows(table, keys) {
     const k = table.primaryKey;
-    const one = `(${k.map((name) => slot(column(table, name))).join(', ')})`;
+    const one = `(${k.map((name) => slot(columnOf(table, name))).join(', ')})`;
     return {
       sql: `SELECT ${k.map((name, i) => `CAST(${quote(name)} AS CHAR) AS k${i}`).join(', ')} FROM ${qualified(table)}
              WHERE (${k.map(quote).join(', ')}) IN (${keys.map(() => one).join(', ')})
@@ -98,16 +94,16 @@ export const mysqlWrites: LegacyWriteSql = {
     const names = [...k, ...columns];
     const set = columns.map((name, i) => `t.${quote(name)} = v.c${k.length + i}`).join(', ');
     const join = k.map((name, i) => `t.${quote(name)} = v.c${i}`).join(' AND ');
-    const same = columns.map((name, i) => sameValue(column(table, name), `t.${quote(name)}`, `v.c${k.length + i}`)).join(' AND ');
+    const same = columns.map((name, i) => sameValue(columnOf(table, name), `t.${quote(name)}`, `v.c${k.length + i}`)).join(' AND ');
     return {
-      sql: `UPDATE ${qualified(table)} AS t JOIN (${derived(names.map((n) => slot(column(table, n))), rows.length)}) AS v ON ${join}
+      sql: `UPDATE ${qualified(table)} AS t JOIN (${derived(names.map((n) => slot(columnOf(table, n))), rows.length)}) AS v ON ${join}
                SET ${set} WHERE NOT (${same})`,
       bindings: rows.flat(),
     };
   },
 
   insertRows(table, columns, rows) {
-    const one = `(${columns.map((name) => slot(column(table, name))).join(', ')})`;
+    const one = `(${columns.map((name) => slot(columnOf(table, name))).join(', ')})`;
     return {
       sql: `INSERT INTO ${qualified(table)} (${columns.map(quote).join(', ')}) VALUES ${rows.map(() => one).join(', ')}`,
       bindings: rows.flat(),
@@ -118,7 +114,7 @@ export const mysqlWrites: LegacyWriteSql = {
 
   deleteRows(table, keys) {
     const k = table.primaryKey;
-    const one = `(${k.map((name) => slot(column(table, name))).join(', ')})`;
+    const one = `(${k.map((name) => slot(columnOf(table, name))).join(', ')})`;
     return { sql: `DELETE FROM ${qualified(table)} WHERE (${k.map(quote).join(', ')}) IN (${keys.map(() => one).join(', ')})`, bindings: keys.flat() };
   },
 

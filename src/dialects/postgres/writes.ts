@@ -1,5 +1,5 @@
-import { GUARD_TABLE, SINK_OFFSETS_TABLE, type Column, type LegacyWriteSql, type SqlStatement, type TableInfo, type TableRef } from '../dialect';
-import { domainParameter, guardValues, placeholders } from '../shared-writes';
+import { GUARD_TABLE, SINK_OFFSETS_TABLE, type LegacyWriteSql, type SqlStatement, type TableRef } from '../dialect';
+import { columnOf, domainParameter, guardValues, placeholders } from '../shared-writes';
 
 /** A quoted identifier for SQL that goes through knex, which would take a bare `?` for a parameter. */
 function quote(name: string): string {
@@ -16,10 +16,6 @@ function castType(sqlType: string): string {
 
 function qualified(table: TableRef): string {
   return table.schema ? `${quote(table.schema)}.${quote(table.name)}` : quote(table.name);
-}
-
-function column(table: TableInfo, name: string): Column {
-  return table.columns.find((c) => c.name === name)!;
 }
 
 /** Rows as one array per column: the parameters of an `unnest`. */
@@ -76,7 +72,7 @@ export const postgresWrites: LegacyWriteSql = {
     return {
       sql: `SELECT ${k.map((name, i) => `t.${quote(name)}::text AS k${i}`).join(', ')}
               FROM ${qualified(table)} t
-             WHERE (${cols}) IN (SELECT * FROM ${unnest(k.map((n) => column(table, n).sqlType), 'v')})
+             WHERE (${cols}) IN (SELECT * FROM ${unnest(k.map((n) => columnOf(table, n).sqlType), 'v')})
              ORDER BY ${cols} FOR UPDATE`,
       bindings: columnsOf(keys, k.length),
     };
@@ -91,7 +87,7 @@ export const postgresWrites: LegacyWriteSql = {
     const source = `(${columns.map((_, i) => `v.c${k.length + i}`).join(', ')})`;
     return {
       sql: `UPDATE ${qualified(table)} AS t SET ${set}
-              FROM ${unnest(names.map((n) => column(table, n).sqlType), 'v')}
+              FROM ${unnest(names.map((n) => columnOf(table, n).sqlType), 'v')}
              WHERE ${join} AND ROW${target} IS DISTINCT FROM ROW${source}`,
       bindings: columnsOf(rows, names.length),
     };
@@ -106,7 +102,7 @@ export const postgresWrites: LegacyWriteSql = {
       : 'DO NOTHING';
     return {
       sql: `INSERT INTO ${qualified(table)} AS t (${columns.map(quote).join(', ')})
-            SELECT * FROM ${unnest(columns.map((n) => column(table, n).sqlType), 'v')}
+            SELECT * FROM ${unnest(columns.map((n) => columnOf(table, n).sqlType), 'v')}
             ON CONFLICT (${k.map(quote).join(', ')}) ${update}`,
       bindings: columnsOf(rows, columns.length),
     };
@@ -115,7 +111,7 @@ export const postgresWrites: LegacyWriteSql = {
   deleteRows(table, keys) {
     const k = table.primaryKey;
     return {
-      sql: `DELETE FROM ${qualified(table)} WHERE (${k.map(quote).join(', ')}) IN (SELECT * FROM ${unnest(k.map((n) => column(table, n).sqlType), 'v')})`,
+      sql: `DELETE FROM ${qualified(table)} WHERE (${k.map(quote).join(', ')}) IN (SELECT * FROM ${unnest(k.map((n) => columnOf(table, n).sqlType), 'v')})`,
       bindings: columnsOf(keys, k.length),
     };
   },

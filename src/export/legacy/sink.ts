@@ -3,6 +3,7 @@ import type { Knex } from 'knex';
 import { BanyanError, errorMessage, type DeadLetter, type Json, type RowMapping } from '../../core';
 import type { Dialect, GuardRow, SqlStatement, TableInfo } from '../../dialects/dialect';
 import { databaseMessage, isRetriableDatabaseError } from '../../dialects/errors';
+import { columnOf } from '../../dialects/shared-writes';
 import { parseTableName } from '../../dialects/shared-catalog';
 import type { DomainDecoder } from '../../domain/decoder';
 import type { AvroEncoder } from '../../runtime/avro';
@@ -241,6 +242,8 @@ export class LegacySink extends ConsumingPipeline<SinkPartition> {
     let waitingFrom: number | undefined;
     let plan!: Plan;
     let deadLettered = 0;
+    /** The partition's next offset, as this transaction writes it. */
+    let next = 0n;
     let seen: Set<string> = new Set();
 
     const trxConfig = writes.isolation ? { isolationLevel: writes.isolation } : {};
@@ -261,7 +264,7 @@ export class LegacySink extends ConsumingPipeline<SinkPartition> {
             stateOf: (entity) => this.deps.changeTypes.stateOf(entity),
             guard: new Map(guard),
             ...(this.options.softDelete ? { softDelete: this.options.softDelete } : {}),
-            parameter: (column, value) => writes.parameter(table.columns.find((c) => c.name === column)!, value),
+            parameter: (column, value) => writes.parameter(columnOf(table, column), value),
           });
         // A missing row that cannot be inserted yet and may still wait cuts the batch before its
         // first event: what comes before is written and committed, the rest is read again later.
@@ -347,7 +350,7 @@ export class LegacySink extends ConsumingPipeline<SinkPartition> {
         for (const r of plan.rows.values()) if (!refusedRows.has(r)) guardRows.push(...r.guard.values());
         for (const chunk of chunks(guardRows, writes.maxRows(7))) await raw(writes.writeGuard(table.schema, chunk));
 
-        const next = waitingFrom === undefined ? BigInt(messages.at(-1)!.offset) + 1n : BigInt(messages[waitingFrom]!.offset);
+        next = waitingFrom === undefined ? BigInt(messages.at(-1)!.offset) + 1n : BigInt(messages[waitingFrom]!.offset);
         await raw(writes.writeOffsets(table.schema, this.options.name, [{ topic: batch.topic, partition: batch.partition, next: String(next) }]));
 
         // Dead letters before the database commits: a crash in between sends them again, never loses them.
@@ -386,7 +389,6 @@ export class LegacySink extends ConsumingPipeline<SinkPartition> {
         `${event.type} of ${event.entity} ${event.entityId} (${event.origin}) not written: ${report.reason}`,
       );
     }
-    const next = waitingFrom === undefined ? BigInt(messages.at(-1)!.offset) + 1n : BigInt(messages[waitingFrom]!.offset);
     return { next, plan };
   }
 
