@@ -4,7 +4,10 @@
 FROM node:20-bookworm-slim AS deps
 WORKDIR /app
 COPY package.json package-lock.json ./
-RUN npm ci --omit=dev --ignore-scripts
+COPY patches ./patches
+# No dependency's install scripts run; Banyan's patches to its dependencies (patches/, see
+# docs/development.md) are applied on their own.
+RUN npm ci --omit=dev --ignore-scripts && npx patch-package
 
 FROM deps AS salesforce-emulator
 COPY tools/salesforce-emulator ./tools/salesforce-emulator
