@@ -19,7 +19,7 @@ import { createDialect } from '../dialects';
 import type { TableInfo } from '../dialects/dialect';
 import { isRetriableDatabaseError } from '../dialects/errors';
 import { parseTableName } from '../dialects/shared-catalog';
-import { mappingProblems } from '../export/legacy/plan';
+import { mappingProblems } from '../export/plan';
 
 /** `banyan run`: starts every pipeline of the config and runs until SIGINT/SIGTERM. */
 export async function run(config: BanyanConfig): Promise<void> {

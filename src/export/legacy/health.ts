@@ -3,7 +3,7 @@ import { errorMessage, type CheckResult, type HealthCheck } from '../../core';
 import { GUARD_TABLE, SINK_OFFSETS_TABLE, type Dialect } from '../../dialects/dialect';
 import { parseTableName } from '../../dialects/shared-catalog';
 import type { LegacySinkTarget } from './config';
-import { mappingProblems } from './plan';
+import { mappingProblems } from '../plan';
 
 /**
  * `banyan doctor`'s row for one legacy sink: its table exists, its mapping's columns and key fit

@@ -14,7 +14,7 @@ import type { Logger } from '../../runtime/logger';
 import { RecordOutput } from '../../runtime/record-output';
 import type { RunnerKafka } from '../../runtime/source-runner';
 import { PRODUCER_FENCED, type TransactionalProducer } from '../../runtime/transactional-producer';
-import { guardKey, mappingProblems, planBatch, rowsTouched, type Plan, type PlannedInput, type RowPlan } from './plan';
+import { guardKey, mappingProblems, planBatch, rowsTouched, type Plan, type PlannedInput, type RowPlan } from '../plan';
 
 export interface LegacySinkOptions extends ConsumingPipelineOptions {
   /** The legacy table, as written in the config (`public.users`). */

@@ -1,11 +1,11 @@
 import { describe, expect, it } from 'vitest';
 import { parse as parseYaml } from 'yaml';
-import type { Origin, RowMapping } from '../../core';
-import type { GuardRow } from '../../dialects/dialect';
-import { builtinCatalog, type DomainEvent } from '../../domain';
-import type { ChangeTypeState } from '../../runtime/change-types';
-import { transformSchema } from '../../transforms/config';
-import { reverseMapping } from '../../transforms/mappings';
+import type { Origin, RowMapping } from '../core';
+import type { GuardRow } from '../dialects/dialect';
+import { builtinCatalog, type DomainEvent } from '../domain';
+import type { ChangeTypeState } from '../runtime/change-types';
+import { transformSchema } from '../transforms/config';
+import { reverseMapping } from '../transforms/mappings';
 import { decide, guardKey, newer, planBatch, type Plan, type RowPlan, type Version } from './plan';
 
 /**
@@ -224,6 +224,24 @@ describe('decide', () => {
     ['decommissioned', 'salesforce', 'drop'],
   ])('%s, an event of origin %s: %s', (state, origin, action) => {
     expect(decide(state, origin)).toBe(action);
+    expect(decide(state, origin, 'legacy')).toBe(action);
+  });
+
+  it.each<[ChangeTypeState, Origin, ReturnType<typeof decide>]>([
+    ['legacy-owned', 'legacy', 'write'],
+    ['legacy-owned', 'domain', 'report'],
+    ['legacy-owned', 'salesforce', 'observe'],
+    ['dual', 'legacy', 'write'],
+    ['dual', 'domain', 'write'],
+    ['dual', 'salesforce', 'observe'],
+    ['new-owned', 'legacy', 'report'],
+    ['new-owned', 'domain', 'write'],
+    ['new-owned', 'salesforce', 'observe'],
+    ['decommissioned', 'legacy', 'drop'],
+    ['decommissioned', 'domain', 'drop'],
+    ['decommissioned', 'salesforce', 'drop'],
+  ])('to Salesforce in %s, an event of origin %s: %s', (state, origin, action) => {
+    expect(decide(state, origin, 'salesforce')).toBe(action);
   });
 });
 

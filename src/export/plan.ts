@@ -1,21 +1,22 @@
-import type { RowMapping, RowMappingBlock } from '../../core';
-import type { GuardRow, TableInfo } from '../../dialects/dialect';
-import type { DomainEvent } from '../../domain/event';
-import type { ChangeTypeState } from '../../runtime/change-types';
+import type { RowMapping, RowMappingBlock } from '../core';
+import type { GuardRow, TableInfo } from '../dialects/dialect';
+import type { DomainEvent } from '../domain/event';
+import type { ChangeTypeState } from '../runtime/change-types';
 
 /**
- * The legacy sink's decisions, pure: which columns of which rows a batch of domain events writes,
- * and what the version guard holds afterwards. docs/conflicts.md explains the rule; in short:
+ * The sinks' decisions, pure and shared by the legacy and the Salesforce sink: which fields of which
+ * target rows (legacy rows, Salesforce records) a batch of domain events writes, and what the
+ * version guard holds afterwards. docs/conflicts.md explains the rule; in short:
  *
  * - the guard holds, per entity and field, the version (source commit time, origin, event id) of
- *   the value the legacy row holds: one Banyan wrote, or one the legacy side wrote and Banyan saw
- *   come back as a legacy-origin event;
+ *   the value the target holds: one Banyan wrote, or one the target's own system wrote and Banyan
+ *   saw come back as an event of that origin;
  * - a value is written only when its version is newer than the guard's (last writer wins, per
  *   field); at the same time, the legacy database wins over Salesforce, Salesforce over the domain,
  *   and between the same origins the greater event id: the result does not depend on arrival order;
- * - a legacy-origin event is already in the row: it is observed (guard only), unless the field's
- *   value in the guard was written by Banyan, in which case the newer legacy value may have been
- *   overwritten by that write and is written back (a no-op when the row still holds it);
+ * - an event from the target's own system is already there: it is observed (guard only), unless the
+ *   field's value in the guard was written by Banyan, in which case the newer value may have been
+ *   overwritten by that write and is written back (a no-op when the target still holds it);
  * - the change type's lifecycle decides what is written at all (see `decide`).
  */
 
@@ -97,22 +98,33 @@ export interface PlanContext {
   softDelete?: { column: string; value: unknown };
   /** A column value as the database takes it (dialect parameter). */
   parameter(column: string, value: unknown): unknown;
+  /** The system written (default legacy): its own events are observed, not written. */
+  target?: SinkTarget;
 }
 
-/** What the lifecycle lets an event of `origin` do in `state`: write, observe, report, or nothing. */
-export function decide(state: ChangeTypeState, origin: string): 'write' | 'observe' | 'report' | 'drop' {
+/** The system a sink writes: events from it are already there (observed, not written). */
+export type SinkTarget = 'legacy' | 'salesforce';
+
+/**
+ * What the lifecycle lets an event of `origin` do to `target` in `state`: write, observe, report,
+ * or nothing. The legacy database and the domain are the two owners the lifecycle moves between;
+ * Salesforce follows whichever owns the change type:
+ *
+ * - `legacy-owned`: legacy changes are written to Salesforce; the new system's (domain or
+ *   Salesforce) changes are reported, not written to the legacy database or to Salesforce;
+ * - `dual`: every origin's changes are written everywhere else, last writer wins per field;
+ * - `new-owned`: the new system's changes are written; legacy-side changes are reported;
+ * - `decommissioned`: nothing.
+ */
+export function decide(state: ChangeTypeState, origin: string, target: SinkTarget = 'legacy'): 'write' | 'observe' | 'report' | 'drop' {
   if (state === 'decommissioned') return 'drop';
-  const legacy = origin === 'legacy';
-  switch (state) {
-    case 'legacy-owned':
-      // The legacy database is the record: it is observed; the new system's changes are reported.
-      return legacy ? 'observe' : 'report';
-    case 'dual':
-      return legacy ? 'observe' : 'write';
-    case 'new-owned':
-      // The new system is the record: its changes are written; a legacy-side write is reported.
-      return legacy ? 'report' : 'write';
+  if (origin === target) {
+    // Already in the target. A legacy write under new-owned is a write the lifecycle forbids: reported.
+    return target === 'legacy' && state === 'new-owned' ? 'report' : 'observe';
   }
+  if (origin === 'legacy') return state === 'new-owned' ? 'report' : 'write';
+  // The new system's changes (a domain service's, or Salesforce's on its way to the legacy database).
+  return state === 'legacy-owned' ? 'report' : 'write';
 }
 
 /** Plans a batch of events (in offset order) against the guard. */
@@ -131,7 +143,7 @@ export function planBatch(inputs: PlannedInput[], ctx: PlanContext): Plan {
       drop('unmapped');
       continue;
     }
-    const action = decide(ctx.stateOf(event.entity), event.origin);
+    const action = decide(ctx.stateOf(event.entity), event.origin, ctx.target);
     if (action === 'drop') {
       drop(`lifecycle:${ctx.stateOf(event.entity)}`);
       continue;
@@ -229,7 +241,7 @@ export function planBatch(inputs: PlannedInput[], ctx: PlanContext): Plan {
         plan.stale++;
         continue;
       }
-      // A legacy value is already in the row, unless a write of Banyan's (older by commit time) may have hidden it.
+      // The target's own value is already there, unless a write of Banyan's (older by commit time) may have hidden it.
       const write = action === 'write' || (!isDelete && (guarded?.written ?? false));
       if (!write) {
         record(plan, ctx, guardKey(event.entity, event.entityId, f.field), guardRow(f.field, false), undefined);
