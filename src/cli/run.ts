@@ -5,8 +5,8 @@ import { tableSchemas } from '../import/changelog/avro';
 import { ChangeTypes } from '../runtime/change-types';
 import { changeTypesOf, legacyColumnsFromSchema, validateTransforms, type InputColumn } from '../transforms/mappings';
 import { catalogOf, transformsModule } from '../transforms/module';
-import { exportModule } from '../export/module';
-import { legacySinkTargets, type LegacySinkTarget } from '../config/sinks';
+import { exportModule, type SinkTargets } from '../export/module';
+import { legacySinkTargets, salesforceSinkTargets, sinksOfType } from '../config/sinks';
 import { isTableProblemCode } from '../import/changelog/inspect';
 import { changelogSourceProblems } from '../import/changelog/preflight';
 import { configErrorAt, type BanyanConfig } from '../config';
@@ -25,7 +25,7 @@ import { mappingProblems } from '../export/plan';
 export async function run(config: BanyanConfig): Promise<void> {
   const logger = createRootLogger(config.log.level);
   const catalog = catalogOf(config);
-  const sinkTargets = legacySinkTargets(config, catalog);
+  const sinkTargets = { legacy: legacySinkTargets(config, catalog), salesforce: salesforceSinkTargets(config, catalog) };
   const container = createContainer(config, logger, [importModule(config), transformsModule(config, catalog), exportModule(config, catalog, sinkTargets)]);
   await refuseBadConfig(config, catalog, container.get(Databases), logger, sinkTargets);
   const pipelines = new Pipelines(container);
@@ -75,7 +75,7 @@ export async function run(config: BanyanConfig): Promise<void> {
  * does not exist, or a type that does not fit: the columns of each changelog source's table are
  * what its transforms are checked against.
  */
-async function refuseBadConfig(config: BanyanConfig, catalog: EventCatalog, databases: Databases, logger: Logger, targets: Map<string, LegacySinkTarget>): Promise<void> {
+async function refuseBadConfig(config: BanyanConfig, catalog: EventCatalog, databases: Databases, logger: Logger, targets: SinkTargets): Promise<void> {
   const inputColumns: Record<string, InputColumn[]> = {};
   try {
     const problems = await changelogSourceProblems(
@@ -98,15 +98,16 @@ async function refuseBadConfig(config: BanyanConfig, catalog: EventCatalog, data
     });
     // So does every change type a sink writes.
     config.sinks.forEach((sink, i) => {
-      for (const type of new Set(targets.get(sink.name)!.mapping.blocks.map((b) => b.entity))) {
+      const target = sink.type === 'legacy' ? targets.legacy.get(sink.name)! : targets.salesforce.get(sink.name)!;
+      for (const type of new Set(target.mapping.blocks.map((b) => b.entity))) {
         if (!Object.hasOwn(config.changeTypes, type)) {
           problems.push({ path: ['sinks', i, 'mapping'], message: `sink "${sink.name}" writes change type "${type}", which changeTypes does not configure` });
         }
       }
     });
     // A sink whose table does not fit its mapping (a column the table lacks, another key) cannot write.
-    for (const [i, sink] of config.sinks.entries()) {
-      const target = targets.get(sink.name)!;
+    for (const { sink, index: i } of sinksOfType(config, 'legacy')) {
+      const target = targets.legacy.get(sink.name)!;
       const dialect = createDialect(config.databases[target.database]!);
       let table: TableInfo;
       try {

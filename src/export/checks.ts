@@ -10,6 +10,7 @@ import { LegacySinkHealthCheck } from './legacy/health';
 export function exportChecksModule(config: ExportStageConfig, targets: Map<string, LegacySinkTarget>): ContainerModule {
   return new ContainerModule(({ bind }) => {
     for (const sink of config.sinks) {
+      if (sink.type !== 'legacy') continue;
       const target = targets.get(sink.name)!;
       bind<HealthCheck>(HealthCheck).toDynamicValue(
         (ctx) =>

@@ -14,8 +14,11 @@ import { componentLogger, Logger } from '../runtime/logger';
 import { AvroEncoderToken, RunnerKafkaToken } from '../runtime/module';
 import { Pipeline } from '../runtime/pipeline';
 import { runnerOptions, type RunnerKafka } from '../runtime/source-runner';
-import type { LegacySinkTarget, SinkConfig } from './legacy/config';
+import { SalesforceClient } from '../clients/salesforce/client';
+import type { LegacySinkConfig, LegacySinkTarget, SinkConfig } from './legacy/config';
 import { LegacySink } from './legacy/sink';
+import type { SalesforceSinkConfig, SalesforceSinkTarget } from './salesforce/config';
+import { SalesforceSink } from './salesforce/sink';
 
 export type ExportStageConfig = RuntimeConfig & { sinks: SinkConfig[] };
 
@@ -30,7 +33,7 @@ export interface LegacySinkContext {
 }
 
 /** One legacy sink of the config, built as `banyan run` builds it (the module, the bench and the tests share this). */
-export function createLegacySink(config: ExportStageConfig, catalog: EventCatalog, sink: SinkConfig, target: LegacySinkTarget, context: LegacySinkContext): LegacySink {
+export function createLegacySink(config: ExportStageConfig, catalog: EventCatalog, sink: LegacySinkConfig, target: LegacySinkTarget, context: LegacySinkContext): LegacySink {
   const { changeTypes } = context;
   return new LegacySink(
     { ...context, decoder: new DomainDecoder(config.schemaRegistry, catalog), dialect: createDialect(config.databases[target.database]!), mapping: target.mapping },
@@ -43,17 +46,58 @@ export function createLegacySink(config: ExportStageConfig, catalog: EventCatalo
       missingRowWaitMs: sink.missingRow.waitMs,
       partitionsConsumedConcurrently: sink.partitionsConsumedConcurrently,
       ...(sink.onDelete !== 'row' ? { softDelete: sink.onDelete.softDelete } : {}),
-      // The domain schemas exist (a domain service may publish first) and the change types are read.
-      beforeConsume: async () => {
-        await registerDomainSchemasOnce(config.schemaRegistry, catalog);
-        await changeTypes.start();
-      },
+      beforeConsume: domainReady(config, catalog, changeTypes),
     },
   );
 }
 
-/** The export stage: one LegacySink per configured sink, multi-bound as a Pipeline. */
-export function exportModule(config: ExportStageConfig, catalog: EventCatalog, targets: Map<string, LegacySinkTarget>): ContainerModule {
+/** The domain schemas exist (a domain service may publish first) and the change types are read. */
+function domainReady(config: ExportStageConfig, catalog: EventCatalog, changeTypes: ChangeTypes): () => Promise<void> {
+  return async () => {
+    await registerDomainSchemasOnce(config.schemaRegistry, catalog);
+    await changeTypes.start();
+  };
+}
+
+/** What a Salesforce sink needs from the process: its clients (the one Salesforce client of the process), its change types, its logger. */
+export interface SalesforceSinkContext {
+  kafka: Kafka;
+  runnerKafka: RunnerKafka;
+  encoder: AvroEncoder;
+  client: SalesforceClient;
+  changeTypes: ChangeTypes;
+  logger: Logger;
+}
+
+/** One Salesforce sink of the config, built as `banyan run` builds it (the module, the bench and the tests share this). */
+export function createSalesforceSink(config: ExportStageConfig, catalog: EventCatalog, sink: SalesforceSinkConfig, target: SalesforceSinkTarget, context: SalesforceSinkContext): SalesforceSink {
+  return new SalesforceSink(
+    { ...context, decoder: new DomainDecoder(config.schemaRegistry, catalog), mapping: target.mapping },
+    {
+      ...runnerOptions(config),
+      name: sink.name,
+      topics: target.topics,
+      object: target.object,
+      externalIdField: target.externalIdField,
+      lingerMs: sink.lingerMs,
+      maxRecordsPerCall: sink.maxRecordsPerCall,
+      bulk: sink.bulk,
+      apiBudget: sink.apiBudget,
+      retry: sink.retry,
+      partitionsConsumedConcurrently: sink.partitionsConsumedConcurrently,
+      beforeConsume: domainReady(config, catalog, context.changeTypes),
+    },
+  );
+}
+
+/** Each sink's resolved target, by sink name (src/config/sinks.ts). */
+export interface SinkTargets {
+  legacy: Map<string, LegacySinkTarget>;
+  salesforce: Map<string, SalesforceSinkTarget>;
+}
+
+/** The export stage: one LegacySink or SalesforceSink per configured sink, multi-bound as a Pipeline. */
+export function exportModule(config: ExportStageConfig, catalog: EventCatalog, targets: SinkTargets): ContainerModule {
   return new ContainerModule(({ bind, isBound }) => {
     if (!isBound(ChangeTypes)) {
       bind(ChangeTypes)
@@ -61,7 +105,22 @@ export function exportModule(config: ExportStageConfig, catalog: EventCatalog, t
         .inSingletonScope();
     }
     for (const sink of config.sinks) {
-      const target = targets.get(sink.name)!;
+      if (sink.type === 'salesforce') {
+        const target = targets.salesforce.get(sink.name)!;
+        bind<Pipeline>(Pipeline).toDynamicValue((ctx) =>
+          createSalesforceSink(config, catalog, sink, target, {
+            kafka: ctx.get(KafkaClient),
+            runnerKafka: ctx.get<RunnerKafka>(RunnerKafkaToken),
+            encoder: ctx.get<AvroEncoder>(AvroEncoderToken),
+            // The process's one Salesforce client (importModule binds it): one login, one count of API calls.
+            client: ctx.get<SalesforceClient>(SalesforceClient),
+            changeTypes: ctx.get<ChangeTypes>(ChangeTypes),
+            logger: componentLogger(ctx.get<Logger>(Logger), `sink:${sink.name}`, 'export'),
+          }),
+        );
+        continue;
+      }
+      const target = targets.legacy.get(sink.name)!;
       bind<Pipeline>(Pipeline).toDynamicValue((ctx) =>
         createLegacySink(config, catalog, sink, target, {
           kafka: ctx.get(KafkaClient),

@@ -6,6 +6,9 @@ import { createDialect } from '../dialects';
 import type { ImportConfig, SourceConfig } from './config';
 import { componentLogger, Logger } from '../runtime/logger';
 import { ChangelogSource } from './changelog/source';
+import type { Kafka } from 'kafkajs';
+import { KafkaClient } from '../runtime/kafka';
+import { WrittenFingerprints, writtenTopic } from '../runtime/salesforce-written';
 import { createSalesforceCdcSource } from './salesforce-cdc';
 
 type SourceFactory<T extends SourceConfig['type']> = (
@@ -29,7 +32,15 @@ const FACTORIES: { [T in SourceConfig['type']]: SourceFactory<T> } = {
   },
   'salesforce-cdc': (source, config, ctx, logger) =>
     // The schema guarantees `salesforce` when such a source is configured.
-    createSalesforceCdcSource(config.salesforce!, source, { logger, client: ctx.get<SalesforceClient>(SalesforceClient) }),
+    createSalesforceCdcSource(config.salesforce!, source, {
+      logger,
+      client: ctx.get<SalesforceClient>(SalesforceClient),
+      // What the Salesforce sinks wrote, followed from Kafka: their changes coming back are echoes.
+      written: new WrittenFingerprints(ctx.get<Kafka>(KafkaClient), writtenTopic(config.kafka.clientId), logger, source.echoWindowMs, {
+        partitions: config.kafka.topics.partitions,
+        replicationFactor: config.kafka.topics.replicationFactor,
+      }),
+    }),
 };
 
 /** The import stage: one Source per configured source, multi-bound to the Source token. */

@@ -23,6 +23,16 @@ const options = z.strictObject({
   idField: z.string().min(1).default('Banyan_Id__c').describe('the Contact field holding the user’s id (an external id, enriched into every event)'),
 });
 
+/** The REST name of a field CDC names by its dotted compound name (Name.FirstName → FirstName, MailingAddress.City → MailingCity). */
+function restName(dotted: string): string {
+  const [compound, component] = dotted.split('.') as [string, string | undefined];
+  if (component === undefined) return compound;
+  return compound.endsWith('Address') ? `${compound.slice(0, -'Address'.length)}${component}` : component;
+}
+
+/** Strings as they are; Salesforce takes the domain's text fields as they come. */
+const same = (value: unknown): unknown => value;
+
 export const salesforceContact: CodeMapping<z.infer<typeof options>> = {
   name: 'salesforce-contact',
   format: 'salesforce-cdc',
@@ -32,5 +42,23 @@ export const salesforceContact: CodeMapping<z.infer<typeof options>> = {
   reads: (o) => [o.idField, ...Object.values(USER), ...Object.values(ADDRESS)],
   build({ transform, catalog, options: o }) {
     return userAddressMapping({ format: 'salesforce-cdc', user: USER, address: ADDRESS }, transform.name, catalog, o.idField);
+  },
+  // The Salesforce sink writes UserChanged and AddressChanged into the one Contact whose external
+  // id is the user's id; the compound MailingAddress through its component fields, as the REST API
+  // takes it (the compound itself is read-only).
+  writes({ transform, options: o }) {
+    const block = (event: string, deletedEvent: string, entity: string, fields: Record<string, string>) => ({
+      event,
+      deletedEvent,
+      entity,
+      key: [{ field: 'id', column: o.idField }],
+      fields: Object.entries(fields).map(([field, dotted]) => ({ field, column: restName(dotted), toColumn: same })),
+    });
+    return {
+      name: transform.name,
+      from: transform.from,
+      rowEntity: 'user',
+      blocks: [block('UserChanged', 'UserDeleted', 'user', USER), block('AddressChanged', 'AddressDeleted', 'address', ADDRESS)],
+    };
   },
 };

@@ -1,7 +1,7 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import { createKnex } from '../../src/clients/database';
 import { parseConfig, type BanyanConfig } from '../../src/config';
-import { legacySinkTargets } from '../../src/config/sinks';
+import { legacySinkTargets, type LegacySinkConfig } from '../../src/config/sinks';
 import { createDialect } from '../../src/dialects';
 import type { DomainEvent } from '../../src/domain/event';
 import { createPublisher, type Publisher } from '../../src/domain/publish';
@@ -102,7 +102,7 @@ sinks:
   const db = createKnex({ ...config.databases.legacy!, pool: { min: 0, max: poolMax } });
   cleanups.push(() => db.destroy());
   const target = legacySinkTargets(config, catalog).get('users-back')!;
-  const sink = createLegacySink(config, catalog, config.sinks[0]!, target, {
+  const sink = createLegacySink(config, catalog, config.sinks[0] as LegacySinkConfig, target, {
     kafka,
     runnerKafka: runnerKafka(kafka, runnerOptions(config), logger),
     encoder: new AvroEncoder(createSchemaRegistry(config.schemaRegistry)),

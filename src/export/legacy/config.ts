@@ -1,6 +1,7 @@
 import { z } from 'zod';
 import type { RowMapping } from '../../core';
 import { identifier, positiveInt } from '../../runtime/config/primitives';
+import { salesforceSinkSchema } from '../salesforce/config';
 
 const scalar = z.union([z.string(), z.number(), z.boolean()]);
 
@@ -44,7 +45,7 @@ export const legacySinkSchema = z.strictObject({
 
 export type LegacySinkConfig = z.infer<typeof legacySinkSchema>;
 
-export const sinkSchema = z.discriminatedUnion('type', [legacySinkSchema]);
+export const sinkSchema = z.discriminatedUnion('type', [legacySinkSchema, salesforceSinkSchema]);
 export const sinksSchema = z.array(sinkSchema).default([]);
 export type SinkConfig = z.infer<typeof sinkSchema>;
 

@@ -14,6 +14,7 @@ import type { Logger } from '../../runtime/logger';
 import { RecordOutput } from '../../runtime/record-output';
 import type { RunnerKafka } from '../../runtime/source-runner';
 import { PRODUCER_FENCED, type TransactionalProducer } from '../../runtime/transactional-producer';
+import { reportLifecycle } from '../reports';
 import { guardKey, mappingProblems, planBatch, rowsTouched, type Plan, type PlannedInput, type RowPlan } from '../plan';
 
 export interface LegacySinkOptions extends ConsumingPipelineOptions {
@@ -381,14 +382,7 @@ export class LegacySink extends ConsumingPipeline<SinkPartition> {
     c.observed += plan.observedFields;
     c.waitingRows = this.waitingSince.size;
     this.state.records += counts.updated + counts.inserted + counts.deleted;
-    for (const report of plan.reports) {
-      c.reported[report.reason] = (c.reported[report.reason] ?? 0) + 1;
-      const { event } = report;
-      this.logger.info(
-        { event: 'sink.lifecycle_report', reason: report.reason, type: event.type, entity: event.entity, entityId: event.entityId, fields: report.fields, origin: event.origin, sourceCommitTime: event.sourceCommitTime },
-        `${event.type} of ${event.entity} ${event.entityId} (${event.origin}) not written: ${report.reason}`,
-      );
-    }
+    reportLifecycle(this.logger, c.reported, plan.reports);
     return { next, plan };
   }
 

@@ -1,5 +1,7 @@
 import { errorMessage, type DeadLetter, type SourceRecord } from '../../core';
 import type { Logger } from '../../runtime/logger';
+import type { WrittenFingerprints, WrittenValue } from '../../runtime/salesforce-written';
+import { changedOnly, flattenEventFields, type ObjectShape } from './fields';
 import type { CdcOptions } from './config';
 import { isEcho, parseChangeEvent, replayIdOf, type ChangeEvent, type RawChangeMessage } from './event';
 import type { GapReconciler } from './gap-reconciler';
@@ -11,6 +13,8 @@ export interface BatchStats {
   events: number;
   records: number;
   echoes: number;
+  /** Events taken for echoes by the sinks' fingerprints (their changeOrigin did not name Banyan). */
+  fingerprintEchoes: number;
   deadLetters: number;
   gapEvents: number;
   reconciledRecords: number;
@@ -32,6 +36,8 @@ export interface BatchContext {
   multiEntity: boolean;
   /** `salesforce.callOptionsClient`: a changeOrigin naming it marks an echo. */
   clientId: string;
+  /** What Banyan's sinks last wrote: a change carrying exactly that is an echo too. */
+  written?: Pick<WrittenFingerprints, 'takeEcho'>;
   /** The API-call counter name for a kind of call (`gap`, `overflow`). */
   purpose: (kind: string) => string;
   stats: BatchStats;
@@ -77,7 +83,10 @@ export async function convertBatch(messages: RawChangeMessage[], from: Position,
       continue;
     }
     const h = event.header;
-    const echo = isEcho(h.changeOrigin, ctx.clientId);
+    const byOrigin = isEcho(h.changeOrigin, ctx.clientId);
+    const byFingerprint = !byOrigin && ctx.written !== undefined && writtenEcho(event, target.shape, ctx.written);
+    if (byFingerprint) stats.fingerprintEchoes += 1;
+    const echo = byOrigin || byFingerprint;
     const trigger = { header: headerValue(h), replayId: event.replayId, echo };
     if (h.changeType === 'GAP_OVERFLOW') {
       // From the last known commit time (or this event's), less the look-back for long transactions.
@@ -124,4 +133,31 @@ function deadLetter(message: RawChangeMessage, error: unknown, object: string, c
     topic,
     ...(replayId !== undefined ? { key: String(replayId) } : {}),
   };
+}
+
+/**
+ * Whether a CREATE or UPDATE of one record carries exactly what a Banyan sink last wrote to it
+ * (fields by REST name; the record found by its external id, which the channel enriches events
+ * with). An event of several records is judged by its origin alone.
+ */
+function writtenEcho(event: ChangeEvent, shape: ObjectShape, written: Pick<WrittenFingerprints, 'takeEcho'>): boolean {
+  const h = event.header;
+  if ((h.changeType !== 'CREATE' && h.changeType !== 'UPDATE') || h.recordIds.length !== 1) return false;
+  const flat = flattenEventFields(event.payload, shape);
+  const dotted = h.changeType === 'UPDATE' ? changedOnly(flat, h.changedFields, h.nulledFields, shape).fields : Object.fromEntries(Object.entries(flat).filter(([, v]) => v !== null));
+  const rest = restNames(shape);
+  const byRestName = (fields: Record<string, WrittenValue>) => Object.fromEntries(Object.entries(fields).map(([name, value]) => [rest.get(name) ?? name, value]));
+  return written.takeEcho(shape.object, byRestName(flat), byRestName(dotted), h.commitTimestamp);
+}
+
+const REST_NAMES = new WeakMap<ObjectShape, Map<string, string>>();
+
+/** Dotted compound component name → REST name (MailingAddress.City → MailingCity), per shape. */
+function restNames(shape: ObjectShape): Map<string, string> {
+  let names = REST_NAMES.get(shape);
+  if (!names) {
+    names = new Map([...shape.flatName].map(([restName, dotted]) => [dotted, restName]));
+    REST_NAMES.set(shape, names);
+  }
+  return names;
 }

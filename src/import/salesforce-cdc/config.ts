@@ -25,6 +25,9 @@ export const salesforceCdcSourceSchema = z.strictObject({
       'the stored replayId is no longer retained: reread = re-read records modified since the last commit time (bounded) as reconciled, then go on; latest = go on with new events only; fail = stop until an operator decides. Always logged at error level and counted',
     ),
   rereadMaxRecords: positiveInt.default(50_000).describe('most records one re-read (expired replayId, GAP_OVERFLOW) may emit; beyond it the re-read is cut short, loudly'),
+  echoWindowMs: positiveInt
+    .default(600_000)
+    .describe('how long after a Banyan sink wrote a record a change carrying exactly those values is taken for its echo (the fingerprint rule, docs/export-salesforce.md)'),
   rereadLookbackMs: z.coerce.number().int().min(0).default(60_000).describe('re-reads start this long before the last known commit time'),
   gapWindowMs: z.coerce.number().int().min(0).default(1_000).describe('GAP_* events: how long record ids are collected before they are read'),
   reconcileBatchSize: z.coerce.number().int().min(1).max(200).default(200).describe('ids per `WHERE Id IN (…)` query when reconciling GAP_* events'),

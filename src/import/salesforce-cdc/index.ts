@@ -3,7 +3,7 @@ import type { SalesforceConfig } from '../../runtime/config';
 import type { SalesforceCdcSourceConfig } from './config';
 import type { Logger } from '../../runtime/logger';
 import type { CdcOptions } from './config';
-import { SalesforceCdcSource } from './source';
+import { SalesforceCdcSource, type EchoFingerprints } from './source';
 
 export { SalesforceCdcSource, type CdcSourceStats } from './source';
 export { changeEventChannel } from './config';
@@ -17,13 +17,14 @@ export { SALESFORCE_CHANGE_SCHEMA, SALESFORCE_KEY_SCHEMA, type SalesforceChangeV
 export function createSalesforceCdcSource(
   salesforce: SalesforceConfig,
   source: SalesforceCdcSourceConfig,
-  deps: { logger: Logger; client?: SalesforceClient; clientOptions?: Omit<SalesforceClientOptions, 'logger'>; options?: Partial<CdcOptions> },
+  deps: { logger: Logger; client?: SalesforceClient; written?: EchoFingerprints; clientOptions?: Omit<SalesforceClientOptions, 'logger'>; options?: Partial<CdcOptions> },
 ): SalesforceCdcSource {
   const client = deps.client ?? new SalesforceClient(salesforce, { logger: deps.logger.child({ component: 'salesforce-client' }), ...deps.clientOptions });
   return new SalesforceCdcSource(source, {
     client,
     logger: deps.logger,
     callOptionsClient: salesforce.callOptionsClient,
+    ...(deps.written ? { written: deps.written } : {}),
     ...(deps.options ? { options: deps.options } : {}),
   });
 }

@@ -1,4 +1,5 @@
 import { BanyanError, partitionKey, type Json, type PollResult, type Source, type StartOffsets } from '../../core';
+import type { WrittenFingerprints } from '../../runtime/salesforce-written';
 import type { SalesforceClient } from '../../clients/salesforce/client';
 import type { SalesforceCdcSourceConfig } from './config';
 import type { Logger } from '../../runtime/logger';
@@ -18,8 +19,16 @@ export interface SalesforceCdcSourceDeps {
   logger: Logger;
   /** `salesforce.callOptionsClient`: changes whose changeOrigin names it are Banyan's own (echoes). */
   callOptionsClient: string;
+  /**
+   * What Banyan's Salesforce sinks last wrote to each record: a change that carries exactly that is
+   * an echo too, whatever its changeOrigin says (src/runtime/salesforce-written.ts).
+   */
+  written?: EchoFingerprints;
   options?: Partial<CdcOptions>;
 }
+
+/** The part of WrittenFingerprints the source uses. */
+export type EchoFingerprints = Pick<WrittenFingerprints, 'start' | 'catchUp' | 'takeEcho'>;
 
 /** Counters of one CDC source, for status pages and metrics. */
 export interface CdcSourceStats extends BatchStats {
@@ -79,7 +88,7 @@ export class SalesforceCdcSource implements Source {
     this.options = cdcOptions(config, deps.options);
     this.receiver = new EventReceiver(() => deps.client.connection, this.channel, this.options, deps.logger, () => deps.client.refreshSession());
     this.stats = {
-      events: 0, records: 0, echoes: 0, deadLetters: 0, gapEvents: 0, reconciledRecords: 0, overflowEvents: 0, otherEntityEvents: 0,
+      events: 0, records: 0, echoes: 0, fingerprintEchoes: 0, deadLetters: 0, gapEvents: 0, reconciledRecords: 0, overflowEvents: 0, otherEntityEvents: 0,
       replayExpired: 0, channelChanges: 0, rereadRecords: 0, rereadTruncated: 0, lastReplayId: null, lastCommitTimestamp: null,
     };
   }
@@ -111,7 +120,7 @@ export class SalesforceCdcSource implements Source {
   /** Logs in, describes the object once, and subscribes from the committed replayId. */
   private async open(start: StartOffsets): Promise<void> {
     const client = this.deps.client;
-    await client.connect();
+    await Promise.all([client.connect(), this.deps.written?.start()]);
     if (this.sessionEnded) await client.refreshSession();
     this.sessionEnded = false;
     if (!this.target) {
@@ -198,13 +207,15 @@ export class SalesforceCdcSource implements Source {
       await sleep(Math.max(0, firstGap.at + this.options.gapWindowMs - Date.now()), signal);
       batch.push(...this.receiver.take(this.config.batchSize - batch.length));
     }
+    // Every fingerprint a sink committed before this batch's changes were made is known before they are judged.
+    await this.deps.written?.catchUp(signal);
     const { records, deadLetters, position } = await convertBatch(
       batch.map((q) => q.message),
       this.cursor,
       {
         target: this.target!, reconciler: this.reconciler!, options: this.options, logger: this.deps.logger, channel: this.channel,
         multiEntity: this.channel !== changeEventChannel(this.config.object),
-        clientId: this.deps.callOptionsClient, purpose: (kind) => `${this.name}:${kind}`, stats: this.stats,
+        clientId: this.deps.callOptionsClient, ...(this.deps.written ? { written: this.deps.written } : {}), purpose: (kind) => `${this.name}:${kind}`, stats: this.stats,
       },
       signal,
     );

@@ -1,4 +1,5 @@
 import type { z } from 'zod';
+import type { RowMapping } from '../../core';
 import type { EventDefinition } from '../../domain/event';
 import type { TransformConfig } from '../config';
 import type { MappingFunction } from './events';
@@ -21,6 +22,11 @@ export interface CodeMapping<Options = unknown> {
   /** The columns (or Salesforce fields) it reads, checked against the input's when they are known. */
   reads(options: Options): string[];
   build(context: { transform: TransformConfig; catalog: Map<string, EventDefinition>; options: Options }): MappingFunction;
+  /**
+   * The way back, where the mapping has one: how a sink writes its events into the system it reads
+   * (Salesforce fields by their REST names, keyed by the external id field). Absent: not writable.
+   */
+  writes?(context: { transform: TransformConfig; options: Options }): RowMapping;
 }
 
 /** A catalog event a code mapping needs; validateTransforms has made sure it is there. */

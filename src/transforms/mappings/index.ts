@@ -6,4 +6,4 @@ export type { MappingFunction, MappingResult } from './events';
 export { inverseOf, type Conversion } from './conversions';
 export { legacyColumnsFromSchema, kindOfAvro, type InputColumn, type ValueKind } from './types';
 export { avroName, type InputFormat } from './views';
-export { reverseMapping } from './reverse';
+export { reverseMapping, salesforceWriteMapping } from './reverse';

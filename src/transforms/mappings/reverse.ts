@@ -3,6 +3,7 @@ import type { TransformConfig } from '../config';
 import { compileBlocks } from './declarative';
 import { inverseOf } from './conversions';
 import { byName, type Catalog } from './validate';
+import { CODE_MAPPINGS } from './registry';
 
 /**
  * The reverse of a declarative transform, for the legacy sink: each block's event written back to
@@ -35,4 +36,15 @@ export function reverseMapping(transform: TransformConfig, catalog: Catalog): Ro
     }),
   }));
   return { name: transform.name, from: transform.from, rowEntity: blocks[0]!.entity, blocks };
+}
+
+/**
+ * How a Salesforce sink writes a transform's events: the write side its code mapping declares
+ * (`writes`), with the mapping's options as the transform gives them. Throws naming why not.
+ */
+export function salesforceWriteMapping(transform: TransformConfig): RowMapping {
+  if (transform.format !== 'salesforce-cdc') throw new Error(`transform "${transform.name}" reads ${transform.format}, not Salesforce Change Data Capture: it names no Salesforce object`);
+  const code = transform.mapping === undefined ? undefined : CODE_MAPPINGS.get(transform.mapping);
+  if (!code?.writes) throw new Error(`transform "${transform.name}"'s mapping (${transform.mapping ?? 'declarative'}) has no write side for Salesforce`);
+  return code.writes({ transform, options: code.options.parse(transform.options ?? {}) });
 }

@@ -1,0 +1,187 @@
+import { randomUUID } from 'node:crypto';
+import type { Admin, Consumer, Kafka } from 'kafkajs';
+import { ensureTopics } from './kafka';
+import type { Logger } from './logger';
+
+/** A field value as Banyan writes it to Salesforce and as a change event carries it. */
+export type WrittenValue = string | number | boolean | null;
+
+/**
+ * What Banyan last wrote to one Salesforce record (its fingerprint): a change event of that record
+ * that carries exactly these values, soon after, is Banyan's own write coming back. Salesforce
+ * documents `Sforce-Call-Options` (CDC's changeOrigin) for sObject rows, query and the Bulk APIs,
+ * but not for sObject Collections, and no capture shows what Bulk API 2.0 writes report: the
+ * fingerprint does not depend on either.
+ */
+export interface WrittenRecord {
+  object: string;
+  externalIdField: string;
+  externalId: string;
+  /** Field (REST name) → the value written. */
+  values: Record<string, WrittenValue>;
+  /** When the sink sent it, ms since the epoch on Banyan's clock (written before the call). */
+  at: number;
+  sink: string;
+}
+
+/** The compacted topic every Salesforce sink writes its fingerprints to and every CDC source follows. */
+export function writtenTopic(clientId: string): string {
+  return `${clientId}.salesforce.written`;
+}
+
+/** One record's key: external ids of text are case-insensitive in Salesforce, as upsert matches them. */
+export function writtenKey(object: string, externalIdField: string, externalId: string): string {
+  return `${object.toLowerCase()}/${externalIdField.toLowerCase()}/${externalId.toLowerCase()}`;
+}
+
+export function writtenMessage(record: WrittenRecord): { key: string; value: string } {
+  return { key: writtenKey(record.object, record.externalIdField, record.externalId), value: JSON.stringify(record) };
+}
+
+/** Fields Salesforce sets itself on every write: never a sign of someone else's change. */
+const SYSTEM_FIELDS = new Set(['id', 'isdeleted', 'createddate', 'createdbyid', 'lastmodifieddate', 'lastmodifiedbyid', 'systemmodstamp', 'ownerid', 'lastactivitydate', 'lastvieweddate', 'lastreferenceddate']);
+
+/**
+ * Whether a change of a record (its fields by REST name: an update's changed fields, a create's
+ * set ones) is the write `written` describes: every field it changed, system fields and the
+ * external id aside, holds the value Banyan wrote, and it came within `windowMs` of the write.
+ * Pure; the caller consumes what matched.
+ */
+export function isWrittenEcho(written: WrittenRecord | undefined, change: Record<string, WrittenValue>, commitTimestamp: number, windowMs: number): boolean {
+  if (!written || Math.abs(commitTimestamp - written.at) > windowMs) return false;
+  const values = new Map(Object.entries(written.values).map(([field, value]) => [field.toLowerCase(), value]));
+  let compared = 0;
+  for (const [field, value] of Object.entries(change)) {
+    const name = field.toLowerCase();
+    if (SYSTEM_FIELDS.has(name) || name === written.externalIdField.toLowerCase()) continue;
+    if (!values.has(name) || !sameValue(values.get(name)!, value)) return false;
+    compared++;
+  }
+  return compared > 0;
+}
+
+function sameValue(a: WrittenValue, b: WrittenValue): boolean {
+  if (a === null || b === null) return a === b || a === '' || b === '';
+  return String(a) === String(b);
+}
+
+/**
+ * The fingerprints as a process sees them: follows the written topic from its start (a consumer
+ * that commits nothing), and `catchUp` waits until it has read everything the topic held when
+ * asked. A sink commits a record's fingerprint before it calls Salesforce, so a change event read
+ * after that call is judged against it once the source has caught up.
+ */
+export class WrittenFingerprints {
+  private readonly records = new Map<string, WrittenRecord>();
+  /** The next offset to read, by partition. */
+  private readonly positions = new Map<number, bigint>();
+  private readonly waiters = new Set<() => void>();
+  private consumer: Consumer | undefined;
+  private admin: Admin | undefined;
+
+  /** The external id fields the sinks write each object by (lower case). */
+  private readonly externalIdFields = new Map<string, Set<string>>();
+  private started: Promise<void> | undefined;
+
+  constructor(
+    private readonly kafka: Kafka,
+    readonly topic: string,
+    private readonly logger: Logger,
+    /** How long after a write a change with its values is taken for its echo. */
+    private readonly windowMs: number,
+    /** For the topic, when this process is the first to need it (the sinks make it alike). */
+    private readonly topicSpec: { partitions: number; replicationFactor: number },
+  ) {}
+
+  /** Starts following the topic (once; later calls wait for the first). */
+  start(): Promise<void> {
+    this.started ??= this.follow().catch((error: unknown) => {
+      this.started = undefined;
+      throw error;
+    });
+    return this.started;
+  }
+
+  private async follow(): Promise<void> {
+    await ensureTopics(this.kafka, [{ topic: this.topic, numPartitions: this.topicSpec.partitions, replicationFactor: this.topicSpec.replicationFactor, compacted: true }]);
+    const admin = this.kafka.admin();
+    await admin.connect();
+    this.admin = admin;
+    const consumer = this.kafka.consumer({ groupId: `banyan-written-${randomUUID()}`, readUncommitted: false });
+    this.consumer = consumer;
+    await consumer.connect();
+    consumer.on(consumer.events.END_BATCH_PROCESS, ({ payload }) => {
+      // A batch of transaction markers only ends here too.
+      this.positions.set(payload.partition, BigInt(payload.lastOffset) + 1n);
+      for (const wake of [...this.waiters]) wake();
+    });
+    await consumer.subscribe({ topic: this.topic, fromBeginning: true });
+    await consumer.run({
+      autoCommit: false,
+      eachMessage: async ({ message }) => {
+        if (!message.key) return;
+        const key = message.key.toString();
+        if (!message.value) {
+          this.records.delete(key);
+          return;
+        }
+        try {
+          const record = JSON.parse(message.value.toString()) as WrittenRecord;
+          this.records.set(key, record);
+          const object = record.object.toLowerCase();
+          this.externalIdFields.set(object, (this.externalIdFields.get(object) ?? new Set()).add(record.externalIdField.toLowerCase()));
+        } catch (error) {
+          this.logger.warn({ event: 'salesforce_written.unreadable', key, err: error }, 'a fingerprint could not be read; ignored');
+        }
+      },
+    });
+  }
+
+  /** Resolves once everything the topic held at the call has been read. */
+  async catchUp(signal?: AbortSignal): Promise<void> {
+    const offsets = await this.admin!.fetchTopicOffsets(this.topic);
+    const ends = offsets.filter((p) => BigInt(p.high) > BigInt(p.low)).map((p) => ({ partition: p.partition, end: BigInt(p.high) }));
+    const done = () => ends.every(({ partition, end }) => (this.positions.get(partition) ?? 0n) >= end);
+    while (!done()) {
+      if (signal?.aborted) throw signal.reason;
+      await new Promise<void>((resolve) => {
+        const wake = () => {
+          this.waiters.delete(wake);
+          resolve();
+        };
+        this.waiters.add(wake);
+        // Checked again at least every second: a partition whose last batch ended before this call.
+        setTimeout(wake, 1000).unref();
+      });
+    }
+  }
+
+  /**
+   * Whether a change of a record of `object` (`fields`: every field the event carries, by REST
+   * name, where its external id is found; `change`: what it changed) is Banyan's own write (see
+   * isWrittenEcho). The fields that matched are consumed, so the same values set again later by
+   * someone else are a change, and a field someone else changed is no longer expected back.
+   */
+  takeEcho(object: string, fields: Record<string, WrittenValue>, change: Record<string, WrittenValue>, commitTimestamp: number): boolean {
+    const byName = new Map(Object.entries(fields).map(([field, value]) => [field.toLowerCase(), value]));
+    for (const idField of this.externalIdFields.get(object.toLowerCase()) ?? []) {
+      const id = byName.get(idField);
+      if (id === undefined || id === null) continue;
+      const key = writtenKey(object, idField, String(id));
+      const written = this.records.get(key);
+      if (!written) continue;
+      const echo = isWrittenEcho(written, change, commitTimestamp, this.windowMs);
+      const changed = new Set(Object.keys(change).map((f) => f.toLowerCase()));
+      const left = Object.fromEntries(Object.entries(written.values).filter(([field]) => !changed.has(field.toLowerCase())));
+      if (Object.keys(left).length === 0) this.records.delete(key);
+      else this.records.set(key, { ...written, values: left });
+      return echo;
+    }
+    return false;
+  }
+
+  async stop(): Promise<void> {
+    await this.consumer?.disconnect().catch(() => undefined);
+    await this.admin?.disconnect().catch(() => undefined);
+  }
+}
