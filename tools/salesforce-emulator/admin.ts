@@ -1,3 +1,4 @@
+import type { BulkJobSummary, BulkUsage } from './bulk-jobs.js';
 import type { StoredChangeEvent } from './cdc.js';
 import type { ChannelConfig, ChannelMember, EventChannel } from './channels.js';
 import type { CometdServer } from './cometd.js';
@@ -16,6 +17,8 @@ export interface AdminState {
   /** `/meta/connect` requests held open, waiting for events or the long-poll timeout. */
   heldConnects: number;
   retainedChangeEvents: number;
+  /** Bulk API 2.0 ingest: jobs held, jobs waiting for a processing step, whether processing is paused, daily allocations. */
+  bulk: { jobs: number; pending: number; paused: boolean } & BulkUsage;
 }
 
 /**
@@ -109,6 +112,30 @@ export class EmulatorAdmin {
     this.org.faults.reset();
   }
 
+  /** Every Bulk API 2.0 ingest job: id, object, operation, state and record counts. */
+  bulkJobs(): BulkJobSummary[] {
+    return this.org.bulk.summaries();
+  }
+
+  /** Stops processing Bulk API jobs on its own; `stepBulkProcessing` then moves them one step at a time. */
+  pauseBulkProcessing(): void {
+    this.org.bulk.pause();
+  }
+
+  resumeBulkProcessing(): void {
+    this.org.bulk.resume();
+  }
+
+  /** Runs `steps` processing steps now: a step starts a closed job (UploadComplete → InProgress) or writes one chunk of 200 records. Returns how many ran. */
+  stepBulkProcessing(steps = 1): number {
+    return this.org.bulk.step(steps);
+  }
+
+  /** Sets the daily Bulk API allocations: batches (DailyBulkApiBatches) and records. */
+  setBulkUsage(values: { batchesUsed?: number; batchesMax?: number; recordsUsed?: number; recordsMax?: number }): void {
+    this.org.bulk.setUsage(values);
+  }
+
   /** Faults cleared, data and channels back to the seed, change events and query cursors gone; sessions stay valid. */
   reset(): void {
     this.org.faults.reset();
@@ -117,6 +144,7 @@ export class EmulatorAdmin {
     this.org.store.clear();
     this.org.channels.clear();
     this.org.clearCursors();
+    this.org.bulk.clear();
     this.reseed();
   }
 
@@ -129,6 +157,7 @@ export class EmulatorAdmin {
       cometdClients: this.cometd.clientCount,
       heldConnects: this.cometd.heldConnects,
       retainedChangeEvents: this.org.events.retained().length,
+      bulk: { jobs: this.org.bulk.list().length, pending: this.org.bulk.pending, paused: this.org.bulk.isPaused, ...this.org.bulk.usage() },
     };
   }
 }
@@ -148,6 +177,11 @@ export function handleAdmin(admin: EmulatorAdmin, req: EmulatorRequest): Emulato
       case 'GET /__admin/state': return json(200, admin.state());
       case 'GET /__admin/change-events': return json(200, admin.changeEvents());
       case 'GET /__admin/channels': return json(200, admin.channels());
+      case 'GET /__admin/bulk-jobs': return json(200, admin.bulkJobs());
+      case 'POST /__admin/bulk/pause': admin.pauseBulkProcessing(); break;
+      case 'POST /__admin/bulk/resume': admin.resumeBulkProcessing(); break;
+      case 'POST /__admin/bulk/step': admin.stepBulkProcessing(count(body, 'steps')); break;
+      case 'POST /__admin/bulk-usage': admin.setBulkUsage(body as { batchesUsed?: number; batchesMax?: number; recordsUsed?: number; recordsMax?: number }); break;
       case 'POST /__admin/channels': admin.defineChannel(body as unknown as ChannelConfig); break;
       case 'POST /__admin/faults/rate-limit': admin.rateLimitNextCalls(count(body, 'calls')); break;
       case 'POST /__admin/faults/server-error': admin.failNextCalls(count(body, 'calls'), body.status === 500 ? 500 : 503); break;

@@ -1,4 +1,5 @@
 import { ApiError, notFound, type RecordErrorBody } from './errors.js';
+import { upsertKeys } from './external-id.js';
 import { toApiRecord } from './format.js';
 import { type EmulatorResponse, expectObject, json, parseJsonBody } from './http.js';
 import { normalizeId } from './ids.js';
@@ -148,25 +149,11 @@ function upsert(org: Org, call: RestCall, def: ObjectDef, extFieldName: string):
   for (const record of records) {
     if (typeOf(org, record) !== def) throw new ApiError(400, 'INVALID_TYPE', `All records must be of type ${def.name}`);
   }
-  const valueOf = (record: Record<string, unknown>): string | undefined => {
-    const key = Object.keys(record).find((k) => k.toLowerCase() === field.name.toLowerCase());
-    const value = key === undefined ? undefined : record[key];
-    return value === undefined || value === null || value === '' ? undefined : String(value);
-  };
-  const seen = new Map<string, number>();
-  for (const record of records) {
-    const value = valueOf(record)?.toLowerCase();
-    if (value !== undefined) seen.set(value, (seen.get(value) ?? 0) + 1);
-  }
-  return runAll(org, call, allOrNone, records.map((record) => (tx) => {
-    const value = valueOf(record);
-    if (value === undefined) {
-      throw new RecordFailure(new ApiError(400, 'MISSING_ARGUMENT', `${field.name} not specified`, [field.name]));
-    }
-    if ((seen.get(value.toLowerCase()) ?? 0) > 1) {
-      throw new RecordFailure(new ApiError(400, 'DUPLICATE_EXTERNAL_ID', `Duplicate external id specified: ${value}`, [field.name]));
-    }
-    return attempt(undefined, () => org.store.upsert(tx, def, field, value, record));
+  const keys = upsertKeys(field, records);
+  return runAll(org, call, allOrNone, records.map((record, i) => (tx) => {
+    const key = keys[i] as string | ApiError;
+    if (key instanceof ApiError) throw new RecordFailure(key);
+    return attempt(undefined, () => org.store.upsert(tx, def, field, key, record));
   }));
 }
 

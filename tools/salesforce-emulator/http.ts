@@ -1,7 +1,7 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { ApiError } from './errors.js';
 
-/** A request as the handlers see it: the body is read whole (the emulator serves small JSON calls). */
+/** A request as the handlers see it: the body is read whole (JSON calls, and Bulk API CSV uploads). */
 export interface EmulatorRequest {
   method: string;
   path: string;
@@ -18,7 +18,8 @@ export interface EmulatorResponse {
   contentType?: string;
 }
 
-const MAX_BODY_BYTES = 50 * 1024 * 1024;
+/** Above Bulk API 2.0's upload limit (150 MB once base64-encoded), which its own handler answers. */
+const MAX_BODY_BYTES = 200 * 1024 * 1024;
 
 export async function readBody(req: IncomingMessage): Promise<string> {
   const chunks: Buffer[] = [];

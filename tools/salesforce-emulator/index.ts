@@ -2,6 +2,7 @@ import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { EmulatorAdmin } from './admin.js';
 import type { Credentials } from './auth.js';
+import type { BulkOptions } from './bulk-jobs.js';
 import { DEFAULT_RETENTION_MS } from './cdc.js';
 import { EmulatorClock } from './clock.js';
 import { CometdServer } from './cometd.js';
@@ -14,6 +15,7 @@ import { loadState, saveState } from './state.js';
 
 export type { AdminState, EmulatorAdmin } from './admin.js';
 export type { Credentials } from './auth.js';
+export type { BulkJobSummary, BulkOptions, BulkUsage } from './bulk-jobs.js';
 export type { ChangeEventMessage, StoredChangeEvent } from './cdc.js';
 export type { ChannelConfig, ChannelMember, ChannelMemberConfig, EventChannel } from './channels.js';
 export type { LockRowsSpec } from './faults.js';
@@ -51,6 +53,8 @@ export interface EmulatorOptions {
   firstCommitNumber?: bigint;
   /** PEM public key of the certificate the connected app holds, enabling the JWT bearer flow. */
   jwtPublicKey?: string;
+  /** Bulk API 2.0 ingest limits: upload size (base64-encoded bytes), daily batches and records; Salesforce's values by default. */
+  bulk?: BulkOptions;
   /** The `instance_url` a login answers (default: the emulator's own URL), e.g. a fault-test proxy in front of it. */
   instanceUrl?: string;
 }
@@ -84,6 +88,7 @@ export async function startEmulator(opts: EmulatorOptions = {}): Promise<Emulato
     dailyApiRequests: opts.dailyApiRequests ?? 100_000,
     eventRetentionMs: opts.eventRetentionMs ?? DEFAULT_RETENTION_MS,
     ...(opts.firstCommitNumber !== undefined ? { firstCommitNumber: opts.firstCommitNumber } : {}),
+    ...(opts.bulk ? { bulk: opts.bulk } : {}),
   });
   const seedChannels = () => {
     for (const channel of [...(opts.seed === 'demo' ? DEMO_CHANNELS : []), ...(opts.channels ?? [])]) org.channels.define(channel);
@@ -117,6 +122,7 @@ export async function startEmulator(opts: EmulatorOptions = {}): Promise<Emulato
     admin,
     close: () => (closing ??= (async () => {
       cometd.close();
+      org.bulk.stop();
       const closed = new Promise<void>((resolve) => server.close(() => resolve()));
       server.closeAllConnections();
       await closed;

@@ -3,6 +3,7 @@ import { ChangeEventLog } from './cdc.js';
 import { EventChannels } from './channels.js';
 import type { EmulatorClock } from './clock.js';
 import { ApiError } from './errors.js';
+import { BulkIngest, type BulkOptions } from './bulk-jobs.js';
 import { ApiUsage, FaultInjector } from './faults.js';
 import { makeId } from './ids.js';
 import type { Schema } from './schema.js';
@@ -16,6 +17,7 @@ export interface OrgOptions {
   dailyApiRequests: number;
   eventRetentionMs: number;
   firstCommitNumber?: bigint;
+  bulk?: BulkOptions;
 }
 
 /** Query results not yet fetched, addressed by `nextRecordsUrl`; dropped after 15 minutes unused, as documented. */
@@ -47,6 +49,8 @@ export class Org {
   readonly channels: EventChannels;
   readonly sessions: Sessions;
   readonly usage: ApiUsage;
+  /** Bulk API 2.0 ingest jobs, processed through `transact` like any other call's writes. */
+  readonly bulk: BulkIngest;
   private cursors = new Map<string, Cursor>();
   private cursorCounter = 0;
 
@@ -59,6 +63,7 @@ export class Org {
     this.events = new ChangeEventLog(opts.schema, this.channels, opts.clock, this.faults.nextPublishMode, opts.eventRetentionMs, opts.firstCommitNumber);
     this.sessions = new Sessions(opts.clock, opts.sessionTtlMs);
     this.usage = new ApiUsage(opts.clock, opts.dailyApiRequests);
+    this.bulk = new BulkIngest(this, opts.bulk);
   }
 
   /** Runs one API call's writes as a transaction: committed and published as change events, or rolled back on a throw. */

@@ -1,4 +1,5 @@
 import { bearerToken } from './auth.js';
+import { handleBulkIngest } from './bulk.js';
 import { handleCollections } from './composite.js';
 import { ApiError, notFound, sessionExpired } from './errors.js';
 import { type EmulatorRequest, type EmulatorResponse, json } from './http.js';
@@ -105,6 +106,9 @@ function route(org: Org, call: RestCall): EmulatorResponse {
       return json(200, limits(org));
     case 'tooling':
       return handleTooling(org, call);
+    case 'jobs':
+      if (sub === 'ingest') return handleBulkIngest(org, call);
+      throw notFound();
     default:
       throw notFound();
   }
@@ -136,11 +140,12 @@ function query(org: Org, call: RestCall, includeDeleted: boolean): EmulatorRespo
 
 function limits(org: Org): Record<string, { Max: number; Remaining: number }> {
   const { used, max } = org.usage.current();
+  const { batches } = org.bulk.usage();
   const fixed = (limit: number) => ({ Max: limit, Remaining: limit });
   return {
     DailyApiRequests: { Max: max, Remaining: max - used },
     DailyAsyncApexExecutions: fixed(250000),
-    DailyBulkApiBatches: fixed(15000),
+    DailyBulkApiBatches: { Max: batches.max, Remaining: Math.max(0, batches.max - batches.used) },
     DailyBulkV2QueryJobs: fixed(10000),
     DailyDeliveredPlatformEvents: fixed(50000),
     DailyStreamingApiEvents: fixed(1000000),

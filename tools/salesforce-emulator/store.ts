@@ -136,6 +136,17 @@ export class Store {
     this.replace(tx, def, before, { ...before, IsDeleted: true, LastModifiedDate: now, SystemModstamp: now }, 'DELETE', []);
   }
 
+  /** Bulk API `hardDelete`: the record leaves the org at once, without passing the recycle bin (still a DELETE change). */
+  hardDelete(tx: Transaction, def: ObjectDef, id: string): void {
+    const before = this.requireActive(def, id);
+    this.guard(def, before, {});
+    const now = formatDateTime(tx.at);
+    const id18 = before.Id as string;
+    this.table(def).delete(id18);
+    const gone = { ...before, IsDeleted: true, LastModifiedDate: now, SystemModstamp: now };
+    tx.record({ changeType: 'DELETE', object: def, id: id18, record: gone, changedFields: [] }, () => this.table(def).set(id18, { ...before }));
+  }
+
   /** Restores a record from the recycle bin (not offered by REST; the admin handle uses it). */
   undelete(tx: Transaction, def: ObjectDef, id: string): void {
     const before = this.get(def, id);
