@@ -139,11 +139,13 @@ export class WrittenFingerprints {
 
   /** Resolves once everything the topic held at the call has been read. */
   async catchUp(signal?: AbortSignal): Promise<void> {
-    const offsets = await this.admin!.fetchTopicOffsets(this.topic);
+    if (!this.admin) throw new Error(`${this.topic} is not followed (stopped)`);
+    const offsets = await this.admin.fetchTopicOffsets(this.topic);
     const ends = offsets.filter((p) => BigInt(p.high) > BigInt(p.low)).map((p) => ({ partition: p.partition, end: BigInt(p.high) }));
     const done = () => ends.every(({ partition, end }) => (this.positions.get(partition) ?? 0n) >= end);
     while (!done()) {
       if (signal?.aborted) throw signal.reason;
+      if (!this.consumer) throw new Error(`${this.topic} is not followed (stopped)`);
       await new Promise<void>((resolve) => {
         const wake = () => {
           this.waiters.delete(wake);
@@ -180,8 +182,18 @@ export class WrittenFingerprints {
     return false;
   }
 
+  /** Stops following; a later start reads the topic from its start again. */
   async stop(): Promise<void> {
-    await this.consumer?.disconnect().catch(() => undefined);
-    await this.admin?.disconnect().catch(() => undefined);
+    const started = this.started;
+    this.started = undefined;
+    await started?.catch(() => undefined);
+    const [consumer, admin] = [this.consumer, this.admin];
+    this.consumer = undefined;
+    this.admin = undefined;
+    await consumer?.disconnect().catch(() => undefined);
+    await admin?.disconnect().catch(() => undefined);
+    this.positions.clear();
+    this.records.clear();
+    for (const wake of [...this.waiters]) wake();
   }
 }

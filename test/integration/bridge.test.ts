@@ -1,206 +1,10 @@
-import type { ChildProcess } from 'node:child_process';
-import type { Connection } from 'jsforce';
-import type { Knex } from 'knex';
-import { afterEach, describe, expect, it } from 'vitest';
-import { parseConfig, type BanyanConfig } from '../../src/config';
-import { createDialect } from '../../src/dialects';
-import { DomainDecoder } from '../../src/domain/decoder';
-import type { DomainEvent } from '../../src/domain/event';
-import { createPublisher, type Publisher } from '../../src/domain/publish';
-import { migrateChangelogs } from '../../src/import/changelog/migrate';
-import { catalogOf } from '../../src/transforms/module';
-import { startEmulator, type Emulator } from '../../tools/salesforce-emulator/index.js';
-import { freshName, listeningUrl, loginToEmulator, readAll, spawnBanyan, testKafka, waitFor, withAdmin, writeConfigFile } from '../helpers';
-import { LEGACY_DATABASES, serviceEvent, user } from '../legacy-databases';
+import { describe, expect, it } from 'vitest';
+import { serviceEvent, user } from '../legacy-databases';
+import { waitFor } from '../helpers';
+import { bridge, contacts, events, run, settled, sink, status } from '../bridge';
+import { testKafka, withAdmin } from '../helpers';
 
-/**
- * The whole bridge in one `banyan run`: a PostgreSQL legacy users table (changelog source, the
- * legacy-users transform, the legacy sink), the emulator's Contacts (CDC source on a channel
- * enriched with Banyan_Id__c, the salesforce-contact transform, the Salesforce sink), real Kafka
- * and registry. Every test counts exactly on every side: legacy rows and changelog rows, domain
- * events, Contacts and the sinks' writes. "Settled" is observed, never waited out: every consumer
- * group has committed the end of its inputs and the CDC source has read the emulator's last event.
- */
-
-const postgres = LEGACY_DATABASES.find((d) => d.name === 'postgres')!;
-
-interface Bridge {
-  config: BanyanConfig;
-  file: string;
-  db: Knex;
-  table: string;
-  changelog: string;
-  prefix: string;
-  emulator: Emulator;
-  /** A Salesforce user's connection (no Sforce-Call-Options). */
-  sf: Connection;
-  publisher: Publisher;
-  url: string;
-  child: ChildProcess;
-}
-
-const children: ChildProcess[] = [];
-const cleanups: Array<() => Promise<unknown>> = [];
-afterEach(async () => {
-  for (const child of children.splice(0)) child.kill('SIGKILL');
-  for (const cleanup of cleanups.splice(0).reverse()) await cleanup().catch(() => undefined);
-});
-
-async function bridge(options: { states?: { user?: string; address?: string }; rows?: Array<Record<string, unknown>>; sink?: string } = {}): Promise<Omit<Bridge, 'url' | 'child'>> {
-  const emulator = await startEmulator({
-    port: 0,
-    cometd: { longPollTimeoutMs: 1000 },
-    channels: [{ fullName: 'BanyanContacts__chn', members: [{ selectedEntity: 'ContactChangeEvent', enrichedFields: ['Banyan_Id__c'] }] }],
-  });
-  cleanups.push(() => emulator.close());
-  process.env.BRIDGE_SF_PASSWORD = emulator.credentials.password;
-  process.env.BRIDGE_SF_CLIENT_SECRET = emulator.credentials.clientSecret;
-  const prepared = await postgres.prepare();
-  cleanups.push(prepared.cleanup);
-  const prefix = freshName('domain');
-  const legacyTopic = freshName('legacy.users');
-  const contactTopic = freshName('salesforce.Contact');
-  const st = options.states ?? {};
-  const yaml = `
-kafka:
-  brokers: \${KAFKA_BROKERS}
-  clientId: ${freshName('bridge')}
-  topics: { offsets: ${freshName('offsets')}, deadLetter: ${freshName('dlq')}, control: ${freshName('control')}, controlAudit: ${freshName('audit')}, domainPrefix: ${prefix} }
-schemaRegistry:
-  url: \${SCHEMA_REGISTRY_URL}
-log: { level: info }
-http: { port: 0 }
-originTag: ${freshName('banyan')}
-${prepared.yaml}
-salesforce:
-  loginUrl: ${emulator.url}
-  username: ${emulator.credentials.username}
-  password: \${BRIDGE_SF_PASSWORD}
-  clientId: ${emulator.credentials.clientId}
-  clientSecret: \${BRIDGE_SF_CLIENT_SECRET}
-changeTypes:
-  user: { initial: ${st.user ?? 'dual'} }
-  address: { initial: ${st.address ?? 'dual'} }
-sources:
-  - { name: users, type: changelog, database: legacy, table: ${prepared.table}, topic: ${legacyTopic}, snapshot: false, pollIntervalMs: 20 }
-  - { name: contacts, type: salesforce-cdc, object: Contact, channel: /data/BanyanContacts__chn, replayFrom: -2, topic: ${contactTopic}, pollIntervalMs: 20 }
-transforms:
-  - name: legacy-users
-    from: ${legacyTopic}
-    format: legacy-changelog
-    changeTypes: [user, address]
-    events:
-      - { event: UserChanged, key: id, fields: { firstName: first_name, lastName: last_name, email: email } }
-      - { event: AddressChanged, key: id, fields: { street: street, city: city, postalCode: postal_code, state: state, country: country } }
-  - { name: salesforce-contacts, from: ${contactTopic}, format: salesforce-cdc, changeTypes: [user, address], mapping: salesforce-contact, options: { idField: Banyan_Id__c } }
-sinks:
-  - { name: legacy-back, type: legacy, mapping: legacy-users, missingRow: { waitMs: 0 } }
-  - { name: contacts-out, type: salesforce, mapping: salesforce-contacts, lingerMs: 20${options.sink ?? ''} }
-`;
-  const file = writeConfigFile(yaml);
-  const config = parseConfig(yaml, file);
-  await prepared.db.raw(postgres.ddl(prepared.table));
-  if (options.rows?.length) await prepared.db(prepared.table).insert(options.rows);
-  await migrateChangelogs(prepared.db, createDialect(config.databases.legacy!), [prepared.table]);
-  const publisher = await createPublisher({ kafka: testKafka(config), schemaRegistry: config.schemaRegistry.url, catalog: catalogOf(config) }, freshName('service'));
-  cleanups.push(() => publisher.close());
-  return { config, file, db: prepared.db, table: prepared.table, changelog: postgres.beside(prepared.table, 'banyan_cl_users'), prefix, emulator, sf: await loginToEmulator(emulator), publisher };
-}
-
-async function run(b: Omit<Bridge, 'url' | 'child'>): Promise<Bridge> {
-  const child = spawnBanyan(b.file, ['run'], 'pipe');
-  children.push(child);
-  return { ...b, child, url: await listeningUrl(child) };
-}
-
-interface PipelineStatus {
-  name: string;
-  kind: string;
-  records: number;
-  deadLetters: number;
-  details: Record<string, unknown> & { groupId?: string; inputs?: number; dropped?: Record<string, number> };
-}
-interface Status {
-  sources: PipelineStatus[];
-  transforms: PipelineStatus[];
-  sinks: PipelineStatus[];
-}
-
-async function status(b: Bridge): Promise<Status> {
-  return (await (await fetch(`${b.url}/status`)).json()) as Status;
-}
-
-/**
- * Nothing is in flight: the CDC source has read the emulator's last change event, the changelog
- * source has read every changelog row, and every transform and sink group has committed the end of
- * each of its input partitions.
- */
-async function settled(b: Bridge): Promise<boolean> {
-  const s = await status(b);
-  const lastEvent = b.emulator.admin.changeEvents().at(-1)?.replayId ?? null;
-  const cdc = s.sources.find((p) => p.name === 'contacts')!;
-  if (lastEvent !== null && cdc.details.lastReplayId !== lastEvent) return false;
-  // Each changelog row becomes one record of the legacy topic (an echo too, flagged).
-  const [{ n }] = (await b.db(b.changelog).count({ n: '*' })) as [{ n: string | number }];
-  if ((await readAll(testKafka(b.config), legacyTopic(b))).length !== Number(n)) return false;
-  const kafka = testKafka(b.config);
-  return withAdmin(kafka, async (admin) => {
-    for (const p of [...s.transforms, ...s.sinks]) {
-      const groupId = p.details.groupId!;
-      const topics = (await admin.fetchOffsets({ groupId })).map((t) => t.topic);
-      const inputs = p.kind === 'transform' ? [b.config.transforms.find((t) => t.name === p.name)!.from] : topics;
-      for (const topic of inputs) {
-        if (!(await admin.listTopics()).includes(topic)) continue;
-        const ends = await admin.fetchTopicOffsets(topic);
-        const [committed] = await admin.fetchOffsets({ groupId, topics: [topic] });
-        for (const end of ends) {
-          if (BigInt(end.high) === 0n) continue;
-          const done = committed!.partitions.find((c) => c.partition === end.partition)?.offset ?? '-1';
-          if (BigInt(done) < BigInt(end.high) && !(await onlyMarkersFrom(kafka, topic, end.partition, BigInt(done)))) return false;
-        }
-      }
-    }
-    return true;
-  });
-}
-
-function legacyTopic(b: Bridge): string {
-  const source = b.config.sources.find((x) => x.name === 'users')!;
-  return source.type === 'changelog' ? source.topic! : '';
-}
-
-/** Whether what is left of a partition after `from` is transaction markers only (a consumer never commits past them). */
-async function onlyMarkersFrom(kafka: ReturnType<typeof testKafka>, topic: string, partition: number, from: bigint): Promise<boolean> {
-  const messages = (await readAll(kafka, topic)).filter((m) => m.partition === partition && BigInt(m.offset) >= from);
-  return messages.length === 0;
-}
-
-async function events(b: Bridge, entity: 'user' | 'address'): Promise<DomainEvent[]> {
-  const decoder = new DomainDecoder(b.config.schemaRegistry.url, catalogOf(b.config));
-  const topic = `${b.prefix}.${entity}`;
-  const out: DomainEvent[] = [];
-  for (const m of await readAll(testKafka(b.config), topic)) if (m.value) out.push(await decoder.event(topic, m.value));
-  return out;
-}
-
-interface Contact {
-  Id: string;
-  FirstName: string | null;
-  LastName: string;
-  Email: string | null;
-  MailingCity: string | null;
-  Banyan_Id__c: string | null;
-}
-
-async function contacts(b: Bridge): Promise<Contact[]> {
-  const result = await b.sf.query<Contact>('SELECT Id, FirstName, LastName, Email, MailingCity, Banyan_Id__c FROM Contact');
-  return result.records;
-}
-
-function sink(s: Status, name: string): PipelineStatus {
-  return s.sinks.find((p) => p.name === name)!;
-}
-
+/** The whole bridge end to end (test/bridge.ts): legacy database, domain topics and Salesforce in step, nothing echoes. */
 describe('the whole bridge: legacy database, domain topics and Salesforce in step', () => {
   it('a legacy change reaches Salesforce once and comes back nowhere', async () => {
     const b = await run(await bridge());
@@ -260,4 +64,70 @@ describe('the whole bridge: legacy database, domain topics and Salesforce in ste
     expect(sink(s, 'legacy-back').details).toMatchObject({ written: { updated: 1, inserted: 0, deleted: 0 } });
     expect(s.sources.find((p) => p.name === 'contacts')!.details).toMatchObject({ events: 1, echoes: 1 });
   });
+});
+
+describe('the whole bridge: conflicts and replays', () => {
+  it('dual: the same field changed in the legacy database and in Salesforce within a second converges to the later change on all three sides', async () => {
+    const b = await run(await bridge());
+    await b.db(b.table).insert(user(4));
+    await waitFor(async () => (await contacts(b)).length === 1, 'the Contact of legacy user 4');
+    await waitFor(() => settled(b), 'the bridge to settle after the insert');
+    const [contact] = await contacts(b);
+    // The legacy change first, the Salesforce change right after: the later source commit time is Salesforce's.
+    await b.db(b.table).where({ id: 4 }).update({ email: 'legacy@example.com' });
+    await b.sf.sobject('Contact').update({ Id: contact!.Id, Email: 'salesforce@example.com' });
+    let seen = '';
+    await waitFor(
+      async () => {
+        const legacy = (await b.db(b.table).where({ id: 4 }).first())?.email;
+        const sf = (await contacts(b))[0]?.Email;
+        seen = `legacy ${legacy}, Salesforce ${sf}, user events ${JSON.stringify((await events(b, 'user')).map((e) => [e.origin, e.data.email, e.sourceCommitTime]))}`;
+        return legacy === 'salesforce@example.com' && sf === 'salesforce@example.com';
+      },
+      () => `both systems to hold the later value (${seen})`,
+    );
+    await waitFor(() => settled(b), 'the bridge to settle after the conflict');
+
+    const users = (await events(b, 'user')).sort((x, y) => x.sourceCommitTime - y.sourceCommitTime);
+    expect(users.map((e) => [e.origin, e.data.email])).toEqual([
+      ['legacy', 'u4@example.com'],
+      ['legacy', 'legacy@example.com'],
+      ['salesforce', 'salesforce@example.com'],
+    ]);
+    // The domain's last word, the legacy row and the Contact agree; the legacy guard holds the Salesforce version.
+    expect(users.at(-1)!.data.email).toBe('salesforce@example.com');
+    expect((await b.db(b.table).where({ id: 4 }).first()).email).toBe('salesforce@example.com');
+    expect((await contacts(b)).map((c) => c.Email)).toEqual(['salesforce@example.com']);
+    const guard = await b.db(b.changelog.replace('banyan_cl_users', 'banyan_guard')).where({ entity: 'user', entity_id: '4', field: 'email' }).first();
+    expect(guard).toMatchObject({ origin: 'salesforce', version_ms: String(users.at(-1)!.sourceCommitTime) });
+  }, 180_000);
+
+  it('the domain topics replayed from their start change nothing in Salesforce', async () => {
+    const first = await run(await bridge());
+    await first.db(first.table).insert([user(5), user(6), user(7)]);
+    await waitFor(async () => (await contacts(first)).length === 3, 'three Contacts');
+    await first.publisher.publish([serviceEvent('UserChanged', 5, { email: 'five@example.com' }, Date.now())]);
+    await waitFor(async () => (await contacts(first)).length === 3 && (await contacts(first)).some((c) => c.Email === 'five@example.com'), 'three Contacts, one changed by a service');
+    await waitFor(() => settled(first), 'the bridge to settle');
+    const before = await first.sf.query<{ Id: string; Email: string; LastModifiedDate: string }>('SELECT Id, Email, LastModifiedDate FROM Contact');
+    const eventsBefore = (await events(first, 'user')).length + (await events(first, 'address')).length;
+    first.child.kill('SIGTERM');
+    await new Promise((resolve) => first.child.once('exit', resolve));
+
+    // The Salesforce sink's group goes back to the start of every domain topic.
+    const groupId = `${first.config.kafka.clientId}.sink.contacts-out`;
+    await withAdmin(testKafka(first.config), async (admin) => {
+      for (const topic of [`${first.prefix}.user`, `${first.prefix}.address`]) await admin.resetOffsets({ groupId, topic, earliest: true });
+    });
+    const again = await run(first);
+    await waitFor(async () => ((await status(again)).sinks.find((p) => p.name === 'contacts-out')?.details.inputs ?? 0) >= eventsBefore, 'the replayed events read again');
+    await waitFor(() => settled(again), 'the bridge to settle after the replay');
+
+    const s = sink(await status(again), 'contacts-out');
+    expect(s.details.inputs).toBe(eventsBefore);
+    expect(s.details).toMatchObject({ written: { created: 0, updated: 0 }, calls: { collections: 0, bulk: 0 } });
+    expect(s.details.stale).toBeGreaterThan(0);
+    const after = await again.sf.query<{ Id: string; Email: string; LastModifiedDate: string }>('SELECT Id, Email, LastModifiedDate FROM Contact');
+    expect(after.records).toEqual(before.records);
+  }, 180_000);
 });

@@ -91,8 +91,8 @@ export class SalesforceSink extends ConsumingPipeline<OwnedPartition> {
   private readonly counts_: SinkCounts = { written: { created: 0, updated: 0 }, noops: 0, stale: 0, observed: 0, reported: {}, refusedRows: 0, retriedRecords: 0, calls: { collections: 0, bulk: 0 }, bulkJobs: 0 };
   /** The version guard: per entity, per field, the version of the value Salesforce holds. */
   private readonly guard = new Map<string, Map<string, GuardRow>>();
-  /** What each record holds as far as the sink knows (what it wrote, what Salesforce-origin events said): no-op suppression. */
-  private readonly current = new Map<string, Record<string, WrittenValue>>();
+  /** What each record's fields hold as far as the sink knows (what it wrote, what Salesforce changed since): no-op suppression. */
+  private readonly current = new Map<string, Map<string, KnownValue>>();
   private producer: TransactionalProducer | undefined;
   private readonly transactionalId: string;
   private pending: Pending[] = [];
@@ -283,7 +283,7 @@ export class SalesforceSink extends ConsumingPipeline<OwnedPartition> {
     };
     const refuse = (index: number, reason: string, code: string, stage: DeadLetter['stage']) => letters.push(inputDeadLetter(this.source, where(index), all[index]!.message, reason, stage, code));
 
-    this.observeSalesforceValues(inputs);
+    this.noteSalesforceValues(inputs);
     const guard = new Map<string, GuardRow>();
     for (const { event } of inputs) for (const [field, row] of this.guard.get(entityKey(event.entity, event.entityId)) ?? []) guard.set(guardKey(event.entity, event.entityId, field), row);
     const plan = planBatch(inputs, {
@@ -309,7 +309,7 @@ export class SalesforceSink extends ConsumingPipeline<OwnedPartition> {
       const externalId = String(row.key[0]);
       const values = Object.fromEntries(row.set) as Record<string, WrittenValue>;
       const current = this.current.get(this.recordKey(externalId));
-      if (current && Object.entries(values).every(([field, value]) => field in current && current[field] === value)) {
+      if (current && Object.entries(values).every(([field, value]) => current.has(field) && current.get(field)!.value === value)) {
         this.counts_.noops++;
         settled.push(...row.guard.values());
         continue;
@@ -318,10 +318,12 @@ export class SalesforceSink extends ConsumingPipeline<OwnedPartition> {
     }
 
     const outcomes = toWrite.length ? await this.send(toWrite) : new Map<string, { planned: Planned; outcome: RecordOutcome }>();
-    const written: Array<{ planned: Planned; created: boolean }> = [];
+    const written: Array<{ planned: Planned; created: boolean; at: number }> = [];
+    // When Salesforce answered: a Salesforce change committed after it was made on top of these writes.
+    const answeredAt = Date.now();
     for (const { planned, outcome } of outcomes.values()) {
       if (outcome.ok) {
-        written.push({ planned, created: outcome.created });
+        written.push({ planned, created: outcome.created, at: answeredAt });
         settled.push(...planned.row.guard.values());
         continue;
       }
@@ -354,10 +356,12 @@ export class SalesforceSink extends ConsumingPipeline<OwnedPartition> {
 
     // Committed: the sink's memory follows.
     for (const [key, fields] of touched) this.guard.set(key, fields);
-    for (const { planned, created } of written) {
+    for (const { planned, created, at } of written) {
       this.counts_.written[created ? 'created' : 'updated']++;
       const key = this.recordKey(planned.externalId);
-      this.current.set(key, { ...this.current.get(key), ...planned.values });
+      const fields = this.current.get(key) ?? new Map<string, KnownValue>();
+      for (const [field, value] of Object.entries(planned.values)) fields.set(field, { value, at });
+      this.current.set(key, fields);
     }
     this.state.records += written.length;
     this.state.deadLetters += prepared.deadLetters.length;
@@ -370,17 +374,28 @@ export class SalesforceSink extends ConsumingPipeline<OwnedPartition> {
     }
   }
 
-  /** Salesforce-origin events say what a record holds now: what a write of the same values would not change. */
-  private observeSalesforceValues(inputs: PlannedInput[]): void {
+  /**
+   * A Salesforce-origin event says what a field holds now, if it committed after the sink's last
+   * write of that field was answered; one that committed before it (the event and Banyan's write
+   * crossed) leaves the field unknown: a write of it is then never taken for a no-op, so the
+   * restore rule of the plan can put the newer value back. (A Salesforce clock ahead of Banyan's
+   * can make a crossed change look later: docs/conflicts.md.)
+   */
+  private noteSalesforceValues(inputs: PlannedInput[]): void {
     for (const { event } of inputs) {
       if (event.origin !== 'salesforce') continue;
       const block = this.deps.mapping.blocks.find((b) => b.event === event.type);
       const id = block && event.entityKey[block.key[0]!.field];
       if (!block || id === undefined) continue;
       const key = this.recordKey(String(id));
-      const values = { ...this.current.get(key) };
-      for (const f of block.fields) if (event.changedFields.includes(f.field)) values[f.column] = (event.data[f.field] ?? null) as WrittenValue;
-      this.current.set(key, values);
+      const fields = this.current.get(key) ?? new Map<string, KnownValue>();
+      for (const f of block.fields) {
+        if (!event.changedFields.includes(f.field)) continue;
+        const known = fields.get(f.column);
+        if (!known || event.sourceCommitTime > known.at) fields.set(f.column, { value: (event.data[f.field] ?? null) as WrittenValue, at: event.sourceCommitTime });
+        else fields.delete(f.column);
+      }
+      this.current.set(key, fields);
     }
   }
 
@@ -486,6 +501,12 @@ export class SalesforceSink extends ConsumingPipeline<OwnedPartition> {
       await this.deps.client.call('sink.limits', 'read the org limits', (conn) => conn.request({ method: 'GET', url: '/limits' }), this.abort.signal);
     }
   }
+}
+
+/** A field's value as the sink last knew it, and from when (Banyan's clock for its writes, Salesforce's commit time for its changes). */
+interface KnownValue {
+  value: WrittenValue;
+  at: number;
 }
 
 /** Records one Bulk job takes at most here (Salesforce's limit is 150 MB of CSV). */

@@ -28,7 +28,7 @@ export interface SalesforceCdcSourceDeps {
 }
 
 /** The part of WrittenFingerprints the source uses. */
-export type EchoFingerprints = Pick<WrittenFingerprints, 'start' | 'catchUp' | 'takeEcho'>;
+export type EchoFingerprints = Pick<WrittenFingerprints, 'start' | 'stop' | 'catchUp' | 'takeEcho'>;
 
 /** Counters of one CDC source, for status pages and metrics. */
 export interface CdcSourceStats extends BatchStats {
@@ -258,6 +258,8 @@ export class SalesforceCdcSource implements Source {
   async close(): Promise<void> {
     this.connected = false;
     this.receiver.close();
+    // Followed while connected: a connect starts it again (reading the topic from its start).
+    await this.deps.written?.stop();
     await this.reread?.close();
     this.reread = undefined;
   }
