@@ -1,4 +1,5 @@
 import type { ChildProcess } from 'node:child_process';
+import { appendFileSync } from 'node:fs';
 import type { Connection } from 'jsforce';
 import type { Knex } from 'knex';
 import { afterEach } from 'vitest';
@@ -110,6 +111,9 @@ sinks:
 export async function run(b: Omit<Bridge, 'url' | 'child'>): Promise<Bridge> {
   const child = spawnBanyan(b.file, ['run'], 'pipe');
   children.push(child);
+  // BRIDGE_TEST_LOG=<file>: the process's log appended there, to read after a failure.
+  const log = process.env.BRIDGE_TEST_LOG;
+  if (log) child.stdout!.on('data', (chunk: Buffer) => appendFileSync(log, chunk));
   return { ...b, child, url: await listeningUrl(child) };
 }
 

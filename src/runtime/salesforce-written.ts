@@ -43,16 +43,19 @@ const SYSTEM_FIELDS = new Set(['id', 'isdeleted', 'createddate', 'createdbyid', 
 
 /**
  * Whether a change of a record (its fields by REST name: an update's changed fields, a create's
- * set ones) is the write `written` describes: every field it changed, system fields and the
- * external id aside, holds the value Banyan wrote, and it came within `windowMs` of the write.
- * Pure; the caller consumes what matched.
+ * set ones) is the write `written` describes, made within `windowMs` of it. An update must have
+ * changed nothing but what Banyan wrote, with the values it wrote (system fields and the external
+ * id aside). A create must carry every value Banyan wrote; other fields it sets are the defaults
+ * Salesforce fills in (the record did not exist, and its external id is unique, so nobody else
+ * made it). Pure; the caller consumes what matched.
  */
-export function isWrittenEcho(written: WrittenRecord | undefined, change: Record<string, WrittenValue>, commitTimestamp: number, windowMs: number): boolean {
+export function isWrittenEcho(written: WrittenRecord | undefined, change: Record<string, WrittenValue>, commitTimestamp: number, windowMs: number, create = false): boolean {
   if (!written || Math.abs(commitTimestamp - written.at) > windowMs) return false;
   const values = new Map(Object.entries(written.values).map(([field, value]) => [field.toLowerCase(), value]));
+  const changed = new Map(Object.entries(change).map(([field, value]) => [field.toLowerCase(), value]));
+  if (create) return values.size > 0 && [...values].every(([field, value]) => sameValue(value, changed.get(field) ?? null));
   let compared = 0;
-  for (const [field, value] of Object.entries(change)) {
-    const name = field.toLowerCase();
+  for (const [name, value] of changed) {
     if (SYSTEM_FIELDS.has(name) || name === written.externalIdField.toLowerCase()) continue;
     if (!values.has(name) || !sameValue(values.get(name)!, value)) return false;
     compared++;
@@ -164,7 +167,7 @@ export class WrittenFingerprints {
    * isWrittenEcho). The fields that matched are consumed, so the same values set again later by
    * someone else are a change, and a field someone else changed is no longer expected back.
    */
-  takeEcho(object: string, fields: Record<string, WrittenValue>, change: Record<string, WrittenValue>, commitTimestamp: number): boolean {
+  takeEcho(object: string, fields: Record<string, WrittenValue>, change: Record<string, WrittenValue>, commitTimestamp: number, create = false): boolean {
     const byName = new Map(Object.entries(fields).map(([field, value]) => [field.toLowerCase(), value]));
     for (const idField of this.externalIdFields.get(object.toLowerCase()) ?? []) {
       const id = byName.get(idField);
@@ -172,7 +175,7 @@ export class WrittenFingerprints {
       const key = writtenKey(object, idField, String(id));
       const written = this.records.get(key);
       if (!written) continue;
-      const echo = isWrittenEcho(written, change, commitTimestamp, this.windowMs);
+      const echo = isWrittenEcho(written, change, commitTimestamp, this.windowMs, create);
       const changed = new Set(Object.keys(change).map((f) => f.toLowerCase()));
       const left = Object.fromEntries(Object.entries(written.values).filter(([field]) => !changed.has(field.toLowerCase())));
       if (Object.keys(left).length === 0) this.records.delete(key);

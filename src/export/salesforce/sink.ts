@@ -1,4 +1,3 @@
-import { randomUUID } from 'node:crypto';
 import type { Batch, Kafka, KafkaMessage } from 'kafkajs';
 import { BanyanError, errorMessage, type DeadLetter, type Json, type RowMapping } from '../../core';
 import type { SalesforceClient } from '../../clients/salesforce/client';
@@ -62,7 +61,8 @@ interface Planned extends RecordWrite {
 }
 
 interface SinkCounts {
-  written: { created: number; updated: number };
+  /** Upserted: through Bulk, whose successful results (not read, to spare a call) would tell created from updated. */
+  written: { created: number; updated: number; upserted: number };
   noops: number;
   stale: number;
   observed: number;
@@ -88,7 +88,7 @@ export class SalesforceSink extends ConsumingPipeline<OwnedPartition> {
   private readonly output: RecordOutput;
   private readonly budget: ApiBudget;
   private readonly writer: SalesforceWriter;
-  private readonly counts_: SinkCounts = { written: { created: 0, updated: 0 }, noops: 0, stale: 0, observed: 0, reported: {}, refusedRows: 0, retriedRecords: 0, calls: { collections: 0, bulk: 0 }, bulkJobs: 0 };
+  private readonly counts_: SinkCounts = { written: { created: 0, updated: 0, upserted: 0 }, noops: 0, stale: 0, observed: 0, reported: {}, refusedRows: 0, retriedRecords: 0, calls: { collections: 0, bulk: 0 }, bulkJobs: 0 };
   /** The version guard: per entity, per field, the version of the value Salesforce holds. */
   private readonly guard = new Map<string, Map<string, GuardRow>>();
   /** What each record's fields hold as far as the sink knows (what it wrote, what Salesforce changed since): no-op suppression. */
@@ -116,8 +116,10 @@ export class SalesforceSink extends ConsumingPipeline<OwnedPartition> {
       admit: () => this.admit(),
       signal: this.abort.signal,
     });
-    // One transactional producer per instance: a flush spans partitions (see docs/export-salesforce.md).
-    this.transactionalId = `${options.clientId}.sink.${options.name}.${randomUUID().slice(0, 8)}`;
+    // One transactional producer for the sink (a flush spans partitions): a restarted sink fences the
+    // one it replaces and aborts its open transaction at once. One instance per sink name
+    // (docs/export-salesforce.md): a second one would fence the first.
+    this.transactionalId = `${options.clientId}.sink.${options.name}`;
   }
 
   /** The compacted topic of this sink's version guard, keyed by entity. */
@@ -318,7 +320,7 @@ export class SalesforceSink extends ConsumingPipeline<OwnedPartition> {
     }
 
     const outcomes = toWrite.length ? await this.send(toWrite) : new Map<string, { planned: Planned; outcome: RecordOutcome }>();
-    const written: Array<{ planned: Planned; created: boolean; at: number }> = [];
+    const written: Array<{ planned: Planned; created: boolean | undefined; at: number }> = [];
     // When Salesforce answered: a Salesforce change committed after it was made on top of these writes.
     const answeredAt = Date.now();
     for (const { planned, outcome } of outcomes.values()) {
@@ -357,7 +359,7 @@ export class SalesforceSink extends ConsumingPipeline<OwnedPartition> {
     // Committed: the sink's memory follows.
     for (const [key, fields] of touched) this.guard.set(key, fields);
     for (const { planned, created, at } of written) {
-      this.counts_.written[created ? 'created' : 'updated']++;
+      this.counts_.written[created === undefined ? 'upserted' : created ? 'created' : 'updated']++;
       const key = this.recordKey(planned.externalId);
       const fields = this.current.get(key) ?? new Map<string, KnownValue>();
       for (const [field, value] of Object.entries(planned.values)) fields.set(field, { value, at });

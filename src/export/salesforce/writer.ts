@@ -12,7 +12,8 @@ export interface RecordWrite {
 }
 
 /** What Salesforce answered for one record. */
-export type RecordOutcome = { ok: true; created: boolean } | { ok: false; statusCode: string; message: string; fields: string[] };
+/** `created` undefined: landed, but Salesforce did not say whether it created the record (Bulk results not read). */
+export type RecordOutcome = { ok: true; created?: boolean } | { ok: false; statusCode: string; message: string; fields: string[] };
 
 export interface WriterOptions {
   object: string;
@@ -129,7 +130,7 @@ export class SalesforceWriter {
     // What is in neither list landed. (Salesforce matches external ids regardless of case.)
     const answered = new Map([...outcomes].map(([id, outcome]) => [id.toLowerCase(), outcome]));
     const all = new Map<string, RecordOutcome>();
-    for (const r of records) all.set(r.externalId, answered.get(r.externalId.toLowerCase()) ?? { ok: true, created: false });
+    for (const r of records) all.set(r.externalId, answered.get(r.externalId.toLowerCase()) ?? { ok: true });
     return all;
   }
 

@@ -147,7 +147,7 @@ function writtenEcho(event: ChangeEvent, shape: ObjectShape, written: Pick<Writt
   const dotted = h.changeType === 'UPDATE' ? changedOnly(flat, h.changedFields, h.nulledFields, shape).fields : Object.fromEntries(Object.entries(flat).filter(([, v]) => v !== null));
   const rest = restNames(shape);
   const byRestName = (fields: Record<string, WrittenValue>) => Object.fromEntries(Object.entries(fields).map(([name, value]) => [rest.get(name) ?? name, value]));
-  return written.takeEcho(shape.object, byRestName(flat), byRestName(dotted), h.commitTimestamp);
+  return written.takeEcho(shape.object, byRestName(flat), byRestName(dotted), h.commitTimestamp, h.changeType === 'CREATE');
 }
 
 const REST_NAMES = new WeakMap<ObjectShape, Map<string, string>>();
