@@ -150,8 +150,10 @@ export async function settled(b: Bridge): Promise<boolean> {
   return withAdmin(kafka, async (admin) => {
     for (const p of [...s.transforms, ...s.sinks]) {
       const groupId = p.details.groupId!;
-      const topics = (await admin.fetchOffsets({ groupId })).map((t) => t.topic);
-      const inputs = p.kind === 'transform' ? [b.config.transforms.find((t) => t.name === p.name)!.from] : topics;
+      // Its input topics, from the partitions it owns (`topic/partition`): none owned yet is not settled.
+      const owned = (p.details.partitions as string[] | undefined) ?? [];
+      if (owned.length === 0) return false;
+      const inputs = [...new Set(owned.map((key) => key.slice(0, key.lastIndexOf('/'))))];
       for (const topic of inputs) {
         if (!(await admin.listTopics()).includes(topic)) continue;
         const ends = await admin.fetchTopicOffsets(topic);
