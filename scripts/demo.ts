@@ -1,12 +1,12 @@
 /**
  * The README's first command, after the stack is up: Banyan's main job end to end on the local
- * stack. It creates the demo legacy table (a `users` table with address columns, the reference
- * example), installs its changelog, moves the user and address change types to `dual` (both
- * sides write), runs `banyan run` as a user would (sources, transforms and the legacy sink),
- * changes a legacy row and a Salesforce Contact while it runs, publishes a domain service's
- * UserChanged, and prints the canonical events that arrive in domain.user and domain.address, read
- * as a domain service reads them (the typed subscribe() helper), and the way back: the domain
- * service's change written once into the legacy row, its changelog row dropped as an echo.
+ * stack: the whole bridge. It creates the demo legacy table (a `users` table with address
+ * columns, the reference example), installs its changelog, moves the user and address change types
+ * to `dual` (every side writes), runs `banyan run` as a user would (sources, transforms, the legacy
+ * sink and the Salesforce sink), and while it runs changes a legacy row, a Salesforce Contact, and
+ * publishes a domain service's UserChanged. It prints the canonical events that arrive in
+ * domain.user and domain.address, read as a domain service reads them (the typed subscribe()
+ * helper), then each change as each of the three systems holds it, once, and the echoes dropped.
  */
 import { spawn, spawnSync } from 'node:child_process';
 import { randomBytes, randomUUID } from 'node:crypto';
@@ -78,7 +78,7 @@ if (!contact) throw new Error("the emulator's demo seed has no Contact for Ada L
 if (contact.Banyan_Id__c !== '1') await salesforce.sobject('Contact').update({ Id: contact.Id, Banyan_Id__c: '1' });
 contact.Banyan_Id__c = '1';
 
-console.log('\n== banyan run (in the background): sources, transforms and the legacy sink');
+console.log('\n== banyan run (in the background): sources, transforms, the legacy sink and the Salesforce sink');
 const banyan = cli(['run']);
 // The demo must not leave `banyan run` behind, whatever happens below.
 process.on('exit', () => banyan.kill('SIGKILL'));
@@ -170,15 +170,20 @@ const missing = () => {
   });
 };
 for (let check = deadline(`the events of these changes: ${missing().join(', ')}`); missing().length > 0; check()) await new Promise((resolve) => setTimeout(resolve, 100));
-// The way back: the service's email in the legacy row, and its echo seen (and dropped) by the transform.
+// The way back: the service's email in the legacy row and in Salesforce; the legacy change in Salesforce.
 const legacyEmail = async () => (await db('public.users').where({ id: 2 }).first()).email as string;
 const writes = () => db('public.banyan_cl_users').where('origin', config.originTag).whereRaw(`after_image->>'email' = ?`, [serviceEmail]).count({ n: '*' });
 for (let check = deadline('the legacy sink to write user 2'); (await legacyEmail()) !== serviceEmail; check()) await new Promise((resolve) => setTimeout(resolve, 100));
+type DemoContact = { Id: string; FirstName: string | null; LastName: string; Email: string | null; MailingCity: string | null; Banyan_Id__c: string };
+const contactOf = async (id: string) =>
+  (await salesforce.query<DemoContact>(`SELECT Id, FirstName, LastName, Email, MailingCity, Banyan_Id__c FROM Contact WHERE Banyan_Id__c = '${id}'`)).records;
+for (let check = deadline('the Salesforce sink to write user 2'); (await contactOf('2'))[0]?.Email !== serviceEmail; check()) await new Promise((resolve) => setTimeout(resolve, 100));
+for (let check = deadline(`the Salesforce sink to write user ${next}`); (await contactOf(String(next)))[0]?.MailingCity !== 'Manchester'; check()) await new Promise((resolve) => setTimeout(resolve, 100));
 const echoesNow = async () => {
   const s = (await (await fetch(`${status}/status`)).json()) as { transforms: PipelineStatus[] };
   return s.transforms.reduce((n, t) => n + Number((t.details.dropped as Record<string, number> | undefined)?.echo ?? 0), 0);
 };
-for (let check = deadline('the transform to drop the sink’s echo'); (await echoesNow()) < 2; check()) await new Promise((resolve) => setTimeout(resolve, 100));
+for (let check = deadline('the transforms to drop the sinks’ echoes'); (await echoesNow()) < 4; check()) await new Promise((resolve) => setTimeout(resolve, 100));
 const statuses = (await (await fetch(`${status}/status`)).json()) as { sources: PipelineStatus[]; transforms: PipelineStatus[]; sinks: PipelineStatus[] };
 for (const subscription of subscriptions) await subscription.stop();
 banyan.kill('SIGTERM');
@@ -191,21 +196,47 @@ for (const event of arrived.sort((a, b) => a.sourceCommitTime - b.sourceCommitTi
 }
 console.log('\n== what banyan run did (banyan status)');
 console.log(formatStatus([...statuses.sources, ...statuses.transforms, ...statuses.sinks]));
-const echoes = statuses.transforms.reduce((n, t) => n + Number((t.details.dropped as Record<string, number> | undefined)?.echo ?? 0), 0);
-const sink = statuses.sinks[0]!.details as { written: Record<string, number>; observed: number; noops: number; stale: number };
+
+// Each change, as each system holds it, once.
+const row = async (id: number) => (await db('public.users').where({ id }).first()) as { first_name: string; last_name: string; email: string; city: string };
+const eventsOf = (id: string, origin: string) => arrived.filter((e) => e.entityId === id && e.origin === origin).map((e) => e.type);
+const once = (what: string, n: number) => {
+  if (n !== 1) throw new Error(`${what}: ${n} times, not once`);
+  return 'once';
+};
+console.log('\n== the whole bridge: each change in each system');
+const alan = await row(next);
+const alanContacts = await contactOf(String(next));
+console.log(`a legacy change (INSERT user ${next}, then its city):`);
+console.log(`  legacy database   user ${next}: ${alan.first_name} ${alan.last_name}, ${alan.email}, ${alan.city}`);
+console.log(`  domain topics     ${eventsOf(String(next), 'legacy').join(', ')} (from legacy)`);
+console.log(`  Salesforce        Contact ${alanContacts[0]?.Id}: ${alanContacts[0]?.FirstName} ${alanContacts[0]?.LastName}, ${alanContacts[0]?.Email}, ${alanContacts[0]?.MailingCity} (${once(`user ${next}'s Contact`, alanContacts.length)})`);
+const ada = await row(Number(contact.Banyan_Id__c));
+const [adaContact] = await contactOf(contact.Banyan_Id__c);
+console.log(`a Salesforce change (Ada's Email, MailingCity):`);
+console.log(`  Salesforce        Contact ${adaContact!.Id}: ${adaContact!.Email}, ${adaContact!.MailingCity}`);
+console.log(`  domain topics     ${eventsOf(contact.Banyan_Id__c, 'salesforce').join(', ')} (from salesforce)`);
+console.log(`  legacy database   user ${contact.Banyan_Id__c}: ${ada.email}, ${ada.city}`);
 const tagged = Number((await writes())[0]!.n);
-console.log(`\nthe way back: user 2's email in the legacy row is ${await legacyEmail()} (${tagged} tagged write of it in the changelog)`);
-console.log(`legacy sink: rows written ${JSON.stringify(sink.written)}, legacy fields observed ${sink.observed}, no-ops ${sink.noops}, stale fields ${sink.stale}`);
-const ada = (await db('public.users').where({ id: Number(contact.Banyan_Id__c) }).first()) as { email: string; city: string };
-console.log(`Salesforce's change of Ada reached her legacy row too (dual): email ${ada.email}, city ${ada.city}`);
-console.log(`echo changes dropped by the transforms: ${echoes} (Banyan's own writes, in Salesforce and by the legacy sink)`);
+const graceContacts = await contactOf('2');
+console.log(`a domain service's UserChanged (user 2's email):`);
+console.log(`  domain topics     ${eventsOf('2', 'domain').join(', ')} (from domain, ${once("the service's event", arrived.filter((e) => e.entityId === '2' && e.data.email === serviceEmail).length)})`);
+console.log(`  legacy database   user 2: ${await legacyEmail()} (${once("the service's change in the legacy changelog", tagged)}, tagged)`);
+console.log(`  Salesforce        Contact ${graceContacts[0]?.Id}: ${graceContacts[0]?.Email} (${once("user 2's Contact", graceContacts.length)})`);
+
+const dropped = (name: string) => Number((statuses.transforms.find((t) => t.name === name)?.details.dropped as Record<string, number> | undefined)?.echo ?? 0);
+const echoes = dropped('legacy-users') + dropped('salesforce-contacts');
+const cdc = statuses.sources.find((s) => s.name === 'salesforce-contacts')!.details as { echoes: number; fingerprintEchoes: number };
+const legacySink = statuses.sinks.find((s) => s.name === 'legacy-users')!.details as { written: Record<string, number>; observed: number; noops: number; stale: number };
+const sfSink = statuses.sinks.find((s) => s.name === 'contacts-out')!.details as { written: Record<string, number>; noops: number; stale: number; observed: number; calls: Record<string, number> };
+console.log('\n== echoes: what Banyan wrote came back and went no further');
+console.log(`legacy changelog rows written by the legacy sink, dropped as echoes by legacy-users:   ${dropped('legacy-users')}`);
+console.log(`Contact changes written by Banyan, dropped as echoes by salesforce-contacts:         ${dropped('salesforce-contacts')} (CDC source: ${cdc.echoes} echo records, ${cdc.fingerprintEchoes} known by fingerprint)`);
+console.log(`legacy sink: rows written ${JSON.stringify(legacySink.written)}, fields observed ${legacySink.observed}, no-ops ${legacySink.noops}, stale fields ${legacySink.stale}`);
+console.log(`Salesforce sink: records written ${JSON.stringify(sfSink.written)} in ${JSON.stringify(sfSink.calls)} calls, fields observed ${sfSink.observed}, no-ops ${sfSink.noops}, stale fields ${sfSink.stale}`);
 // Each Banyan-tagged change must have come back as an echo and gone no further.
-if (echoes < 2) throw new Error('the changes written as Banyan were not dropped as echoes');
-if (tagged !== 1) throw new Error(`the domain service's change was written ${tagged} times into the legacy database, not once`);
-if (arrived.filter((e) => e.type === 'UserChanged' && e.entityId === '2' && e.data.email === serviceEmail).length !== 1) {
-  throw new Error('the domain service’s change came back as a second domain event');
-}
-const fromEcho = arrived.filter((e) => e.origin === 'salesforce' && e.type === 'AddressChanged' && e.data.city === 'Berkeley');
-if (fromEcho.length > 0) throw new Error('the change written as Banyan became a domain event');
+if (echoes < 4) throw new Error('the changes written by Banyan were not dropped as echoes');
+const fromEcho = arrived.filter((e) => e.origin === 'salesforce' && (e.data.city === 'Berkeley' || e.entityId === '2' || e.entityId === String(next)));
+if (fromEcho.length > 0) throw new Error(`a change written by Banyan became a domain event: ${JSON.stringify(fromEcho.map((e) => [e.type, e.entityId]))}`);
 await databases.destroy();
 process.exit(0);
