@@ -92,6 +92,34 @@ export class StatusServer {
     byLabel('banyan_sink_dropped_total', 'sinks: events deliberately not written, by reason (unmapped, stale, lifecycle…)', 'sink', 'reason', (s) => s.details.dropped);
     byLabel('banyan_sink_reported_total', 'sinks: events reported instead of written, by lifecycle reason', 'sink', 'reason', (s) => s.details.reported);
     byLabel('banyan_sink_rows_written_total', 'sinks: rows the target changed, by operation', 'sink', 'operation', (s) => s.details.written);
+    // A Salesforce sink's API budget (details.apiBudget): the org's use as Salesforce last reported it, and what the sink makes of it.
+    const budgets = () => statuses().flatMap((s) => (s.kind === 'sink' && s.details.apiBudget ? [{ name: s.name, budget: s.details.apiBudget as { state: string; used: number | null; max: number | null } }] : []));
+    const usage = (name: string, help: string, pick: (b: { used: number | null; max: number | null }) => number | null) =>
+      new Gauge({
+        name,
+        help,
+        labelNames: ['sink'],
+        registers: [this.registry],
+        collect(this: Gauge) {
+          this.reset();
+          for (const { name: sink, budget } of budgets()) {
+            const value = pick(budget);
+            if (value !== null) this.labels(sink).set(value);
+          }
+        },
+      });
+    usage('banyan_salesforce_api_used', "the org's daily API requests used, as Sforce-Limit-Info last reported them to the sink", (b) => b.used);
+    usage('banyan_salesforce_api_max', "the org's daily API request limit, as Sforce-Limit-Info last reported it", (b) => b.max);
+    new Gauge({
+      name: 'banyan_sink_api_budget_state',
+      help: "a Salesforce sink's API budget state (1 for ok, slowing or paused)",
+      labelNames: ['sink', 'state'],
+      registers: [this.registry],
+      collect(this: Gauge) {
+        this.reset();
+        for (const { name: sink, budget } of budgets()) this.labels(sink, budget.state).set(1);
+      },
+    });
   }
 
   async start(host: string, port: number): Promise<string> {

@@ -102,4 +102,24 @@ describe('the Salesforce sink under faults (banyan run, emulator)', () => {
     expect(cdc.echoes).toBe(300);
     expect(await events(running, 'user')).toHaveLength(300);
   }, 180_000);
+
+  it('at its share of the daily API limit the sink pauses, loudly, and goes on when the org uses less', async () => {
+    const b = await run(await bridge({ sink: ', apiBudget: { share: 0.5, recheckMs: 100 }' }));
+    await waitFor(() => settled(b), 'the bridge to start');
+    // The org has used 60 % of its day: the next answer says so.
+    b.emulator.admin.setApiUsage({ used: 600, max: 1000 });
+    await b.publisher.publish(created(7000, 1, Date.now()));
+    await waitFor(async () => (await contacts(b)).length === 1, 'the first Contact (its answer reports the usage)');
+    await waitFor(() => settled(b), 'the bridge to settle');
+    await b.publisher.publish(created(7001, 1, Date.now()));
+    await waitFor(async () => (sink(await status(b), 'contacts-out').details.apiBudget as { state: string }).state === 'paused', 'the sink to pause');
+    expect((await contacts(b)).map((c) => c.Banyan_Id__c)).toEqual(['7000']);
+    const metrics = await (await fetch(`${b.url}/metrics`)).text();
+    expect(metrics).toContain('banyan_sink_api_budget_state{sink="contacts-out",state="paused"} 1');
+    expect(metrics).toMatch(/banyan_salesforce_api_max\{sink="contacts-out"\} 1000/);
+    // A new day (or a raised limit): the sink's next look at /limits lets it go on.
+    b.emulator.admin.setApiUsage({ used: 0 });
+    await waitFor(async () => (await contacts(b)).length === 2, 'the second Contact');
+    expect((sink(await status(b), 'contacts-out').details.apiBudget as { state: string }).state).toBe('ok');
+  }, 180_000);
 });
