@@ -1,6 +1,6 @@
 import { importChecksModule } from '../import/checks';
 import { exportChecksModule } from '../export/checks';
-import { legacySinkTargets } from '../config/sinks';
+import { legacySinkTargets, salesforceSinkTargets } from '../config/sinks';
 import { catalogOf } from '../transforms/module';
 import type { Container } from 'inversify';
 import { HealthCheck, type CheckResult } from '../core';
@@ -18,7 +18,7 @@ import { formatTable } from '../runtime/table';
  * log level debug: otherwise their lines would come after the table, from retries still running.
  */
 export function doctorContainer(config: BanyanConfig, logger: Logger): Container {
-  const container = createContainer(config, logger, [importChecksModule(config), exportChecksModule(config, legacySinkTargets(config, catalogOf(config)))]);
+  const container = createContainer(config, logger, [importChecksModule(config), exportChecksModule(config, { legacy: legacySinkTargets(config, catalogOf(config)), salesforce: salesforceSinkTargets(config, catalogOf(config)) })]);
   const libraries = ['debug', 'trace'].includes(logger.level) ? logger : logger.child({}, { level: 'silent' });
   const knex = libraries.child({ component: 'knex' });
   container.rebindSync<KafkaClient>(KafkaClient).toConstantValue(createKafka(config.kafka, libraries));

@@ -17,6 +17,7 @@ import type { TransactionalProducer } from '../../runtime/transactional-producer
 import { guardKey, newer, planBatch, type PlannedInput, type RowPlan } from '../plan';
 import { reportLifecycle } from '../reports';
 import { ApiBudget } from './budget';
+import { objectProblems, type DescribedField } from './fit';
 import { SalesforceWriter, type RecordOutcome, type RecordWrite } from './writer';
 
 export interface SalesforceSinkOptions extends ConsumingPipelineOptions {
@@ -99,6 +100,7 @@ export class SalesforceSink extends ConsumingPipeline<OwnedPartition> {
   private flushing = false;
   private timer: NodeJS.Timeout | undefined;
   private budgetState = 'ok';
+  private objectChecked = false;
 
   constructor(
     private readonly deps: SalesforceSinkDeps,
@@ -156,13 +158,25 @@ export class SalesforceSink extends ConsumingPipeline<OwnedPartition> {
       this.output.ensureDeadLetterTopic(),
       this.output.ensureTopics(this.options.topics),
       this.output.ensureTopics([this.guardTopic, this.writtenTopic], undefined, true),
-      this.deps.client.connect(),
+      this.checkObject(),
     ]);
     if (!this.producer) {
       const producer = this.deps.runnerKafka.producer(this.transactionalId);
       await producer.init();
       this.producer = producer;
     }
+  }
+
+  /** The object has the fields the mapping writes, and the external id to upsert by (once per process). */
+  private async checkObject(): Promise<void> {
+    if (this.objectChecked) return;
+    const { object, externalIdField } = this.options;
+    const describe = await this.deps.client.call('sink.describe', `describe ${object}`, (conn) => conn.describe(object), this.abort.signal);
+    const problems = objectProblems(this.deps.mapping, object, describe.fields as unknown as DescribedField[], externalIdField);
+    if (problems.length) {
+      throw new BanyanError(`sink ${this.options.name}: mapping "${this.deps.mapping.name}" does not fit ${object}: ${problems.join('; ')}`, { retriable: false, stage: 'sending', code: 'MAPPING_MISMATCH' });
+    }
+    this.objectChecked = true;
   }
 
   override async stop(): Promise<void> {
