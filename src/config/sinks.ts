@@ -3,6 +3,7 @@ import type { LegacySinkConfig, LegacySinkTarget, SinkConfig } from '../export/l
 import type { SalesforceSinkConfig, SalesforceSinkTarget } from '../export/salesforce/config';
 import type { EventCatalog } from '../domain/catalog';
 import { changelogTopic } from '../import/changelog/config';
+import { cdcTopic } from '../import/salesforce-cdc/config';
 import { reverseMapping, salesforceWriteMapping } from '../transforms/mappings';
 import { configErrorAt } from '../runtime/config/load';
 import type { BanyanConfig } from './index';
@@ -84,7 +85,7 @@ export function salesforceSinkTargets(config: BanyanConfig, catalog: EventCatalo
       problems.push({ path: ['sinks', i, 'mapping'], message: (error as Error).message });
       continue;
     }
-    const source = config.sources.find((s) => s.type === 'salesforce-cdc' && (s.topic ?? `salesforce.${s.object}`) === transform.from);
+    const source = config.sources.find((s) => s.type === 'salesforce-cdc' && cdcTopic(s) === transform.from);
     const object = sink.object ?? (source?.type === 'salesforce-cdc' ? source.object : undefined);
     if (!object) {
       problems.push({ path: ['sinks', i], message: `no salesforce-cdc source writes ${transform.from}: give the sink's object` });

@@ -1,5 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import type { Admin, Consumer, Kafka } from 'kafkajs';
+import { errorMessage } from '../core';
 import { ensureTopics } from './kafka';
 import type { Logger } from './logger';
 
@@ -43,24 +44,29 @@ const SYSTEM_FIELDS = new Set(['id', 'isdeleted', 'createddate', 'createdbyid', 
 
 /**
  * Whether a change of a record (its fields by REST name: an update's changed fields, a create's
- * set ones) is the write `written` describes, made within `windowMs` of it. An update must have
- * changed nothing but what Banyan wrote, with the values it wrote (system fields and the external
- * id aside). A create must carry every value Banyan wrote; other fields it sets are the defaults
- * Salesforce fills in (the record did not exist, and its external id is unique, so nobody else
- * made it). Pure; the caller consumes what matched.
+ * set ones) is one of the writes Banyan has pending there (`written`, oldest first, each made within
+ * `windowMs` of the change). An update must have changed nothing but fields Banyan wrote, each to a
+ * value one of those writes gave it (two writes before the first echo is judged are both known;
+ * system fields and the external id aside). A create must carry every value of one write (other
+ * fields it sets are the defaults Salesforce fills in: the record did not exist, and its external
+ * id is unique, so nobody else made it). Pure; the caller consumes what matched.
  */
-export function isWrittenEcho(written: WrittenRecord | undefined, change: Record<string, WrittenValue>, commitTimestamp: number, windowMs: number, create = false): boolean {
-  if (!written || Math.abs(commitTimestamp - written.at) > windowMs) return false;
-  const values = new Map(Object.entries(written.values).map(([field, value]) => [field.toLowerCase(), value]));
-  const changed = new Map(Object.entries(change).map(([field, value]) => [field.toLowerCase(), value]));
-  if (create) return values.size > 0 && [...values].every(([field, value]) => sameValue(value, changed.get(field) ?? null));
+export function isWrittenEcho(written: readonly WrittenRecord[], change: Record<string, WrittenValue>, commitTimestamp: number, windowMs: number, create = false): boolean {
+  const live = written.filter((w) => Math.abs(commitTimestamp - w.at) <= windowMs).map((w) => ({ externalIdField: w.externalIdField.toLowerCase(), values: lowerKeys(w.values) }));
+  if (live.length === 0) return false;
+  const changed = lowerKeys(change);
+  if (create) return live.some((w) => w.values.size > 0 && [...w.values].every(([field, value]) => sameValue(value, changed.get(field) ?? null)));
   let compared = 0;
   for (const [name, value] of changed) {
-    if (SYSTEM_FIELDS.has(name) || name === written.externalIdField.toLowerCase()) continue;
-    if (!values.has(name) || !sameValue(values.get(name)!, value)) return false;
+    if (SYSTEM_FIELDS.has(name) || live.some((w) => w.externalIdField === name)) continue;
+    if (!live.some((w) => w.values.has(name) && sameValue(w.values.get(name)!, value))) return false;
     compared++;
   }
   return compared > 0;
+}
+
+function lowerKeys(values: Record<string, WrittenValue>): Map<string, WrittenValue> {
+  return new Map(Object.entries(values).map(([field, value]) => [field.toLowerCase(), value]));
 }
 
 function sameValue(a: WrittenValue, b: WrittenValue): boolean {
@@ -75,7 +81,10 @@ function sameValue(a: WrittenValue, b: WrittenValue): boolean {
  * after that call is judged against it once the source has caught up.
  */
 export class WrittenFingerprints {
-  private readonly records = new Map<string, WrittenRecord>();
+  /** Per record, the writes whose echo is still expected, oldest first. */
+  private readonly records = new Map<string, WrittenRecord[]>();
+  /** Why following stopped (kafkajs gave up): catchUp fails with it, and the source connects again. */
+  private failure: unknown;
   /** The next offset to read, by partition. */
   private readonly positions = new Map<number, bigint>();
   private readonly waiters = new Set<() => void>();
@@ -113,6 +122,11 @@ export class WrittenFingerprints {
     const consumer = this.kafka.consumer({ groupId: `banyan-written-${randomUUID()}`, readUncommitted: false });
     this.consumer = consumer;
     await consumer.connect();
+    consumer.on(consumer.events.CRASH, ({ payload }) => {
+      if (payload.restart) return;
+      this.failure = payload.error;
+      for (const wake of [...this.waiters]) wake();
+    });
     consumer.on(consumer.events.END_BATCH_PROCESS, ({ payload }) => {
       // A batch of transaction markers only ends here too.
       this.positions.set(payload.partition, BigInt(payload.lastOffset) + 1n);
@@ -129,10 +143,7 @@ export class WrittenFingerprints {
           return;
         }
         try {
-          const record = JSON.parse(message.value.toString()) as WrittenRecord;
-          this.records.set(key, record);
-          const object = record.object.toLowerCase();
-          this.externalIdFields.set(object, (this.externalIdFields.get(object) ?? new Set()).add(record.externalIdField.toLowerCase()));
+          this.remember(JSON.parse(message.value.toString()) as WrittenRecord);
         } catch (error) {
           this.logger.warn({ event: 'salesforce_written.unreadable', key, err: error }, 'a fingerprint could not be read; ignored');
         }
@@ -140,15 +151,18 @@ export class WrittenFingerprints {
     });
   }
 
-  /** Resolves once everything the topic held at the call has been read. */
-  async catchUp(signal?: AbortSignal): Promise<void> {
+  /** Resolves once everything the topic held at the call has been read; fails after `timeoutMs`, or when following failed. */
+  async catchUp(signal?: AbortSignal, timeoutMs = 60_000): Promise<void> {
     if (!this.admin) throw new Error(`${this.topic} is not followed (stopped)`);
     const offsets = await this.admin.fetchTopicOffsets(this.topic);
     const ends = offsets.filter((p) => BigInt(p.high) > BigInt(p.low)).map((p) => ({ partition: p.partition, end: BigInt(p.high) }));
     const done = () => ends.every(({ partition, end }) => (this.positions.get(partition) ?? 0n) >= end);
+    const deadline = Date.now() + timeoutMs;
     while (!done()) {
       if (signal?.aborted) throw signal.reason;
+      if (this.failure !== undefined) throw new Error(`following ${this.topic} failed: ${errorMessage(this.failure)}`);
       if (!this.consumer) throw new Error(`${this.topic} is not followed (stopped)`);
+      if (Date.now() > deadline) throw new Error(`${this.topic} was not read to its end within ${timeoutMs / 1000} s (an open transaction of a sink?)`);
       await new Promise<void>((resolve) => {
         const wake = () => {
           this.waiters.delete(wake);
@@ -159,6 +173,20 @@ export class WrittenFingerprints {
         setTimeout(wake, 1000).unref();
       });
     }
+  }
+
+  /** A write whose echo is to be expected (as read from the topic). */
+  remember(record: WrittenRecord): void {
+    const key = writtenKey(record.object, record.externalIdField, record.externalId);
+    this.records.set(key, [...this.live(this.records.get(key) ?? []), record]);
+    const object = record.object.toLowerCase();
+    this.externalIdFields.set(object, (this.externalIdFields.get(object) ?? new Set()).add(record.externalIdField.toLowerCase()));
+  }
+
+  /** The writes of a record whose echo may still come (the others are dropped: memory stays bounded). */
+  private live(writes: WrittenRecord[]): WrittenRecord[] {
+    const since = Date.now() - 2 * this.windowMs;
+    return writes.filter((w) => w.at >= since && Object.keys(w.values).length > 0);
   }
 
   /**
@@ -173,13 +201,22 @@ export class WrittenFingerprints {
       const id = byName.get(idField);
       if (id === undefined || id === null) continue;
       const key = writtenKey(object, idField, String(id));
-      const written = this.records.get(key);
-      if (!written) continue;
-      const echo = isWrittenEcho(written, change, commitTimestamp, this.windowMs, create);
-      const changed = new Set(Object.keys(change).map((f) => f.toLowerCase()));
-      const left = Object.fromEntries(Object.entries(written.values).filter(([field]) => !changed.has(field.toLowerCase())));
-      if (Object.keys(left).length === 0) this.records.delete(key);
-      else this.records.set(key, { ...written, values: left });
+      const writes = this.live(this.records.get(key) ?? []);
+      if (writes.length === 0) continue;
+      const echo = isWrittenEcho(writes, change, commitTimestamp, this.windowMs, create);
+      // An echo consumes each field from the oldest write that gave it that value (a later write's
+      // echo is still to come); someone else's change consumes its fields from every write: the same
+      // values set again later are someone's change, a field someone else changed is not expected back.
+      const changed = lowerKeys(change);
+      const left = writes.map((w) => ({ ...w, values: { ...w.values } }));
+      for (const [name, value] of changed) {
+        const holders = left.filter((w) => Object.keys(w.values).some((f) => f.toLowerCase() === name && (!echo || sameValue(w.values[f]!, value))));
+        for (const w of echo ? holders.slice(0, 1) : holders) {
+          for (const f of Object.keys(w.values)) if (f.toLowerCase() === name) delete w.values[f];
+        }
+      }
+      this.records.set(key, this.live(left));
+      if (this.records.get(key)!.length === 0) this.records.delete(key);
       return echo;
     }
     return false;
@@ -197,6 +234,7 @@ export class WrittenFingerprints {
     await admin?.disconnect().catch(() => undefined);
     this.positions.clear();
     this.records.clear();
+    this.failure = undefined;
     for (const wake of [...this.waiters]) wake();
   }
 }

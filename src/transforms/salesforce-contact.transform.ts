@@ -45,11 +45,11 @@ export const salesforceContact: CodeMapping<z.infer<typeof options>> = {
   },
   // The Salesforce sink writes UserChanged and AddressChanged into the one Contact whose external
   // id is the user's id; the compound MailingAddress through its component fields, as the REST API
-  // takes it (the compound itself is read-only).
+  // takes it (the compound itself is read-only). Deleted events are not written (no deletedEvent):
+  // a Contact is not deleted, nor its address emptied, by a legacy delete (docs/export-salesforce.md).
   writes({ transform, options: o }) {
-    const block = (event: string, deletedEvent: string, entity: string, fields: Record<string, string>) => ({
+    const block = (event: string, entity: string, fields: Record<string, string>) => ({
       event,
-      deletedEvent,
       entity,
       key: [{ field: 'id', column: o.idField }],
       fields: Object.entries(fields).map(([field, dotted]) => ({ field, column: restName(dotted), toColumn: same })),
@@ -58,7 +58,7 @@ export const salesforceContact: CodeMapping<z.infer<typeof options>> = {
       name: transform.name,
       from: transform.from,
       rowEntity: 'user',
-      blocks: [block('UserChanged', 'UserDeleted', 'user', USER), block('AddressChanged', 'AddressDeleted', 'address', ADDRESS)],
+      blocks: [block('UserChanged', 'user', USER), block('AddressChanged', 'address', ADDRESS)],
     };
   },
 };

@@ -13,7 +13,7 @@ import type { Logger } from '../../runtime/logger';
 import { RecordOutput } from '../../runtime/record-output';
 import { writtenKey, writtenMessage, writtenTopic, type WrittenValue } from '../../runtime/salesforce-written';
 import type { RunnerKafka } from '../../runtime/source-runner';
-import type { TransactionalProducer } from '../../runtime/transactional-producer';
+import { PRODUCER_FENCED, type TransactionalProducer } from '../../runtime/transactional-producer';
 import { guardKey, newer, planBatch, type PlannedInput, type RowPlan } from '../plan';
 import { reportLifecycle } from '../reports';
 import { ApiBudget } from './budget';
@@ -180,9 +180,12 @@ export class SalesforceSink extends ConsumingPipeline<OwnedPartition> {
   }
 
   override async stop(): Promise<void> {
+    // Batches waiting for a flush are let go first: the consumer's disconnect waits for their handlers.
+    this.abort.abort();
     clearTimeout(this.timer);
-    await super.stop();
+    this.timer = undefined;
     for (const p of this.pending.splice(0)) p.settle.reject(new Error('the sink stopped'));
+    await super.stop();
     await this.producer?.close().catch(() => undefined);
   }
 
@@ -232,13 +235,23 @@ export class SalesforceSink extends ConsumingPipeline<OwnedPartition> {
         letters.push(inputDeadLetter(this.source, { topic: batch.topic, partition: batch.partition, offset: message.offset }, message, errorMessage(error), 'receiving', 'UNDECODABLE'));
       }
     }
+    const flushed = new Promise<void>((resolve, reject) => {
+      this.pending.push({ batch, messages, events, letters, settle: { resolve, reject } });
+      this.schedule();
+    });
+    // A flush may take long (a Bulk job, retries, a paused budget): the group must not take this member for dead meanwhile.
+    const beat = setInterval(() => void controls.heartbeat().catch(() => undefined), HEARTBEAT_MS);
     try {
-      await new Promise<void>((resolve, reject) => {
-        this.pending.push({ batch, messages, events, letters, settle: { resolve, reject } });
-        this.schedule();
-      });
+      await flushed;
     } catch (error) {
+      if ((error as { code?: string }).code === PRODUCER_FENCED) {
+        // Another instance of this sink took its transactional id: it owns the work now.
+        this.fence(owned, batch, controls, error);
+        return;
+      }
       throw this.failed(error);
+    } finally {
+      clearInterval(beat);
     }
     owned.next = BigInt(messages.at(-1)!.offset) + 1n;
     await this.committed(batch, messages, dropped, controls);
@@ -316,16 +329,20 @@ export class SalesforceSink extends ConsumingPipeline<OwnedPartition> {
     const settled: GuardRow[] = [...plan.observed.values()];
     const toWrite: Planned[] = [];
     for (const row of plan.rows.values()) {
-      if (row.delete) {
+      if (row.delete && row.set.size === 0) {
         // Salesforce records are not deleted by Banyan (docs/export-salesforce.md): counted.
         dropped['delete:not-written'] = (dropped['delete:not-written'] ?? 0) + row.inputs.size;
         continue;
       }
+      // A delete followed by new values in the same flush: the values are written, the delete is not.
       if (row.set.size === 0) continue;
       const externalId = String(row.key[0]);
       const values = Object.fromEntries(row.set) as Record<string, WrittenValue>;
+      // Only a write back of Salesforce's own values (the restore rule) can be known to change nothing:
+      // a Salesforce change still on its way may stand between the sink's last write and a new one.
+      const restore = [...row.inputs].every((index) => inputs[index]!.event.origin === 'salesforce');
       const current = this.current.get(this.recordKey(externalId));
-      if (current && Object.entries(values).every(([field, value]) => current.has(field) && current.get(field)!.value === value)) {
+      if (restore && current && Object.entries(values).every(([field, value]) => current.has(field) && current.get(field)!.value === value)) {
         this.counts_.noops++;
         settled.push(...row.guard.values());
         continue;
@@ -429,38 +446,39 @@ export class SalesforceSink extends ConsumingPipeline<OwnedPartition> {
     const results = new Map<string, { planned: Planned; outcome: RecordOutcome }>();
     let todo = records;
     const { attempts, minMs, maxMs } = this.options.retry;
-    for (let attempt = 1; ; attempt++) {
+    // `attempt` counts the tries of retriable answers; the try with every known value is no retry.
+    for (let attempt = 1, round = 1; ; round++) {
       await this.fingerprint(todo);
       // Bulk for a backlog, except values a CSV cannot carry faithfully ('#N/A' would null the field).
-      const bulk = attempt === 1 && this.options.bulk.threshold > 0 && todo.length >= this.options.bulk.threshold;
+      const bulk = round === 1 && this.options.bulk.threshold > 0 && todo.length >= this.options.bulk.threshold;
       const viaBulk = bulk ? todo.filter((r) => !Object.values(r.values).some((v) => v === '#N/A')) : [];
       const viaCollections = bulk ? todo.filter((r) => !viaBulk.includes(r)) : todo;
       const answers = new Map<string, RecordOutcome>();
       if (viaBulk.length) for (const [id, outcome] of await this.writer.bulk(viaBulk)) answers.set(id, outcome);
       if (viaCollections.length) for (const [id, outcome] of await this.writer.collections(viaCollections)) answers.set(id, outcome);
-      const again: Planned[] = [];
-      let backoff = false;
+      const retriable: Planned[] = [];
+      const filled: Planned[] = [];
       for (const planned of todo) {
         const outcome = answers.get(planned.externalId)!;
         if (!outcome.ok && outcome.statusCode === 'REQUIRED_FIELD_MISSING' && !planned.withKnown && Object.keys(planned.known).some((f) => !(f in planned.values))) {
           // Upsert creates the record: nothing newer is there to keep, so what the events know fills it.
-          again.push({ ...planned, values: { ...planned.known, ...planned.values }, withKnown: true });
+          filled.push({ ...planned, values: { ...planned.known, ...planned.values }, withKnown: true });
+        } else if (!outcome.ok && RETRIABLE_RECORD_ERRORS.has(outcome.statusCode) && attempt < attempts) {
+          retriable.push(planned);
         } else if (!outcome.ok && RETRIABLE_RECORD_ERRORS.has(outcome.statusCode)) {
-          again.push(planned);
-          backoff = true;
+          // Still failing after every try: dead-lettered with Salesforce's last answer; the rest of the flush goes on.
+          results.set(planned.externalId, { planned, outcome: { ...outcome, message: `${outcome.message} (still so after ${attempts} tries)` } });
         } else {
           results.set(planned.externalId, { planned, outcome });
         }
       }
+      const again = [...filled, ...retriable];
       if (again.length === 0) return results;
-      this.counts_.retriedRecords += again.length;
-      if (attempt >= attempts) {
-        const codes = [...new Set(again.map((p) => (answers.get(p.externalId) as { statusCode: string }).statusCode))];
-        throw new BanyanError(`sink ${this.options.name}: ${again.length} ${this.options.object} records still failing after ${attempts} tries (${codes.join(', ')})`, { retriable: true, stage: 'sending', code: codes[0] ?? 'RETRIES_EXHAUSTED' });
-      }
-      if (backoff) {
+      this.counts_.retriedRecords += retriable.length;
+      if (retriable.length) {
         const wait = Math.min(maxMs, minMs * 2 ** (attempt - 1));
-        this.logger.warn({ event: 'sink.records_retry', count: again.length, attempt, waitMs: wait }, `${again.length} records to try again in ${wait} ms`);
+        attempt++;
+        this.logger.warn({ event: 'sink.records_retry', count: retriable.length, attempt, waitMs: wait }, `${retriable.length} records to try again in ${wait} ms`);
         await sleep(wait, this.abort.signal);
         if (this.abort.signal.aborted) throw new Error('the sink stopped');
       }
@@ -478,18 +496,8 @@ export class SalesforceSink extends ConsumingPipeline<OwnedPartition> {
   }
 
   private async transact(...args: Parameters<TransactionalProducer['commitTransaction']>): Promise<void> {
-    try {
-      await this.producer!.commitTransaction(...args);
-    } catch (error) {
-      // A producer that failed mid-transaction is replaced (kafkajs leaves it unusable).
-      const old = this.producer;
-      this.producer = undefined;
-      await old?.close().catch(() => undefined);
-      const producer = this.deps.runnerKafka.producer(this.transactionalId);
-      await producer.init();
-      this.producer = producer;
-      throw error;
-    }
+    // The producer starts itself again after a failed transaction; once fenced it refuses to write.
+    await this.producer!.commitTransaction(...args);
   }
 
   /**
@@ -524,6 +532,9 @@ interface KnownValue {
   value: WrittenValue;
   at: number;
 }
+
+/** How often a batch waiting for its flush tells the group its member is alive. */
+const HEARTBEAT_MS = 3_000;
 
 /** Records one Bulk job takes at most here (Salesforce's limit is 150 MB of CSV). */
 const BULK_MAX_RECORDS = 50_000;

@@ -89,7 +89,8 @@ export class SalesforceWriter {
     const { object, externalIdField } = this.options;
     const columns = [externalIdField, ...new Set(records.flatMap((r) => Object.keys(r.values)).filter((c) => c !== externalIdField))];
     const csv = stringify(
-      records.map((r) => columns.map((c) => (c === externalIdField ? r.externalId : !(c in r.values) ? '' : r.values[c] === null ? BULK_NULL : String(r.values[c])))),
+      // An empty cell leaves a field as it is: null and '' (which Collections stores as null) are #N/A.
+      records.map((r) => columns.map((c) => (c === externalIdField ? r.externalId : !(c in r.values) ? '' : r.values[c] === null || r.values[c] === '' ? BULK_NULL : String(r.values[c])))),
       { header: true, columns, record_delimiter: 'unix' },
     );
     const job = await this.bulkCall('create a Bulk API 2.0 ingest job', (conn) =>
@@ -102,6 +103,20 @@ export class SalesforceWriter {
     );
     this.jobs.created++;
     this.jobs.records += records.length;
+    try {
+      return await this.runJob(job, records, csv);
+    } catch (error) {
+      // A job left behind could land its (older) values after the retry's: aborted, as far as it can be.
+      await this.client
+        .call('sink.bulk', `abort job ${job.id}`, (conn) => conn.request({ method: 'PATCH', url: `/jobs/ingest/${job.id}`, body: JSON.stringify({ state: 'Aborted' }), headers: { 'Content-Type': 'application/json' } }))
+        .catch(() => undefined);
+      throw error;
+    }
+  }
+
+  /** Upload, close, poll and results of a created job. */
+  private async runJob(job: JobInfo, records: RecordWrite[], csv: string): Promise<Map<string, RecordOutcome>> {
+    const { externalIdField } = this.options;
     await this.bulkCall(`upload ${records.length} records to job ${job.id}`, (conn) =>
       conn.request({ method: 'PUT', url: `/jobs/ingest/${job.id}/batches`, body: csv, headers: { 'Content-Type': 'text/csv' } }),
     );

@@ -53,6 +53,11 @@ export function changeEventChannel(object: string): string {
   return `/data/${object.endsWith('__c') ? object.slice(0, -1) : object}ChangeEvent`;
 }
 
+/** The topic a source writes: its `topic`, or `salesforce.<Object>`. */
+export function cdcTopic(config: Pick<SalesforceCdcSourceConfig, 'object' | 'topic'>): string {
+  return config.topic ?? `salesforce.${config.object}`;
+}
+
 /** The channel a source subscribes to: its `channel`, or its object's own. */
 export function sourceChannel(config: Pick<SalesforceCdcSourceConfig, 'object' | 'channel'>): string {
   return config.channel ?? changeEventChannel(config.object);

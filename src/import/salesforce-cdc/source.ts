@@ -5,7 +5,7 @@ import type { SalesforceCdcSourceConfig } from './config';
 import type { Logger } from '../../runtime/logger';
 import { sleep } from '../../core/time';
 import { convertBatch, type BatchStats, type Position } from './batch';
-import { cdcOptions, changeEventChannel, sourceChannel, type CdcOptions } from './config';
+import { cdcOptions, cdcTopic, changeEventChannel, sourceChannel, type CdcOptions } from './config';
 import type { RawChangeMessage } from './event';
 import { objectShape, type DescribeField } from './fields';
 import { GapReconciler } from './gap-reconciler';
@@ -81,7 +81,7 @@ export class SalesforceCdcSource implements Source {
     private readonly deps: SalesforceCdcSourceDeps,
   ) {
     this.name = config.name;
-    this.topic = config.topic ?? `salesforce.${config.object}`;
+    this.topic = cdcTopic(config);
     this.channel = sourceChannel(config);
     this.rereadChannel = this.channel;
     this.partition = { object: config.object };
