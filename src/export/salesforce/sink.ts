@@ -101,6 +101,8 @@ export class SalesforceSink extends ConsumingPipeline<OwnedPartition> {
   private timer: NodeJS.Timeout | undefined;
   private budgetState = 'ok';
   private objectChecked = false;
+  /** Batches being decoded now: the flush waits for them. */
+  private decoding = 0;
 
   constructor(
     private readonly deps: SalesforceSinkDeps,
@@ -223,17 +225,14 @@ export class SalesforceSink extends ConsumingPipeline<OwnedPartition> {
     const events: Pending['events'] = [];
     const letters: DeadLetter[] = [];
     const dropped: Record<string, number> = {};
-    for (const message of messages) {
-      if (!message.value) {
-        dropped.tombstone = (dropped.tombstone ?? 0) + 1;
-        continue;
-      }
-      try {
-        events.push({ message, event: await this.deps.decoder.event(batch.topic, message.value) });
-      } catch (error) {
-        if (worthRetrying(error)) throw this.failed(error);
-        letters.push(inputDeadLetter(this.source, { topic: batch.topic, partition: batch.partition, offset: message.offset }, message, errorMessage(error), 'receiving', 'UNDECODABLE'));
-      }
+    // While a batch is decoded the linger does not start: a large fetch (a backlog) is one flush.
+    this.decoding++;
+    try {
+      await this.decode(batch, messages, events, letters, dropped);
+    } finally {
+      this.decoding--;
+      // The last batch decoded lets the waiting ones go (this one too, once it is in).
+      if (this.decoding === 0) queueMicrotask(() => this.schedule());
     }
     const flushed = new Promise<void>((resolve, reject) => {
       this.pending.push({ batch, messages, events, letters, settle: { resolve, reject } });
@@ -257,6 +256,22 @@ export class SalesforceSink extends ConsumingPipeline<OwnedPartition> {
     await this.committed(batch, messages, dropped, controls);
   }
 
+  /** Decodes a batch's events; one that cannot be decoded becomes a dead letter (a registry away fails the batch). */
+  private async decode(batch: Batch, messages: KafkaMessage[], events: Pending['events'], letters: DeadLetter[], dropped: Record<string, number>): Promise<void> {
+    for (const message of messages) {
+      if (!message.value) {
+        dropped.tombstone = (dropped.tombstone ?? 0) + 1;
+        continue;
+      }
+      try {
+        events.push({ message, event: await this.deps.decoder.event(batch.topic, message.value) });
+      } catch (error) {
+        if (worthRetrying(error)) throw this.failed(error);
+        letters.push(inputDeadLetter(this.source, { topic: batch.topic, partition: batch.partition, offset: message.offset }, message, errorMessage(error), 'receiving', 'UNDECODABLE'));
+      }
+    }
+  }
+
   private get source(): string {
     return `sink:${this.options.name}`;
   }
@@ -266,7 +281,7 @@ export class SalesforceSink extends ConsumingPipeline<OwnedPartition> {
    * else when lingerMs has passed since the first of them; one flush at a time.
    */
   private schedule(): void {
-    if (this.flushing || this.pending.length === 0) return;
+    if (this.flushing || this.pending.length === 0 || this.decoding > 0) return;
     const events = this.pending.reduce((n, p) => n + p.events.length, 0);
     const behind = this.pending.reduce((n, p) => n + Number(p.batch.offsetLag()), 0);
     const { threshold } = this.options.bulk;

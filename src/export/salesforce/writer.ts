@@ -124,7 +124,8 @@ export class SalesforceWriter {
       conn.request({ method: 'PATCH', url: `/jobs/ingest/${job.id}`, body: JSON.stringify({ state: 'UploadComplete' }), headers: { 'Content-Type': 'application/json' } }),
     );
     let info = job;
-    for (let wait = this.options.bulkPollMs; ; wait = Math.min(wait * 2, this.options.bulkMaxPollMs)) {
+    // The first look after about a millisecond per record (Salesforce takes longer): every poll is an API call.
+    for (let wait = Math.max(this.options.bulkPollMs, records.length); ; wait = Math.min(wait * 2, Math.max(this.options.bulkMaxPollMs, wait))) {
       await sleep(wait, this.options.signal);
       info = await this.bulkCall(`state of job ${job.id}`, (conn) => conn.request<JobInfo>({ method: 'GET', url: `/jobs/ingest/${job.id}` }));
       if (info.state === 'JobComplete' || info.state === 'Failed' || info.state === 'Aborted') break;
