@@ -2,6 +2,7 @@ import { Command, InvalidArgumentError, Option } from 'commander';
 import { loadConfig } from '../src/cli/context';
 import { ConfigError } from '../src/core';
 import { benchExportLegacy, type ExportLegacyDialect } from './export-legacy';
+import { benchExportSalesforce } from './export-salesforce';
 import { benchImport, type ImportDialect } from './import';
 import { printResult } from './report';
 import { benchTransform } from './transform';
@@ -17,6 +18,17 @@ const count = (min: number) => (value: string) => {
   if (!Number.isInteger(n) || n < min) throw new InvalidArgumentError(`expected an integer of at least ${min}, got "${value}"`);
   return n;
 };
+
+function parseJsonObject(value: string): Record<string, unknown> {
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(value);
+  } catch {
+    throw new InvalidArgumentError(`expected a JSON object, got "${value}"`);
+  }
+  if (!parsed || typeof parsed !== 'object' || Array.isArray(parsed)) throw new InvalidArgumentError(`expected a JSON object, got "${value}"`);
+  return parsed as Record<string, unknown>;
+}
 
 program
   .command('import')
@@ -108,6 +120,26 @@ program
       printResult(result, Boolean(options.json));
     },
   );
+
+program
+  .command('export-salesforce')
+  .description('Salesforce sink: N domain events already in the domain topics upserted into Contacts of an in-process emulator, streaming (Collections) and as a backlog (Bulk API 2.0); a warm-up, then the median of --runs')
+  .addOption(new Option('-c, --config <file>', 'Banyan config: its kafka and schemaRegistry are used (not its salesforce: the bench starts its own emulator)').env('BANYAN_CONFIG').default('banyan.yaml'))
+  .option('--env-file <file>', 'KEY=VALUE file read into the environment (default: .banyan/stack.env if present)')
+  .option('--events <n>', 'domain events to write in each mode of each run', count(1), 10_000)
+  .option('--runs <n>', 'timed runs; the result is their median', count(1), 3)
+  .option('--warmup <n>', 'runs before the timed ones, printed but not counted', count(0), 1)
+  .option('--sink <json>', 'overrides of the sink config for both modes, e.g. \'{"lingerMs":500}\' (the mode sets bulk.threshold 0 for streaming)', parseJsonObject)
+  .option('--json', 'print only the JSON line on stdout (progress goes to stderr)')
+  .action(async (options: { config: string; envFile?: string; events: number; runs: number; warmup: number; sink?: Record<string, unknown>; json?: boolean }) => {
+    const log = (line: string) => (options.json ? process.stderr.write(`${line}\n`) : console.log(line));
+    const config = loadConfig({ config: options.config, ...(options.envFile ? { envFile: options.envFile } : {}) });
+    const result = await benchExportSalesforce(
+      { config, configFile: options.config, events: options.events, warmups: options.warmup, runs: options.runs, ...(options.sink ? { sink: options.sink } : {}) },
+      log,
+    );
+    printResult(result, Boolean(options.json));
+  });
 
 try {
   await program.parseAsync(process.argv);
