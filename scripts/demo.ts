@@ -214,7 +214,7 @@ console.log(`  Salesforce        Contact ${alanContacts[0]?.Id}: ${alanContacts[
 const ada = await row(Number(contact.Banyan_Id__c));
 const [adaContact] = await contactOf(contact.Banyan_Id__c);
 console.log(`a Salesforce change (Ada's Email, MailingCity):`);
-console.log(`  Salesforce        Contact ${adaContact!.Id}: ${adaContact!.Email}, ${adaContact!.MailingCity}`);
+console.log(`  Salesforce        Contact ${adaContact!.Id}: ${adaContact!.Email}, ${adaContact!.MailingCity} (the city the demo then wrote as Banyan: an echo, it goes nowhere)`);
 console.log(`  domain topics     ${eventsOf(contact.Banyan_Id__c, 'salesforce').join(', ')} (from salesforce)`);
 console.log(`  legacy database   user ${contact.Banyan_Id__c}: ${ada.email}, ${ada.city}`);
 const tagged = Number((await writes())[0]!.n);
