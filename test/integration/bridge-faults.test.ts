@@ -106,20 +106,26 @@ describe('the Salesforce sink under faults (banyan run, emulator)', () => {
   it('at its share of the daily API limit the sink pauses, loudly, and goes on when the org uses less', async () => {
     const b = await run(await bridge({ sink: ', apiBudget: { share: 0.5, recheckMs: 100 }' }));
     await waitFor(() => settled(b), 'the bridge to start');
-    // The org has used 60 % of its day: the next answer says so.
-    b.emulator.admin.setApiUsage({ used: 600, max: 1000 });
+    // Waits read Banyan's status, not Salesforce: every query would spend the org's budget too.
+    const contactsCreated = async () => (sink(await status(b), 'contacts-out').details.written as { created: number }).created;
+    // A first Contact, and its change event read: every process's calls at start (the CDC source's describe) are behind.
     await b.publisher.publish(created(7000, 1, Date.now()));
-    await waitFor(async () => (await contacts(b)).length === 1, 'the first Contact (its answer reports the usage)');
-    await waitFor(() => settled(b), 'the bridge to settle');
+    await waitFor(async () => (await contactsCreated()) === 1 && ((await status(b)).sources.find((p) => p.name === 'contacts')!.details.events as number) >= 1, 'the first Contact and its echo');
+    // The org has used 60 % of its day: the answer to the next write says so, and the sink pauses after it.
+    b.emulator.admin.setApiUsage({ used: 600, max: 1000 });
     await b.publisher.publish(created(7001, 1, Date.now()));
+    await waitFor(async () => (await contactsCreated()) === 2, 'the second Contact (its answer reports the usage)');
+    await waitFor(() => settled(b), 'the bridge to settle');
+    await b.publisher.publish(created(7002, 1, Date.now()));
     await waitFor(async () => (sink(await status(b), 'contacts-out').details.apiBudget as { state: string }).state === 'paused', 'the sink to pause');
-    expect((await contacts(b)).map((c) => c.Banyan_Id__c)).toEqual(['7000']);
+    expect((await contacts(b)).map((c) => c.Banyan_Id__c).sort()).toEqual(['7000', '7001']);
     const metrics = await (await fetch(`${b.url}/metrics`)).text();
     expect(metrics).toContain('banyan_sink_api_budget_state{sink="contacts-out",state="paused"} 1');
     expect(metrics).toMatch(/banyan_salesforce_api_max\{sink="contacts-out"\} 1000/);
     // A new day (or a raised limit): the sink's next look at /limits lets it go on.
     b.emulator.admin.setApiUsage({ used: 0 });
-    await waitFor(async () => (await contacts(b)).length === 2, 'the second Contact');
+    await waitFor(async () => (await contactsCreated()) === 3, 'the third Contact');
+    expect((await contacts(b)).map((c) => c.Banyan_Id__c).sort()).toEqual(['7000', '7001', '7002']);
     expect((sink(await status(b), 'contacts-out').details.apiBudget as { state: string }).state).toBe('ok');
   }, 180_000);
 });
