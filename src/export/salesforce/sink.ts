@@ -300,7 +300,7 @@ export class SalesforceSink extends ConsumingPipeline<OwnedPartition> {
   }
 
   private async flush(): Promise<void> {
-    if (this.flushing) return;
+    if (this.flushing || this.pending.length === 0) return;
     this.flushing = true;
     const items = this.pending.splice(0);
     try {
