@@ -2,6 +2,8 @@ import { describe, expect, it } from 'vitest';
 import { serviceEvent, user } from '../legacy-databases';
 import { waitFor } from '../helpers';
 import { bridge, contacts, events, run, settled, sink, status } from '../bridge';
+import type { DomainEvent } from '../../src/domain/event';
+import { newer } from '../../src/export/plan';
 import { testKafka, withAdmin } from '../helpers';
 
 /** The whole bridge end to end (test/bridge.ts): legacy database, domain topics and Salesforce in step, nothing echoes. */
@@ -67,39 +69,43 @@ describe('the whole bridge: legacy database, domain topics and Salesforce in ste
 });
 
 describe('the whole bridge: conflicts and replays', () => {
-  it('dual: the same field changed in the legacy database and in Salesforce within a second converges to the later change on all three sides', async () => {
+  it('dual: the same field changed in the legacy database and in Salesforce within a second converges, on all three sides, to the value the rule picks', async () => {
     const b = await run(await bridge());
     await b.db(b.table).insert(user(4));
     await waitFor(async () => (await contacts(b)).length === 1, 'the Contact of legacy user 4');
     await waitFor(() => settled(b), 'the bridge to settle after the insert');
     const [contact] = await contacts(b);
-    // The legacy change first, the Salesforce change right after: the later source commit time is Salesforce's.
+    // The legacy change first, the Salesforce change right after: Salesforce's commit time is the
+    // later one, or the same millisecond (then the legacy database wins the tie, docs/conflicts.md).
     await b.db(b.table).where({ id: 4 }).update({ email: 'legacy@example.com' });
     await b.sf.sobject('Contact').update({ Id: contact!.Id, Email: 'salesforce@example.com' });
+    await waitFor(async () => (await events(b, 'user')).length === 3, 'the two changes as domain events');
+    const users = await events(b, 'user');
+    const [, legacyChange, salesforceChange] = [...users].sort((x, y) => x.sourceCommitTime - y.sourceCommitTime || (x.origin === 'legacy' ? -1 : 1));
+    expect([legacyChange, salesforceChange].map((e) => [e!.origin, e!.data.email])).toEqual([
+      ['legacy', 'legacy@example.com'],
+      ['salesforce', 'salesforce@example.com'],
+    ]);
+    const version = (e: DomainEvent) => ({ versionMs: e.sourceCommitTime, origin: e.origin, eventId: e.eventId });
+    const winner = newer(version(salesforceChange!), version(legacyChange!)) ? salesforceChange! : legacyChange!;
     let seen = '';
     await waitFor(
       async () => {
         const legacy = (await b.db(b.table).where({ id: 4 }).first())?.email;
         const sf = (await contacts(b))[0]?.Email;
-        seen = `legacy ${legacy}, Salesforce ${sf}, user events ${JSON.stringify((await events(b, 'user')).map((e) => [e.origin, e.data.email, e.sourceCommitTime]))}`;
-        return legacy === 'salesforce@example.com' && sf === 'salesforce@example.com';
+        seen = `legacy ${legacy}, Salesforce ${sf}, winner ${winner.origin} ${winner.data.email} at ${winner.sourceCommitTime}`;
+        return legacy === winner.data.email && sf === winner.data.email;
       },
-      () => `both systems to hold the later value (${seen})`,
+      () => `both systems to hold the value the rule picks (${seen})`,
     );
     await waitFor(() => settled(b), 'the bridge to settle after the conflict');
 
-    const users = (await events(b, 'user')).sort((x, y) => x.sourceCommitTime - y.sourceCommitTime);
-    expect(users.map((e) => [e.origin, e.data.email])).toEqual([
-      ['legacy', 'u4@example.com'],
-      ['legacy', 'legacy@example.com'],
-      ['salesforce', 'salesforce@example.com'],
-    ]);
-    // The domain's last word, the legacy row and the Contact agree; the legacy guard holds the Salesforce version.
-    expect(users.at(-1)!.data.email).toBe('salesforce@example.com');
-    expect((await b.db(b.table).where({ id: 4 }).first()).email).toBe('salesforce@example.com');
-    expect((await contacts(b)).map((c) => c.Email)).toEqual(['salesforce@example.com']);
+    // Nothing more came: the domain has the three changes, and all three sides hold the winner.
+    expect(await events(b, 'user')).toHaveLength(3);
+    expect((await b.db(b.table).where({ id: 4 }).first()).email).toBe(winner.data.email);
+    expect((await contacts(b)).map((c) => c.Email)).toEqual([winner.data.email]);
     const guard = await b.db(b.changelog.replace('banyan_cl_users', 'banyan_guard')).where({ entity: 'user', entity_id: '4', field: 'email' }).first();
-    expect(guard).toMatchObject({ origin: 'salesforce', version_ms: String(users.at(-1)!.sourceCommitTime) });
+    expect(guard).toMatchObject({ origin: winner.origin, version_ms: String(winner.sourceCommitTime) });
   }, 180_000);
 
   it('the domain topics replayed from their start change nothing in Salesforce', async () => {
