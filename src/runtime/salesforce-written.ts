@@ -87,6 +87,8 @@ export class WrittenFingerprints {
   private failure: unknown;
   /** The next offset to read, by partition. */
   private readonly positions = new Map<number, bigint>();
+  /** The last offset taken in, by partition. */
+  private readonly taken = new Map<number, bigint>();
   private readonly waiters = new Set<() => void>();
   private consumer: Consumer | undefined;
   private admin: Admin | undefined;
@@ -135,7 +137,12 @@ export class WrittenFingerprints {
     await consumer.subscribe({ topic: this.topic, fromBeginning: true });
     await consumer.run({
       autoCommit: false,
-      eachMessage: async ({ message }) => {
+      eachMessage: async ({ message, partition }) => {
+        // kafkajs starts a crashed consumer over by itself, from the beginning (nothing is committed):
+        // each offset is taken once, so the fingerprints already consumed do not come back.
+        const offset = BigInt(message.offset);
+        if (offset <= (this.taken.get(partition) ?? -1n)) return;
+        this.taken.set(partition, offset);
         if (!message.key) return;
         const key = message.key.toString();
         if (!message.value) {
@@ -233,6 +240,7 @@ export class WrittenFingerprints {
     await consumer?.disconnect().catch(() => undefined);
     await admin?.disconnect().catch(() => undefined);
     this.positions.clear();
+    this.taken.clear();
     this.records.clear();
     this.failure = undefined;
     for (const wake of [...this.waiters]) wake();
