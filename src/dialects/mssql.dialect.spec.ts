@@ -140,10 +140,11 @@ describe('describeTable type mapping (columnFromCatalog over sys.columns/sys.typ
 });
 
 describe('installChangelog for a representative table', () => {
-  const [createSequence, createTable, createTrigger, ...rest] = dialect.installChangelog(orders);
+  const [createSequence, createTable, createTrigger, triggerLast, ...rest] = dialect.installChangelog(orders);
 
-  it('returns the sequence, the changelog table and the trigger as separate statements, the trigger first in its batch', () => {
+  it('returns the sequence, the changelog table, the trigger and its order as separate statements, the trigger first in its batch', () => {
     expect(rest).toEqual([]);
+    expect(triggerLast).toMatch(/^DECLARE @other SYSNAME/);
     expect(createTrigger!.startsWith('CREATE OR ALTER TRIGGER [sales].[banyan_cl_orders_trg] ON [sales].[orders]\nAFTER INSERT, UPDATE, DELETE\n')).toBe(true);
   });
 
@@ -173,7 +174,7 @@ describe('installChangelog for a representative table', () => {
     expect(createTrigger).not.toContain('IDENTITY');
     expect(createTrigger).toContain('INSERT INTO [sales].[banyan_cl_orders] ([op], [origin], [before_image], [after_image])\n  SELECT\n');
     expect(createTrigger).toContain(
-      'FROM inserted AS [i]\n  FULL OUTER JOIN deleted AS [d] ON [d].[tenant_id] = [i].[tenant_id] AND [d].[order_no] = [i].[order_no]',
+      `FROM inserted AS [i]\n  FULL OUTER JOIN deleted AS [d] ON [d].[tenant_id] = [i].[tenant_id] AND ${'[d].[order_no] COLLATE Latin1_General_100_BIN2 = [i].[order_no] COLLATE Latin1_General_100_BIN2 AND DATALENGTH([d].[order_no]) = DATALENGTH([i].[order_no])'}`,
     );
     expect(createTrigger).toContain("CASE WHEN [d].[tenant_id] IS NULL THEN 'I' WHEN [i].[tenant_id] IS NULL THEN 'D' ELSE 'U' END");
     expect(createTrigger).not.toMatch(/\b(CURSOR|WHILE|FETCH)\b/i);
@@ -195,9 +196,29 @@ describe('installChangelog for a representative table', () => {
   });
 
   it('reads ntext for the after image from the table itself (AFTER triggers cannot see it in inserted)', () => {
-    expect(createTrigger).toContain('LEFT JOIN [sales].[orders] AS [b] ON [b].[tenant_id] = [i].[tenant_id] AND [b].[order_no] = [i].[order_no];');
+    expect(createTrigger).toContain(
+      'LEFT JOIN [sales].[orders] AS [b] ON [b].[tenant_id] = [i].[tenant_id] AND [b].[order_no] COLLATE Latin1_General_100_BIN2 = [i].[order_no] COLLATE Latin1_General_100_BIN2 AND DATALENGTH([b].[order_no]) = DATALENGTH([i].[order_no]);',
+    );
     expect(createTrigger).not.toContain('[d].[note]');
     expect(createTrigger).not.toContain('[i].[note]');
+  });
+
+  it('pairs text keys byte for byte: a key changed only in case or trailing spaces is a delete and an insert', () => {
+    // Under a case-insensitive collation `code = UPPER(code)` would otherwise pair old and new as one row.
+    expect(createTrigger).toContain('[d].[order_no] COLLATE Latin1_General_100_BIN2 = [i].[order_no] COLLATE Latin1_General_100_BIN2');
+    // `=` ignores trailing spaces in every collation: the lengths must match too.
+    expect(createTrigger).toContain('DATALENGTH([d].[order_no]) = DATALENGTH([i].[order_no])');
+    // A number key compares as it is.
+    expect(createTrigger).toContain('[d].[tenant_id] = [i].[tenant_id] AND');
+  });
+
+  it('makes its trigger fire last on INSERT, UPDATE and DELETE, after every install, and refuses when another trigger is set last', () => {
+    for (const event of ['INSERT', 'UPDATE', 'DELETE']) {
+      expect(triggerLast).toContain(`EXEC sys.sp_settriggerorder @triggername = N'[sales].[banyan_cl_orders_trg]', @order = N'Last', @stmttype = N'${event}';`);
+    }
+    expect(triggerLast).toContain("WHERE [t].[parent_id] = OBJECT_ID(N'[sales].[orders]') AND [e].[is_last] = 1 AND [t].[name] <> N'banyan_cl_orders_trg';");
+    expect(triggerLast).toContain("THROW 50001, @message, 1;");
+    expect(triggerLast).toContain("CONCAT(N'table [sales].[orders]: trigger ', @other, N' is set to fire last on ', @event,");
   });
 
   it('joins the table itself only when it has text, ntext or image columns', () => {
@@ -209,7 +230,7 @@ describe('installChangelog for a representative table', () => {
 
   it('quotes every identifier', () => {
     const names = ['sales', 'orders', 'banyan_cl_orders', 'banyan_cl_orders_trg', 'banyan_cl_orders_seq', ...orders.columns.map((c) => c.name), 'rv', 'op', 'origin', 'change_id', 'changed_at', 'before_image', 'after_image'];
-    for (const statement of [createSequence!, createTable!, createTrigger!]) {
+    for (const statement of [createSequence!, createTable!, createTrigger!, triggerLast!]) {
       const bare = unquotedPart(statement);
       for (const name of names) expect(bare, name).not.toMatch(new RegExp(`\\b${name}\\b`));
     }

@@ -29,7 +29,32 @@ export function sequenceName(table: TableRef): TableRef {
  */
 export function installStatements(table: TableInfo): string[] {
   assertTrackable(table);
-  return [createSequence(table), createChangelog(table), createTrigger(table)];
+  return [createSequence(table), createChangelog(table), createTrigger(table), triggerLast(table)];
+}
+
+/**
+ * SQL Server has no BEFORE triggers, so a legacy table's own AFTER trigger often updates the rows
+ * again (a modified_at setter). Fired before Banyan's, its nested UPDATE fires Banyan's trigger with
+ * the new state, and then Banyan's outer firing records the older state with a higher rowversion:
+ * consumers would end on a stale value. So Banyan's trigger fires last for all three operations,
+ * set again after every CREATE OR ALTER (which resets the order). Another trigger already marked
+ * Last makes the install fail, naming it (docs/dialect-mssql.md, Trigger order).
+ */
+function triggerLast(table: TableInfo): string {
+  const trigger = triggerName(table);
+  const name = nLiteral(qualified(trigger));
+  return `DECLARE @other SYSNAME, @event NVARCHAR(60), @message NVARCHAR(2048);
+SELECT TOP (1) @other = [t].[name], @event = [e].[type_desc]
+FROM sys.triggers AS [t] JOIN sys.trigger_events AS [e] ON [e].[object_id] = [t].[object_id]
+WHERE [t].[parent_id] = OBJECT_ID(${nLiteral(displayName(table))}) AND [e].[is_last] = 1 AND [t].[name] <> ${nLiteral(trigger.name)};
+IF @other IS NOT NULL
+BEGIN
+  SET @message = CONCAT(${nLiteral(`table ${displayName(table)}: trigger `)}, @other, N' is set to fire last on ', @event, N'; Banyan''s changelog trigger must fire last (docs/dialect-mssql.md, Trigger order)');
+  THROW 50001, @message, 1;
+END;
+EXEC sys.sp_settriggerorder @triggername = ${name}, @order = N'Last', @stmttype = N'INSERT';
+EXEC sys.sp_settriggerorder @triggername = ${name}, @order = N'Last', @stmttype = N'UPDATE';
+EXEC sys.sp_settriggerorder @triggername = ${name}, @order = N'Last', @stmttype = N'DELETE';`;
 }
 
 export function uninstallStatements(table: TableRef): string[] {
@@ -81,8 +106,11 @@ END;`;
  * old key and I of the new one, which is what a consumer keyed by the primary key needs.
  */
 function createTrigger(table: TableInfo): string {
+  // Keys compare byte for byte: under a case- or accent-insensitive collation `code = UPPER(code)`
+  // would pair the old and new key as one row (an update), and the old key would never be deleted
+  // downstream; `=` ignores trailing spaces whatever the collation, so their lengths must match too.
   const on = (left: string, right: string): string =>
-    table.primaryKey.map((k) => `${left}.${ident(k)} = ${right}.${ident(k)}`).join(' AND ');
+    table.primaryKey.map((k) => keyEquals(table, k, left, right)).join(' AND ');
   const firstKey = ident(table.primaryKey[0]!);
   // text/ntext/image are invisible in inserted/deleted: the after image reads them from the table
   // itself (already changed when an AFTER trigger runs); the before image cannot have them.
@@ -113,6 +141,14 @@ BEGIN
   FROM inserted AS [i]
   FULL OUTER JOIN deleted AS [d] ON ${on('[d]', '[i]')}${baseJoin};
 END;`;
+}
+
+/** `left.k = right.k`, for a text key in a binary collation and with equal byte lengths. */
+function keyEquals(table: TableInfo, key: string, left: string, right: string): string {
+  const [l, r] = [`${left}.${ident(key)}`, `${right}.${ident(key)}`];
+  const column = table.columns.find((c) => c.name === key);
+  if (column?.type.kind !== 'string') return `${l} = ${r}`;
+  return `${l} COLLATE Latin1_General_100_BIN2 = ${r} COLLATE Latin1_General_100_BIN2 AND DATALENGTH(${l}) = DATALENGTH(${r})`;
 }
 
 /** A JSON object of column → text value (NULLs included) for one row of `source(column)`. */
