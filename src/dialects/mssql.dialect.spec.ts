@@ -140,11 +140,11 @@ describe('describeTable type mapping (columnFromCatalog over sys.columns/sys.typ
 });
 
 describe('installChangelog for a representative table', () => {
-  const [createSequence, createTable, createTrigger, triggerLast, ...rest] = dialect.installChangelog(orders);
+  const [createSequence, createTable, createTrigger, triggerFirst, ...rest] = dialect.installChangelog(orders);
 
   it('returns the sequence, the changelog table, the trigger and its order as separate statements, the trigger first in its batch', () => {
     expect(rest).toEqual([]);
-    expect(triggerLast).toMatch(/^DECLARE @other SYSNAME/);
+    expect(triggerFirst).toMatch(/^DECLARE @other SYSNAME/);
     expect(createTrigger!.startsWith('CREATE OR ALTER TRIGGER [sales].[banyan_cl_orders_trg] ON [sales].[orders]\nAFTER INSERT, UPDATE, DELETE\n')).toBe(true);
   });
 
@@ -212,13 +212,13 @@ describe('installChangelog for a representative table', () => {
     expect(createTrigger).toContain('[d].[tenant_id] = [i].[tenant_id] AND');
   });
 
-  it('makes its trigger fire last on INSERT, UPDATE and DELETE, after every install, and refuses when another trigger is set last', () => {
+  it('makes its trigger fire first on INSERT, UPDATE and DELETE, after every install, and refuses when another trigger is set first', () => {
     for (const event of ['INSERT', 'UPDATE', 'DELETE']) {
-      expect(triggerLast).toContain(`EXEC sys.sp_settriggerorder @triggername = N'[sales].[banyan_cl_orders_trg]', @order = N'Last', @stmttype = N'${event}';`);
+      expect(triggerFirst).toContain(`EXEC sys.sp_settriggerorder @triggername = N'[sales].[banyan_cl_orders_trg]', @order = N'First', @stmttype = N'${event}';`);
     }
-    expect(triggerLast).toContain("WHERE [t].[parent_id] = OBJECT_ID(N'[sales].[orders]') AND [e].[is_last] = 1 AND [t].[name] <> N'banyan_cl_orders_trg';");
-    expect(triggerLast).toContain("THROW 50001, @message, 1;");
-    expect(triggerLast).toContain("CONCAT(N'table [sales].[orders]: trigger ', @other, N' is set to fire last on ', @event,");
+    expect(triggerFirst).toContain("WHERE [t].[parent_id] = OBJECT_ID(N'[sales].[orders]') AND [e].[is_first] = 1 AND [t].[name] <> N'banyan_cl_orders_trg';");
+    expect(triggerFirst).toContain("THROW 50001, @message, 1;");
+    expect(triggerFirst).toContain("CONCAT(N'table [sales].[orders]: trigger ', @other, N' is set to fire first on ', @event,");
   });
 
   it('joins the table itself only when it has text, ntext or image columns', () => {
@@ -230,7 +230,7 @@ describe('installChangelog for a representative table', () => {
 
   it('quotes every identifier', () => {
     const names = ['sales', 'orders', 'banyan_cl_orders', 'banyan_cl_orders_trg', 'banyan_cl_orders_seq', ...orders.columns.map((c) => c.name), 'rv', 'op', 'origin', 'change_id', 'changed_at', 'before_image', 'after_image'];
-    for (const statement of [createSequence!, createTable!, createTrigger!, triggerLast!]) {
+    for (const statement of [createSequence!, createTable!, createTrigger!, triggerFirst!]) {
       const bare = unquotedPart(statement);
       for (const name of names) expect(bare, name).not.toMatch(new RegExp(`\\b${name}\\b`));
     }

@@ -216,6 +216,42 @@ describe.skipIf(!MSSQL_URL)('MssqlDialect against SQL Server', () => {
     expect(rows).toHaveLength(3);
   });
 
+  it('records a key changed only in case or trailing spaces, under a case-insensitive collation, as a delete and an insert', async () => {
+    const info = await trackedTable('code VARCHAR(10) COLLATE Latin1_General_CI_AS NOT NULL PRIMARY KEY, v NVARCHAR(10) NULL');
+    await db.raw(`INSERT INTO ${q(info.name)} VALUES ('abc', N'a')`);
+    await db.raw(`UPDATE ${q(info.name)} SET code = UPPER(code)`);
+    await db.raw(`UPDATE ${q(info.name)} SET code = code + ' '`);
+    const { rows } = await readChanges(info, undefined, 5);
+    expect(rows[0]).toMatchObject({ op: 'I', after: { code: 'abc' } });
+    expect(rows.slice(1, 3).map((r) => [r.op, (r.before ?? r.after)!.code])).toEqual(expect.arrayContaining([['D', 'abc'], ['I', 'ABC']]));
+    expect(rows.slice(3, 5).map((r) => [r.op, (r.before ?? r.after)!.code])).toEqual(expect.arrayContaining([['D', 'ABC'], ['I', 'ABC ']]));
+    expect(rows).toHaveLength(5);
+  });
+
+  it('fires its trigger first: a legacy AFTER trigger updating the same rows is recorded in its final state', async () => {
+    const info = await trackedTable('id INT NOT NULL PRIMARY KEY, v NVARCHAR(10) NULL, modified INT NOT NULL DEFAULT 0');
+    // The legacy application's own trigger, made after Banyan's and asking to come last.
+    await db.raw(`CREATE TRIGGER ${q(`${info.name}_modified`)} ON ${q(info.name)} AFTER INSERT, UPDATE AS
+      BEGIN SET NOCOUNT ON; UPDATE t SET modified = t.modified + 1 FROM ${q(info.name)} t JOIN inserted i ON i.id = t.id; END;`);
+    await db.raw(`EXEC sys.sp_settriggerorder @triggername = N'${schema}.${info.name}_modified', @order = N'Last', @stmttype = N'UPDATE'`);
+    await install(info); // again: the order survives a reinstall
+    await db.raw(`INSERT INTO ${q(info.name)} (id, v) VALUES (1, N'a')`);
+    await db.raw(`UPDATE ${q(info.name)} SET v = N'b' WHERE id = 1`);
+    const { rows } = await readChanges(info, undefined, 4);
+    // Each statement's own change, then the nested one of the legacy trigger: the last row holds the final state.
+    const final = (await db.raw(`SELECT v, modified FROM ${q(info.name)} WHERE id = 1`)) as Array<{ v: string; modified: number }>;
+    expect(rows.at(-1)!.after).toMatchObject({ v: final[0]!.v, modified: String(final[0]!.modified) });
+  });
+
+  it('refuses to install beside another trigger set to fire first, naming it', async () => {
+    const name = freshName('first');
+    await db.raw(`CREATE TABLE ${q(name)} (id INT NOT NULL PRIMARY KEY)`);
+    await db.raw(`CREATE TRIGGER ${q(`${name}_first`)} ON ${q(name)} AFTER DELETE AS BEGIN SET NOCOUNT ON; END;`);
+    await db.raw(`EXEC sys.sp_settriggerorder @triggername = N'${schema}.${name}_first', @order = N'First', @stmttype = N'DELETE'`);
+    const info = await dialect.describeTable(db, { schema, name });
+    await expect(install(info)).rejects.toThrow(/trigger .*_first is set to fire first on DELETE/);
+  });
+
   it('loses nothing when a transaction stays open while later ones commit, and does not wait for it', async () => {
     const info = await trackedTable('id INT NOT NULL PRIMARY KEY');
     const open = await db.transaction();

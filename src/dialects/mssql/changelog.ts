@@ -29,32 +29,34 @@ export function sequenceName(table: TableRef): TableRef {
  */
 export function installStatements(table: TableInfo): string[] {
   assertTrackable(table);
-  return [createSequence(table), createChangelog(table), createTrigger(table), triggerLast(table)];
+  return [createSequence(table), createChangelog(table), createTrigger(table), triggerFirst(table)];
 }
 
 /**
  * SQL Server has no BEFORE triggers, so a legacy table's own AFTER trigger often updates the rows
- * again (a modified_at setter). Fired before Banyan's, its nested UPDATE fires Banyan's trigger with
- * the new state, and then Banyan's outer firing records the older state with a higher rowversion:
- * consumers would end on a stale value. So Banyan's trigger fires last for all three operations,
- * set again after every CREATE OR ALTER (which resets the order). Another trigger already marked
- * Last makes the install fail, naming it (docs/dialect-mssql.md, Trigger order).
+ * again (a modified_at setter). Its nested UPDATE fires Banyan's trigger, which records the new
+ * state. Banyan's firing for the outer statement must come before that, not after: `inserted` holds
+ * the rows as the outer statement left them, so a firing after the legacy trigger's would record
+ * that older state with a higher rowversion, and consumers would end on it. So Banyan's trigger
+ * fires first for all three operations, set again after every CREATE OR ALTER (which resets the
+ * order). (Issue 12 asked for Last; docs/dialect-mssql.md, Trigger order, says why First.) Another
+ * trigger already marked First makes the install fail, naming it.
  */
-function triggerLast(table: TableInfo): string {
+function triggerFirst(table: TableInfo): string {
   const trigger = triggerName(table);
   const name = nLiteral(qualified(trigger));
   return `DECLARE @other SYSNAME, @event NVARCHAR(60), @message NVARCHAR(2048);
 SELECT TOP (1) @other = [t].[name], @event = [e].[type_desc]
 FROM sys.triggers AS [t] JOIN sys.trigger_events AS [e] ON [e].[object_id] = [t].[object_id]
-WHERE [t].[parent_id] = OBJECT_ID(${nLiteral(displayName(table))}) AND [e].[is_last] = 1 AND [t].[name] <> ${nLiteral(trigger.name)};
+WHERE [t].[parent_id] = OBJECT_ID(${nLiteral(displayName(table))}) AND [e].[is_first] = 1 AND [t].[name] <> ${nLiteral(trigger.name)};
 IF @other IS NOT NULL
 BEGIN
-  SET @message = CONCAT(${nLiteral(`table ${displayName(table)}: trigger `)}, @other, N' is set to fire last on ', @event, N'; Banyan''s changelog trigger must fire last (docs/dialect-mssql.md, Trigger order)');
+  SET @message = CONCAT(${nLiteral(`table ${displayName(table)}: trigger `)}, @other, N' is set to fire first on ', @event, N'; Banyan''s changelog trigger must fire first (docs/dialect-mssql.md, Trigger order)');
   THROW 50001, @message, 1;
 END;
-EXEC sys.sp_settriggerorder @triggername = ${name}, @order = N'Last', @stmttype = N'INSERT';
-EXEC sys.sp_settriggerorder @triggername = ${name}, @order = N'Last', @stmttype = N'UPDATE';
-EXEC sys.sp_settriggerorder @triggername = ${name}, @order = N'Last', @stmttype = N'DELETE';`;
+EXEC sys.sp_settriggerorder @triggername = ${name}, @order = N'First', @stmttype = N'INSERT';
+EXEC sys.sp_settriggerorder @triggername = ${name}, @order = N'First', @stmttype = N'UPDATE';
+EXEC sys.sp_settriggerorder @triggername = ${name}, @order = N'First', @stmttype = N'DELETE';`;
 }
 
 export function uninstallStatements(table: TableRef): string[] {
