@@ -105,32 +105,22 @@ export function exportModule(config: ExportStageConfig, catalog: EventCatalog, t
         .inSingletonScope();
     }
     for (const sink of config.sinks) {
-      if (sink.type === 'salesforce') {
-        const target = targets.salesforce.get(sink.name)!;
-        bind<Pipeline>(Pipeline).toDynamicValue((ctx) =>
-          createSalesforceSink(config, catalog, sink, target, {
-            kafka: ctx.get(KafkaClient),
-            runnerKafka: ctx.get<RunnerKafka>(RunnerKafkaToken),
-            encoder: ctx.get<AvroEncoder>(AvroEncoderToken),
-            // The process's one Salesforce client (importModule binds it): one login, one count of API calls.
-            client: ctx.get<SalesforceClient>(SalesforceClient),
-            changeTypes: ctx.get<ChangeTypes>(ChangeTypes),
-            logger: componentLogger(ctx.get<Logger>(Logger), `sink:${sink.name}`, 'export'),
-          }),
-        );
-        continue;
-      }
-      const target = targets.legacy.get(sink.name)!;
-      bind<Pipeline>(Pipeline).toDynamicValue((ctx) =>
-        createLegacySink(config, catalog, sink, target, {
-          kafka: ctx.get(KafkaClient),
+      bind<Pipeline>(Pipeline).toDynamicValue((ctx) => {
+        // What every sink gets from the process.
+        const common = {
+          kafka: ctx.get<Kafka>(KafkaClient),
           runnerKafka: ctx.get<RunnerKafka>(RunnerKafkaToken),
           encoder: ctx.get<AvroEncoder>(AvroEncoderToken),
-          db: ctx.get(Databases).get(target.database),
           changeTypes: ctx.get<ChangeTypes>(ChangeTypes),
           logger: componentLogger(ctx.get<Logger>(Logger), `sink:${sink.name}`, 'export'),
-        }),
-      );
+        };
+        if (sink.type === 'salesforce') {
+          // The process's one Salesforce client (importModule binds it): one login, one count of API calls.
+          return createSalesforceSink(config, catalog, sink, targets.salesforce.get(sink.name)!, { ...common, client: ctx.get<SalesforceClient>(SalesforceClient) });
+        }
+        const target = targets.legacy.get(sink.name)!;
+        return createLegacySink(config, catalog, sink, target, { ...common, db: ctx.get(Databases).get(target.database) });
+      });
     }
   });
 }

@@ -1,6 +1,6 @@
 import type { Batch, Kafka, KafkaMessage } from 'kafkajs';
 import type { Knex } from 'knex';
-import { BanyanError, errorMessage, type DeadLetter, type Json, type RowMapping } from '../../core';
+import { BanyanError, type DeadLetter, type Json, type RowMapping } from '../../core';
 import type { Dialect, GuardRow, SqlStatement, TableInfo } from '../../dialects/dialect';
 import { databaseMessage, isRetriableDatabaseError } from '../../dialects/errors';
 import { columnOf } from '../../dialects/shared-writes';
@@ -14,6 +14,7 @@ import type { Logger } from '../../runtime/logger';
 import { RecordOutput } from '../../runtime/record-output';
 import type { RunnerKafka } from '../../runtime/source-runner';
 import { PRODUCER_FENCED, type TransactionalProducer } from '../../runtime/transactional-producer';
+import { decodeBatch, type DecodedBatch } from '../decode';
 import { reportLifecycle } from '../reports';
 import { guardKey, mappingProblems, planBatch, rowsTouched, type Plan, type PlannedInput, type RowPlan } from '../plan';
 
@@ -167,23 +168,15 @@ export class LegacySink extends ConsumingPipeline<SinkPartition> {
   }
 
   protected async handle(batch: Batch, messages: KafkaMessage[], owned: SinkPartition, controls: BatchControls): Promise<void> {
-    const inputs: PlannedInput[] = [];
-    const deadLetters: Array<{ index: number; letter: DeadLetter }> = [];
-    const dropped: Record<string, number> = {};
-    const where = (m: KafkaMessage) => ({ topic: batch.topic, partition: batch.partition, offset: m.offset });
-    for (let index = 0; index < messages.length; index++) {
-      const message = messages[index]!;
-      if (!message.value) {
-        dropped.tombstone = (dropped.tombstone ?? 0) + 1;
-        continue;
-      }
-      try {
-        inputs.push({ index, event: await this.deps.decoder.event(batch.topic, message.value) });
-      } catch (error) {
-        if (worthRetrying(error)) throw this.failed(error);
-        deadLetters.push({ index, letter: inputDeadLetter(this.source, where(message), message, errorMessage(error), 'receiving', 'UNDECODABLE') });
-      }
+    let decoded: DecodedBatch;
+    try {
+      decoded = await decodeBatch(this.deps.decoder, this.source, batch, messages);
+    } catch (error) {
+      throw this.failed(error);
     }
+    const inputs: PlannedInput[] = decoded.events.map(({ index, event }) => ({ index, event }));
+    const deadLetters = decoded.letters;
+    const dropped: Record<string, number> = decoded.tombstones ? { tombstone: decoded.tombstones } : {};
     let outcome: BatchOutcome;
     try {
       outcome = await this.write(batch, messages, inputs, deadLetters, owned);

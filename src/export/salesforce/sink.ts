@@ -1,5 +1,5 @@
 import type { Batch, Kafka, KafkaMessage } from 'kafkajs';
-import { BanyanError, errorMessage, type DeadLetter, type Json, type RowMapping } from '../../core';
+import { BanyanError, type DeadLetter, type Json, type RowMapping } from '../../core';
 import type { SalesforceClient } from '../../clients/salesforce/client';
 import { sleep } from '../../core/time';
 import type { GuardRow } from '../../dialects/dialect';
@@ -8,7 +8,7 @@ import type { DomainEvent } from '../../domain/event';
 import type { AvroEncoder } from '../../runtime/avro';
 import type { ChangeTypes } from '../../runtime/change-types';
 import { ConsumingPipeline, inputDeadLetter, type BatchControls, type ConsumingPipelineOptions, type OwnedPartition } from '../../runtime/consuming-pipeline';
-import { readToEnd, worthRetrying } from '../../runtime/kafka';
+import { readToEnd } from '../../runtime/kafka';
 import type { Logger } from '../../runtime/logger';
 import { RecordOutput } from '../../runtime/record-output';
 import { writtenKey, writtenMessage, writtenTopic, type WrittenValue } from '../../runtime/salesforce-written';
@@ -16,6 +16,7 @@ import type { RunnerKafka } from '../../runtime/source-runner';
 import { PRODUCER_FENCED, type TransactionalProducer } from '../../runtime/transactional-producer';
 import { guardKey, newer, planBatch, type PlannedInput, type RowPlan } from '../plan';
 import { reportLifecycle } from '../reports';
+import { decodeBatch, type DecodedBatch } from '../decode';
 import { ApiBudget } from './budget';
 import { objectProblems, type DescribedField } from './fit';
 import { SalesforceWriter, type RecordOutcome, type RecordWrite } from './writer';
@@ -70,8 +71,6 @@ interface SinkCounts {
   reported: Record<string, number>;
   refusedRows: number;
   retriedRecords: number;
-  calls: { collections: number; bulk: number };
-  bulkJobs: number;
 }
 
 /**
@@ -89,7 +88,7 @@ export class SalesforceSink extends ConsumingPipeline<OwnedPartition> {
   private readonly output: RecordOutput;
   private readonly budget: ApiBudget;
   private readonly writer: SalesforceWriter;
-  private readonly counts_: SinkCounts = { written: { created: 0, updated: 0, upserted: 0 }, noops: 0, stale: 0, observed: 0, reported: {}, refusedRows: 0, retriedRecords: 0, calls: { collections: 0, bulk: 0 }, bulkJobs: 0 };
+  private readonly counts_: SinkCounts = { written: { created: 0, updated: 0, upserted: 0 }, noops: 0, stale: 0, observed: 0, reported: {}, refusedRows: 0, retriedRecords: 0 };
   /** The version guard: per entity, per field, the version of the value Salesforce holds. */
   private readonly guard = new Map<string, Map<string, GuardRow>>();
   /** What each record's fields hold as far as the sink knows (what it wrote, what Salesforce changed since): no-op suppression. */
@@ -136,6 +135,7 @@ export class SalesforceSink extends ConsumingPipeline<OwnedPartition> {
   }
 
   protected extraDetails(): Record<string, Json> {
+    const usage = this.deps.client.usage();
     const c = this.counts_;
     return {
       object: this.options.object,
@@ -149,8 +149,8 @@ export class SalesforceSink extends ConsumingPipeline<OwnedPartition> {
       calls: { collections: this.writer.calls.collections, bulk: this.writer.calls.bulk },
       bulkJobs: this.writer.jobs.created,
       apiBudget: this.budget.details(),
-      salesforceCalls: this.deps.client.usage().calls,
-      sessionRefreshes: this.deps.client.usage().sessionRefreshes,
+      salesforceCalls: usage.calls,
+      sessionRefreshes: usage.sessionRefreshes,
       waitingBatches: this.pending.length,
     };
   }
@@ -222,18 +222,21 @@ export class SalesforceSink extends ConsumingPipeline<OwnedPartition> {
   }
 
   protected async handle(batch: Batch, messages: KafkaMessage[], owned: OwnedPartition, controls: BatchControls): Promise<void> {
-    const events: Pending['events'] = [];
-    const letters: DeadLetter[] = [];
-    const dropped: Record<string, number> = {};
     // While a batch is decoded the linger does not start: a large fetch (a backlog) is one flush.
     this.decoding++;
+    let decoded: DecodedBatch;
     try {
-      await this.decode(batch, messages, events, letters, dropped);
+      decoded = await decodeBatch(this.deps.decoder, this.source, batch, messages);
+    } catch (error) {
+      throw this.failed(error);
     } finally {
       this.decoding--;
       // The last batch decoded lets the waiting ones go (this one too, once it is in).
       if (this.decoding === 0) queueMicrotask(() => this.schedule());
     }
+    const events = decoded.events.map(({ message, event }) => ({ message, event }));
+    const letters = decoded.letters.map(({ letter }) => letter);
+    const dropped: Record<string, number> = decoded.tombstones ? { tombstone: decoded.tombstones } : {};
     const flushed = new Promise<void>((resolve, reject) => {
       this.pending.push({ batch, messages, events, letters, settle: { resolve, reject } });
       this.schedule();
@@ -254,22 +257,6 @@ export class SalesforceSink extends ConsumingPipeline<OwnedPartition> {
     }
     owned.next = BigInt(messages.at(-1)!.offset) + 1n;
     await this.committed(batch, messages, dropped, controls);
-  }
-
-  /** Decodes a batch's events; one that cannot be decoded becomes a dead letter (a registry away fails the batch). */
-  private async decode(batch: Batch, messages: KafkaMessage[], events: Pending['events'], letters: DeadLetter[], dropped: Record<string, number>): Promise<void> {
-    for (const message of messages) {
-      if (!message.value) {
-        dropped.tombstone = (dropped.tombstone ?? 0) + 1;
-        continue;
-      }
-      try {
-        events.push({ message, event: await this.deps.decoder.event(batch.topic, message.value) });
-      } catch (error) {
-        if (worthRetrying(error)) throw this.failed(error);
-        letters.push(inputDeadLetter(this.source, { topic: batch.topic, partition: batch.partition, offset: message.offset }, message, errorMessage(error), 'receiving', 'UNDECODABLE'));
-      }
-    }
   }
 
   private get source(): string {
