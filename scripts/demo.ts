@@ -94,6 +94,16 @@ for (let ready = false, check = deadline('banyan run to be ready'); !ready; chec
   ready = await fetch(`${status}/readyz`).then((r) => r.ok, () => false);
 }
 
+// The bridge's first sync: every legacy user is a Contact in Salesforce before the changes below.
+// A domain service changing user 2 presupposes user 2 in every system, and an upsert of one field
+// cannot make a Contact (Salesforce requires LastName): an event that overtook the first sync
+// would be dead-lettered with REQUIRED_FIELD_MISSING, as it should be.
+const ids = (await db('public.users').select('id')).map((r: { id: number }) => String(r.id));
+const synced = async () =>
+  (await salesforce.query<{ Id: string }>(`SELECT Id FROM Contact WHERE Banyan_Id__c IN (${ids.map((id) => `'${id}'`).join(', ')})`)).records.length;
+for (let check = deadline('the first sync of the legacy users to Salesforce'); (await synced()) < ids.length; check()) await new Promise((resolve) => setTimeout(resolve, 250));
+console.log(`\n== first sync: the ${ids.length} legacy users are Contacts in Salesforce`);
+
 // A domain service's view: every event of this run, decoded and typed. The topics keep earlier
 // runs' events too; those committed before this run began are not shown.
 const since = Date.now() - 1000;

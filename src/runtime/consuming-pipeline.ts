@@ -33,6 +33,8 @@ export interface OwnedPartition {
   next: bigint;
   /** Another instance owns this partition now: this one handles it no more until the group assigns it here anew. */
   fenced: boolean;
+  /** The consumer must read the partition again from `next` before anything else (its stored position was reset). */
+  rewind?: boolean;
 }
 
 /** What a batch handler may do with the consumer, as kafkajs's eachBatch gives it. */
@@ -52,7 +54,7 @@ export interface BatchControls {
 export abstract class ConsumingPipeline<P extends OwnedPartition> implements Pipeline {
   abstract readonly kind: PipelineKind;
   protected readonly state: Omit<PipelineStatus, 'details'>;
-  protected readonly counts = { inputs: 0, dropped: {} as Record<string, number>, rebalances: 0, fencedPartitions: 0 };
+  protected readonly counts = { inputs: 0, dropped: {} as Record<string, number>, rebalances: 0, fencedPartitions: 0, positionsReset: 0 };
   protected readonly owned = new Map<string, P>();
   private readonly lag = new Map<string, number>();
   protected readonly backoff: Backoff;
@@ -94,6 +96,7 @@ export abstract class ConsumingPipeline<P extends OwnedPartition> implements Pip
         lag,
         rebalances: this.counts.rebalances,
         fencedPartitions: this.counts.fencedPartitions,
+        positionsReset: this.counts.positionsReset,
         ...this.extraDetails(),
       },
     };
@@ -256,6 +259,12 @@ export abstract class ConsumingPipeline<P extends OwnedPartition> implements Pip
       await this.forget(owned);
       throw this.failed(error);
     }
+    if (owned.rewind) {
+      // The group's offset is where the stored position was: the consumer starts again where the check put it.
+      owned.rewind = false;
+      this.seek(batch.topic, batch.partition, owned.next);
+      return;
+    }
     // Below the committed offset: read again after a rebalance or a failed commit; handled already.
     // A batch's offsets ascend, so one whose first is not below holds none that is.
     const first = batch.messages[0];
@@ -305,6 +314,55 @@ export abstract class ConsumingPipeline<P extends OwnedPartition> implements Pip
   /** Commits a partition's next offset to the group, outside any transaction (for lag tools and the next start's fetch). */
   protected async commitGroupOffset(topic: string, partition: number, next: bigint): Promise<void> {
     await this.consumer?.commitOffsets([{ topic, partition, offset: String(next) }]);
+  }
+
+  /** Each partition's first and next offsets (low and high watermarks) of `topics`, by `topic/partition`. */
+  protected async extents(topics: string[]): Promise<Map<string, { low: bigint; high: bigint }>> {
+    const admin = this.kafka.admin();
+    await admin.connect();
+    try {
+      const extents = new Map<string, { low: bigint; high: bigint }>();
+      for (const topic of topics) {
+        for (const { partition, low, high } of await admin.fetchTopicOffsets(topic)) extents.set(`${topic}/${partition}`, { low: BigInt(low), high: BigInt(high) });
+      }
+      return extents;
+    } finally {
+      await admin.disconnect();
+    }
+  }
+
+  /**
+   * A stored position checked against the partition as it is now. Past its end, the position was
+   * stored for another incarnation of the topic (deleted and made again, or another cluster): the
+   * partition is read from its start, loudly, and what was applied already is left to the caller's
+   * guard. Before its start, events were deleted by retention unread: said as an error, read on
+   * from the first one left.
+   */
+  protected checkPosition(owned: P, stored: bigint, extent: { low: bigint; high: bigint } | undefined): void {
+    owned.next = this.checkedPosition(owned.topic, owned.partition, stored, extent);
+    owned.rewind = owned.next !== stored;
+  }
+
+  private checkedPosition(topic: string, partition: number, stored: bigint, extent: { low: bigint; high: bigint } | undefined): bigint {
+    if (!extent) return stored;
+    const where = { topic, partition, stored: String(stored), low: String(extent.low), high: String(extent.high) };
+    if (stored > extent.high) {
+      this.counts.positionsReset++;
+      this.logger.warn(
+        { event: `${this.kind}.position_beyond_end`, ...where },
+        `the stored position ${stored} of ${topic}/${partition} is past its end (${extent.high}): the topic was deleted and made again, or this is another Kafka cluster; it is read from its start (${extent.low}), and the version guard keeps what was applied from being applied again`,
+      );
+      return extent.low;
+    }
+    if (stored < extent.low) {
+      this.counts.positionsReset++;
+      this.logger.error(
+        { event: `${this.kind}.position_lost`, ...where },
+        `the stored position ${stored} of ${topic}/${partition} is before its first offset (${extent.low}): ${extent.low - stored} events were deleted by retention before this sink applied them; it goes on from ${extent.low}`,
+      );
+      return extent.low;
+    }
+    return stored;
   }
 
   /** The group's committed offsets of `topics`, by `topic/partition`. */

@@ -127,6 +127,7 @@ interface SinkStatus {
     reported: Record<string, number>;
     dropped: Record<string, number>;
     refusedRows: number;
+    positionsReset: number;
   };
 }
 interface Status {
@@ -365,6 +366,37 @@ for (const dbKind of DATABASES) {
       expect(headers['banyan.dlq.input.topic']).toBe(`${s.prefix}.user`);
       // The guard holds nothing for the refused field: a later good value still lands.
       expect(await guard(s, 'user', 2, 'email')).toBeUndefined();
+    });
+
+    it('a stored position past the end of its topic (the topic made again, or another Kafka) is said and the topic read from its start; the guard keeps what was applied from being written again', async () => {
+      const s = await setup(dbKind, [user(1), user(2)]);
+      const first = await start(s);
+      await waitFor(async () => (await sink(first.url))?.state === 'running', 'the sink to run');
+      const base = Date.now();
+      await s.publisher.publish([serviceEvent('UserChanged', 1, { email: 'one@new.example' }, base)]);
+      await waitFor(async () => (await sink(first.url)).details.inputs === 1, 'the sink to write the first event');
+      first.child.kill('SIGTERM');
+      await new Promise((resolve) => first.child.once('exit', resolve));
+      // The database keeps a position the topic never reached: as when the domain topic is deleted
+      // and made again, or Kafka is replaced, while the legacy database stays.
+      const offsets = s.dbKind.beside(s.table, 'banyan_sink_offsets');
+      expect(await s.db(offsets).where({ sink: 'users-back' }).update({ next_offset: 1000 })).toBe(1);
+
+      const second = await start(s);
+      await waitFor(async () => (await sink(second.url))?.state === 'running', 'the sink to run again');
+      await s.publisher.publish([serviceEvent('UserChanged', 2, { email: 'two@new.example' }, base + 1)]);
+      // Both events are read: the first again (from the start), the second for the first time.
+      await waitFor(async () => (await sink(second.url)).details.inputs === 2, 'the sink to read the topic from its start');
+      const second_ = await sink(second.url);
+      expect(second_.details.positionsReset).toBe(1);
+      expect(second_.details.written).toEqual({ updated: 1, inserted: 0, deleted: 0 });
+      expect(await row(s, 1)).toMatchObject({ email: 'one@new.example' });
+      expect(await row(s, 2)).toMatchObject({ email: 'two@new.example' });
+      // One tagged write per event over both runs: the replayed one was not written again.
+      expect(await changelogRows(s)).toEqual([
+        { origin: s.config.originTag, op: 'U' },
+        { origin: s.config.originTag, op: 'U' },
+      ]);
     });
 
     it('killed with SIGKILL mid-stream and restarted: every row ends with its newest values, guard and row agree', async () => {

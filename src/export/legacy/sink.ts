@@ -140,16 +140,17 @@ export class LegacySink extends ConsumingPipeline<SinkPartition> {
     const positions = (async () => {
       await Promise.all(taken.map((p) => p.producer.init()));
       const topics = [...new Set(partitions.map((p) => p.topic))];
-      const [stored, group] = await Promise.all([this.storedOffsets(), this.groupOffsets(topics)]);
-      return { stored, group };
+      const [stored, group, extents] = await Promise.all([this.storedOffsets(), this.groupOffsets(topics), this.extents(topics)]);
+      return { stored, group, extents };
     })();
     for (const owned of taken) {
-      owned.ready = positions.then(({ stored, group }) => {
+      owned.ready = positions.then(({ stored, group, extents }) => {
         const key = `${owned.topic}/${owned.partition}`;
         // The database's offset is written with the rows; the group's after them, so it is never ahead unless the tables were dropped.
         const fromDb = stored.get(key) ?? 0n;
         const fromGroup = group.get(key) ?? 0n;
-        owned.next = fromDb > fromGroup ? fromDb : fromGroup;
+        // The database outlives the topic when the topic is made again (or Kafka replaced): checked against the partition's extent.
+        this.checkPosition(owned, fromDb > fromGroup ? fromDb : fromGroup, extents.get(key));
         this.logger.info({ event: 'sink.partition_ready', topic: owned.topic, partition: owned.partition, offset: String(owned.next) }, 'input partition ready');
       });
     }
