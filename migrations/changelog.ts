@@ -1,6 +1,8 @@
 import { createHash } from 'node:crypto';
 import type { Knex } from 'knex';
+import { errorMessage } from '../src/core';
 import type { Dialect, TableInfo, TableRef } from '../src/dialects/dialect';
+import { writtenName } from '../src/dialects/shared-catalog';
 
 /**
  * knex migrations generated from the configuration: for each tracked legacy table, one migration
@@ -25,6 +27,8 @@ export class ChangelogMigrationSource implements Knex.MigrationSource<ChangelogM
   constructor(
     private readonly dialect: Dialect,
     private readonly tables: TableInfo[],
+    /** How long each table's install waits for a lock before it fails, naming the table. */
+    private readonly lockMs = 10_000,
   ) {}
 
   async getMigrations(): Promise<ChangelogMigration[]> {
@@ -35,16 +39,39 @@ export class ChangelogMigrationSource implements Knex.MigrationSource<ChangelogM
     return migration.name;
   }
 
+  /**
+   * Each table in a transaction of its own (knex would otherwise run every pending migration in one,
+   * holding schema locks on every table until the last is done), its lock waits bounded: a table
+   * the application keeps busy fails its install clearly, and the tables before it stay installed.
+   */
   async getMigration(migration: ChangelogMigration): Promise<Knex.Migration> {
-    const { dialect } = this;
-    return {
-      async up(knex: Knex) {
-        for (const statement of dialect.installChangelog(migration.table)) await knex.raw(statement);
-      },
-      async down(knex: Knex) {
-        for (const statement of dialect.uninstallChangelog(migration.table)) await knex.raw(statement);
-      },
+    const { dialect, lockMs } = this;
+    const apply = (knex: Knex, statements: string[]) =>
+      knex.transaction(async (trx) => {
+        const guard = dialect.migrationGuard(lockMs);
+        const run = (sql: string) => (guard.options ? trx.raw(sql).options(guard.options) : trx.raw(sql));
+        try {
+          for (const statement of guard.before) await trx.raw(statement);
+          for (const statement of statements) await run(statement);
+        } catch (error) {
+          if (!guard.isLockTimeout(error)) throw error;
+          throw new Error(
+            `table ${writtenName(migration.table)}: a lock it needs was not granted within ${lockMs} ms (a session of the application holds it); ` +
+              'nothing of this table was changed, the tables before it are done. Run banyan migrate again when the table is quiet, or raise ' +
+              `the database's timeouts.lockMs. (${errorMessage(error)})`,
+            { cause: error },
+          );
+        } finally {
+          for (const statement of guard.after) await trx.raw(statement).catch(() => undefined);
+        }
+      });
+    // `config.transaction: false` (read by knex's migrator, absent from its types): the transaction is apply's.
+    const own: Knex.Migration & { config: { transaction: boolean } } = {
+      config: { transaction: false },
+      up: (knex: Knex) => apply(knex, dialect.installChangelog(migration.table)),
+      down: (knex: Knex) => apply(knex, dialect.uninstallChangelog(migration.table)),
     };
+    return own;
   }
 }
 

@@ -18,7 +18,7 @@ export async function migrate(config: BanyanConfig, direction: 'up' | 'down'): P
       if (source.type === 'changelog') byDatabase.set(source.database, [...(byDatabase.get(source.database) ?? []), source.table]);
     }
     for (const [name, tables] of byDatabase) {
-      const result = await migrateChangelogs(databases.get(name), createDialect(config.databases[name]!), tables, direction);
+      const result = await migrateChangelogs(databases.get(name), createDialect(config.databases[name]!), tables, direction, { lockMs: config.databases[name]!.timeouts.lockMs });
       const done = result.migrations.length ? result.migrations.join(', ') : 'already up to date';
       lines.push(`${name}: ${direction === 'up' ? 'applied' : 'reverted'} ${done}`);
     }

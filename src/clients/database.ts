@@ -21,7 +21,7 @@ const stderrLog: KnexLog = {
 export function createKnex(settings: DatabaseSettings, log: KnexLog = stderrLog): Knex {
   const driver = DRIVERS[settings.dialect];
   return knex({
-    client: driver.client,
+    client: driver.client as Knex.Config['client'],
     connection: {
       host: settings.host,
       port: settings.port ?? driver.defaultPort,

@@ -10,7 +10,7 @@ import type { Json } from '../core';
  * - one changelog table per tracked table, `banyan_cl_<table>` in the table's schema, with
  *   `change_id` (a dense or increasing sequence), the dialect's commit-order column(s), `op`
  *   ('I' | 'U' | 'D'), `changed_at` (UTC), `origin` (the writing session's tag, NULL for ordinary
- *   legacy writes) and `before_image` / `after_image`: a JSON object of column → value **as text**
+ *   legacy writes), `origin_user` (who wrote, recorded with a tag only) and `before_image` / `after_image`: a JSON object of column → value **as text**
  *   (see `Column.kind` for the text form of each kind), NULL for the missing side;
  * - AFTER INSERT/UPDATE/DELETE triggers on the legacy table that write one changelog row per
  *   affected row, statement-level where the database needs it (SQL Server);
@@ -86,8 +86,39 @@ export interface Dialect {
   setOrigin(trx: Knex.Transaction, origin: string): Promise<void>;
   clearOrigin(trx: Knex.Transaction): Promise<void>;
 
+  /**
+   * Whether `writer`, a ChangeRow's `originUser` as the trigger recorded it, is the user `trusted`
+   * names (`databases.<name>.originUser`, else its `user`), the way this database names users:
+   * any other session may set Banyan's origin value, and its tag is then forged, not an echo.
+   */
+  isTrustedWriter(writer: string, trusted: string): boolean;
+
+  /**
+   * Brings a changelog table made by an older Banyan up to the columns installChangelog's triggers
+   * write, before they are installed, where DDL alone cannot say "if missing" (MySQL 8 has no ADD
+   * COLUMN IF NOT EXISTS). Idempotent; absent where installChangelog does it itself. Its lock waits
+   * are bounded by `lockMs`, as the install's are (migrationGuard).
+   */
+  upgradeChangelog?(db: Knex, table: TableRef, lockMs: number): Promise<void>;
+
+  /**
+   * How `banyan migrate` bounds one table's install, run in a transaction of its own: statements
+   * before and after it (a lock timeout, and its reset where it outlives the transaction), the
+   * driver options of its statements (a request timeout), and whether an error is a lock wait that
+   * timed out.
+   */
+  migrationGuard(lockMs: number): MigrationGuard;
+
   /** What the legacy sink writes, as this database says it. */
   readonly writes: LegacyWriteSql;
+}
+
+export interface MigrationGuard {
+  before: string[];
+  after: string[];
+  /** knex `.options()` of each install statement, if any. */
+  options?: Record<string, unknown>;
+  isLockTimeout(error: unknown): boolean;
 }
 
 export interface TableRef {
@@ -103,6 +134,17 @@ export interface ChangelogState {
   triggers: string[];
   /** Those of `triggers` that do not exist. */
   missingTriggers: string[];
+  /**
+   * Those of `triggers` that exist but are disabled, so they record nothing (doctor fails). Absent
+   * where the database cannot disable a trigger (MariaDB).
+   */
+  disabledTriggers?: string[];
+  /** Other reasons the triggers record changes wrongly, each a sentence saying what to do (doctor fails). */
+  faults?: string[];
+  /** Conditions under which some changes are never recorded, though the changelog works (doctor shows them and passes). */
+  warnings?: string[];
+  /** Facts a DBA checks beside the changelog: the table's other triggers and their firing order (doctor shows them). */
+  notes?: string[];
 }
 
 /** A column's kind decides its Avro type and the text form it has in the changelog images. */
@@ -149,6 +191,13 @@ export interface ChangeRow {
   /** UTC time the change was recorded, ms since the epoch. */
   changedAt: number;
   origin: string | null;
+  /**
+   * Who wrote the change, as the trigger recorded it with the origin tag (PostgreSQL session_user,
+   * MySQL/MariaDB USER(), SQL Server ORIGINAL_LOGIN()): the tag is trusted only from Banyan's own
+   * user (see Dialect.isTrustedWriter). Absent or null without a tag, and on rows recorded by
+   * triggers older than the column.
+   */
+  originUser?: string | null;
   /** Column → text value (null for SQL NULL); null when there is no such image (insert's before). */
   before: Record<string, string | null> | null;
   after: Record<string, string | null> | null;
@@ -172,6 +221,13 @@ export interface Snapshot {
   readonly position: Position;
   /** An estimate of the row count, for progress. */
   readonly estimatedRows: number;
+  /**
+   * Set when the snapshot could not list every change it already holds (SQL Server: an open
+   * transaction held the watermark back while more than a bounded number of changes committed):
+   * up to `duplicatesPossible` changes after the position may be delivered although the snapshot
+   * has them, and who held the watermark back, if the database says.
+   */
+  readonly handover?: { duplicatesPossible: number; pinningTransaction: Record<string, Json> | string };
   /** The next page of rows in primary-key order, as text images; an empty array at the end. */
   nextPage(limit: number): Promise<Array<Record<string, string | null>>>;
   close(): Promise<void>;

@@ -1,3 +1,4 @@
+import type { Knex } from 'knex';
 /** The databases Banyan speaks to; `mariadb` in a config is `mysql`. */
 export const DIALECTS = ['mssql', 'postgres', 'mysql'] as const;
 export type DialectName = (typeof DIALECTS)[number];
@@ -11,6 +12,8 @@ export interface ConnectionSettings {
   user: string;
   password?: string | undefined;
   ssl: boolean;
+  /** The default request timeout of a statement, where the driver has one (SQL Server). */
+  timeouts?: { requestMs: number } | undefined;
 }
 
 /**
@@ -18,7 +21,8 @@ export interface ConnectionSettings {
  * options, and the query that tells the server's version (for `doctor`). One per dialect file.
  */
 export interface Driver {
-  client: 'mssql' | 'pg' | 'mysql2';
+  /** knex's client: its name, or a class extending knex's own (SQL Server, for per-statement timeouts). */
+  client: 'pg' | 'mysql2' | (new (config: Knex.Config) => Knex.Client);
   defaultPort: number;
   /** The driver's connection options, beyond host, port, database, user and password. */
   connectionOptions(settings: ConnectionSettings): Record<string, unknown>;

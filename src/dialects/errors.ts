@@ -38,6 +38,12 @@ export function classifyDatabaseError(error: unknown, doing: string): BanyanErro
   });
 }
 
+/**
+ * The database is behind the position a source stored (a point-in-time restore, another database):
+ * reading on would skip changes, so the source stops until someone decides (never retried).
+ */
+export const DATABASE_WENT_BACK = 'DATABASE_WENT_BACK';
+
 /** Why a configured table cannot be tracked: a mistake in the config or the database, never worth a retry. */
 export const TABLE_PROBLEM_CODES = ['TABLE_NOT_FOUND', 'NO_PRIMARY_KEY', 'NOT_A_TABLE'] as const;
 export type TableProblemCode = (typeof TABLE_PROBLEM_CODES)[number];

@@ -14,10 +14,21 @@ export interface DialectSettings {
   /** MySQL/MariaDB: how long a gap in the changelog sequence is waited for, and re-checked after. */
   gapWaitMs: number;
   gapRetainMs: number;
+  /** How long statements may take (SQL Server's per kind; lockMs for every dialect's migrate). */
+  timeouts: StatementTimeouts;
+}
+
+export interface StatementTimeouts {
+  lockMs: number;
+  requestMs: number;
+  readMs: number;
+  snapshotPageMs: number;
+  pruneMs: number;
+  migrateMs: number;
 }
 
 const FACTORIES: Record<DialectName, (settings: DialectSettings) => Dialect> = {
-  mssql: () => new MssqlDialect(),
+  mssql: (settings) => new MssqlDialect(settings.timeouts),
   postgres: () => new PostgresDialect(),
   mysql: (settings) => new MysqlDialect({ gapWaitMs: settings.gapWaitMs, gapRetainMs: settings.gapRetainMs }),
 };

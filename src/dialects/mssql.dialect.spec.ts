@@ -2,10 +2,10 @@ import knex, { type Knex } from 'knex';
 import { describe, expect, it, vi } from 'vitest';
 import { BadRecordError } from '../core';
 import type { Column, Dialect, TableInfo } from './dialect';
-import { MssqlDialect } from './mssql.dialect';
+import { MssqlDialect, mssqlDriver, SEEN_LIMIT } from './mssql.dialect';
 import { changeBatch, parsePosition, START_RV } from './mssql/position';
 import {
-  changelogStateQuery,
+  PRUNE_BATCH,
   clearOriginQuery,
   columnNamesQuery,
   pruneQuery,
@@ -14,6 +14,7 @@ import {
   snapshotPageQuery,
   snapshotSeenQuery,
   snapshotStartQuery,
+  pinningTransactionQuery,
 } from './mssql/queries';
 import type { SqlQuery } from './mssql/sql';
 import { columnFromCatalog, keyParameter, type CatalogColumn } from './mssql/types';
@@ -140,23 +141,23 @@ describe('describeTable type mapping (columnFromCatalog over sys.columns/sys.typ
 });
 
 describe('installChangelog for a representative table', () => {
-  const [createSequence, createTable, createTrigger, triggerFirst, ...rest] = dialect.installChangelog(orders);
+  const [registry, createTable, createTrigger, triggerFirst, moveOlder, register, watch, ...rest] = dialect.installChangelog(orders);
 
-  it('returns the sequence, the changelog table, the trigger and its order as separate statements, the trigger first in its batch', () => {
+  it('returns the registry, the changelog table, the trigger and its order, the move of an older install, the record and the schema watch as separate statements, each trigger first in its batch', () => {
     expect(rest).toEqual([]);
+    expect(registry).toMatch(/^IF SCHEMA_ID\(N'banyan'\) IS NULL EXEC \(N'CREATE SCHEMA \[banyan\] AUTHORIZATION \[dbo\]'\);/);
     expect(triggerFirst).toMatch(/^DECLARE @other SYSNAME/);
     expect(createTrigger!.startsWith('CREATE OR ALTER TRIGGER [sales].[banyan_cl_orders_trg] ON [sales].[orders]\nAFTER INSERT, UPDATE, DELETE\n')).toBe(true);
+    expect(moveOlder).toMatch(/^IF OBJECT_ID\(N'\[sales\]\.\[banyan_cl_orders\]', N'U'\) IS NOT NULL/);
+    expect(register).toMatch(/^DECLARE @obj INT = OBJECT_ID\(N'\[sales\]\.\[orders\]', N'U'\);/);
+    expect(watch!.startsWith('CREATE OR ALTER TRIGGER [banyan_schema_watch] ON DATABASE\nWITH EXECUTE AS SELF\nFOR ALTER_TABLE, RENAME\n')).toBe(true);
   });
 
-  it('creates the change_id sequence and the changelog table only when missing, with a unique clustered rowversion index', () => {
-    expect(dialect.changelogTable(orders)).toEqual({ schema: 'sales', name: 'banyan_cl_orders' });
-    expect(createSequence).toBe(
-      "IF OBJECT_ID(N'[sales].[banyan_cl_orders_seq]', N'SO') IS NULL\n  CREATE SEQUENCE [sales].[banyan_cl_orders_seq] AS BIGINT START WITH 1 INCREMENT BY 1;",
-    );
-    expect(createTable).toMatch(/^IF OBJECT_ID\(N'\[sales\]\.\[banyan_cl_orders\]', N'U'\) IS NULL\nBEGIN\n {2}CREATE TABLE \[sales\]\.\[banyan_cl_orders\] \(/);
+  it('puts the changelog in the banyan schema, named after the table, without a sequence: the rowversion is its clustered primary key', () => {
+    expect(dialect.changelogTable(orders)).toEqual({ schema: 'banyan', name: 'sales.orders' });
+    expect(createTable).toMatch(/^IF OBJECT_ID\(N'\[banyan\]\.\[sales\.orders\]', N'U'\) IS NULL\nBEGIN\n {2}CREATE TABLE \[banyan\]\.\[sales\.orders\] \(/);
     for (const column of [
-      '[change_id] BIGINT NOT NULL DEFAULT NEXT VALUE FOR [sales].[banyan_cl_orders_seq] PRIMARY KEY NONCLUSTERED,',
-      '[rv] ROWVERSION NOT NULL,',
+      '[rv] ROWVERSION NOT NULL CONSTRAINT [pk_sales.orders] PRIMARY KEY CLUSTERED,',
       "[op] CHAR(1) NOT NULL CHECK ([op] IN ('I', 'U', 'D')),",
       '[changed_at] DATETIME2(7) NOT NULL DEFAULT SYSUTCDATETIME(),',
       '[origin] NVARCHAR(128) NULL,',
@@ -165,14 +166,39 @@ describe('installChangelog for a representative table', () => {
     ]) {
       expect(createTable).toContain(`\n    ${column}\n`);
     }
-    expect(createTable).toContain('CREATE UNIQUE CLUSTERED INDEX [banyan_cl_rv] ON [sales].[banyan_cl_orders] ([rv]);\nEND;');
+    expect(dialect.installChangelog(orders).join('\n')).not.toMatch(/CREATE SEQUENCE|NEXT VALUE FOR|change_id/);
+    // Ownership chaining from the trigger (the writer's rights) needs the changelog owned by the table's owner.
+    expect(createTable).toContain("WHERE [o].[object_id] = OBJECT_ID(N'[sales].[orders]', N'U'));");
+    expect(createTable).toContain("CONCAT(N'ALTER AUTHORIZATION ON OBJECT::', N'[banyan].[sales.orders]', N' TO ', QUOTENAME(@owner));");
+  });
+
+  it('names changelogs so that no two tables share one and none is also a sequence: x and x_seq, dots and brackets in names', () => {
+    const names = [
+      { schema: 'dbo', name: 'x' },
+      { schema: 'dbo', name: 'x_seq' },
+      { schema: 'dbo', name: 'Order.Lines' },
+      { schema: 'dbo.Order', name: 'Lines' },
+      { schema: 'dbo', name: '[weird]' },
+      { schema: 'dbo', name: 'weird' },
+    ].map((t) => dialect.changelogTable(t));
+    expect(names.map((n) => n.name)).toEqual(['dbo.x', 'dbo.x_seq', 'dbo.[Order.Lines]', '[dbo.Order].Lines', 'dbo.[[weird]]]', 'dbo.weird']);
+    expect(new Set(names.map((n) => n.name)).size).toBe(names.length);
+    expect(names.every((n) => n.schema === 'banyan')).toBe(true);
+  });
+
+  it('moves an older install’s changelog (beside the table, with a sequence) into the new one in rowversion order, then drops it', () => {
+    expect(moveOlder).toContain("IF OBJECT_ID(N'[sales].[banyan_cl_orders]', N'U') IS NOT NULL AND COL_LENGTH(N'[sales].[banyan_cl_orders]', N'rv') IS NOT NULL AND COL_LENGTH(N'[sales].[banyan_cl_orders]', N'before_image') IS NOT NULL");
+    expect(moveOlder).toContain(
+      'INSERT INTO [banyan].[sales.orders] ([op], [changed_at], [origin], [before_image], [after_image])\n  SELECT [op], [changed_at], [origin], [before_image], [after_image] FROM [sales].[banyan_cl_orders] ORDER BY [rv];\n  DROP TABLE [sales].[banyan_cl_orders];',
+    );
+    expect(moveOlder).toContain("IF OBJECT_ID(N'[sales].[banyan_cl_orders_seq]', N'SO') IS NOT NULL DROP SEQUENCE [sales].[banyan_cl_orders_seq];");
   });
 
   it('is set-based: one INSERT…SELECT over inserted FULL JOIN deleted on every primary-key column', () => {
     expect(createTrigger).toContain('SET NOCOUNT ON;');
     expect(createTrigger).toContain('SET ROWCOUNT 0;');
     expect(createTrigger).not.toContain('IDENTITY');
-    expect(createTrigger).toContain('INSERT INTO [sales].[banyan_cl_orders] ([op], [origin], [before_image], [after_image])\n  SELECT\n');
+    expect(createTrigger).toContain('INSERT INTO [banyan].[sales.orders] ([op], [origin], [origin_user], [before_image], [after_image])\n  SELECT\n');
     expect(createTrigger).toContain(
       `FROM inserted AS [i]\n  FULL OUTER JOIN deleted AS [d] ON [d].[tenant_id] = [i].[tenant_id] AND ${'[d].[order_no] COLLATE Latin1_General_100_BIN2 = [i].[order_no] COLLATE Latin1_General_100_BIN2 AND DATALENGTH([d].[order_no]) = DATALENGTH([i].[order_no])'}`,
     );
@@ -229,8 +255,8 @@ describe('installChangelog for a representative table', () => {
   });
 
   it('quotes every identifier', () => {
-    const names = ['sales', 'orders', 'banyan_cl_orders', 'banyan_cl_orders_trg', 'banyan_cl_orders_seq', ...orders.columns.map((c) => c.name), 'rv', 'op', 'origin', 'change_id', 'changed_at', 'before_image', 'after_image'];
-    for (const statement of [createSequence!, createTable!, createTrigger!, triggerFirst!]) {
+    const names = ['sales', 'orders', 'banyan', 'banyan_cl_orders', 'banyan_cl_orders_trg', ...orders.columns.map((c) => c.name), 'rv', 'op', 'origin', 'changed_at', 'before_image', 'after_image'];
+    for (const statement of [createTable!, createTrigger!, triggerFirst!, moveOlder!]) {
       const bare = unquotedPart(statement);
       for (const name of names) expect(bare, name).not.toMatch(new RegExp(`\\b${name}\\b`));
     }
@@ -244,7 +270,8 @@ describe('installChangelog for a representative table', () => {
       columns: [col('id?', 'int', 4, 10)],
     };
     const statements = dialect.installChangelog(hostile);
-    expect(statements[1]).toContain(`IF OBJECT_ID(N'[o''d]]d].[banyan_cl_x]]; DROP TABLE t; --\\?]', N'U')`);
+    expect(statements[1]).toContain(`IF OBJECT_ID(N'[banyan].[o''d]]d.x]]; DROP TABLE t; --\\?]', N'U')`);
+    expect(dialect.changelogTable(hostile).name).toBe("o'd]d.x]; DROP TABLE t; --?");
     const trigger = compiler.raw(statements[2]!).toString();
     expect(trigger).toContain('CREATE OR ALTER TRIGGER [o\'d]]d].[banyan_cl_x]]; DROP TABLE t; --?_trg] ON [o\'d]]d].[x]]; DROP TABLE t; --?]');
     expect(trigger).toContain('[d].[id?] = [i].[id?]');
@@ -257,35 +284,64 @@ describe('installChangelog for a representative table', () => {
     expect(() => dialect.installChangelog({ ...orders, name: 'x'.repeat(120) })).toThrow(/exceed SQL Server's 128 characters/);
   });
 
-  it('uninstalls the trigger, then the changelog table, then its sequence', () => {
-    expect(dialect.uninstallChangelog({ name: 'orders' })).toEqual([
-      'DROP TRIGGER IF EXISTS [dbo].[banyan_cl_orders_trg];',
-      'DROP TABLE IF EXISTS [dbo].[banyan_cl_orders];',
-      'DROP SEQUENCE IF EXISTS [dbo].[banyan_cl_orders_seq];',
-    ]);
+  it('uninstalls the trigger, its record, then the changelog table (and an older install’s table and sequence)', () => {
+    const [trigger, record, table, older, ...rest] = dialect.uninstallChangelog({ name: 'orders' });
+    expect(rest).toEqual([]);
+    expect(trigger).toBe('DROP TRIGGER IF EXISTS [dbo].[banyan_cl_orders_trg];');
+    expect(record).toContain("DELETE FROM [banyan].[tracked] WHERE [object_id] = OBJECT_ID(N'[dbo].[orders]', N'U');");
+    expect(table).toBe('DROP TABLE IF EXISTS [banyan].[dbo.orders];');
+    expect(older).toContain('DROP TABLE [dbo].[banyan_cl_orders];');
+    expect(older).toContain('DROP SEQUENCE [dbo].[banyan_cl_orders_seq];');
   });
 });
 
 describe('readChanges, prune and origin SQL', () => {
   it('reads one batch below MIN_ACTIVE_ROWVERSION, in rv order, as parameters', () => {
     const q = readChangesQuery(orders, '0x00000000000007D1', 5000);
-    expect(q.bindings).toEqual([5000, '0x00000000000007D1']);
-    expect(q.sql.startsWith('DECLARE @watermark BINARY(8) = MIN_ACTIVE_ROWVERSION();\nSELECT TOP (?) ')).toBe(true);
+    expect(q.bindings).toEqual(['0x00000000000007D1', '0x00000000000007D1', 5000, '0x00000000000007D1']);
+    expect(q.sql).toContain('DECLARE @watermark BINARY(8) = MIN_ACTIVE_ROWVERSION();\n');
+    expect(q.sql).toContain('END;\nSELECT TOP (?) ');
     expect(q.sql).toContain('WHERE [rv] > CONVERT(BINARY(8), ?, 1) AND [rv] < @watermark\nORDER BY [rv];');
     expect(q.sql).not.toMatch(/NOLOCK|READPAST|READUNCOMMITTED/i);
-    expect(inline(q)).toContain("FROM [sales].[banyan_cl_orders]\nWHERE [rv] > CONVERT(BINARY(8), '0x00000000000007D1', 1)");
+    expect(inline(q)).toContain("FROM [banyan].[sales.orders] WITH (READCOMMITTEDLOCK)\nWHERE [rv] > CONVERT(BINARY(8), '0x00000000000007D1', 1)");
     expect(inline(q)).toContain('SELECT TOP (5000) CONVERT(CHAR(18), [rv], 1) AS [rv]');
-    expect(native(q)).toMatchObject({ bindings: [5000, '0x00000000000007D1'] });
-    expect(native(q).sql).toContain('TOP (@p0)');
+    expect(native(q).sql).toContain('TOP (@p2)');
   });
 
-  it('prunes with one bounded DELETE below the position and older than the cut-off', () => {
-    const q = pruneQuery(orders, '0x00000000000007D1', new Date('2024-01-02T03:04:05.678Z'), 1000);
-    expect(q.bindings).toEqual([1000, '0x00000000000007D1', '2024-01-02T03:04:05.678Z']);
+  it('stops when the database is behind the stored position (a restore): THROW 50002 before any row is read', () => {
+    const q = readChangesQuery(orders, '0x00000000000007D1', 5000);
+    const sql = inline(q);
+    const check = sql.indexOf("IF @watermark <= CONVERT(BINARY(8), '0x00000000000007D1', 1)");
+    expect(check).toBeGreaterThan(sql.indexOf('DECLARE @watermark BINARY(8) = MIN_ACTIVE_ROWVERSION();'));
+    expect(check).toBeLessThan(sql.indexOf('SELECT TOP (5000)'));
+    expect(sql).toContain("N') is at or below the stored position ', '0x00000000000007D1', N'; it went back (a restore or another database)');\n  THROW 50002, @behind, 1;");
+  });
+
+  it('reads changes under locking READ COMMITTED whatever the database or the pooled connection says', () => {
+    const q = readChangesQuery(orders, '0x00000000000007D1', 5000);
+    // The level first (a connection the snapshot left at SNAPSHOT, or READ_COMMITTED_SNAPSHOT on).
+    expect(q.sql.split('\n')[0]).toBe('SET TRANSACTION ISOLATION LEVEL READ COMMITTED;');
+    expect(q.sql).toContain('WITH (READCOMMITTEDLOCK)');
+  });
+
+  it('prunes in rowversion order from where the last prune ended, in batches below lock escalation, stopping at the first young row', () => {
+    const q = pruneQuery(orders, '0x0000000000000100', '0x00000000000007D1', new Date('2024-01-02T03:04:05.678Z'), 10_000);
+    expect(PRUNE_BATCH).toBeLessThanOrEqual(2500);
+    expect(q.bindings).toEqual(['0x0000000000000100', '0x00000000000007D1', '2024-01-02T03:04:05.678Z', PRUNE_BATCH]);
+    expect(pruneQuery(orders, START_RV, '0x00000000000007D1', new Date(0), 100).bindings.at(-1)).toBe(100);
     expect(inline(q)).toBe(
-      'DELETE TOP (1000) FROM [sales].[banyan_cl_orders]\n' +
-        "WHERE [rv] <= CONVERT(BINARY(8), '0x00000000000007D1', 1) AND [changed_at] < CONVERT(DATETIME2(7), '2024-01-02T03:04:05.678Z', 127);\n" +
-        'SELECT @@ROWCOUNT AS [deleted];',
+      'SET TRANSACTION ISOLATION LEVEL READ COMMITTED;\n' +
+        "DECLARE @from BINARY(8) = CONVERT(BINARY(8), '0x0000000000000100', 1), @upTo BINARY(8) = CONVERT(BINARY(8), '0x00000000000007D1', 1);\n" +
+        "DECLARE @olderThan DATETIME2(7) = CONVERT(DATETIME2(7), '2024-01-02T03:04:05.678Z', 127);\n" +
+        'DECLARE @young BINARY(8) = (SELECT TOP (1) [rv] FROM [banyan].[sales.orders] WHERE [rv] > @from AND [rv] <= @upTo AND [changed_at] >= @olderThan ORDER BY [rv]);\n' +
+        'DECLARE @gone TABLE ([rv] BINARY(8) NOT NULL);\n' +
+        'WITH [doomed] AS (\n' +
+        `  SELECT TOP (${PRUNE_BATCH}) [rv] FROM [banyan].[sales.orders]\n` +
+        '  WHERE [rv] > @from AND [rv] <= @upTo AND (@young IS NULL OR [rv] < @young)\n' +
+        '  ORDER BY [rv]\n' +
+        ')\n' +
+        'DELETE FROM [doomed] OUTPUT [deleted].[rv] INTO @gone;\n' +
+        'SELECT COUNT(*) AS [deleted], CONVERT(CHAR(18), MAX([rv]), 1) AS [last_rv] FROM @gone;',
     );
   });
 
@@ -309,9 +365,17 @@ describe('snapshot SQL', () => {
     expect(q.sql).toContain('CONVERT(CHAR(18), CONVERT(BINARY(8), CONVERT(BIGINT, MIN_ACTIVE_ROWVERSION()) - 1), 1) AS [start_rv]');
     expect(q.sql).toContain('[snapshot_isolation_state]');
     expect(q.sql).toContain('[sys].[partitions]');
-    expect(inline(snapshotSeenQuery(orders, '0x00000000000007D0'))).toBe(
-      "SELECT CONVERT(CHAR(18), [rv], 1) AS [rv] FROM [sales].[banyan_cl_orders]\nWHERE [rv] > CONVERT(BINARY(8), '0x00000000000007D0', 1)\nORDER BY [rv];",
+    expect(inline(snapshotSeenQuery(orders, '0x00000000000007D0', 10_001))).toBe(
+      "SELECT TOP (10001) CONVERT(CHAR(18), [rv], 1) AS [rv] FROM [banyan].[sales.orders]\nWHERE [rv] > CONVERT(BINARY(8), '0x00000000000007D0', 1)\nORDER BY [rv];",
     );
+  });
+
+  it('finds the oldest open transaction that wrote in this database, with its session, login and start', () => {
+    const q = pinningTransactionQuery();
+    expect(q.sql).toContain('FROM [sys].[dm_tran_database_transactions] AS [dt]');
+    expect(q.sql).toContain('[dt].[database_id] = DB_ID() AND [dt].[database_transaction_begin_time] IS NOT NULL');
+    expect(q.sql).toContain('[es].[login_name] AS [login_name]');
+    expect(q.sql).toContain('ORDER BY [dt].[database_transaction_begin_time];');
   });
 
   it('pages by primary key with the trigger’s text expressions, ordering by the columns, not the aliases', () => {
@@ -414,13 +478,19 @@ describe('positions and change rows', () => {
 function fakeKnex(answer: (sql: string, bindings: unknown[]) => unknown[]) {
   const calls: Array<{ on: 'db' | 'trx'; sql: string; bindings: unknown[] }> = [];
   let completed = false;
+  // knex's raw is a thenable with .options() (the request timeout); so is this one.
+  const raw = (on: 'db' | 'trx') => (sql: string, bindings: unknown[]) => {
+    calls.push({ on, sql, bindings });
+    const pending = (async () => answer(sql, bindings))();
+    return Object.assign(pending, { options: () => pending });
+  };
   const trx = {
-    raw: vi.fn(async (sql: string, bindings: unknown[]) => (calls.push({ on: 'trx', sql, bindings }), answer(sql, bindings))),
+    raw: vi.fn(raw('trx')),
     isCompleted: () => completed,
     rollback: vi.fn(async () => void (completed = true)),
   };
   const db = {
-    raw: vi.fn(async (sql: string, bindings: unknown[]) => (calls.push({ on: 'db', sql, bindings }), answer(sql, bindings))),
+    raw: vi.fn(raw('db')),
     transaction: vi.fn(async () => trx),
   };
   return { db: db as unknown as Knex, trx: trx as unknown as Knex.Transaction & typeof trx, calls, transaction: db.transaction };
@@ -483,43 +553,61 @@ describe('MssqlDialect against a scripted connection', () => {
     expect(dialect.columnsNeverInBeforeImage(orders)).toEqual(['note']);
   });
 
-  it('finds the changelog table and its trigger by OBJECT_ID, the names bound, not inlined', async () => {
-    const hostile = { schema: 'sales', name: "order]lines';--" };
-    const q = changelogStateQuery(hostile);
-    expect(q.sql).toBe(
-      "SELECT CASE WHEN OBJECT_ID(?, N'U') IS NULL THEN 0 ELSE 1 END AS [changelog],\n  CASE WHEN OBJECT_ID(?, N'TR') IS NULL THEN 0 ELSE 1 END AS [trigger];",
-    );
-    expect(q.bindings).toEqual(["[sales].[banyan_cl_order]]lines';--]", "[sales].[banyan_cl_order]]lines';--_trg]"]);
-    expect(native(q).sql).toContain('OBJECT_ID(@p0, N\'U\')');
-
-    const present = fakeKnex(() => [{ changelog: 1, trigger: 1 }]);
-    expect(await dialect.changelogState(present.db, orders)).toEqual({ table: true, triggers: ['banyan_cl_orders_trg'], missingTriggers: [] });
-    expect(present.calls[0]!.bindings).toEqual(['[sales].[banyan_cl_orders]', '[sales].[banyan_cl_orders_trg]']);
-    const gone = fakeKnex(() => [{ changelog: 0, trigger: 0 }]);
-    expect(await dialect.changelogState(gone.db, orders)).toEqual({ table: false, triggers: ['banyan_cl_orders_trg'], missingTriggers: ['banyan_cl_orders_trg'] });
-  });
+  // changelogState (the catalog query and what is read from it): mssql/health.spec.ts.
 
   it('reads changes with one query and returns the position after them', async () => {
     const { db, calls } = fakeKnex(() => [{ rv: '0x00000000000007D1', op: 'U', changed_ms: '5', origin: 'banyan', before_image: '{}', after_image: '{}' }]);
     const batch = await dialect.readChanges(db, orders, undefined, 5000, 0);
     expect(calls).toHaveLength(1);
-    expect(calls[0]!.bindings).toEqual([5000, START_RV]);
+    expect(calls[0]!.bindings).toEqual([START_RV, START_RV, 5000, START_RV]);
     expect(batch).toEqual({
       rows: [{ op: 'U', changedAt: 5, origin: 'banyan', before: {}, after: {}, position: '0x00000000000007D1' }],
       position: { rv: '0x00000000000007D1' },
     });
   });
 
+  it('turns the database being behind the position into an error that is never retried and says what to do', async () => {
+    const { db } = fakeKnex(() => {
+      throw Object.assign(new Error("the database's rowversion (MIN_ACTIVE_ROWVERSION() 0x0000000000000100) is at or below the stored position 0x00000000000007D1"), { number: 50002 });
+    });
+    const error = await dialect.readChanges(db, orders, { rv: '0x00000000000007D1' }, 10, 0).catch((e: unknown) => e);
+    expect(error).toMatchObject({ retriable: false, code: 'DATABASE_WENT_BACK', context: { table: '[sales].[orders]', position: '0x00000000000007D1' } });
+    expect((error as Error).message).toContain('changelog of [sales].[orders]: the database');
+    expect((error as Error).message).toContain('give the source a new name');
+    // Any other error passes as it came.
+    const other = fakeKnex(() => {
+      throw Object.assign(new Error('deadlock'), { number: 1205 });
+    });
+    await expect(dialect.readChanges(other.db, orders, undefined, 10, 0)).rejects.toMatchObject({ number: 1205 });
+  });
+
   it('returns the number of pruned rows', async () => {
-    const { db } = fakeKnex(() => [{ deleted: 42 }]);
-    await expect(dialect.pruneChangelog(db, orders, { rv: '0x00000000000007D1' }, new Date(0), 1000)).resolves.toBe(42);
+    const { db } = fakeKnex(() => [{ deleted: 42, last_rv: '0x0000000000000042' }]);
+    await expect(new MssqlDialect().pruneChangelog(db, orders, { rv: '0x00000000000007D1' }, new Date(0), 1000)).resolves.toBe(42);
+  });
+
+  it('prunes a large backlog in statements of PRUNE_BATCH rows, each from where the one before ended, and the next prune goes on from there', async () => {
+    const ends = ['0x0000000000001000', '0x0000000000002000', '0x0000000000002100'];
+    const counts = [PRUNE_BATCH, PRUNE_BATCH, 7];
+    const { db, calls } = fakeKnex(() => [{ deleted: counts.shift() ?? 0, last_rv: ends.shift() ?? null }]);
+    const fresh = new MssqlDialect();
+    await expect(fresh.pruneChangelog(db, orders, { rv: '0x00000000000FFFFF' }, new Date(0), 10_000)).resolves.toBe(2 * PRUNE_BATCH + 7);
+    expect(calls.map((c) => c.bindings[0])).toEqual([START_RV, '0x0000000000001000', '0x0000000000002000']);
+    expect(calls.map((c) => c.bindings.at(-1))).toEqual([PRUNE_BATCH, PRUNE_BATCH, PRUNE_BATCH]);
+    // Nothing more to delete now; the next prune starts after the last row deleted, not at the start.
+    await expect(fresh.pruneChangelog(db, orders, { rv: '0x00000000000FFFFF' }, new Date(0), 10_000)).resolves.toBe(0);
+    expect(calls[3]!.bindings[0]).toBe('0x0000000000002100');
+    // The limit is kept: the last statement asks only for what is left of it.
+    const capped = fakeKnex((_sql, bindings) => [{ deleted: bindings.at(-1), last_rv: '0x0000000000003000' }]);
+    await expect(new MssqlDialect().pruneChangelog(capped.db, orders, { rv: '0x00000000000FFFFF' }, new Date(0), PRUNE_BATCH + 5)).resolves.toBe(PRUNE_BATCH + 5);
+    expect(capped.calls.map((c) => c.bindings.at(-1))).toEqual([PRUNE_BATCH, 5]);
   });
 
   it('opens a SNAPSHOT transaction when the database allows it, and lists what it already holds', async () => {
     const pages = [[{ tenant_id: '1', order_no: 'A' }], []];
     const { db, trx, calls, transaction } = fakeKnex((sql) => {
       if (sql.includes('[start_rv]')) return [{ start_rv: '0x000000000000000F', snapshot_isolation_state: 1, estimated_rows: '12' }];
-      if (sql.startsWith('SELECT CONVERT(CHAR(18), [rv], 1)')) return [{ rv: '0x0000000000000011' }];
+      if (sql.startsWith('SELECT TOP (?) CONVERT(CHAR(18), [rv], 1)')) return [{ rv: '0x0000000000000011' }];
       return pages.shift()!;
     });
     const snapshot = await dialect.openSnapshot(db, orders, 0);
@@ -532,6 +620,66 @@ describe('MssqlDialect against a scripted connection', () => {
     expect(calls[3]!.bindings).toEqual([1, '1', '1', '1', 'A']);
     await snapshot.close();
     expect(trx.rollback).toHaveBeenCalledOnce();
+    // The pooled connection goes back at READ COMMITTED, not at SNAPSHOT.
+    expect(calls.at(-1)).toEqual({ on: 'trx', sql: 'SET TRANSACTION ISOLATION LEVEL READ COMMITTED;', bindings: undefined });
+  });
+
+  it('bounds the list of changes the snapshot holds: past SEEN_LIMIT it keeps the first ones, counts the rest as possible duplicates and names the pinning transaction', async () => {
+    const rvs = Array.from({ length: SEEN_LIMIT + 1 }, (_, i) => ({ rv: `0x${(0x10 + i).toString(16).toUpperCase().padStart(16, '0')}` }));
+    const { db, calls } = fakeKnex((sql) => {
+      if (sql.includes('[start_rv]')) return [{ start_rv: '0x000000000000000F', snapshot_isolation_state: 1, estimated_rows: '12' }];
+      if (sql.startsWith('SELECT TOP (?) CONVERT(CHAR(18), [rv], 1)')) return rvs;
+      if (sql.startsWith('SELECT COUNT_BIG(*)')) return [{ n: '250000' }];
+      if (sql.includes('[dm_tran_database_transactions]')) return [{ session_id: 53, login_name: 'CORP\\app', host_name: 'web-1', program_name: 'Legacy ERP', begin_time: '2026-12-05T09:00:00.123' }];
+      return [];
+    });
+    const snapshot = await dialect.openSnapshot(db, orders, 0);
+    expect((snapshot.position.seen as string[]).length).toBe(SEEN_LIMIT);
+    expect(JSON.stringify(snapshot.position).length).toBeLessThan(300_000);
+    expect(calls.find((c) => c.sql.startsWith('SELECT COUNT_BIG(*)'))!.bindings).toEqual([rvs[SEEN_LIMIT - 1]!.rv]);
+    expect(snapshot.handover).toEqual({
+      duplicatesPossible: 250_000,
+      pinningTransaction: { session: 53, login: 'CORP\\app', host: 'web-1', program: 'Legacy ERP', since: '2026-12-05T09:00:00.123Z' },
+    });
+    // Without the permission to read the DMVs, the handover says so.
+    const denied = fakeKnex((sql) => {
+      if (sql.includes('[start_rv]')) return [{ start_rv: '0x000000000000000F', snapshot_isolation_state: 1, estimated_rows: '12' }];
+      if (sql.startsWith('SELECT TOP (?) CONVERT(CHAR(18), [rv], 1)')) return rvs;
+      if (sql.startsWith('SELECT COUNT_BIG(*)')) return [{ n: 3 }];
+      throw new Error('The user does not have permission to perform this action.');
+    });
+    expect((await dialect.openSnapshot(denied.db, orders, 0)).handover?.pinningTransaction).toMatch(/^unknown: The user does not have permission.*VIEW SERVER STATE/);
+    // Below the limit, no handover note.
+    const few = fakeKnex((sql) => (sql.includes('[start_rv]') ? [{ start_rv: '0x000000000000000F', snapshot_isolation_state: 1, estimated_rows: '1' }] : rvs.slice(0, 3)));
+    expect((await dialect.openSnapshot(few.db, orders, 0)).handover).toBeUndefined();
+  });
+
+  it('bounds migrate: LOCK_TIMEOUT before each table, set back to -1 after, the migrate request timeout, error 1222 known as a lock wait', () => {
+    const guard = new MssqlDialect({ lockMs: 2500, requestMs: 1, readMs: 1, snapshotPageMs: 1, pruneMs: 1, migrateMs: 90_000 }).migrationGuard(2500);
+    expect(guard.before).toEqual(['SET LOCK_TIMEOUT 2500;']);
+    expect(guard.after).toEqual(['SET LOCK_TIMEOUT -1;']);
+    expect(guard.options).toEqual({ requestTimeout: 90_000 });
+    expect(guard.isLockTimeout(Object.assign(new Error('Lock request time out period exceeded.'), { number: 1222 }))).toBe(true);
+    expect(guard.isLockTimeout(Object.assign(new Error('deadlock'), { number: 1205 }))).toBe(false);
+  });
+
+  it('gives each kind of statement its own request timeout, and the connection the default', async () => {
+    const timeouts = { lockMs: 1, requestMs: 11, readMs: 22, snapshotPageMs: 33, pruneMs: 44, migrateMs: 55 };
+    const timed: Dialect = new MssqlDialect(timeouts);
+    const seen: unknown[] = [];
+    const raw = vi.fn((sql: string) => {
+      const answer = sql.includes('[start_rv]') ? [{ start_rv: '0x000000000000000F', snapshot_isolation_state: 0, estimated_rows: '1' }] : [];
+      const pending = Promise.resolve(answer);
+      return Object.assign(pending, { options: (o: { requestTimeout: number }) => (seen.push([sql.split('\n')[1] ?? sql, o.requestTimeout]), pending) });
+    });
+    const trx = { raw, isCompleted: () => false, rollback: vi.fn(async () => undefined) };
+    const db = { raw, transaction: vi.fn(async () => trx) } as unknown as Knex;
+    await timed.readChanges(db, orders, undefined, 10, 0);
+    await timed.pruneChangelog(db, orders, { rv: '0x0000000000000001' }, new Date(0), 10);
+    const snapshot = await timed.openSnapshot(db, orders, 0);
+    await snapshot.nextPage(10);
+    expect(seen.map((s) => (s as [string, number])[1])).toEqual([22, 44, 33]);
+    expect(mssqlDriver.connectionOptions({ dialect: 'mssql', host: 'h', database: 'd', user: 'u', ssl: false, timeouts })).toMatchObject({ requestTimeout: 11 });
   });
 
   it('falls back to READ COMMITTED pages without a seen list when SNAPSHOT isolation is off', async () => {

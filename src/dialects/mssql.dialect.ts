@@ -1,35 +1,45 @@
 import type { Driver } from './driver';
 import type { Knex } from 'knex';
-import type { ChangeBatch, ChangelogState, Dialect, Position, Snapshot, TableInfo, TableRef } from './dialect';
-import { changelogTable, installStatements, triggerName, uninstallStatements } from './mssql/changelog';
-import { changeBatch, parsePosition, toPosition } from './mssql/position';
+import type { ChangeBatch, ChangelogState, Dialect, MigrationGuard, Position, Snapshot, TableInfo, TableRef } from './dialect';
+import { changelogTable, installStatements, uninstallStatements } from './mssql/changelog';
+import { changelogStateOf, type TriggerCatalogRow } from './mssql/health';
+import { changeBatch, parsePosition, START_RV, toPosition } from './mssql/position';
 import {
   changelogStateQuery,
   clearOriginQuery,
   columnNamesQuery,
   describeTableQuery,
+  BEHIND_POSITION_ERROR,
+  PRUNE_BATCH,
   pruneQuery,
+  RESET_ISOLATION,
   readChangesQuery,
   setOriginQuery,
   snapshotPageQuery,
+  snapshotSeenCountQuery,
   snapshotSeenQuery,
+  pinningTransactionQuery,
   snapshotStartQuery,
 } from './mssql/queries';
 import { DEFAULT_SCHEMA, displayName, quoteIdentifier, type SqlQuery } from './mssql/sql';
 import { columnFromCatalog, isLegacyLob } from './mssql/types';
 import { mssqlWrites } from './mssql/writes';
-import { TableProblemError } from './errors';
+import { TimedMssqlClient } from './mssql/knex-client';
+import type { StatementTimeouts } from './index';
+import { DATABASE_WENT_BACK, TableProblemError } from './errors';
+import { BanyanError, errorMessage, type Json } from '../core';
 import { writtenName } from './shared-catalog';
 
 type Row = Record<string, unknown>;
 
 /** tedious, through knex's mssql client. */
 export const mssqlDriver: Driver = {
-  client: 'mssql',
+  client: TimedMssqlClient,
   defaultPort: 1433,
-  // tedious wants `server` and its TLS settings under `options`.
+  // tedious wants `server` and its TLS settings under `options`; knex reads requestTimeout beside them.
   connectionOptions: (settings) => ({
     server: settings.host,
+    requestTimeout: (settings.timeouts ?? DEFAULT_TIMEOUTS).requestMs,
     options: { encrypt: settings.ssl, trustServerCertificate: !settings.ssl },
   }),
   versionQuery: 'SELECT @@VERSION AS version',
@@ -43,6 +53,11 @@ export const mssqlDriver: Driver = {
 export class MssqlDialect implements Dialect {
   readonly name = 'mssql' as const;
   readonly writes = mssqlWrites;
+
+  constructor(private readonly timeouts: StatementTimeouts = DEFAULT_TIMEOUTS) {}
+
+  /** Per changelog, the highest rowversion a prune deleted: the next prune starts after it. */
+  private readonly prunedUpTo = new Map<string, string>();
 
   quoteIdentifier(name: string): string {
     return quoteIdentifier(name);
@@ -86,10 +101,9 @@ export class MssqlDialect implements Dialect {
     return table.columns.filter(isLegacyLob).map((c) => c.name);
   }
 
+  /** Also whether the trigger is enabled and fires first, the table's other triggers, and `nested triggers` (mssql/health.ts). */
   async changelogState(db: Knex, table: TableRef): Promise<ChangelogState> {
-    const [row] = await run(db, changelogStateQuery(table));
-    const trigger = triggerName(table).name;
-    return { table: Number(row?.changelog) === 1, triggers: [trigger], missingTriggers: Number(row?.trigger) === 1 ? [] : [trigger] };
+    return changelogStateOf(table, (await run(db, changelogStateQuery(table))) as unknown as TriggerCatalogRow[]);
   }
 
   installChangelog(table: TableInfo): string[] {
@@ -102,7 +116,19 @@ export class MssqlDialect implements Dialect {
 
   async readChanges(db: Knex, table: TableInfo, position: Position | undefined, limit: number): Promise<ChangeBatch> {
     const from = parsePosition(position);
-    return changeBatch(table, await run(db, readChangesQuery(table, from.rv, limit)), from);
+    let rows: Row[];
+    try {
+      rows = await run(db, readChangesQuery(table, from.rv, limit), this.timeouts.readMs);
+    } catch (error) {
+      if (sqlErrorNumber(error) !== BEHIND_POSITION_ERROR) throw error;
+      throw new BanyanError(
+        `changelog of ${displayName(table)}: ${errorMessage(error)}. Changes made since have rowversions at or below the stored position ` +
+          'and would be skipped, so this source stops. Find out what happened to the database; to go on, give the source a new name in ' +
+          'the configuration (it starts with no position: it snapshots the table again and streams from there), see docs/dialect-mssql.md, "A restore behind the stored position"',
+        { retriable: false, stage: 'receiving', code: DATABASE_WENT_BACK, context: { table: displayName(table), position: from.rv }, cause: error },
+      );
+    }
+    return changeBatch(table, rows, from);
   }
 
   /**
@@ -118,18 +144,70 @@ export class MssqlDialect implements Dialect {
     const isolated = Number(start.snapshot_isolation_state) === 1;
     const trx = await db.transaction({ isolationLevel: isolated ? 'snapshot' : 'read committed' });
     try {
-      const seen = isolated ? (await run(trx, snapshotSeenQuery(table, rv))).map((r) => String(r.rv)) : [];
+      const seen = isolated ? (await run(trx, snapshotSeenQuery(table, rv, SEEN_LIMIT + 1), this.timeouts.snapshotPageMs)).map((r) => String(r.rv)) : [];
+      let handover: Snapshot['handover'];
+      if (seen.length > SEEN_LIMIT) {
+        seen.length = SEEN_LIMIT;
+        const [counted] = await run(trx, snapshotSeenCountQuery(table, seen.at(-1)!), this.timeouts.snapshotPageMs);
+        handover = { duplicatesPossible: Number(counted?.n ?? 0), pinningTransaction: await this.pinningTransaction(db) };
+      }
       const position = toPosition(parsePosition({ rv, seen }));
-      return new MssqlSnapshot(trx, table, position, Number(start.estimated_rows ?? 0), isolated);
+      return new MssqlSnapshot(trx, table, position, Number(start.estimated_rows ?? 0), isolated, this.timeouts.snapshotPageMs, handover);
     } catch (error) {
-      await trx.rollback();
+      await endSnapshot(trx);
       throw error;
     }
   }
 
+  /**
+   * SET LOCK_TIMEOUT is a session setting, so it is set back to -1 (wait forever, the default)
+   * before the connection returns to the pool; each statement gets the migrate request timeout.
+   * Error 1222 when a lock is not granted in time.
+   */
+  migrationGuard(lockMs: number): MigrationGuard {
+    return {
+      before: [`SET LOCK_TIMEOUT ${Math.ceil(lockMs)};`],
+      after: ['SET LOCK_TIMEOUT -1;'],
+      options: { requestTimeout: this.timeouts.migrateMs },
+      isLockTimeout: (error) => sqlErrorNumber(error) === 1222,
+    };
+  }
+
+  /** Who holds MIN_ACTIVE_ROWVERSION() back (session, login, host, program, since when), or why that cannot be told. */
+  private async pinningTransaction(db: Knex): Promise<Record<string, Json> | string> {
+    try {
+      const [row] = await run(db, pinningTransactionQuery());
+      if (!row) return 'none open now';
+      return {
+        session: Number(row.session_id),
+        login: String(row.login_name),
+        host: row.host_name === null ? null : String(row.host_name),
+        program: row.program_name === null ? null : String(row.program_name),
+        since: `${String(row.begin_time)}Z`.replace(/ZZ$/, 'Z'),
+      };
+    } catch (error) {
+      return `unknown: ${errorMessage(error)} (reading it needs VIEW SERVER STATE, or VIEW SERVER PERFORMANCE STATE on SQL Server 2022)`;
+    }
+  }
+
+  /**
+   * Deletes in statements of PRUNE_BATCH rows (below lock escalation), each committed on its own,
+   * up to `limit`; each starts where the previous one of this table ended (remembered here, from
+   * the start of the changelog after a restart), so rows already gone are never scanned again.
+   */
   async pruneChangelog(db: Knex, table: TableInfo, position: Position, olderThan: Date, limit: number): Promise<number> {
-    const [result] = await run(db, pruneQuery(table, parsePosition(position).rv, olderThan, limit));
-    return Number(result?.deleted ?? 0);
+    const key = displayName(table);
+    const upTo = parsePosition(position).rv;
+    let deleted = 0;
+    while (deleted < limit) {
+      const asked = Math.min(limit - deleted, PRUNE_BATCH);
+      const [result] = await run(db, pruneQuery(table, this.prunedUpTo.get(key) ?? START_RV, upTo, olderThan, asked), this.timeouts.pruneMs);
+      const n = Number(result?.deleted ?? 0);
+      deleted += n;
+      if (result?.last_rv) this.prunedUpTo.set(key, String(result.last_rv));
+      if (n < asked) break;
+    }
+    return deleted;
   }
 
   /**
@@ -145,6 +223,15 @@ export class MssqlDialect implements Dialect {
   async clearOrigin(trx: Knex.Transaction): Promise<void> {
     await run(trx, clearOriginQuery());
   }
+
+  /**
+   * ORIGINAL_LOGIN() names the login as the server holds it (`banyan`, `CORP\svc_banyan`,
+   * `svc@contoso.com`), compared exactly: a login differing in case is another login on a server
+   * with a case-sensitive collation (docs/dialect-mssql.md, Who may tag a write).
+   */
+  isTrustedWriter(writer: string, trusted: string): boolean {
+    return writer === trusted;
+  }
 }
 
 class MssqlSnapshot implements Snapshot {
@@ -157,10 +244,12 @@ class MssqlSnapshot implements Snapshot {
     readonly estimatedRows: number,
     /** Whether this is a true SNAPSHOT transaction (else READ COMMITTED pages). */
     readonly isolated: boolean,
+    private readonly pageTimeoutMs: number,
+    readonly handover: Snapshot['handover'],
   ) {}
 
   async nextPage(limit: number): Promise<Array<Record<string, string | null>>> {
-    const rows = (await run(this.trx, snapshotPageQuery(this.table, this.cursor, limit))) as Array<Record<string, string | null>>;
+    const rows = (await run(this.trx, snapshotPageQuery(this.table, this.cursor, limit), this.pageTimeoutMs)) as Array<Record<string, string | null>>;
     const last = rows.at(-1);
     if (last) this.cursor = this.table.primaryKey.map((k) => String(last[k]));
     return rows;
@@ -168,10 +257,42 @@ class MssqlSnapshot implements Snapshot {
 
   /** Read-only, so a rollback ends it as a commit would, and also copes with one the server already aborted. */
   async close(): Promise<void> {
-    if (!this.trx.isCompleted()) await this.trx.rollback();
+    await endSnapshot(this.trx);
   }
 }
 
-async function run(db: Knex | Knex.Transaction, query: SqlQuery): Promise<Row[]> {
-  return (await db.raw(query.sql, query.bindings)) as Row[];
+/**
+ * Ends a snapshot's transaction, the connection set back to READ COMMITTED first: a session keeps
+ * its isolation level after the transaction, and knex returns it to the pool as it is, where a
+ * later read would otherwise run at SNAPSHOT (the change read and the prune set their level too).
+ */
+async function endSnapshot(trx: Knex.Transaction): Promise<void> {
+  if (trx.isCompleted()) return;
+  try {
+    await trx.raw(RESET_ISOLATION);
+  } finally {
+    await trx.rollback();
+  }
+}
+
+/**
+ * The most changes a snapshot lists as already held (each about 20 bytes in every offset record of
+ * the hand-over, under Kafka's 1 MB default message size). More than that means an open transaction
+ * held the watermark back meanwhile: the rest may be delivered twice, said and counted.
+ */
+export const SEEN_LIMIT = 10_000;
+
+/** The config's defaults (src/runtime/config/schema.ts), for a dialect made without a config. */
+export const DEFAULT_TIMEOUTS: StatementTimeouts = { lockMs: 10_000, requestMs: 30_000, readMs: 30_000, snapshotPageMs: 300_000, pruneMs: 120_000, migrateMs: 600_000 };
+
+/** The SQL Server error number of a driver error (as src/dialects/errors.ts reads it). */
+function sqlErrorNumber(error: unknown): number | undefined {
+  const number = (error as { number?: unknown })?.number;
+  return typeof number === 'number' ? number : undefined;
+}
+
+/** Runs one statement, with the request timeout of its kind when it has one (else the connection's). */
+async function run(db: Knex | Knex.Transaction, query: SqlQuery, requestTimeout?: number): Promise<Row[]> {
+  const raw = db.raw(query.sql, query.bindings);
+  return (await (requestTimeout === undefined ? raw : raw.options({ requestTimeout }))) as Row[];
 }

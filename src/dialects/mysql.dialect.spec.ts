@@ -62,7 +62,7 @@ describe('MysqlDialect DDL', () => {
     expect(creates[1]).toContain("NEW.`i``d`");
     // The JSON key is a hex literal; inside backticks a quote is just a character.
     expect(creates[1]).toContain("_utf8mb4 X'6e61276d65', NEW.`na'me`");
-    expect(creates[3]).toMatch(/VALUES \('U', UTC_TIMESTAMP\(6\), LEFT\(@banyan_origin, 128\), JSON_OBJECT\(.*OLD\..*\), JSON_OBJECT\(.*NEW\./s);
+    expect(creates[3]).toMatch(/VALUES \('U', UTC_TIMESTAMP\(6\), LEFT\(@banyan_origin, 128\), IF\(@banyan_origin IS NULL, NULL, LEFT\(USER\(\), 512\)\), JSON_OBJECT\(.*OLD\..*\), JSON_OBJECT\(.*NEW\./s);
     expect(creates[5]).toMatch(/VALUES \('D', .*JSON_OBJECT\(.*OLD\..*\), NULL\)$/s);
   });
 

@@ -1,11 +1,22 @@
 import type { Driver } from './driver';
 import type { Knex } from 'knex';
-import type { ChangeBatch, ChangelogState, ChangeRow, Dialect, Position, Snapshot, TableInfo, TableRef } from './dialect';
+import type { ChangeBatch, ChangelogState, ChangeRow, Dialect, Position, Snapshot, TableInfo, TableRef, MigrationGuard } from './dialect';
 import { describeMysqlTable } from './mysql/describe';
 import { advance, expireGaps, parsePosition, toPosition, type GapOptions } from './mysql/gaps';
 import { openMysqlSnapshot } from './mysql/snapshot';
 import { mysqlWrites } from './mysql/writes';
-import { changelogDdl, changelogName, changelogTriggerNames, parseImage, qualified, quoteIdentifier, uninstallDdl } from './mysql/sql';
+import { writtenName } from './shared-catalog';
+import {
+  addWriterColumnDdl,
+  changelogDdl,
+  changelogName,
+  changelogTriggerNames,
+  isTrustedWriter,
+  parseImage,
+  qualified,
+  quoteIdentifier,
+  uninstallDdl,
+} from './mysql/sql';
 
 export interface MysqlDialectOptions {
   /** How long a missing change_id is waited for before the ids after it are emitted. */
@@ -22,6 +33,7 @@ interface ChangelogRow {
   op: string;
   changed_at: string;
   origin: string | null;
+  origin_user: string | null;
   before_image: unknown;
   after_image: unknown;
 }
@@ -50,6 +62,19 @@ export const mysqlDriver: Driver = {
 export class MysqlDialect implements Dialect {
   readonly name = 'mysql' as const;
   readonly writes = mysqlWrites;
+
+  /**
+   * lock_wait_timeout (whole seconds) bounds the metadata lock CREATE TRIGGER and ALTER TABLE wait
+   * for; it is a session setting, so it is set back to the server's default after the table. (MySQL
+   * DDL commits implicitly: one table's install is not one transaction here.) ER_LOCK_WAIT_TIMEOUT.
+   */
+  migrationGuard(lockMs: number): MigrationGuard {
+    return {
+      before: [`SET SESSION lock_wait_timeout = ${Math.max(1, Math.ceil(lockMs / 1000))}`],
+      after: ['SET SESSION lock_wait_timeout = DEFAULT'],
+      isLockTimeout: (error) => (error as { errno?: unknown })?.errno === 1205,
+    };
+  }
   private readonly gapOptions: GapOptions;
 
   constructor(options: MysqlDialectOptions = {}) {
@@ -75,6 +100,38 @@ export class MysqlDialect implements Dialect {
 
   installChangelog(table: TableInfo): string[] {
     return changelogDdl(table);
+  }
+
+  /**
+   * One catalog read; the ALTER only for a changelog that exists without the writer column, its
+   * metadata-lock wait bounded as the install's is.
+   */
+  async upgradeChangelog(db: Knex, table: TableRef, lockMs: number): Promise<void> {
+    const [[row]] = (await db.raw(
+      `SELECT (SELECT COUNT(*) FROM information_schema.TABLES WHERE TABLE_SCHEMA = COALESCE(?, DATABASE()) AND TABLE_NAME = ?) AS t,
+              (SELECT COUNT(*) FROM information_schema.COLUMNS WHERE TABLE_SCHEMA = COALESCE(?, DATABASE()) AND TABLE_NAME = ? AND COLUMN_NAME = 'origin_user') AS c`,
+      [table.schema ?? null, this.changelogTable(table).name, table.schema ?? null, this.changelogTable(table).name],
+    )) as [[{ t: number | string; c: number | string }]];
+    if (Number(row.t) === 0 || Number(row.c) > 0) return;
+    const guard = this.migrationGuard(lockMs);
+    // One connection, so the session's lock_wait_timeout applies to the ALTER and is set back after.
+    await db.transaction(async (trx) => {
+      try {
+        for (const statement of guard.before) await trx.raw(statement);
+        await trx.raw(addWriterColumnDdl(table));
+      } catch (error) {
+        // Another process added it since the read (ER_DUP_FIELDNAME): what was wanted is there.
+        if ((error as { errno?: number }).errno === 1060) return;
+        if (!guard.isLockTimeout(error)) throw error;
+        throw new Error(
+          `table ${writtenName(table)}: adding origin_user to its changelog waited more than ${lockMs} ms for a lock (a session of the application holds one); ` +
+            `nothing was changed. Run banyan migrate again when the table is quiet, or raise the database's timeouts.lockMs. (${(error as Error).message})`,
+          { cause: error },
+        );
+      } finally {
+        for (const statement of guard.after) await trx.raw(statement).catch(() => undefined);
+      }
+    });
   }
 
   async changelogState(db: Knex, table: TableRef): Promise<ChangelogState> {
@@ -116,7 +173,7 @@ export class MysqlDialect implements Dialect {
     // seen together and come out in id order.
     const where = ['change_id > ?', ...start.gaps.map(() => 'change_id BETWEEN ? AND ?')].join(' OR ');
     const [rows] = (await db.raw(
-      `SELECT change_id, op, CAST(changed_at AS CHAR) AS changed_at, origin, before_image, after_image
+      `SELECT change_id, op, CAST(changed_at AS CHAR) AS changed_at, origin, origin_user, before_image, after_image
          FROM ${qualified(this.changelogTable(table))}
         WHERE ${where}
         ORDER BY change_id LIMIT ?`,
@@ -166,6 +223,10 @@ export class MysqlDialect implements Dialect {
     // A user variable outlives the transaction: it must not tag the next user of this connection.
     await trx.raw('SET @banyan_origin = NULL');
   }
+
+  isTrustedWriter(writer: string, trusted: string): boolean {
+    return isTrustedWriter(writer, trusted);
+  }
 }
 
 function toId(value: number | string): number {
@@ -180,6 +241,7 @@ function toChangeRow(row: ChangelogRow): ChangeRow {
     op: row.op,
     changedAt: parseUtc(row.changed_at),
     origin: row.origin,
+    originUser: row.origin_user,
     before: parseImage(row.before_image),
     after: parseImage(row.after_image),
     position: String(row.change_id).padStart(20, '0'),

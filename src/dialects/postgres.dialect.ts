@@ -11,6 +11,7 @@ import type {
   Snapshot,
   TableInfo,
   TableRef,
+  MigrationGuard,
 } from './dialect';
 import { postgresWrites } from './postgres/writes';
 import { changelogName, keysetPredicate, requireTable, writtenName, type CatalogColumn } from './shared-catalog';
@@ -42,6 +43,11 @@ export const postgresDriver: Driver = {
 export class PostgresDialect implements Dialect {
   readonly name = 'postgres' as const;
   readonly writes = postgresWrites;
+
+  /** lock_timeout for this transaction only (SET LOCAL); 55P03 lock_not_available when it passes. */
+  migrationGuard(lockMs: number): MigrationGuard {
+    return { before: [`SET LOCAL lock_timeout = '${Math.ceil(lockMs)}ms'`], after: [], isLockTimeout: (error) => (error as { code?: unknown })?.code === '55P03' };
+  }
 
   quoteIdentifier(name: string): string {
     return `"${name.replace(/"/g, '""')}"`;
@@ -91,8 +97,6 @@ export class PostgresDialect implements Dialect {
     const trigger = this.quoteIdentifier(triggerName(table));
     const index = this.quoteIdentifier(`${changelogName(table.name)}_changed_at`);
     const image = (row: 'NEW' | 'OLD') => this.imageExpression(table.columns, row);
-    // Empty origin means "not set" (current_setting returns '' once a custom GUC was ever set).
-    const origin = `NULLIF(current_setting('banyan.origin', true), '')`;
     return [
       `CREATE TABLE IF NOT EXISTS ${cl} (
          change_id bigserial PRIMARY KEY,
@@ -100,17 +104,26 @@ export class PostgresDialect implements Dialect {
          op char(1) NOT NULL,
          changed_at timestamptz(6) NOT NULL DEFAULT clock_timestamp(),
          origin text NULL,
+         origin_user text NULL,
          before_image json NULL,
          after_image json NULL)`,
+      // A changelog made before the writer was recorded gets its column (no rewrite: nullable, no default).
+      `ALTER TABLE ${cl} ADD COLUMN IF NOT EXISTS origin_user text NULL`,
       `CREATE INDEX IF NOT EXISTS ${index} ON ${cl} (changed_at)`,
+      // Empty origin means "not set" (current_setting returns '' once a custom GUC was ever set).
+      // Any session can set banyan.origin, so the writer goes with a tag: session_user, the role
+      // that logged in, which SET ROLE and SECURITY DEFINER functions do not change.
       `CREATE OR REPLACE FUNCTION ${fn}() RETURNS trigger LANGUAGE plpgsql AS $banyan$
+       DECLARE
+         banyan_origin text := NULLIF(current_setting('banyan.origin', true), '');
+         banyan_writer text := CASE WHEN banyan_origin IS NOT NULL THEN session_user END;
        BEGIN
          IF TG_OP = 'INSERT' THEN
-           INSERT INTO ${cl} (op, origin, after_image) VALUES ('I', ${origin}, ${image('NEW')});
+           INSERT INTO ${cl} (op, origin, origin_user, after_image) VALUES ('I', banyan_origin, banyan_writer, ${image('NEW')});
          ELSIF TG_OP = 'UPDATE' THEN
-           INSERT INTO ${cl} (op, origin, before_image, after_image) VALUES ('U', ${origin}, ${image('OLD')}, ${image('NEW')});
+           INSERT INTO ${cl} (op, origin, origin_user, before_image, after_image) VALUES ('U', banyan_origin, banyan_writer, ${image('OLD')}, ${image('NEW')});
          ELSE
-           INSERT INTO ${cl} (op, origin, before_image) VALUES ('D', ${origin}, ${image('OLD')});
+           INSERT INTO ${cl} (op, origin, origin_user, before_image) VALUES ('D', banyan_origin, banyan_writer, ${image('OLD')});
          END IF;
          RETURN NULL;
        END
@@ -121,15 +134,30 @@ export class PostgresDialect implements Dialect {
     ];
   }
 
+  /**
+   * Also whether the trigger fires (pg_trigger.tgenabled): 'D' is disabled (ALTER TABLE … DISABLE
+   * TRIGGER); 'R' fires only in sessions with session_replication_role = replica, so ordinary
+   * writes go unrecorded too; 'O' (the default) and 'A' fire.
+   */
   async changelogState(db: Knex, table: TableRef): Promise<ChangelogState> {
     const trigger = triggerName(table);
     // to_regclass takes a quoted, qualified name and answers NULL for a missing relation.
     const { rows } = await db.raw(
       `SELECT to_regclass(?) IS NOT NULL AS cl,
-              EXISTS (SELECT 1 FROM pg_trigger WHERE tgrelid = to_regclass(?) AND tgname = ? AND NOT tgisinternal) AS trg`,
+              (SELECT tgenabled::text FROM pg_trigger WHERE tgrelid = to_regclass(?) AND tgname = ? AND NOT tgisinternal) AS enabled`,
       [this.qualified(this.changelogTable(table)), this.qualified(table), trigger],
     );
-    return { table: rows[0].cl === true, triggers: [trigger], missingTriggers: rows[0].trg === true ? [] : [trigger] };
+    const enabled = rows[0].enabled as string | null;
+    return {
+      table: rows[0].cl === true,
+      triggers: [trigger],
+      missingTriggers: enabled === null ? [trigger] : [],
+      disabledTriggers: enabled === 'D' ? [trigger] : [],
+      faults:
+        enabled === 'R'
+          ? [`trigger ${trigger} fires only in sessions with session_replication_role = replica, so ordinary writes are not recorded: ALTER TABLE ${this.qualified(table)} ENABLE TRIGGER ${trigger}`]
+          : [],
+    };
   }
 
   async columnNames(db: Knex, table: TableRef): Promise<string[]> {
@@ -190,14 +218,14 @@ export class PostgresDialect implements Dialect {
       await db.raw(
         // date_part (double) instead of extract (numeric since PG 14) and images as text, parsed
         // here: measured 35% faster per page than letting the driver parse json and numeric.
-        `SELECT change_id::text AS id, op, date_part('epoch', changed_at) * 1000 AS at, origin,
+        `SELECT change_id::text AS id, op, date_part('epoch', changed_at) * 1000 AS at, origin, origin_user,
                 before_image::text AS before, after_image::text AS after
            FROM ${this.qualified(this.changelogTable(table))}
           WHERE change_id > ? AND change_id <= ? ${filter}
           ORDER BY change_id LIMIT ?`,
         bindings,
       )
-    ).rows as Array<{ id: string; op: ChangeRow['op']; at: number; origin: string | null; before: string | null; after: string | null }>;
+    ).rows as Array<{ id: string; op: ChangeRow['op']; at: number; origin: string | null; origin_user: string | null; before: string | null; after: string | null }>;
     // A short page means everything up to `upper` was read.
     const after = rows.length < limit ? upper : rows[rows.length - 1]!.id;
     const hide = state.hide && BigInt(after) < BigInt(state.hide.until) ? state.hide : undefined;
@@ -206,6 +234,7 @@ export class PostgresDialect implements Dialect {
         op: r.op,
         changedAt: Math.round(r.at),
         origin: r.origin,
+        originUser: r.origin_user,
         before: r.before === null ? null : (JSON.parse(r.before) as ChangeRow['before']),
         after: r.after === null ? null : (JSON.parse(r.after) as ChangeRow['after']),
         position: r.id.padStart(20, '0'),
@@ -279,6 +308,11 @@ export class PostgresDialect implements Dialect {
   async clearOrigin(trx: Knex.Transaction): Promise<void> {
     // set_config(…, true) ends with the transaction; nothing can leak into the pool.
     void trx;
+  }
+
+  /** session_user is the role name as the login gave it: role names are case-sensitive, so exactly equal. */
+  isTrustedWriter(writer: string, trusted: string): boolean {
+    return writer === trusted;
   }
 }
 

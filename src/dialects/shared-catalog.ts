@@ -16,6 +16,9 @@ export function changelogName(table: string): string {
   return `banyan_cl_${table}`;
 }
 
+/** The quote characters a name may be written in, each with its closing character (doubled inside to mean itself). */
+const QUOTES: Record<string, string> = { '[': ']', '"': '"', '`': '`' };
+
 /**
  * The table's name as the config wrote it (`schema.name` or `name`), for messages. Quoting it the
  * database's way would double every quote a name holds, and the reader would not recognise it.
@@ -24,10 +27,61 @@ export function writtenName(table: TableRef): string {
   return table.schema === undefined ? table.name : `${table.schema}.${table.name}`;
 }
 
-/** 'dbo.Users' → { schema: 'dbo', name: 'Users' }; 'Users' → { name: 'Users' }: the inverse of writtenName. */
+/**
+ * A table name as a user writes it: 'dbo.Users' → { schema: 'dbo', name: 'Users' }, 'Users' →
+ * { name: 'Users' }, and each part optionally quoted the way its database quotes
+ * (`[dbo].[Order.Lines]`, `"public"."Order.Lines"`, `` `shop`.`order.lines` ``, `dbo.[Order.Lines]`),
+ * the closing quote doubled inside. Unquoted, the first dot separates schema and name (as before
+ * quoting was read); a name whose quotes do not read that way is taken as written, split at its
+ * first dot, so it reaches the database as a name (which then says it does not exist) and never as
+ * SQL.
+ */
 export function parseTableName(table: string): TableRef {
-  const dot = table.indexOf('.');
-  return dot < 0 ? { name: table } : { schema: table.slice(0, dot), name: table.slice(dot + 1) };
+  try {
+    return parseQuoted(table);
+  } catch {
+    const dot = table.indexOf('.');
+    return dot < 0 ? { name: table } : { schema: table.slice(0, dot), name: table.slice(dot + 1) };
+  }
+}
+
+function parseQuoted(table: string): TableRef {
+  const parts: string[] = [];
+  let at = 0;
+  while (at <= table.length) {
+    const open = table[at]!;
+    const close = QUOTES[open];
+    if (close) {
+      let part = '';
+      let i = at + 1;
+      for (;;) {
+        if (i >= table.length) throw new Error(`table name ${table}: ${open} at ${at + 1} is never closed with ${close}`);
+        if (table[i] === close) {
+          if (table[i + 1] === close) {
+            part += close;
+            i += 2;
+            continue;
+          }
+          break;
+        }
+        part += table[i];
+        i++;
+      }
+      parts.push(part);
+      at = i + 1;
+    } else {
+      // Unquoted: to the next dot, or (as the name after a schema) to the end.
+      const dot = parts.length === 0 ? table.indexOf('.', at) : -1;
+      const end = dot < 0 ? table.length : dot;
+      parts.push(table.slice(at, end));
+      at = end;
+    }
+    if (at >= table.length) break;
+    if (table[at] !== '.' || parts.length === 2) throw new Error(`table name ${table}: expected a name, or schema.name, with each part plain or quoted ([…], "…" or \`…\`)`);
+    at++;
+  }
+  if (parts.length === 0 || parts.some((p) => p.length === 0)) throw new Error(`table name ${table}: a part of it is empty`);
+  return parts.length === 1 ? { name: parts[0]! } : { schema: parts[0]!, name: parts[1]! };
 }
 
 /** Checks that the table exists and has a primary key, with errors that name it as written. */

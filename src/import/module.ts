@@ -27,6 +27,8 @@ const FACTORIES: { [T in SourceConfig['type']]: SourceFactory<T> } = {
       dialect: createDialect(config.databases[source.database]!),
       databaseName: source.database,
       originTag: config.originTag,
+      // Whose tag is Banyan's: the user the legacy sink writes as (docs/export-legacy.md, Who may tag a write).
+      originUser: config.databases[source.database]!.originUser ?? config.databases[source.database]!.user,
       logger,
     });
   },

@@ -34,6 +34,7 @@ export class StatusServer {
       source: [
         [Gauge, 'schema_drift', '1 while a changelog source’s table has columns its triggers do not record (see docs/import.md)', (s) => (s.details.schemaDrift ? 1 : 0)],
         [Counter, 'incomplete_records_total', 'changes recorded without some of the table’s columns (header banyan.missing.columns)', (s) => Number(s.details.incompleteRecords ?? 0)],
+        [Counter, 'forged_tags_total', 'changelog rows carrying Banyan’s origin tag written by another database user: passed on as changes, not dropped as echoes', (s) => Number(s.details.forgedTags ?? 0)],
       ],
       transform: [[Counter, 'inputs_total', 'input records a transform consumed and committed', (s) => Number(s.details.inputs ?? 0)]],
       sink: [

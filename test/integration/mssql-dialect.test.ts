@@ -3,68 +3,61 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createKnex } from '../../src/clients/database';
 import type { ChangeRow, Dialect, Position, TableInfo } from '../../src/dialects/dialect';
 import { MssqlDialect } from '../../src/dialects/mssql.dialect';
-import { parseConfig, type DatabaseConfig } from '../../src/config';
+import type { DatabaseConfig } from '../../src/config';
 import { freshName } from '../helpers';
+import { createBanyanLogins, databaseConfig, mssqlTarget, type BanyanLogins, type MssqlServer } from '../mssql';
 
-const MSSQL_URL = process.env.MSSQL_URL;
-if (!MSSQL_URL) {
-  console.log(
-    '[mssql-dialect] skipped: MSSQL_URL is not set and no SQL Server runs on this machine. To run it: ' +
-      'docker compose up -d sqlserver, then MSSQL_URL="mssql://sa:<MSSQL_SA_PASSWORD>@localhost:11433/banyan_demo" ' +
-      'npx vitest run test/integration/mssql-dialect.test.ts (see docs/dialect-mssql.md)',
-  );
-}
-
-/** MSSQL_URL (mssql://user:password@host:port/database[?encrypt=true]) as a user's config, through the real schema. */
-function databaseConfig(url: string): DatabaseConfig {
-  const u = new URL(url);
-  // Only `databases` is used here; Kafka and the registry are required by the schema but never contacted.
-  const yaml = `
-kafka: { brokers: "unused:9092" }
-schemaRegistry: { url: "http://unused" }
-databases:
-  legacy:
-    dialect: mssql
-    host: ${JSON.stringify(u.hostname)}
-    port: ${u.port || 1433}
-    database: ${JSON.stringify(decodeURIComponent(u.pathname.slice(1)) || 'master')}
-    user: ${JSON.stringify(decodeURIComponent(u.username))}
-    password: \${MSSQL_TEST_PASSWORD}
-    ssl: ${u.searchParams.get('encrypt') === 'true'}
-    pool: { max: 8 }
-`;
-  const config = parseConfig(yaml, 'MSSQL_URL', { MSSQL_TEST_PASSWORD: decodeURIComponent(u.password) });
-  return config.databases.legacy!;
-}
+/**
+ * Runs against MSSQL_URL, or a container of MSSQL_IMAGE where a Docker engine runs (test/mssql.ts).
+ * The URL's login plays the legacy application and its DBA; Banyan installs as a fresh install
+ * login and reads, snapshots and prunes as a fresh running login (docs/dialect-mssql.md, Permissions).
+ */
+const target = await mssqlTarget('test/integration/mssql-dialect.test.ts');
 
 // Typed as the interface, as the poller and the migrations hold it.
 const dialect: Dialect = new MssqlDialect();
 
-describe.skipIf(!MSSQL_URL)('MssqlDialect against SQL Server', () => {
+describe.skipIf(target.skip !== undefined)('MssqlDialect against SQL Server', () => {
+  let server: MssqlServer | undefined;
   let config: DatabaseConfig;
   let db: Knex;
+  let logins: BanyanLogins;
+  /** Every table install() was run for, uninstalled at the end wherever the dialect put its changelog. */
+  const installed: TableInfo[] = [];
   const schema = freshName('banyan_mssql');
 
   beforeAll(async () => {
-    config = databaseConfig(MSSQL_URL!);
+    server = await target.start();
+    config = databaseConfig(server.url);
     db = createKnex(config);
-    await db.raw(`CREATE SCHEMA ${dialect.quoteIdentifier(schema)}`);
+    // Owned by dbo, as a legacy schema is, so the triggers' ownership chain reaches Banyan's objects.
+    await db.raw(`CREATE SCHEMA ${dialect.quoteIdentifier(schema)} AUTHORIZATION [dbo]`);
     // The snapshot tests need SNAPSHOT isolation; without it the dialect falls back to READ COMMITTED.
     await db.raw('ALTER DATABASE CURRENT SET ALLOW_SNAPSHOT_ISOLATION ON');
-  });
+    logins = await createBanyanLogins(db, server.url, schema);
+  }, 900_000);
 
   afterAll(async () => {
-    if (!db) return;
-    // Tables first (their triggers go with them), then the sequences their defaults used.
-    for (const [kind, catalog] of [['TABLE', 'sys.tables'], ['SEQUENCE', 'sys.sequences']]) {
-      const objects = (await db.raw(`SELECT [name] FROM ${catalog} WHERE SCHEMA_NAME([schema_id]) = ?`, [schema])) as Array<{ name: string }>;
-      for (const { name } of objects) await db.raw(`DROP ${kind} ${q(name)}`);
+    if (!db) {
+      await server?.stop();
+      return;
     }
+    for (const info of installed) for (const statement of dialect.uninstallChangelog(info)) await db.raw(statement);
+    // The tables (their triggers go with them); their changelogs went with the uninstalls above.
+    const objects = (await db.raw(`SELECT [name] FROM sys.tables WHERE SCHEMA_NAME([schema_id]) = ?`, [schema])) as Array<{ name: string }>;
+    for (const { name } of objects) await db.raw(`DROP TABLE ${q(name)}`);
     await db.raw(`DROP SCHEMA ${dialect.quoteIdentifier(schema)}`);
+    await logins?.drop();
     await db.destroy();
-  });
+    await server?.stop();
+  }, 120_000);
 
   const q = (table: string): string => `${dialect.quoteIdentifier(schema)}.${dialect.quoteIdentifier(table)}`;
+  /** The changelog of a table, quoted (it lives in the banyan schema). */
+  const cl = (info: TableInfo): string => {
+    const ref = dialect.changelogTable(info);
+    return `${dialect.quoteIdentifier(ref.schema!)}.${dialect.quoteIdentifier(ref.name)}`;
+  };
 
   /** A fresh table with these column definitions, tracked: its description after install. */
   async function trackedTable(definition: string): Promise<TableInfo> {
@@ -75,8 +68,12 @@ describe.skipIf(!MSSQL_URL)('MssqlDialect against SQL Server', () => {
     return info;
   }
 
+  /** `banyan migrate`'s statements for the table, as the install login. */
   async function install(info: TableInfo): Promise<void> {
-    for (const statement of dialect.installChangelog(info)) await db.raw(statement);
+    installed.push(info);
+    await logins.beforeInstall(info);
+    for (const statement of dialect.installChangelog(info)) await logins.installer.raw(statement);
+    await logins.afterInstall(info);
   }
 
   /** Reads until `count` changes arrived (other sessions may hold the watermark back briefly). */
@@ -85,7 +82,7 @@ describe.skipIf(!MSSQL_URL)('MssqlDialect against SQL Server', () => {
     let position = from;
     const deadline = Date.now() + 10_000;
     while (rows.length < count && Date.now() < deadline) {
-      const batch = await dialect.readChanges(db, info, position, 1000, Date.now());
+      const batch = await dialect.readChanges(logins.runner, info, position, 1000, Date.now());
       rows.push(...batch.rows);
       position = batch.position;
       if (batch.rows.length === 0) await new Promise((resolve) => setTimeout(resolve, 100));
@@ -258,7 +255,7 @@ describe.skipIf(!MSSQL_URL)('MssqlDialect against SQL Server', () => {
     try {
       await open.raw(`INSERT INTO ${q(info.name)} VALUES (1)`);
       await db.raw(`INSERT INTO ${q(info.name)} VALUES (2)`);
-      const early = await within(5_000, 'readChanges beside an open transaction', dialect.readChanges(db, info, undefined, 100, Date.now()));
+      const early = await within(5_000, 'readChanges beside an open transaction', dialect.readChanges(logins.runner, info, undefined, 100, Date.now()));
       // Row 2 committed, but row 1 has the lower rowversion and may still commit: neither is passed yet.
       expect(early.rows).toEqual([]);
       await open.commit();
@@ -319,7 +316,7 @@ describe.skipIf(!MSSQL_URL)('MssqlDialect against SQL Server', () => {
     try {
       await open.raw(`INSERT INTO ${q(info.name)} VALUES (100, N'late')`); // holds the watermark below what follows
       await db.raw(`UPDATE ${q(info.name)} SET v = N'TWO' WHERE id = 2`); // committed: in the snapshot, above the watermark
-      const snapshot = await dialect.openSnapshot(db, info, Date.now());
+      const snapshot = await dialect.openSnapshot(logins.runner, info, Date.now());
       try {
         expect(snapshot).toMatchObject({ isolated: true });
         expect(snapshot.position).toHaveProperty('seen');
@@ -344,7 +341,7 @@ describe.skipIf(!MSSQL_URL)('MssqlDialect against SQL Server', () => {
         ['I', { id: '100', v: 'late' }],
         ['U', { id: '3', v: 'THREE' }],
       ]);
-      expect((await dialect.readChanges(db, info, streamed.position, 100, Date.now())).rows).toEqual([]);
+      expect((await dialect.readChanges(logins.runner, info, streamed.position, 100, Date.now())).rows).toEqual([]);
     } finally {
       if (!open.isCompleted()) await open.rollback();
     }
@@ -364,10 +361,10 @@ describe.skipIf(!MSSQL_URL)('MssqlDialect against SQL Server', () => {
     await db.raw(`INSERT INTO ${q(info.name)} VALUES (1), (2), (3)`);
     const { position } = await readChanges(info, undefined, 3);
     await db.raw(`INSERT INTO ${q(info.name)} VALUES (4)`);
-    expect(await dialect.pruneChangelog(db, info, position, new Date(Date.now() - 3_600_000), 100)).toBe(0);
-    expect(await dialect.pruneChangelog(db, info, position, new Date(Date.now() + 60_000), 2)).toBe(2);
-    expect(await dialect.pruneChangelog(db, info, position, new Date(Date.now() + 60_000), 2)).toBe(1);
-    const left = (await db.raw(`SELECT COUNT(*) AS [n] FROM ${q(dialect.changelogTable(info).name)}`)) as Array<{ n: number }>;
+    expect(await dialect.pruneChangelog(logins.runner, info, position, new Date(Date.now() - 3_600_000), 100)).toBe(0);
+    expect(await dialect.pruneChangelog(logins.runner, info, position, new Date(Date.now() + 60_000), 2)).toBe(2);
+    expect(await dialect.pruneChangelog(logins.runner, info, position, new Date(Date.now() + 60_000), 2)).toBe(1);
+    const left = (await db.raw(`SELECT COUNT(*) AS [n] FROM ${cl(info)}`)) as Array<{ n: number }>;
     expect(left[0]!.n).toBe(1);
     expect((await readChanges(info, position, 1)).rows.map((r) => r.after?.id)).toEqual(['4']);
   });
@@ -393,15 +390,53 @@ describe.skipIf(!MSSQL_URL)('MssqlDialect against SQL Server', () => {
     ]);
   });
 
-  it('uninstalls the trigger, the changelog table and its sequence, leaving the table writable', async () => {
+  it('uninstalls the trigger, its record and the changelog, leaving the table writable', async () => {
     const info = await trackedTable('id INT NOT NULL PRIMARY KEY');
-    for (const statement of dialect.uninstallChangelog(info)) await db.raw(statement);
-    for (const statement of dialect.uninstallChangelog(info)) await db.raw(statement); // idempotent too
+    for (const statement of dialect.uninstallChangelog(info)) await logins.installer.raw(statement);
+    for (const statement of dialect.uninstallChangelog(info)) await logins.installer.raw(statement); // idempotent too
     const [found] = (await db.raw(
-      'SELECT OBJECT_ID(?) AS [cl], OBJECT_ID(?) AS [seq], (SELECT COUNT(*) FROM sys.triggers WHERE [parent_id] = OBJECT_ID(?)) AS [trg]',
-      [q(dialect.changelogTable(info).name), q(`banyan_cl_${info.name}_seq`), q(info.name)],
-    )) as Array<{ cl: number | null; seq: number | null; trg: number }>;
-    expect(found).toEqual({ cl: null, seq: null, trg: 0 });
+      'SELECT OBJECT_ID(?) AS [cl], (SELECT COUNT(*) FROM sys.triggers WHERE [parent_id] = OBJECT_ID(?)) AS [trg], (SELECT COUNT(*) FROM [banyan].[tracked] WHERE [object_id] = OBJECT_ID(?)) AS [tracked]',
+      [cl(info), q(info.name), q(info.name)],
+    )) as Array<{ cl: number | null; trg: number; tracked: number }>;
+    expect(found).toEqual({ cl: null, trg: 0, tracked: 0 });
     await db.raw(`INSERT INTO ${q(info.name)} VALUES (1)`);
+  });
+
+  it('tracks x and x_seq side by side, and a table whose name holds a dot: no object of Banyan’s collides', async () => {
+    const base = freshName('t');
+    const names = [base, `${base}_seq`, `${base}.lines`];
+    for (const name of names) await db.raw(`CREATE TABLE ${q(name)} (id INT NOT NULL PRIMARY KEY)`);
+    const infos = [];
+    for (const name of names) {
+      const info = await dialect.describeTable(db, { schema, name });
+      await install(info);
+      infos.push(info);
+    }
+    for (const info of infos) await db.raw(`INSERT INTO ${q(info.name)} VALUES (7)`);
+    for (const info of infos) expect((await readChanges(info, undefined, 10)).rows.map((r) => r.after?.id)).toEqual(['7']);
+  });
+
+  it('survives the application dropping and renaming columns: writes go on, images follow, the drift is logged', async () => {
+    const info = await trackedTable('id INT NOT NULL PRIMARY KEY, keep INT NULL, gone INT NULL, old_name INT NULL');
+    await db.raw(`ALTER TABLE ${q(info.name)} DROP COLUMN gone`);
+    await db.raw(`EXEC sp_rename ?, N'new_name', N'COLUMN'`, [`${q(info.name)}.[old_name]`]);
+    // The application's writes go on, and the images follow the table.
+    await db.raw(`INSERT INTO ${q(info.name)} (id, keep, new_name) VALUES (1, 2, 3)`);
+    const { rows } = await readChanges(info, undefined, 10);
+    expect(rows.map((r) => r.after)).toEqual([{ id: '1', keep: '2', new_name: '3' }]);
+    const drift = (await db.raw(
+      `SELECT [event], [dropped], [renamed] FROM [banyan].[schema_drift] WHERE [object_id] = OBJECT_ID(?) ORDER BY [id]`,
+      [q(info.name)],
+    )) as Array<{ event: string; dropped: string | null; renamed: string | null }>;
+    expect(drift).toEqual([
+      { event: 'ALTER_TABLE', dropped: '[gone]', renamed: null },
+      { event: 'RENAME', dropped: null, renamed: '[old_name] -> [new_name]' },
+    ]);
+  });
+
+  it('stops when the database is behind the stored position, as after a point-in-time restore', async () => {
+    const info = await trackedTable('id INT NOT NULL PRIMARY KEY');
+    const ahead = { rv: '0x7FFFFFFFFFFFFFFF' };
+    await expect(dialect.readChanges(logins.runner, info, ahead, 10, Date.now())).rejects.toMatchObject({ code: 'DATABASE_WENT_BACK', retriable: false });
   });
 });

@@ -52,6 +52,8 @@ export function changeRow(table: TableRef, record: Record<string, unknown>): Cha
   if (op !== 'I' && op !== 'U' && op !== 'D') throw bad(`op is ${JSON.stringify(op)}, expected I, U or D`);
   const origin = record.origin ?? null;
   if (origin !== null && typeof origin !== 'string') throw bad('origin is not text');
+  const originUser = record.origin_user ?? null;
+  if (originUser !== null && typeof originUser !== 'string') throw bad('origin_user is not text');
   const image = (field: 'before_image' | 'after_image'): Record<string, string | null> | null => {
     const text = record[field];
     if (text === null || text === undefined) return null;
@@ -67,7 +69,16 @@ export function changeRow(table: TableRef, record: Record<string, unknown>): Cha
     }
     return parsed as Record<string, string | null>;
   };
-  return { op, changedAt: Number(record.changed_ms), origin, before: image('before_image'), after: image('after_image'), position };
+  return {
+    op,
+    changedAt: Number(record.changed_ms),
+    origin,
+    // Only when recorded (rows with an origin tag): other rows look as they did before the column.
+    ...(originUser !== null ? { originUser } : {}),
+    before: image('before_image'),
+    after: image('after_image'),
+    position,
+  };
 }
 
 function rowversion(value: Json | undefined, what: string): string {

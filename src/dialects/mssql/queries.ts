@@ -31,14 +31,30 @@ export function columnNamesQuery(table: TableRef): SqlQuery {
   };
 }
 
-/** Whether the changelog table and its trigger exist: OBJECT_ID takes the quoted names as bound values. */
+/**
+ * What doctor checks of the changelog (read by health.ts changelogStateOf), in one result set,
+ * since knex runs a batch's result sets together: whether the changelog table exists, the
+ * `nested triggers` server option (NULL where this login cannot read it), then one row per
+ * trigger of the table and statement it fires on, with its First/Last order and whether it is
+ * disabled (one row of NULLs when the table has no trigger). OBJECT_ID takes the quoted names as
+ * bound values. Every view read here is visible to a login with SELECT on the table.
+ */
 export function changelogStateQuery(table: TableRef): SqlQuery {
   return {
     sql: `SELECT CASE WHEN OBJECT_ID(?, N'U') IS NULL THEN 0 ELSE 1 END AS [changelog],
-  CASE WHEN OBJECT_ID(?, N'TR') IS NULL THEN 0 ELSE 1 END AS [trigger];`,
-    bindings: [displayName(changelogTable(table)), displayName(triggerName(table))],
+  (SELECT CONVERT(INT, [c].[value_in_use]) FROM [sys].[configurations] AS [c] WHERE [c].[name] = N'nested triggers') AS [nested_triggers],
+  [tr].[name] AS [trigger], [tr].[is_disabled] AS [is_disabled], [tr].[is_instead_of_trigger] AS [is_instead_of],
+  [ev].[type_desc] AS [event], [ev].[is_first] AS [is_first], [ev].[is_last] AS [is_last]
+FROM (VALUES (1)) AS [one] ([x])
+LEFT JOIN [sys].[triggers] AS [tr] ON [tr].[parent_id] = OBJECT_ID(?, N'U')
+LEFT JOIN [sys].[trigger_events] AS [ev] ON [ev].[object_id] = [tr].[object_id]
+ORDER BY [tr].[name], [ev].[type_desc];`,
+    bindings: [displayName(changelogTable(table)), displayName(table)],
   };
 }
+
+/** Sets the session's isolation level back to locking READ COMMITTED (it outlives transactions on a pooled connection). */
+export const RESET_ISOLATION = 'SET TRANSACTION ISOLATION LEVEL READ COMMITTED;';
 
 /**
  * Up to `limit` changes after `after`, below the watermark. MIN_ACTIVE_ROWVERSION() is read once,
@@ -49,27 +65,80 @@ export function changelogStateQuery(table: TableRef): SqlQuery {
  * escalated to the table, or the first key past the range) the read waits for that transaction,
  * which costs latency, never a row. No READPAST (it would silently skip a finished row that
  * something else holds locked) and never NOLOCK.
+ *
+ * That reasoning needs locking READ COMMITTED, which neither the database nor the connection may
+ * give: under READ_COMMITTED_SNAPSHOT (Azure SQL Database's default) a plain read returns the last
+ * committed version without waiting, and a pooled connection may still be at another level (a
+ * session keeps SET TRANSACTION ISOLATION LEVEL, and knex never resets it). So the batch sets the
+ * level itself (which also leaves the session at it), and the READCOMMITTEDLOCK hint keeps the read
+ * a locking one even where READ_COMMITTED_SNAPSHOT is on.
  */
 export function readChangesQuery(table: TableRef, after: string, limit: number): SqlQuery {
   return {
-    sql: `DECLARE @watermark BINARY(8) = MIN_ACTIVE_ROWVERSION();
+    sql: `${RESET_ISOLATION}
+DECLARE @watermark BINARY(8) = MIN_ACTIVE_ROWVERSION();
+${behindCheck('@watermark')}
 SELECT TOP (?) CONVERT(CHAR(18), [rv], 1) AS [rv], [op],
   DATEDIFF_BIG(MILLISECOND, '19700101', [changed_at]) AS [changed_ms],
-  [origin], [before_image], [after_image]
-FROM ${qualified(changelogTable(table))}
+  [origin], [origin_user], [before_image], [after_image]
+FROM ${qualified(changelogTable(table))} WITH (READCOMMITTEDLOCK)
 WHERE [rv] > CONVERT(BINARY(8), ?, 1) AND [rv] < @watermark
 ORDER BY [rv];`,
-    bindings: [limit, after],
+    bindings: [after, after, limit, after],
   };
 }
 
-/** One bounded DELETE, then its row count (the only row the batch returns). */
-export function pruneQuery(table: TableRef, upTo: string, olderThan: Date, limit: number): SqlQuery {
+/** The error number readChangesQuery throws when the database is behind the stored position. */
+export const BEHIND_POSITION_ERROR = 50002;
+
+/**
+ * A rowversion only grows, and every stored position was below the watermark when it was read: a
+ * watermark at or below it means the database went back (a point-in-time restore, a copy, another
+ * database under the same name). Changes made since then get rowversions the position already
+ * passed, and reading on would skip them until the counter caught up, silently. So the read stops,
+ * with both values (two bindings: the position).
+ */
+function behindCheck(watermark: string): string {
+  return `IF ${watermark} <= CONVERT(BINARY(8), ?, 1)
+BEGIN
+  DECLARE @behind NVARCHAR(2048) = CONCAT(N'the database''s rowversion (MIN_ACTIVE_ROWVERSION() ', CONVERT(NVARCHAR(18), ${watermark}, 1), N') is at or below the stored position ', ?, N'; it went back (a restore or another database)');
+  THROW ${BEHIND_POSITION_ERROR}, @behind, 1;
+END;`;
+}
+
+/**
+ * Rows one prune statement deletes at most. SQL Server escalates to a table lock when one statement
+ * holds 5,000 locks on one table or index, and a table lock on the changelog would block every
+ * legacy writer's trigger; a changelog row delete takes a key lock in the clustered index (and one
+ * in the change_id index of an older layout's changelog), so 2,000 rows stay well below it. Each
+ * statement commits on its own.
+ */
+export const PRUNE_BATCH = 2000;
+
+/**
+ * One bounded prune, in rowversion order from `from` (where the previous prune ended), never past
+ * `upTo` (committed to Kafka) nor past the first row younger than `olderThan`: that row is found by
+ * a seek from `from` that stops at it, so the rows kept for retention are not scanned again and
+ * again. Returns `deleted` and `last_rv`, the highest rowversion deleted (NULL when none). Like
+ * every batch of this dialect outside a transaction of its own, it sets READ COMMITTED first: a
+ * DELETE on a connection left at SNAPSHOT could fail with an update conflict (error 3960).
+ */
+export function pruneQuery(table: TableRef, from: string, upTo: string, olderThan: Date, limit: number): SqlQuery {
+  const cl = qualified(changelogTable(table));
   return {
-    sql: `DELETE TOP (?) FROM ${qualified(changelogTable(table))}
-WHERE [rv] <= CONVERT(BINARY(8), ?, 1) AND [changed_at] < CONVERT(DATETIME2(7), ?, 127);
-SELECT @@ROWCOUNT AS [deleted];`,
-    bindings: [limit, upTo, olderThan.toISOString()],
+    sql: `${RESET_ISOLATION}
+DECLARE @from BINARY(8) = CONVERT(BINARY(8), ?, 1), @upTo BINARY(8) = CONVERT(BINARY(8), ?, 1);
+DECLARE @olderThan DATETIME2(7) = CONVERT(DATETIME2(7), ?, 127);
+DECLARE @young BINARY(8) = (SELECT TOP (1) [rv] FROM ${cl} WHERE [rv] > @from AND [rv] <= @upTo AND [changed_at] >= @olderThan ORDER BY [rv]);
+DECLARE @gone TABLE ([rv] BINARY(8) NOT NULL);
+WITH [doomed] AS (
+  SELECT TOP (?) [rv] FROM ${cl}
+  WHERE [rv] > @from AND [rv] <= @upTo AND (@young IS NULL OR [rv] < @young)
+  ORDER BY [rv]
+)
+DELETE FROM [doomed] OUTPUT [deleted].[rv] INTO @gone;
+SELECT COUNT(*) AS [deleted], CONVERT(CHAR(18), MAX([rv]), 1) AS [last_rv] FROM @gone;`,
+    bindings: [from, upTo, olderThan.toISOString(), Math.min(limit, PRUNE_BATCH)],
   };
 }
 
@@ -96,12 +165,38 @@ export function snapshotStartQuery(table: TableRef): SqlQuery {
  * The first statement of the SNAPSHOT transaction, so it also fixes the snapshot: the changes at or
  * above the start position that the snapshot already contains. The stream skips exactly these.
  */
-export function snapshotSeenQuery(table: TableRef, start: string): SqlQuery {
+export function snapshotSeenQuery(table: TableRef, start: string, limit: number): SqlQuery {
   return {
-    sql: `SELECT CONVERT(CHAR(18), [rv], 1) AS [rv] FROM ${qualified(changelogTable(table))}
+    sql: `SELECT TOP (?) CONVERT(CHAR(18), [rv], 1) AS [rv] FROM ${qualified(changelogTable(table))}
 WHERE [rv] > CONVERT(BINARY(8), ?, 1)
 ORDER BY [rv];`,
-    bindings: [start],
+    bindings: [limit, start],
+  };
+}
+
+/** How many changes above `after` the snapshot holds (after the listed ones, when there are too many to list). */
+export function snapshotSeenCountQuery(table: TableRef, after: string): SqlQuery {
+  return {
+    sql: `SELECT COUNT_BIG(*) AS [n] FROM ${qualified(changelogTable(table))} WHERE [rv] > CONVERT(BINARY(8), ?, 1);`,
+    bindings: [after],
+  };
+}
+
+/**
+ * The oldest open transaction that has written in this database: the one that holds
+ * MIN_ACTIVE_ROWVERSION() back. Needs VIEW SERVER STATE (SQL Server 2019) or VIEW SERVER
+ * PERFORMANCE STATE (2022); without it the caller says so instead.
+ */
+export function pinningTransactionQuery(): SqlQuery {
+  return {
+    sql: `SELECT TOP (1) [st].[session_id] AS [session_id], [es].[login_name] AS [login_name], [es].[host_name] AS [host_name],
+  [es].[program_name] AS [program_name], CONVERT(CHAR(23), [dt].[database_transaction_begin_time], 126) AS [begin_time]
+FROM [sys].[dm_tran_database_transactions] AS [dt]
+JOIN [sys].[dm_tran_session_transactions] AS [st] ON [st].[transaction_id] = [dt].[transaction_id]
+JOIN [sys].[dm_exec_sessions] AS [es] ON [es].[session_id] = [st].[session_id]
+WHERE [dt].[database_id] = DB_ID() AND [dt].[database_transaction_begin_time] IS NOT NULL AND [st].[session_id] <> @@SPID
+ORDER BY [dt].[database_transaction_begin_time];`,
+    bindings: [],
   };
 }
 

@@ -103,7 +103,9 @@ export function isLegacyLob(column: Column): boolean {
 /**
  * The SQL expression that turns the value `value` of `column` into its text form (dialect.ts,
  * ColumnKind), or NULL for NULL. The trigger's images and the snapshot's rows both use it, so a
- * row reads the same whichever way it arrives.
+ * row reads the same whichever way it arrives. `value` is a column reference (`[i].[c]`): the
+ * spatial types and hierarchyid call methods on it. Every form is written out in
+ * docs/dialect-mssql.md "Text forms"; nothing is cut short (strings convert to (max) types).
  */
 export function textExpression(column: Column, value: string): string {
   switch (baseType(column)) {
@@ -116,12 +118,16 @@ export function textExpression(column: Column, value: string): string {
       return `CONVERT(VARCHAR(20), ${value})`;
     case 'decimal':
     case 'numeric':
+      // Every digit of the scale, no exponent: decimal(38,38) is at most 41 characters.
       return `CONVERT(VARCHAR(50), ${value})`;
     case 'money':
     case 'smallmoney':
-      // money's own styles print 2 or 4 decimals by style; as decimal(19,4) it prints its full scale.
+      // Four decimals, as money's style 2 prints them (its default style prints two).
       return `CONVERT(VARCHAR(50), CONVERT(DECIMAL(19,4), ${value}))`;
     case 'real':
+      // Style 3 prints a real as 17 digits of its widening to float ('1.0000000149011612e-001' for
+      // 0.1): the shortest of styles 0 (6 digits) and 1 (8 digits) that reads back as the same real.
+      return shortestReal(value);
     case 'float':
       // Style 3 (SQL Server 2016+) is the lossless one: every distinct value prints distinctly.
       return `CONVERT(VARCHAR(30), ${value}, 3)`;
@@ -130,6 +136,12 @@ export function textExpression(column: Column, value: string): string {
     case 'nchar':
     case 'nvarchar':
       return value;
+    case 'text':
+    case 'ntext':
+      return `CONVERT(NVARCHAR(MAX), ${value})`;
+    case 'xml':
+      // SQL Server's serialization of the stored document (no XML declaration; no insignificant white space).
+      return `CONVERT(NVARCHAR(MAX), ${value})`;
     case 'uniqueidentifier':
       return `LOWER(CONVERT(CHAR(36), ${value}))`;
     case 'binary':
@@ -144,18 +156,82 @@ export function textExpression(column: Column, value: string): string {
     case 'datetime':
     case 'datetime2':
       // Style 121 prints exactly the type's fractional digits ('.fffffff' for datetime2(7), none for
-      // scale 0), whatever the database's compatibility level or language.
+      // scale 0; datetime's 1/300 s ticks as '.000', '.003', '.007'), whatever the compatibility
+      // level or language. Style 126 would drop a zero fraction of datetime.
       return `CONVERT(VARCHAR(27), ${value}, 121)`;
     case 'smalldatetime':
       return `CONVERT(VARCHAR(19), ${value}, 120)`;
     case 'datetimeoffset':
+      // The instant in UTC (ColumnKind timestamptz, Avro timestamp-*): the offset is not kept.
       return `CONVERT(VARCHAR(27), CONVERT(DATETIME2(${precisionOf(column)}), SWITCHOFFSET(${value}, '+00:00')), 121)`;
     case 'sql_variant':
-      return `CONVERT(NVARCHAR(4000), ${value})`;
+      return variantText(value);
+    case 'geography':
+    case 'geometry':
+      // 'SRID=4326;POINT (-122.349 47.651 10.3 12)': the SRID, then the WKT with any Z and M values.
+      return `CASE WHEN ${value} IS NULL THEN NULL ELSE N'SRID=' + CONVERT(NVARCHAR(11), ${value}.STSrid) + N';' + ${value}.AsTextZM() END`;
+    case 'hierarchyid':
+      // '/1/2.5/3/'. At most 892 bytes, which print as well under ToString's 4,000 characters.
+      return `${value}.ToString()`;
     default:
-      // text, ntext, xml and CLR types (hierarchyid, geography… print through ToString()).
+      // Other CLR types print through their ToString().
       return `CONVERT(NVARCHAR(MAX), ${value})`;
   }
+}
+
+/**
+ * A real as the first of float styles 0 and 1 whose text converts back to the same real, else
+ * style 3 (lossless). TRY_CONVERT, because a rounded text of a real near its largest value may
+ * not convert back, and a failed conversion in the trigger would fail the legacy write. A NULL
+ * matches no WHEN, and style 3 of NULL is NULL.
+ */
+function shortestReal(value: string): string {
+  const styled = (style: number) => `CONVERT(VARCHAR(30), ${value}, ${style})`;
+  const when = (style: number) => `WHEN TRY_CONVERT(REAL, ${styled(style)}) = ${value} THEN ${styled(style)}`;
+  return `CASE ${when(0)} ${when(1)} ELSE ${styled(3)} END`;
+}
+
+/** What a sql_variant may hold (sql_variant docs), with the column each base type is printed as. */
+const VARIANT_BASES: Array<[string, Column]> = (
+  [
+    ['bit', 'bit', { kind: 'boolean' }],
+    ['tinyint', 'tinyint', { kind: 'int' }],
+    ['smallint', 'smallint', { kind: 'int' }],
+    ['int', 'int', { kind: 'int' }],
+    ['bigint', 'bigint', { kind: 'long' }],
+    ['money', 'money', { kind: 'decimal', precision: 19, scale: 4 }],
+    ['smallmoney', 'smallmoney', { kind: 'decimal', precision: 10, scale: 4 }],
+    ['real', 'real', { kind: 'float' }],
+    ['float', 'float', { kind: 'double' }],
+    ['uniqueidentifier', 'uniqueidentifier', { kind: 'uuid' }],
+    ['binary', 'varbinary(8000)', { kind: 'bytes' }],
+    ['varbinary', 'varbinary(8000)', { kind: 'bytes' }],
+    ['date', 'date', { kind: 'date' }],
+    ['time', 'time(7)', { kind: 'time', precision: 7 }],
+    ['datetime', 'datetime', { kind: 'timestamp', precision: 3 }],
+    ['smalldatetime', 'smalldatetime', { kind: 'timestamp', precision: 0 }],
+    ['datetime2', 'datetime2(7)', { kind: 'timestamp', precision: 7 }],
+    ['datetimeoffset', 'datetimeoffset(7)', { kind: 'timestamptz', precision: 7 }],
+  ] as Array<[string, string, ColumnKind]>
+).map(([base, sqlType, type]) => [base, { name: base, sqlType, type, nullable: true }]);
+
+/**
+ * A sql_variant as '<base type>:<text>', e.g. 'datetime:2024-01-02 03:04:05.997', 'int:42',
+ * 'nvarchar:abc': the base type as SQL_VARIANT_PROPERTY names it, then the value converted to that
+ * type and printed as a column of it (time, datetime2 and datetimeoffset at scale 7). A bare
+ * CONVERT of the variant would print it in its base type's default style, which drops a
+ * datetime's seconds and a float's digits, and NVARCHAR(4000) would cut an 8,000-character varchar.
+ */
+function variantText(value: string): string {
+  const base = `CONVERT(NVARCHAR(128), SQL_VARIANT_PROPERTY(${value}, 'BaseType'))`;
+  const branches = VARIANT_BASES.map(([name, column]) => {
+    return `WHEN N'${name}' THEN ${textExpression(column, `CONVERT(${column.sqlType.toUpperCase()}, ${value})`)}`;
+  });
+  // decimal and numeric print their own scale, which a CONVERT to a decimal type would have to name.
+  // char, varchar, nchar and nvarchar (at most 8,000 bytes) go whole through the ELSE, padding kept.
+  branches.push(`WHEN N'decimal' THEN CONVERT(VARCHAR(50), ${value})`, `WHEN N'numeric' THEN CONVERT(VARCHAR(50), ${value})`);
+  // One line, like every text expression: an image is one SELECT list.
+  return `CASE WHEN ${value} IS NULL THEN NULL ELSE ${base} + N':' + CASE ${base} ${branches.join(' ')} ELSE CONVERT(NVARCHAR(MAX), ${value}) END END`;
 }
 
 const PARAMETERISED_TYPE = /^[a-z][a-z0-9]*(\((\d+|max)(,\d+)?\))?$/;

@@ -1,6 +1,11 @@
 import { createHash } from 'node:crypto';
 import type { Column, TableInfo, TableRef } from '../dialect';
 
+/** The longest writer the changelog's origin_user holds: USER() is at most 32 (MySQL) or 80 (MariaDB) + '@' + 255. */
+export const MAX_WRITER = 512;
+/** What a trigger records as the writer: USER() (user@host), only when the row carries a tag. */
+const WRITER = `IF(@banyan_origin IS NULL, NULL, LEFT(USER(), ${MAX_WRITER}))`;
+
 /** MySQL and MariaDB limit table and trigger names to 64 characters. */
 const MAX_NAME = 64;
 /** The longest suffix appended to the changelog name: `_ins_new` (see changelogDdl). */
@@ -135,6 +140,7 @@ export function changelogDdl(table: TableInfo): string[] {
   op CHAR(1) CHARACTER SET ascii NOT NULL,
   changed_at DATETIME(6) NOT NULL,
   origin VARCHAR(128) NULL,
+  origin_user VARCHAR(${MAX_WRITER}) NULL,
   before_image LONGTEXT NULL,
   after_image LONGTEXT NULL,
   PRIMARY KEY (change_id)
@@ -143,9 +149,11 @@ export function changelogDdl(table: TableInfo): string[] {
   EVENTS.forEach((e, i) => {
     const { name, bridge } = names[i]!;
     const image = (row: 'NEW' | 'OLD' | undefined) => (row ? imageExpression(table.columns, row) : 'NULL');
-    // LEFT(): a hand-set tag longer than the column must not make the legacy write fail.
-    const body = `FOR EACH ROW INSERT INTO ${cl} (op, changed_at, origin, before_image, after_image)
-  VALUES ('${e.op}', UTC_TIMESTAMP(6), LEFT(@banyan_origin, 128), ${image(e.before)}, ${image(e.after)})`;
+    // LEFT(): a hand-set tag longer than the column must not make the legacy write fail. Any
+    // session can set @banyan_origin, so the writer goes with a tag: USER(), the client's user
+    // and host (CURRENT_USER() in a trigger is the trigger's definer, not the writer).
+    const body = `FOR EACH ROW INSERT INTO ${cl} (op, changed_at, origin, origin_user, before_image, after_image)
+  VALUES ('${e.op}', UTC_TIMESTAMP(6), LEFT(@banyan_origin, 128), ${WRITER}, ${image(e.before)}, ${image(e.after)})`;
     statements.push(
       `DROP TRIGGER IF EXISTS ${bridge}`,
       `CREATE TRIGGER ${bridge} AFTER ${e.event} ON ${target} ${body}`,
@@ -155,6 +163,48 @@ export function changelogDdl(table: TableInfo): string[] {
     );
   });
   return statements;
+}
+
+/**
+ * Adds the writer column to a changelog made before it (see MysqlDialect.upgradeChangelog, which
+ * runs it only when the column is missing: MySQL 8 has no ADD COLUMN IF NOT EXISTS). Appended
+ * last, so MySQL 8 and MariaDB add it in place without copying the table (ALGORITHM=INSTANT).
+ */
+export function addWriterColumnDdl(table: TableRef): string {
+  return `ALTER TABLE ${qualified({ schema: table.schema, name: changelogName(table.name) })} ADD COLUMN origin_user VARCHAR(${MAX_WRITER}) NULL`;
+}
+
+/**
+ * Whether USER() as a trigger recorded it (`name@host`: the name the client gave, the host it
+ * came from) is the user `trusted` names: `name` (any host), `name@host`, or `'name'@'host'`
+ * (quoted with ', " or `, as MySQL writes accounts; needed for a name holding '@'). A host may use
+ * the account wildcards % and _. Names compare exactly (MySQL user names are case-sensitive),
+ * hosts without regard to case.
+ */
+export function isTrustedWriter(writer: string, trusted: string): boolean {
+  const at = writer.lastIndexOf('@');
+  // Host names never hold '@', user names may: the last one separates them.
+  const [name, host] = at < 0 ? [writer, ''] : [writer.slice(0, at), writer.slice(at + 1)];
+  const account = parseAccount(trusted);
+  if (name !== account.name) return false;
+  return account.host === undefined || hostPattern(account.host).test(host);
+}
+
+function parseAccount(text: string): { name: string; host?: string } {
+  const quoted = /^(['"`])((?:(?!\1).|\1\1)*)\1(?:@(?:(['"`])((?:(?!\3).|\3\3)*)\3|([^'"`]*)))?$/s.exec(text);
+  if (quoted) {
+    const unquote = (value: string, quote: string) => value.split(quote + quote).join(quote);
+    const host = quoted[3] !== undefined ? unquote(quoted[4]!, quoted[3]) : quoted[5];
+    return { name: unquote(quoted[2]!, quoted[1]!), ...(host !== undefined ? { host } : {}) };
+  }
+  const at = text.lastIndexOf('@');
+  return at < 0 ? { name: text } : { name: text.slice(0, at), host: text.slice(at + 1) };
+}
+
+/** An account host as a pattern: % any run of characters, _ any one, the rest literal, any case. */
+function hostPattern(host: string): RegExp {
+  const source = [...host].map((c) => (c === '%' ? '.*' : c === '_' ? '.' : c.replace(/[.*+?^${}()|[\]\\/-]/g, '\\$&'))).join('');
+  return new RegExp(`^${source}$`, 'is');
 }
 
 export function uninstallDdl(table: TableRef): string[] {

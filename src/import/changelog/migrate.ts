@@ -19,10 +19,13 @@ export async function migrateChangelogs(
   dialect: Dialect,
   tables: string[],
   direction: 'up' | 'down' = 'up',
+  options: { lockMs?: number } = {},
 ): Promise<MigrateResult> {
   const infos: TableInfo[] = [];
   for (const table of tables) infos.push(await dialect.describeTable(db, parseTableName(table)));
-  const config = migratorConfig(new ChangelogMigrationSource(dialect, infos));
+  // A changelog table an older Banyan made gets the columns the new triggers write, before them.
+  if (direction === 'up' && dialect.upgradeChangelog) for (const info of infos) await dialect.upgradeChangelog(db, info, options.lockMs ?? 10_000);
+  const config = migratorConfig(new ChangelogMigrationSource(dialect, infos, options.lockMs));
   const [, migrations] =
     direction === 'up' ? await db.migrate.latest(config) : await db.migrate.rollback(config, true);
   return { migrations: migrations as string[], tables: infos };

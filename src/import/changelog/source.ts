@@ -17,7 +17,7 @@ import type { Logger } from '../../runtime/logger';
 import { sleep } from '../../core/time';
 import { AvroOutput } from '../../runtime/avro-output';
 import { changeEncoder, tableSchemas, type ChangeEncoder, type TableSchemas } from './avro';
-import { classifyDatabaseError } from '../../dialects/errors';
+import { classifyDatabaseError, DATABASE_WENT_BACK } from '../../dialects/errors';
 import { parseTableName } from '../../dialects/shared-catalog';
 import { SchemaWatch } from './schema-watch';
 import { changelogTopic, type ChangelogSourceConfig } from './config';
@@ -28,9 +28,17 @@ export interface ChangelogSourceDeps {
   /** The database's name in the config (`databases.<name>`); part of topic and namespace. */
   databaseName: string;
   originTag: string;
+  /**
+   * The writer whose `originTag` marks an echo (`databases.<name>.originUser`, else its `user`;
+   * see Dialect.isTrustedWriter). Absent: the user the `db` pool logs in as.
+   */
+  originUser?: string;
   logger: Logger;
   now?: () => number;
 }
+
+/** What a changelog row's origin tag says: Banyan's own write, a tag someone else set, or no tag of Banyan's. */
+type Tag = 'echo' | 'forged' | undefined;
 
 const OPERATIONS: Record<ChangeRow['op'], 'insert' | 'update' | 'delete'> = { I: 'insert', U: 'update', D: 'delete' };
 
@@ -56,6 +64,10 @@ export class ChangelogSource implements Source {
   private schemas: TableSchemas | undefined;
   private encoder!: ChangeEncoder;
   private position: Position | undefined;
+  /** What the last snapshot could not list (SQL Server, an open transaction pinning the watermark), for /status. */
+  private handover: Snapshot['handover'];
+  /** The database was found behind the stored position (a restore): this source reads no more. */
+  private wentBack: BanyanError | undefined;
   private snapshot: Snapshot | undefined;
   private snapshotRows = 0;
   private lastProgressLog = 0;
@@ -63,6 +75,12 @@ export class ChangelogSource implements Source {
   private readonly schemaWatch: SchemaWatch;
   /** Set by a connect that succeeded, cleared by close: a source that is not connected is never polled. */
   private connected = false;
+  private readonly trustedWriter: string;
+  /** Writers already judged (the trigger records the same few names over and over). */
+  private readonly writers = new Map<string, boolean>();
+  /** Changelog rows committed to Kafka that carried Banyan's tag: from Banyan's user (echoes), from anyone else (forged). */
+  private echoes = 0;
+  private forgedTags = 0;
 
   constructor(
     private readonly config: ChangelogSourceConfig,
@@ -73,6 +91,7 @@ export class ChangelogSource implements Source {
     this.topic = changelogTopic(config);
     this.partition = { database: deps.databaseName, table: config.table };
     this.now = deps.now ?? Date.now;
+    this.trustedWriter = deps.originUser ?? poolUser(deps.db);
     this.schemaWatch = new SchemaWatch({
       db: deps.db,
       dialect: deps.dialect,
@@ -136,6 +155,13 @@ export class ChangelogSource implements Source {
   private async beginSnapshot(): Promise<void> {
     this.snapshot = await this.deps.dialect.openSnapshot(this.deps.db, this.table!, this.now());
     this.snapshotRows = 0;
+    this.handover = this.snapshot.handover;
+    if (this.handover) {
+      this.deps.logger.warn(
+        { event: 'snapshot.pinned', table: this.config.table, ...this.handover },
+        `snapshot of ${this.config.table}: an open transaction held the watermark back while ${this.handover.duplicatesPossible} more changes committed than the snapshot lists; they may be delivered again after it (pinning transaction: ${JSON.stringify(this.handover.pinningTransaction)})`,
+      );
+    }
     this.deps.logger.info(
       { event: 'snapshot.started', table: this.config.table, estimatedRows: this.snapshot.estimatedRows },
       `snapshot of ${this.config.table} started (about ${this.snapshot.estimatedRows} rows)`,
@@ -147,12 +173,17 @@ export class ChangelogSource implements Source {
       throw new BanyanError(`${this.config.table} is polled while not connected`, { retriable: true, stage: 'receiving', code: 'NOT_CONNECTED' });
     }
     if (this.snapshot) return this.pollSnapshot(this.snapshot);
+    // Once the database was found behind the position, it stays so for this process: a counter that
+    // caught up meanwhile would pass the check and skip the changes made in between.
+    if (this.wentBack) throw this.wentBack;
     const table = this.table!;
     let batch;
     try {
       batch = await this.deps.dialect.readChanges(this.deps.db, table, this.position, this.config.batchSize, this.now());
     } catch (error) {
-      throw classifyDatabaseError(error, `reading the changelog of ${this.config.table}`);
+      const classified = classifyDatabaseError(error, `reading the changelog of ${this.config.table}`);
+      if (classified.code === DATABASE_WENT_BACK) this.wentBack = classified;
+      throw classified;
     }
     if (batch.notes && Object.values(batch.notes).some((n) => n)) {
       this.deps.logger.warn({ event: 'changelog.gaps', table: this.config.table, ...batch.notes }, 'changelog sequence gaps');
@@ -166,14 +197,70 @@ export class ChangelogSource implements Source {
     if (batch.rows.length > 0) await this.schemaWatch.checkRows(batch.rows);
     await this.evolveIfNeeded(batch.rows);
     const { records, deadLetters } = this.changeRecords(batch.rows);
+    const tags = this.judgeTags(batch.rows);
     const position = batch.position;
     this.position = position;
     return {
       records,
       deadLetters,
       offsets: [{ partition: this.partition, offset: { phase: 'changes', position } }],
-      ack: () => this.pruneIfDue(position),
+      ack: () => {
+        // Counted once committed, so a batch read again after a failure is not counted twice.
+        this.echoes += tags.echoes;
+        this.forgedTags += tags.forged;
+        return this.pruneIfDue(position);
+      },
     };
+  }
+
+  /**
+   * Banyan's tag on a row is an echo only when Banyan's own user wrote it: any session can set the
+   * origin value, and a write tagged by anyone else must not be dropped as Banyan's own. A row
+   * without a recorded writer was recorded by triggers older than the writer column (the tag was
+   * always trusted then) and is still taken for an echo: new triggers record a writer with every tag.
+   */
+  private tagOf(row: ChangeRow): Tag {
+    if (row.origin === null || row.origin !== this.deps.originTag) return undefined;
+    const writer = row.originUser;
+    if (writer === undefined || writer === null) return 'echo';
+    let trusted = this.writers.get(writer);
+    if (trusted === undefined) {
+      trusted = this.deps.dialect.isTrustedWriter(writer, this.trustedWriter);
+      // A few writers in practice; bounded all the same.
+      if (this.writers.size < 1000) this.writers.set(writer, trusted);
+    }
+    return trusted ? 'echo' : 'forged';
+  }
+
+  /** Counts the batch's echoes and forged tags, and warns of each forged tag, by writer. */
+  private judgeTags(rows: ChangeRow[]): { echoes: number; forged: number } {
+    let echoes = 0;
+    const forged = new Map<string, string[]>();
+    for (const row of rows) {
+      const tag = this.tagOf(row);
+      if (tag === 'echo') echoes++;
+      if (tag !== 'forged') continue;
+      const positions = forged.get(row.originUser!) ?? [];
+      positions.push(row.position);
+      forged.set(row.originUser!, positions);
+    }
+    let count = 0;
+    for (const [writer, positions] of forged) {
+      count += positions.length;
+      this.deps.logger.warn(
+        {
+          event: 'changelog.forged_tag',
+          table: this.config.table,
+          writer,
+          origin: this.deps.originTag,
+          trustedWriter: this.trustedWriter,
+          rows: positions.length,
+          positions: positions.slice(0, 20),
+        },
+        `table ${this.config.table}: ${positions.length} change(s) (the first at ${positions[0]}) carry Banyan's origin tag "${this.deps.originTag}" but were written by "${writer}", not by Banyan's user "${this.trustedWriter}" (databases.${this.deps.databaseName}.originUser): passed on as ordinary changes, not dropped as echoes`,
+      );
+    }
+    return { echoes, forged: count };
   }
 
   private async pollSnapshot(snapshot: Snapshot): Promise<PollResult> {
@@ -257,7 +344,7 @@ export class ChangelogSource implements Source {
   }
 
   private record(row: ChangeRow, out: AvroOutput, operation: string, key: Buffer, change: ChangeRow, where: string): SourceRecord {
-    const echo = row.origin !== null && row.origin === this.deps.originTag;
+    const echo = this.tagOf(row) === 'echo';
     const value = this.encoder.value(out, operation, change, where);
     const headers: Record<string, string> = {
       [Headers.origin]: 'legacy',
@@ -331,7 +418,8 @@ export class ChangelogSource implements Source {
     const details: Record<string, Json> = this.snapshot
       ? { phase: 'snapshot', table: this.config.table, rows: this.snapshotRows, estimatedRows: this.snapshot.estimatedRows }
       : { phase: 'changes', table: this.config.table, position: this.position ?? null };
-    return { ...details, ...this.schemaWatch.details() };
+    if (this.handover) details.snapshotHandover = this.handover;
+    return { ...details, echoes: this.echoes, forgedTags: this.forgedTags, ...this.schemaWatch.details() };
   }
 
   async close(): Promise<void> {
@@ -343,6 +431,14 @@ export class ChangelogSource implements Source {
   }
 }
 
+
+/** The user a knex pool logs in as (its connection settings' `user`, as createKnex sets it). */
+function poolUser(db: Knex): string {
+  const connection = (db.client as { config?: { connection?: unknown } }).config?.connection;
+  const user = typeof connection === 'object' && connection !== null ? (connection as { user?: unknown }).user : undefined;
+  if (typeof user !== 'string' || user === '') throw new Error('the changelog source needs originUser: its database connection names no user');
+  return user;
+}
 
 function empty(): PollResult {
   return { records: [], deadLetters: [], offsets: [], ack: async () => undefined };

@@ -78,6 +78,13 @@ export const databaseSchema = z.strictObject({
   port: port.optional().describe('defaults to the dialect’s usual port'),
   database: z.string().min(1),
   user: z.string().min(1),
+  originUser: z
+    .string()
+    .min(1)
+    .optional()
+    .describe(
+      'the writer whose origin tag marks Banyan’s own writes, as the changelog trigger records it: PostgreSQL session_user, MySQL/MariaDB USER() (name, name@host or \'name\'@\'host\', wildcards % and _), SQL Server ORIGINAL_LOGIN() (e.g. CORP\\svc_banyan). A tag written by anyone else is forged: a normal change, counted and logged. Default: user',
+    ),
   password: z.string().optional(),
   ssl: bool.default(false),
   pool: z.strictObject({ min: z.coerce.number().int().min(0).default(0), max: positiveInt.default(4) }).prefault({}),
@@ -87,6 +94,19 @@ export const databaseSchema = z.strictObject({
   gapRetainMs: positiveInt
     .default(600_000)
     .describe('MySQL/MariaDB: how long a passed gap is still re-checked, so a very late commit is delivered, not lost'),
+  timeouts: z
+    .strictObject({
+      lockMs: positiveInt
+        .default(10_000)
+        .describe('banyan migrate: how long each table’s install waits for its schema lock (SQL Server LOCK_TIMEOUT, PostgreSQL lock_timeout, MySQL/MariaDB lock_wait_timeout, rounded up to seconds) before it fails, naming the table'),
+      requestMs: positiveInt.default(30_000).describe('SQL Server: the request timeout of a statement of no kind below (tedious’s default is 15 s)'),
+      readMs: positiveInt.default(30_000).describe('SQL Server: reading one batch of changes'),
+      snapshotPageMs: positiveInt.default(300_000).describe('SQL Server: reading one snapshot page'),
+      pruneMs: positiveInt.default(120_000).describe('SQL Server: one prune statement'),
+      migrateMs: positiveInt.default(600_000).describe('SQL Server: one statement of banyan migrate (its locks are bounded by lockMs)'),
+    })
+    .prefault({})
+    .describe('how long statements may take; see docs/dialect-mssql.md, Timeouts'),
 });
 
 export const salesforceSchema = z.strictObject({
