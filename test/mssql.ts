@@ -7,22 +7,11 @@ import { MssqlDialect } from '../src/dialects/mssql.dialect';
 import { freshName, waitFor } from './helpers';
 
 /**
- * What the SQL Server suites (test/integration/mssql-*.test.ts) share: they run only when
- * MSSQL_URL names a server, and say so when it does not.
+ * What the SQL Server suites (test/integration/mssql-*.test.ts) share: where they run (MSSQL_URL,
+ * or a container of MSSQL_IMAGE where Docker runs; mssqlTarget says why not otherwise), the
+ * connection config, and the least-privileged logins they run as.
  */
 export const MSSQL_URL = process.env.MSSQL_URL;
-
-/** Prints why the suite in `file` is skipped when MSSQL_URL is unset; true when it runs. */
-export function mssqlAvailable(file: string): boolean {
-  if (MSSQL_URL) return true;
-  const label = file.replace(/^.*\//, '').replace(/\.test\.ts$/, '');
-  console.log(
-    `[${label}] skipped: MSSQL_URL is not set and no SQL Server runs on this machine. To run it: ` +
-      'docker compose up -d sqlserver, then MSSQL_URL="mssql://sa:<MSSQL_SA_PASSWORD>@localhost:11433/banyan_demo" ' +
-      `npx vitest run ${file} (see docs/dialect-mssql.md)`,
-  );
-  return false;
-}
 
 /** MSSQL_URL (mssql://user:password@host:port/database[?encrypt=true]) as a user's config, through the real schema. */
 export function databaseConfig(url: string): DatabaseConfig {

@@ -24,6 +24,7 @@ import {
 import { DEFAULT_SCHEMA, displayName, quoteIdentifier, type SqlQuery } from './mssql/sql';
 import { columnFromCatalog, isLegacyLob } from './mssql/types';
 import { mssqlWrites } from './mssql/writes';
+import { driftQuery, watchStateQuery, withDrift } from './mssql/drift';
 import { TimedMssqlClient } from './mssql/knex-client';
 import type { StatementTimeouts } from './index';
 import { DATABASE_WENT_BACK, TableProblemError } from './errors';
@@ -103,7 +104,11 @@ export class MssqlDialect implements Dialect {
 
   /** Also whether the trigger is enabled and fires first, the table's other triggers, and `nested triggers` (mssql/health.ts). */
   async changelogState(db: Knex, table: TableRef): Promise<ChangelogState> {
-    return changelogStateOf(table, (await run(db, changelogStateQuery(table))) as unknown as TriggerCatalogRow[]);
+    const state = changelogStateOf(table, (await run(db, changelogStateQuery(table))) as unknown as TriggerCatalogRow[]);
+    if (!state.table) return state;
+    const [watch] = await run(db, watchStateQuery());
+    const drift = await run(db, driftQuery(table)).catch((error: unknown) => `the schema watch's log could not be read: ${errorMessage(error)}`);
+    return withDrift(state, watch, drift);
   }
 
   installChangelog(table: TableInfo): string[] {

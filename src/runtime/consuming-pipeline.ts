@@ -260,10 +260,11 @@ export abstract class ConsumingPipeline<P extends OwnedPartition> implements Pip
       throw this.failed(error);
     }
     if (owned.rewind) {
-      // The group's offset is where the stored position was: the consumer starts again where the check put it.
       owned.rewind = false;
-      this.seek(batch.topic, batch.partition, owned.next);
-      return;
+      if (batch.messages[0] && BigInt(batch.messages[0].offset) > owned.next) {
+        this.seek(batch.topic, batch.partition, owned.next);
+        return;
+      }
     }
     // Below the committed offset: read again after a rebalance or a failed commit; handled already.
     // A batch's offsets ascend, so one whose first is not below holds none that is.
@@ -340,7 +341,12 @@ export abstract class ConsumingPipeline<P extends OwnedPartition> implements Pip
    */
   protected checkPosition(owned: P, stored: bigint, extent: { low: bigint; high: bigint } | undefined): void {
     owned.next = this.checkedPosition(owned.topic, owned.partition, stored, extent);
-    owned.rewind = owned.next !== stored;
+    if (owned.next === stored) return;
+    // The consumer fetches from the group's offset, which may be past the new position: sent back
+    // now (a partition that gets no new record is read again all the same), and once more at its
+    // first batch should one fetched before this seek arrive.
+    owned.rewind = true;
+    this.seek(owned.topic, owned.partition, owned.next);
   }
 
   private checkedPosition(topic: string, partition: number, stored: bigint, extent: { low: bigint; high: bigint } | undefined): bigint {

@@ -54,3 +54,33 @@ for (const dbKind of LEGACY_DATABASES) {
     });
   });
 }
+
+// knex's lock row lives in the database's banyan_migrations_lock: on MariaDB each test has a database
+// of its own, so holding the lock there stops no other test's migrate.
+describe('banyan migrate while another holds knex’s migration lock (MariaDB)', () => {
+  const mariadb = LEGACY_DATABASES.find((d) => d.name === 'mariadb')!;
+
+  it('waits for the lock instead of failing at once, and says whose lock it may be when it is never freed', async () => {
+    const prepared = await mariadb.prepare();
+    cleanups.push(prepared.cleanup);
+    await prepared.db.raw(mariadb.ddl(prepared.table));
+    const config = parseConfig(`kafka: { brokers: "unused:9092" }\nschemaRegistry: { url: "http://unused" }\n${prepared.yaml}`, 'migrate-locks.yaml');
+    const dialect = createDialect(config.databases.legacy!);
+    // A first migrate makes knex's tables; then another migrate "holds" the lock.
+    await prepared.db.raw(mariadb.ddl('other_table'));
+    await migrateChangelogs(prepared.db, dialect, ['other_table']);
+    expect(await prepared.db('banyan_migrations_lock').update({ is_locked: 1 })).toBe(1);
+
+    const never = await migrateChangelogs(prepared.db, dialect, [prepared.table], 'up', { lockWaitMs: 300 }).catch((e: unknown) => e as Error);
+    expect((never as Error).message).toBe(
+      'another banyan migrate has held banyan_migrations_lock for 0.3 s; if none runs (one that crashed leaves it set), clear it with UPDATE banyan_migrations_lock SET is_locked = 0',
+    );
+
+    // Freed while this migrate waits: it goes on and installs.
+    const waiting = migrateChangelogs(prepared.db, dialect, [prepared.table], 'up', { lockWaitMs: 60_000 });
+    await prepared.db('banyan_migrations_lock').update({ is_locked: 0 });
+    const { migrations } = await waiting;
+    expect(migrations).toHaveLength(1);
+    expect((await dialect.changelogState(prepared.db, parseTableName(prepared.table))).missingTriggers).toEqual([]);
+  });
+});

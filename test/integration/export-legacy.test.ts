@@ -383,10 +383,11 @@ for (const dbKind of DATABASES) {
       expect(await s.db(offsets).where({ sink: 'users-back' }).update({ next_offset: 1000 })).toBe(1);
 
       const second = await start(s);
-      await waitFor(async () => (await sink(second.url))?.state === 'running', 'the sink to run again');
+      // The partition is read again from its start although no new record arrives in it.
+      await waitFor(async () => (await sink(second.url))?.details.inputs === 1, 'the sink to read the topic again from its start');
+      expect((await sink(second.url)).details).toMatchObject({ positionsReset: 1, written: { updated: 0, inserted: 0, deleted: 0 } });
       await s.publisher.publish([serviceEvent('UserChanged', 2, { email: 'two@new.example' }, base + 1)]);
-      // Both events are read: the first again (from the start), the second for the first time.
-      await waitFor(async () => (await sink(second.url)).details.inputs === 2, 'the sink to read the topic from its start');
+      await waitFor(async () => (await sink(second.url)).details.inputs === 2, 'the sink to handle the new event');
       const second_ = await sink(second.url);
       expect(second_.details.positionsReset).toBe(1);
       expect(second_.details.written).toEqual({ updated: 1, inserted: 0, deleted: 0 });

@@ -5,14 +5,14 @@ import type { ChangeRow, Dialect, Position, TableInfo } from '../../src/dialects
 import { MssqlDialect } from '../../src/dialects/mssql.dialect';
 import { converterFor } from '../../src/import/changelog/avro';
 import { freshName, waitFor } from '../helpers';
-import { databaseConfig, MSSQL_URL, mssqlAvailable } from '../mssql';
+import { databaseConfig, mssqlTarget, type MssqlServer } from '../mssql';
 
 /**
  * The text forms of docs/dialect-mssql.md "Text forms" as a real SQL Server prints them, at the
  * edges of each type: through the trigger's images (readChanges) and through the snapshot's pages,
- * which must agree. Runs only when MSSQL_URL is set.
+ * which must agree. Runs where a SQL Server is reachable (MSSQL_URL, or MSSQL_IMAGE with Docker: test/mssql.ts).
  */
-mssqlAvailable('test/integration/mssql-types.test.ts');
+const target = await mssqlTarget('test/integration/mssql-types.test.ts');
 
 // Typed as the interface, as the poller and the migrations hold it.
 const dialect: Dialect = new MssqlDialect();
@@ -83,26 +83,30 @@ const VARIANTS: Array<[literal: string, text: string]> = [
   ["CAST('0F8FAD5B-D9CB-469F-A165-70867728950E' AS UNIQUEIDENTIFIER)", 'uniqueidentifier:0f8fad5b-d9cb-469f-a165-70867728950e'],
 ];
 
-describe.skipIf(!MSSQL_URL)('SQL Server text forms at the edges of each type', () => {
+describe.skipIf(target.skip !== undefined)('SQL Server text forms at the edges of each type', () => {
   let db: Knex;
+  let server: MssqlServer | undefined;
+  const installed: TableInfo[] = [];
   const schema = freshName('banyan_mssql_types');
   const q = (table: string): string => `${dialect.quoteIdentifier(schema)}.${dialect.quoteIdentifier(table)}`;
 
   beforeAll(async () => {
-    db = createKnex(databaseConfig(MSSQL_URL!));
-    await db.raw(`CREATE SCHEMA ${dialect.quoteIdentifier(schema)}`);
-  });
+    server = await target.start();
+    db = createKnex(databaseConfig(server.url));
+    await db.raw(`CREATE SCHEMA ${dialect.quoteIdentifier(schema)} AUTHORIZATION [dbo]`);
+  }, 900_000);
 
   afterAll(async () => {
-    if (!db) return;
-    // Tables first (their triggers go with them), then the sequences their defaults used.
-    for (const [kind, catalog] of [['TABLE', 'sys.tables'], ['SEQUENCE', 'sys.sequences']]) {
-      const objects = (await db.raw(`SELECT [name] FROM ${catalog} WHERE SCHEMA_NAME([schema_id]) = ?`, [schema])) as Array<{ name: string }>;
-      for (const { name } of objects) await db.raw(`DROP ${kind} ${q(name)}`);
+    if (db) {
+      // Banyan's objects (the changelogs in the banyan schema, the records), then the tables.
+      for (const info of installed) for (const statement of dialect.uninstallChangelog(info)) await db.raw(statement);
+      const objects = (await db.raw(`SELECT [name] FROM sys.tables WHERE SCHEMA_NAME([schema_id]) = ?`, [schema])) as Array<{ name: string }>;
+      for (const { name } of objects) await db.raw(`DROP TABLE ${q(name)}`);
+      await db.raw(`DROP SCHEMA ${dialect.quoteIdentifier(schema)}`);
+      await db.destroy();
     }
-    await db.raw(`DROP SCHEMA ${dialect.quoteIdentifier(schema)}`);
-    await db.destroy();
-  });
+    await server?.stop();
+  }, 120_000);
 
   /** Reads changes from the beginning until `count` arrived. */
   async function readChanges(info: TableInfo, count: number): Promise<ChangeRow[]> {
@@ -133,6 +137,7 @@ describe.skipIf(!MSSQL_URL)('SQL Server text forms at the edges of each type', (
     const definitions = EDGES.map(([column, type]) => `${dialect.quoteIdentifier(column)} ${type} NULL`);
     await db.raw(`CREATE TABLE ${q(name)} (id INT NOT NULL PRIMARY KEY, sv SQL_VARIANT NULL, ${definitions.join(', ')})`);
     const info = await dialect.describeTable(db, { schema, name });
+    installed.push(info);
     for (const statement of dialect.installChangelog(info)) await db.raw(statement);
 
     const columns = EDGES.map(([column]) => dialect.quoteIdentifier(column)).join(', ');
@@ -171,6 +176,7 @@ describe.skipIf(!MSSQL_URL)('SQL Server text forms at the edges of each type', (
       const name = freshName('reals');
       await db.raw(`CREATE TABLE ${q(name)} (id INT NOT NULL PRIMARY KEY, r REAL NULL)`);
       const described = await dialect.describeTable(db, { schema, name });
+      installed.push(described);
       for (const statement of dialect.installChangelog(described)) await db.raw(statement);
       return described;
     })();

@@ -1,4 +1,4 @@
-import type { TableInfo, TableRef } from '../dialect';
+import type { ChangelogState, TableInfo, TableRef } from '../dialect';
 import { displayName, nLiteral } from './sql';
 
 /**
@@ -206,4 +206,49 @@ WHERE [d].[object_id] = OBJECT_ID(?, N'U')
 ORDER BY [d].[id];`,
     bindings: [displayName(table)],
   };
+}
+
+/** Whether the schema watch exists and is enabled, and whether this login could see it if it did. */
+export function watchStateQuery(): { sql: string; bindings: string[] } {
+  return {
+    sql: `SELECT (SELECT COUNT(*) FROM [sys].[triggers] WHERE [parent_class] = 0 AND [name] = N'${WATCH_TRIGGER}') AS [present],
+  (SELECT COUNT(*) FROM [sys].[triggers] WHERE [parent_class] = 0 AND [name] = N'${WATCH_TRIGGER}' AND [is_disabled] = 1) AS [disabled],
+  HAS_PERMS_BY_NAME(NULL, NULL, N'VIEW DEFINITION') AS [visible];`,
+    bindings: [],
+  };
+}
+
+/**
+ * Doctor's account of the schema watch and of the drift it logged since the table's last install:
+ * the watch missing or disabled is a fault (a column the application drops would break its writes
+ * again); each logged change a warning (the triggers image other columns than the configuration
+ * knows until `banyan migrate`); a rebuild that failed a fault with the server's error.
+ */
+export function withDrift(state: ChangelogState, watch: Record<string, unknown> | undefined, drift: Array<Record<string, unknown>> | string): ChangelogState {
+  const faults = [...(state.faults ?? [])];
+  const warnings = [...(state.warnings ?? [])];
+  const notes = [...(state.notes ?? [])];
+  const present = Number(watch?.present ?? 0) > 0;
+  if (!present && Number(watch?.visible ?? 0) === 1) {
+    faults.push(`the schema watch [${WATCH_TRIGGER}] is missing: a column the application drops or renames will make every write to the table fail until banyan migrate; run banyan migrate`);
+  } else if (!present) {
+    notes.push(`the schema watch [${WATCH_TRIGGER}] cannot be seen by this login (it needs VIEW DEFINITION on the database): check by hand that it exists and is enabled`);
+  } else if (Number(watch?.disabled ?? 0) > 0) {
+    faults.push(`the schema watch [${WATCH_TRIGGER}] is disabled: a column the application drops or renames will make every write to the table fail; ENABLE TRIGGER [${WATCH_TRIGGER}] ON DATABASE`);
+  }
+  if (typeof drift === 'string') notes.push(drift);
+  else {
+    for (const row of drift) {
+      const what = [
+        row.dropped ? `dropped ${String(row.dropped)}` : '',
+        row.renamed ? `renamed ${String(row.renamed)}` : '',
+        row.retyped ? `retyped ${String(row.retyped)} (imaged as the old type)` : '',
+        row.added ? `added ${String(row.added)} (not imaged)` : '',
+      ].filter(Boolean);
+      const when = `${String(row.at)}Z by ${String(row.login)} (${String(row.event)})`;
+      if (row.error) faults.push(`the schema watch could not rebuild the trigger after the change at ${when}: ${String(row.error)}; run banyan migrate`);
+      else warnings.push(`the application changed the table at ${when}: ${what.join('; ') || 'no column Banyan images'}; the trigger was rebuilt, run banyan migrate to image the table as it is now`);
+    }
+  }
+  return { ...state, faults, warnings, notes };
 }

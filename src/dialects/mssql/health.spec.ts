@@ -2,6 +2,7 @@ import knex, { type Knex } from 'knex';
 import { describe, expect, it, vi } from 'vitest';
 import type { Dialect, TableRef } from '../dialect';
 import { MssqlDialect } from '../mssql.dialect';
+import { driftQuery, watchStateQuery, withDrift } from './drift';
 import { changelogTable } from './changelog';
 import { changelogStateOf, type TriggerCatalogRow } from './health';
 import { changelogStateQuery } from './queries';
@@ -130,12 +131,32 @@ describe('changelogStateOf', () => {
 });
 
 describe('MssqlDialect.changelogState', () => {
-  it('runs the catalog query once and reads its rows', async () => {
-    const raw = vi.fn(async () => rows(1, banyanFirst({ disabled: true })));
+  it('runs the catalog query, then the schema watch’s state and its log, and reads their rows', async () => {
+    const raw = vi.fn(async (sql: string) => {
+      if (sql === watchStateQuery().sql) return [{ present: 1, disabled: 0, visible: 1 }];
+      if (sql === driftQuery(orders).sql) return [{ at: '2026-12-05T10:00:00.000', login: 'app', event: 'ALTER_TABLE', dropped: '[gone]', renamed: null, retyped: null, added: null, error: null }];
+      return rows(1, banyanFirst({ disabled: true }));
+    });
     const dialect: Dialect = new MssqlDialect();
     const state = await dialect.changelogState({ raw } as unknown as Knex, orders);
-    expect(raw).toHaveBeenCalledTimes(1);
-    expect(raw).toHaveBeenCalledWith(changelogStateQuery(orders).sql, changelogStateQuery(orders).bindings);
+    expect(raw).toHaveBeenCalledTimes(3);
+    expect(raw).toHaveBeenNthCalledWith(1, changelogStateQuery(orders).sql, changelogStateQuery(orders).bindings);
     expect(state).toMatchObject({ table: true, missingTriggers: [], disabledTriggers: [BANYAN] });
+    expect(state.warnings).toContain(
+      'the application changed the table at 2026-12-05T10:00:00.000Z by app (ALTER_TABLE): dropped [gone]; the trigger was rebuilt, run banyan migrate to image the table as it is now',
+    );
+  });
+
+  it('says when the schema watch is missing, disabled or unseen, and when a rebuild failed', () => {
+    const base = { table: true, triggers: [BANYAN], missingTriggers: [] };
+    expect(withDrift(base, { present: 0, disabled: 0, visible: 1 }, []).faults).toEqual([
+      'the schema watch [banyan_schema_watch] is missing: a column the application drops or renames will make every write to the table fail until banyan migrate; run banyan migrate',
+    ]);
+    expect(withDrift(base, { present: 1, disabled: 1, visible: 1 }, []).faults![0]).toMatch(/^the schema watch \[banyan_schema_watch\] is disabled/);
+    const unseen = withDrift(base, { present: 0, disabled: 0, visible: 0 }, []);
+    expect(unseen.faults).toEqual([]);
+    expect(unseen.notes![0]).toMatch(/cannot be seen by this login/);
+    const failed = withDrift(base, { present: 1, disabled: 0, visible: 1 }, [{ at: '2026-12-05T10:00:00.000', login: 'app', event: 'RENAME', error: 'Invalid column name' }]);
+    expect(failed.faults).toEqual(['the schema watch could not rebuild the trigger after the change at 2026-12-05T10:00:00.000Z by app (RENAME): Invalid column name; run banyan migrate']);
   });
 });
