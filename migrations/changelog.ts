@@ -49,7 +49,10 @@ export class ChangelogMigrationSource implements Knex.MigrationSource<ChangelogM
     const apply = (knex: Knex, statements: string[]) =>
       knex.transaction(async (trx) => {
         const guard = dialect.migrationGuard(lockMs);
-        const run = (sql: string) => (guard.options ? trx.raw(sql).options(guard.options) : trx.raw(sql));
+        const run = (statement: string) => {
+          const sql = guard.wrap ? guard.wrap(statement) : statement;
+          return guard.options ? trx.raw(sql).options(guard.options) : trx.raw(sql);
+        };
         try {
           for (const statement of guard.before) await trx.raw(statement);
           for (const statement of statements) await run(statement);

@@ -105,7 +105,7 @@ sinks:
   await migrateChangelogs(prepared.db, createDialect(config.databases.legacy!), [prepared.table]);
   const publisher = await createPublisher({ kafka: testKafka(config), schemaRegistry: config.schemaRegistry.url, catalog: catalogOf(config) }, freshName('service'));
   cleanups.push(() => publisher.close());
-  return { config, file, db: prepared.db, table: prepared.table, changelog: postgres.beside(prepared.table, 'banyan_cl_users'), prefix, emulator, sf: await loginToEmulator(emulator), publisher };
+  return { config, file, db: prepared.db, table: prepared.table, changelog: postgres.changelog(prepared.db, prepared.table) as string, prefix, emulator, sf: await loginToEmulator(emulator), publisher };
 }
 
 export async function run(b: Omit<Bridge, 'url' | 'child'>): Promise<Bridge> {

@@ -16,8 +16,12 @@ export interface LegacyDatabase {
   /** The `databases:` block (through `port` when given: a proxy), the table as the config writes it, a direct connection. */
   prepare(options?: { port?: number }): Promise<{ yaml: string; table: string; db: Knex; direct: { host: string; port: number }; cleanup: () => Promise<void> }>;
   ddl(table: string): string;
-  /** A Banyan table beside the users table (changelog, guard, offsets). */
+  /** A Banyan table beside the users table (guard, offsets, another table). */
   beside(table: string, name: string): string;
+  /** The users table's changelog, as a knex table (SQL Server's lives in the banyan schema, its name holding a dot). */
+  changelog(db: Knex, table: string): string | Knex.Raw;
+  /** The changelog's commit-order column (SQL Server's has no change_id: its rowversion is the key). */
+  changelogOrder: string;
 }
 
 const BASE = `
@@ -77,6 +81,11 @@ function mssql(url: string): LegacyDatabase {
       street nvarchar(100), city nvarchar(60), postal_code nvarchar(10), state nvarchar(30), country nchar(2),
       updated_at datetime2(3) NOT NULL DEFAULT SYSUTCDATETIME())`,
     beside: (table, name) => `${table.split('.')[0]}.${name}`,
+    changelog: (db, table) => {
+      const ref = dialect.changelogTable({ schema: table.split('.')[0]!, name: 'users' });
+      return db.raw(`${dialect.quoteIdentifier(ref.schema!)}.${dialect.quoteIdentifier(ref.name)}`);
+    },
+    changelogOrder: 'rv',
   };
 }
 
@@ -107,6 +116,8 @@ export const LEGACY_DATABASES: LegacyDatabase[] = [
       street varchar(100), city varchar(60), postal_code varchar(10), state varchar(30), country char(2),
       updated_at timestamp(3) NOT NULL DEFAULT now())`,
     beside: (table, name) => `${table.split('.')[0]}.${name}`,
+    changelog: (_db, table) => `${table.split('.')[0]}.banyan_cl_users`,
+    changelogOrder: 'change_id',
   },
   {
     name: 'mariadb',
@@ -135,6 +146,8 @@ export const LEGACY_DATABASES: LegacyDatabase[] = [
       street varchar(100), city varchar(60), postal_code varchar(10), state varchar(30), country char(2),
       updated_at timestamp(3) NOT NULL DEFAULT CURRENT_TIMESTAMP(3))`,
     beside: (_table, name) => name,
+    changelog: () => 'banyan_cl_users',
+    changelogOrder: 'change_id',
   },
 ];
 

@@ -118,6 +118,8 @@ export interface MigrationGuard {
   after: string[];
   /** knex `.options()` of each install statement, if any. */
   options?: Record<string, unknown>;
+  /** Each install statement as sent, where a setting must share its batch (SQL Server: knex sends every statement through sp_executesql, which restores SET options on return). */
+  wrap?(statement: string): string;
   isLockTimeout(error: unknown): boolean;
 }
 
@@ -305,4 +307,6 @@ export interface LegacyWriteSql {
   isRowRefusal(error: unknown): boolean;
   /** The database's own code of such an error, for the dead letter: PostgreSQL's SQLSTATE, MySQL's code name, SQL Server's error number. */
   refusalCode(error: unknown): string;
+  /** Why a column cannot be written faithfully from a domain value, if it cannot (a mapping onto it is refused at start). */
+  unwritable?(column: Column): string | undefined;
 }

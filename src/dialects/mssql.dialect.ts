@@ -12,7 +12,6 @@ import {
   BEHIND_POSITION_ERROR,
   PRUNE_BATCH,
   pruneQuery,
-  RESET_ISOLATION,
   readChangesQuery,
   setOriginQuery,
   snapshotPageQuery,
@@ -165,15 +164,18 @@ export class MssqlDialect implements Dialect {
   }
 
   /**
-   * SET LOCK_TIMEOUT is a session setting, so it is set back to -1 (wait forever, the default)
-   * before the connection returns to the pool; each statement gets the migrate request timeout.
-   * Error 1222 when a lock is not granted in time.
+   * knex sends every statement through sp_executesql, and a SET inside it is restored when it
+   * returns, so a SET LOCK_TIMEOUT of its own would bound nothing: each statement is sent as
+   * `SET LOCK_TIMEOUT n; EXEC sys.sp_executesql N'…'`, the statement in an inner batch of its own
+   * (CREATE TRIGGER stays first in its batch) that inherits the setting, which ends with the outer
+   * one. Each statement gets the migrate request timeout. Error 1222 when a lock is not granted in time.
    */
   migrationGuard(lockMs: number): MigrationGuard {
     return {
-      before: [`SET LOCK_TIMEOUT ${Math.ceil(lockMs)};`],
-      after: ['SET LOCK_TIMEOUT -1;'],
+      before: [],
+      after: [],
       options: { requestTimeout: this.timeouts.migrateMs },
+      wrap: (statement) => `SET LOCK_TIMEOUT ${Math.ceil(lockMs)};\nEXEC sys.sp_executesql N'${statement.replace(/'/g, "''")}';`,
       isLockTimeout: (error) => sqlErrorNumber(error) === 1222,
     };
   }
@@ -267,17 +269,14 @@ class MssqlSnapshot implements Snapshot {
 }
 
 /**
- * Ends a snapshot's transaction, the connection set back to READ COMMITTED first: a session keeps
- * its isolation level after the transaction, and knex returns it to the pool as it is, where a
- * later read would otherwise run at SNAPSHOT (the change read and the prune set their level too).
+ * Ends a snapshot's transaction (read-only: a rollback ends it as a commit would). The connection
+ * goes back to the pool at SNAPSHOT: tedious began the transaction with SET TRANSACTION ISOLATION
+ * LEVEL in a batch of its own, which the session keeps, and a SET sent through knex would not reset
+ * it (knex sends every statement through sp_executesql, which restores SET options on return). So
+ * every autocommit batch of this dialect sets its own level in the batch (RESET_ISOLATION).
  */
 async function endSnapshot(trx: Knex.Transaction): Promise<void> {
-  if (trx.isCompleted()) return;
-  try {
-    await trx.raw(RESET_ISOLATION);
-  } finally {
-    await trx.rollback();
-  }
+  if (!trx.isCompleted()) await trx.rollback();
 }
 
 /**

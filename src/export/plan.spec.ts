@@ -6,7 +6,8 @@ import { builtinCatalog, type DomainEvent } from '../domain';
 import type { ChangeTypeState } from '../runtime/change-types';
 import { transformSchema } from '../transforms/config';
 import { reverseMapping } from '../transforms/mappings';
-import { decide, guardKey, newer, planBatch, type Plan, type RowPlan, type Version } from './plan';
+import { mssqlWrites } from '../dialects/mssql/writes';
+import { decide, guardKey, newer, planBatch, withUnwritableColumns, type Plan, type RowPlan, type Version } from './plan';
 
 /**
  * The legacy sink's pure decisions (plan.ts), through the mapping a user configures: banyan.yaml's
@@ -697,6 +698,19 @@ describe('planBatch: refusals', () => {
       refused: [{ index: 0, code: 'NOT_WRITABLE', reason: 'UserChanged.firstName cannot be written to first_name: its conversions (trim) cannot be reversed' }],
     });
     expect(after).toEqual(guardWith(entry('user', '1', 'email', 1000, 'legacy', 'seed', false)));
+  });
+
+  it('a field on a column the database cannot take a domain value into faithfully (sql_variant) is refused as NOT_WRITABLE, the others written', () => {
+    const columns = [...USER_COLUMNS, ...ADDRESS_COLUMNS, 'id'].map((name) => ({ name, sqlType: name === 'email' ? 'sql_variant' : 'nvarchar(50)', type: { kind: 'string' as const }, nullable: true }));
+    const table = { schema: 'dbo', name: 'users', primaryKey: ['id'], columns };
+    const mapping = withUnwritableColumns(USERS, table, mssqlWrites.unwritable);
+    const refused = plan([event('UserChanged', 1, { email: 'int:42' }, 2000)], { mapping }).plan.refused;
+    expect(refused).toEqual([
+      { index: 0, code: 'NOT_WRITABLE', reason: 'UserChanged.email cannot be written to email: the column is sql_variant, whose text form (type:value) would be stored back as an nvarchar' },
+    ]);
+    expect(rowsOf(plan([event('UserChanged', 1, { firstName: 'Ada' }, 2000, { changed: ['firstName'] })], { mapping }).plan).map((r) => r!.set)).toEqual([{ first_name: 'Ada' }]);
+    // Other dialects' columns are all writable: the mapping is the same object.
+    expect(withUnwritableColumns(USERS, table, undefined)).toBe(USERS);
   });
 
   it('the unreversible field only known, not changed: the event is written without it', () => {

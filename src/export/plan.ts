@@ -1,5 +1,5 @@
 import type { RowMapping, RowMappingBlock } from '../core';
-import type { GuardRow, TableInfo } from '../dialects/dialect';
+import type { Column, GuardRow, TableInfo } from '../dialects/dialect';
 import type { DomainEvent } from '../domain/event';
 import type { ChangeTypeState } from '../runtime/change-types';
 
@@ -336,4 +336,25 @@ export function mappingProblems(mapping: RowMapping, table: TableInfo, softDelet
   }
   if (softDeleteColumn !== undefined && !columns.has(softDeleteColumn)) problems.push(`onDelete.softDelete: no column ${softDeleteColumn}`);
   return problems;
+}
+
+/**
+ * The mapping as the table lets it be written: a field whose column the database cannot take a
+ * domain value into faithfully (LegacyWriteSql.unwritable: SQL Server's sql_variant) is not
+ * writable, as a field with a one-way conversion is, so an event that changes it is dead-lettered
+ * with NOT_WRITABLE and never written approximately.
+ */
+export function withUnwritableColumns(mapping: RowMapping, table: TableInfo, unwritable: ((column: Column) => string | undefined) | undefined): RowMapping {
+  if (!unwritable) return mapping;
+  const why = (name: string): string | undefined => {
+    const column = table.columns.find((c) => c.name === name);
+    return column ? unwritable(column) : undefined;
+  };
+  return {
+    ...mapping,
+    blocks: mapping.blocks.map((block) => ({
+      ...block,
+      fields: block.fields.map((f) => (f.notWritable || !why(f.column) ? f : { ...f, notWritable: why(f.column)! })),
+    })),
+  };
 }

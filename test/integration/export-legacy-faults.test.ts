@@ -1,3 +1,4 @@
+import type { Knex } from 'knex';
 import { afterEach, describe, expect, it } from 'vitest';
 import { createKnex } from '../../src/clients/database';
 import { parseConfig, type BanyanConfig } from '../../src/config';
@@ -44,7 +45,7 @@ interface Setup {
   proxy: TcpProxy;
   db: ReturnType<typeof createKnex>;
   table: string;
-  changelog: string;
+  changelog: string | Knex.Raw;
   lines: LogLine[];
 }
 
@@ -115,7 +116,7 @@ sinks:
   cleanups.push(() => publisher.close());
   await sink.start();
   await waitFor(() => sink.status.state === 'running' && (sink.status.details.partitions as string[]).length > 0, 'the sink to run and own its partitions');
-  return { config, sink, sinkDb: db, publisher, proxy, db: prepared.db, table: prepared.table, changelog: kind.beside(prepared.table, 'banyan_cl_users'), lines };
+  return { config, sink, sinkDb: db, publisher, proxy, db: prepared.db, table: prepared.table, changelog: kind.changelog(prepared.db, prepared.table), lines };
 }
 
 const details = (s: Setup) => s.sink.status.details as { inputs: number; written: { updated: number; inserted: number; deleted: number }; noops: number; waitingRows: number; refusedRows: number };
@@ -167,7 +168,7 @@ for (const kind of LEGACY_DATABASES) {
       expect(details(s).refusedRows).toBe(1);
       // An ordinary write through that connection is no echo: the changelog records no origin for it.
       await s.sinkDb(s.table).where({ id: 1 }).update({ first_name: 'Plain' });
-      const writes = await s.db(s.changelog).select('origin', 'op').orderBy('change_id');
+      const writes = await s.db(s.changelog).select('origin', 'op').orderBy(kind.changelogOrder);
       expect(writes).toEqual([
         { origin: s.config.originTag, op: 'U' },
         { origin: null, op: 'U' },
@@ -188,7 +189,7 @@ for (const kind of LEGACY_DATABASES) {
       expect((await s.db(s.table).where({ id: 1 }).first()).email).toBe('one@example.com');
       expect(details(s).written).toEqual({ updated: 1, inserted: 1, deleted: 0 });
       expect(details(s).waitingRows).toBe(0);
-      const writes = await s.db(s.changelog).select('op').orderBy('change_id');
+      const writes = await s.db(s.changelog).select('op').orderBy(kind.changelogOrder);
       expect(writes.map((w) => w.op).sort()).toEqual(['I', 'U']);
     }, 120_000);
 

@@ -25,7 +25,7 @@ interface Setup {
   file: string;
   db: Knex;
   table: string;
-  changelog: string;
+  changelog: string | Knex.Raw;
   prefix: string;
   publisher: Publisher;
   yamlWith(sinkName: string, states?: { user?: string; address?: string }): string;
@@ -103,7 +103,7 @@ sinks:
   await migrateChangelogs(prepared.db, createDialect(config.databases.legacy!), [prepared.table]);
   const publisher = await createPublisher({ kafka: testKafka(config), schemaRegistry: config.schemaRegistry.url, catalog: catalogOf(config) }, freshName('service'));
   cleanups.push(() => publisher.close());
-  return { dbKind, config, file, db: prepared.db, table: prepared.table, changelog: dbKind.beside(prepared.table, 'banyan_cl_users'), prefix, publisher, yamlWith };
+  return { dbKind, config, file, db: prepared.db, table: prepared.table, changelog: dbKind.changelog(prepared.db, prepared.table), prefix, publisher, yamlWith };
 }
 
 async function start(s: Setup, file = s.file): Promise<{ child: ChildProcess; url: string }> {
@@ -158,7 +158,7 @@ async function domainEvents(s: Setup, entity: 'user' | 'address'): Promise<Domai
 }
 
 async function changelogRows(s: Setup): Promise<Array<{ origin: string | null; op: string }>> {
-  return s.db(s.changelog).select('origin', 'op').orderBy('change_id');
+  return s.db(s.changelog).select('origin', 'op').orderBy(s.dbKind.changelogOrder);
 }
 
 async function row(s: Setup, id: number): Promise<Record<string, unknown>> {
@@ -442,7 +442,7 @@ for (const dbKind of DATABASES) {
       expect((await sink(second.url)).details.inputs).toBeGreaterThan(0);
       // No write applied twice, none went back: per user, every tagged write changed the row, and
       // the rounds its email and city went through only ever increase.
-      const images = await s.db(s.changelog).select('before_image', 'after_image').orderBy('change_id');
+      const images = await s.db(s.changelog).select('before_image', 'after_image').orderBy(s.dbKind.changelogOrder);
       const json = (v: unknown) => (typeof v === 'string' ? JSON.parse(v) : v) as Record<string, string | null>;
       const rounds = new Map<string, { email: number[]; city: number[] }>();
       for (const { before_image, after_image } of images) {

@@ -122,6 +122,12 @@ DECLARE @current SYSNAME = (SELECT USER_NAME(COALESCE([o].[principal_id], [s].[p
   WHERE [o].[object_id] = OBJECT_ID(${nLiteral(displayName(cl))}, N'U'));
 IF @owner IS NOT NULL AND @owner <> @current
 BEGIN
+  -- ALTER AUTHORIZATION needs TAKE OWNERSHIP on the changelog and IMPERSONATE on the new owner.
+  IF HAS_PERMS_BY_NAME(${nLiteral(displayName(cl))}, N'OBJECT', N'TAKE OWNERSHIP') = 0 OR HAS_PERMS_BY_NAME(@owner, N'USER', N'IMPERSONATE') = 0
+  BEGIN
+    DECLARE @refused NVARCHAR(2048) = CONCAT(N'table ', ${nLiteral(displayName(table))}, N' belongs to ', QUOTENAME(@owner), N', not to the owner of schema [banyan]: its changelog must belong to ', QUOTENAME(@owner), N' too, for the trigger to reach it by ownership chaining, and this login may not give it away. A DBA grants: GRANT TAKE OWNERSHIP ON SCHEMA::[banyan] TO ', QUOTENAME(USER_NAME()), N'; GRANT IMPERSONATE ON USER::', QUOTENAME(@owner), N' TO ', QUOTENAME(USER_NAME()), N'; then banyan migrate again (docs/dialect-mssql.md, Permissions)');
+    THROW 50004, @refused, 1;
+  END;
   DECLARE @authorize NVARCHAR(MAX) = CONCAT(N'ALTER AUTHORIZATION ON OBJECT::', ${nLiteral(displayName(cl))}, N' TO ', QUOTENAME(@owner));
   EXEC sys.sp_executesql @authorize;
 END;`;
@@ -131,17 +137,30 @@ END;`;
  * An install by a Banyan before the `banyan` schema kept the changelog beside the table (with a
  * change_id sequence). By the time this runs the trigger writes to the new changelog, and the
  * table's schema lock (held by the trigger's ALTER until the install commits) keeps writers out, so
- * the old rows are copied over in rowversion order and the old table and sequence dropped. The
- * copies get new rowversions, above every stored position: the rows not pruned yet are delivered
- * again, in their order (at least once; docs/dialect-mssql.md, "Upgrading an older install").
+ * the old rows are copied over in rowversion order and the old table and sequence dropped. Row by
+ * row through a cursor: INSERT … SELECT … ORDER BY orders identity values, not the order rows are
+ * written in, and a copy's new rowversion must follow its row's order ("Ordering guarantees in SQL
+ * Server"). The copies get new rowversions, above every stored position: the rows not pruned yet
+ * are delivered again, in their order (at least once; docs/dialect-mssql.md, "Upgrading an older
+ * install").
  */
 function moveOlderLayout(table: TableInfo): string {
   const older = olderLayout(table);
   const old = nLiteral(displayName(older.changelog));
   return `IF OBJECT_ID(${old}, N'U') IS NOT NULL AND COL_LENGTH(${old}, N'rv') IS NOT NULL AND COL_LENGTH(${old}, N'before_image') IS NOT NULL
 BEGIN
-  INSERT INTO ${qualified(changelogTable(table))} ([op], [changed_at], [origin], [before_image], [after_image])
-  SELECT [op], [changed_at], [origin], [before_image], [after_image] FROM ${qualified(older.changelog)} ORDER BY [rv];
+  DECLARE @op CHAR(1), @at DATETIME2(7), @origin NVARCHAR(128), @before NVARCHAR(MAX), @after NVARCHAR(MAX);
+  DECLARE [older] CURSOR LOCAL FAST_FORWARD FOR
+    SELECT [op], [changed_at], [origin], [before_image], [after_image] FROM ${qualified(older.changelog)} ORDER BY [rv];
+  OPEN [older];
+  FETCH NEXT FROM [older] INTO @op, @at, @origin, @before, @after;
+  WHILE @@FETCH_STATUS = 0
+  BEGIN
+    INSERT INTO ${qualified(changelogTable(table))} ([op], [changed_at], [origin], [before_image], [after_image]) VALUES (@op, @at, @origin, @before, @after);
+    FETCH NEXT FROM [older] INTO @op, @at, @origin, @before, @after;
+  END;
+  CLOSE [older];
+  DEALLOCATE [older];
   DROP TABLE ${qualified(older.changelog)};
 END;
 IF OBJECT_ID(${nLiteral(displayName(older.sequence))}, N'SO') IS NOT NULL DROP SEQUENCE ${qualified(older.sequence)};`;

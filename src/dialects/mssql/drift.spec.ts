@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import type { Column, TableInfo } from '../dialect';
 import { triggerParts } from './changelog';
-import { driftQuery, registerStatement, watchTriggerStatement, type TrackedColumn } from './drift';
+import { driftQuery, registerStatement, registryStatement, watchStateQuery, watchTriggerStatement, type TrackedColumn } from './drift';
 import { quoteIdentifier } from './sql';
 import { columnFromCatalog } from './types';
 
@@ -71,7 +71,7 @@ describe('the schema watch: triggers that survive the application’s own schema
     const sql = registerStatement(users, '[dbo].[banyan_cl_users_trg]', template, columns);
     expect(sql).toContain("DECLARE @obj INT = OBJECT_ID(N'[dbo].[users]', N'U');");
     expect(sql).toContain('JOIN [sys].[columns] AS [c] ON [c].[object_id] = @obj AND [c].[name] = [j].[name]');
-    expect(sql).toContain('STRING_AGG(CONCAT([column_id], N\':\', [name], N\':\', [user_type_id]');
+    expect(sql).toContain('STRING_AGG(CONVERT(NVARCHAR(MAX), CONCAT([column_id], N\':\', [name], N\':\', [user_type_id]');
     expect(sql).toContain('MERGE [banyan].[tracked] AS [t]');
     // The template is a literal: quotes doubled.
     expect(sql).toContain("WHEN [i].{{k0}} IS NULL THEN ''D''");
@@ -80,13 +80,28 @@ describe('the schema watch: triggers that survive the application’s own schema
   it('is a database DDL trigger on ALTER_TABLE and RENAME, run as its creator, that rebuilds, re-orders, logs, and never fails the application’s change', () => {
     const watch = watchTriggerStatement();
     expect(watch.startsWith('CREATE OR ALTER TRIGGER [banyan_schema_watch] ON DATABASE\nWITH EXECUTE AS SELF\nFOR ALTER_TABLE, RENAME\nAS\n')).toBe(true);
-    expect(watch).toContain('IF @now IS NOT NULL AND (@now <> @signature OR @tableNow <> @table)');
+    expect(watch).toContain('IF @now IS NOT NULL AND (@now COLLATE Latin1_General_100_BIN2 <> @signature COLLATE Latin1_General_100_BIN2 OR @tableNow COLLATE Latin1_General_100_BIN2 <> @table COLLATE Latin1_General_100_BIN2)');
     expect(watch).toContain('EXEC sys.sp_executesql @sql;');
     for (const event of ['INSERT', 'UPDATE', 'DELETE']) expect(watch).toContain(`@order = N'First', @stmttype = N'${event}';`);
     expect(watch).toContain('INSERT INTO [banyan].[schema_drift] ([object_id], [table_name], [event], [dropped], [renamed], [retyped], [added])');
     expect(watch.indexOf('BEGIN TRY')).toBeLessThan(watch.indexOf('EXEC sys.sp_executesql @sql;'));
-    expect(watch).toMatch(/BEGIN CATCH\n\s+IF XACT_STATE\(\) <> -1\n\s+INSERT INTO \[banyan\]\.\[schema_drift\]/);
+    // XACT_ABORT is ON in a trigger: off, and each table's rebuild behind a savepoint, a failure is undone and logged, not raised.
+    expect(watch).toContain('SET XACT_ABORT OFF;');
+    expect(watch.indexOf('SAVE TRANSACTION [banyan_watch];')).toBeLessThan(watch.indexOf('BEGIN TRY'));
+    expect(watch).toMatch(/BEGIN CATCH\n[^\n]*\n\s+IF XACT_STATE\(\) = 1\n\s+BEGIN\n\s+ROLLBACK TRANSACTION \[banyan_watch\];\n\s+INSERT INTO \[banyan\]\.\[schema_drift\]/);
+    // The signature is read inside the TRY, its aggregates over NVARCHAR(MAX) (no 8,000-byte limit), names compared byte for byte.
+    expect(watch.indexOf('SET @now = (SELECT STRING_AGG(CONVERT(NVARCHAR(MAX), CONCAT([column_id]')).toBeGreaterThan(watch.indexOf('BEGIN TRY'));
+    expect(watch).toContain('@now COLLATE Latin1_General_100_BIN2 <> @signature COLLATE Latin1_General_100_BIN2');
+    expect(watch).not.toMatch(/STRING_AGG\((QUOTENAME|CONCAT)/);
     expect(watch).not.toMatch(/\bTHROW\b(?![^;]*primary-key column)/);
+  });
+
+  it('refuses to install below compatibility level 130 (OPENJSON), saying what to do', () => {
+    expect(registryStatement()).toMatch(/^-- OPENJSON[^\n]*\nIF \(SELECT \[compatibility_level\] FROM \[sys\]\.\[databases\] WHERE \[database_id\] = DB_ID\(\)\) < 130\nBEGIN;\n  THROW 50005, N'the database''s compatibility level is below 130/);
+  });
+
+  it('asks whether this login may see database DDL triggers in this database, not on the server', () => {
+    expect(watchStateQuery().sql).toContain("HAS_PERMS_BY_NAME(DB_NAME(), N'DATABASE', N'VIEW DEFINITION') AS [visible]");
   });
 
   it('reads the drift logged since the last install, the table bound', () => {

@@ -36,7 +36,12 @@ export interface TrackedColumn {
  * handed to its table's owner, see createChangelog), the registry and the drift log, if missing.
  */
 export function registryStatement(): string {
-  return `IF SCHEMA_ID(N'${BANYAN_SCHEMA}') IS NULL EXEC (N'CREATE SCHEMA [${BANYAN_SCHEMA}] AUTHORIZATION [dbo]');
+  return `-- OPENJSON (the registry's columns) exists only at compatibility level 130 and above.
+IF (SELECT [compatibility_level] FROM [sys].[databases] WHERE [database_id] = DB_ID()) < 130
+BEGIN;
+  THROW 50005, N'the database''s compatibility level is below 130: Banyan''s schema watch needs OPENJSON; raise it (ALTER DATABASE CURRENT SET COMPATIBILITY_LEVEL = 140) after checking the application with it (docs/dialect-mssql.md, Schema changes by the application)', 1;
+END;
+IF SCHEMA_ID(N'${BANYAN_SCHEMA}') IS NULL EXEC (N'CREATE SCHEMA [${BANYAN_SCHEMA}] AUTHORIZATION [dbo]');
 IF OBJECT_ID(N'[${BANYAN_SCHEMA}].[tracked]', N'U') IS NULL
   CREATE TABLE [${BANYAN_SCHEMA}].[tracked] (
     [object_id] INT NOT NULL PRIMARY KEY,
@@ -69,7 +74,8 @@ IF OBJECT_ID(N'[${BANYAN_SCHEMA}].[schema_drift]', N'U') IS NULL
  * same expression is used at install and in the watch trigger, so an unchanged table compares equal.
  */
 function signatureOf(objectId: string): string {
-  return `(SELECT STRING_AGG(CONCAT([column_id], N':', [name], N':', [user_type_id], N':', [max_length], N':', [precision], N':', [scale]), N',') WITHIN GROUP (ORDER BY [column_id]) FROM [sys].[columns] WHERE [object_id] = ${objectId})`;
+  // STRING_AGG's result is as long as its input's type allows: NVARCHAR(MAX) in, or error 9829 past 8,000 bytes.
+  return `(SELECT STRING_AGG(CONVERT(NVARCHAR(MAX), CONCAT([column_id], N':', [name], N':', [user_type_id], N':', [max_length], N':', [precision], N':', [scale])), N',') WITHIN GROUP (ORDER BY [column_id]) FROM [sys].[columns] WHERE [object_id] = ${objectId})`;
 }
 
 /**
@@ -117,6 +123,9 @@ FOR ALTER_TABLE, RENAME
 AS
 BEGIN
   SET NOCOUNT ON;
+  -- A trigger runs with XACT_ABORT ON: any error would doom the application's transaction (its
+  -- ALTER TABLE). Off, a failed rebuild is rolled back to its savepoint and logged instead.
+  SET XACT_ABORT OFF;
   IF OBJECT_ID(N'${s}.[tracked]', N'U') IS NULL RETURN;
   DECLARE @event NVARCHAR(128) = EVENTDATA().value('(/EVENT_INSTANCE/EventType)[1]', 'NVARCHAR(128)');
   DECLARE @obj INT, @table NVARCHAR(300), @trigger NVARCHAR(300), @template NVARCHAR(MAX), @columns NVARCHAR(MAX), @signature NVARCHAR(MAX);
@@ -128,33 +137,35 @@ BEGIN
   FETCH NEXT FROM [tracked] INTO @obj, @table, @trigger, @template, @columns, @signature;
   WHILE @@FETCH_STATUS = 0
   BEGIN
-    SET @now = ${signatureOf('@obj')};
-    SET @tableNow = CONCAT(QUOTENAME(OBJECT_SCHEMA_NAME(@obj)), N'.', QUOTENAME(OBJECT_NAME(@obj)));
-    IF @now IS NOT NULL AND (@now <> @signature OR @tableNow <> @table)
-    BEGIN
-      SELECT @dropped = NULL, @renamed = NULL, @retyped = NULL, @added = NULL;
-      BEGIN TRY
+    SELECT @dropped = NULL, @renamed = NULL, @retyped = NULL, @added = NULL, @now = NULL, @tableNow = NULL;
+    SAVE TRANSACTION [banyan_watch];
+    BEGIN TRY
+      SET @now = ${signatureOf('@obj')};
+      SET @tableNow = CONCAT(QUOTENAME(OBJECT_SCHEMA_NAME(@obj)), N'.', QUOTENAME(OBJECT_NAME(@obj)));
+      -- Compared byte for byte: a column renamed only in case is a rename too.
+      IF @now IS NOT NULL AND (@now COLLATE Latin1_General_100_BIN2 <> @signature COLLATE Latin1_General_100_BIN2 OR @tableNow COLLATE Latin1_General_100_BIN2 <> @table COLLATE Latin1_General_100_BIN2)
+      BEGIN
         SELECT
           @before = STRING_AGG(REPLACE([j].[before], N'{{name}}', QUOTENAME([c].[name])), N', ') WITHIN GROUP (ORDER BY [j].[i]),
           @after = STRING_AGG(REPLACE([j].[after], N'{{name}}', QUOTENAME([c].[name])), N', ') WITHIN GROUP (ORDER BY [j].[i])
         FROM OPENJSON(@columns) WITH ([i] INT, [id] INT, [before] NVARCHAR(MAX), [after] NVARCHAR(MAX)) AS [j]
         JOIN [sys].[columns] AS [c] ON [c].[object_id] = @obj AND [c].[column_id] = [j].[id];
-        SELECT @dropped = STRING_AGG(QUOTENAME([j].[name]), N', ')
+        SELECT @dropped = STRING_AGG(CONVERT(NVARCHAR(MAX), QUOTENAME([j].[name])), N', ')
         FROM OPENJSON(@columns) WITH ([id] INT, [name] SYSNAME) AS [j]
         WHERE NOT EXISTS (SELECT 1 FROM [sys].[columns] AS [c] WHERE [c].[object_id] = @obj AND [c].[column_id] = [j].[id]);
-        SELECT @renamed = STRING_AGG(CONCAT(QUOTENAME([j].[name]), N' -> ', QUOTENAME([c].[name])), N', ')
+        SELECT @renamed = STRING_AGG(CONVERT(NVARCHAR(MAX), CONCAT(QUOTENAME([j].[name]), N' -> ', QUOTENAME([c].[name]))), N', ')
         FROM OPENJSON(@columns) WITH ([id] INT, [name] SYSNAME) AS [j]
         JOIN [sys].[columns] AS [c] ON [c].[object_id] = @obj AND [c].[column_id] = [j].[id]
-        WHERE [c].[name] <> [j].[name];
-        SELECT @added = STRING_AGG(QUOTENAME([c].[name]), N', ')
+        WHERE [c].[name] COLLATE Latin1_General_100_BIN2 <> [j].[name] COLLATE Latin1_General_100_BIN2;
+        SELECT @added = STRING_AGG(CONVERT(NVARCHAR(MAX), QUOTENAME([c].[name])), N', ')
         FROM [sys].[columns] AS [c]
         WHERE [c].[object_id] = @obj AND [c].[column_id] NOT IN (SELECT [id] FROM OPENJSON(@columns) WITH ([id] INT));
-        SELECT @retyped = STRING_AGG(QUOTENAME([c].[name]), N', ')
+        SELECT @retyped = STRING_AGG(CONVERT(NVARCHAR(MAX), QUOTENAME([c].[name])), N', ')
         FROM [sys].[columns] AS [c]
         WHERE [c].[object_id] = @obj AND [c].[column_id] IN (SELECT [id] FROM OPENJSON(@columns) WITH ([id] INT))
           AND CHARINDEX(CONCAT(N',', [c].[column_id], N':', [c].[name], N':', [c].[user_type_id], N':', [c].[max_length], N':', [c].[precision], N':', [c].[scale], N','), CONCAT(N',', @signature, N',')) = 0
           AND CHARINDEX(CONCAT(N',', [c].[column_id], N':'), CONCAT(N',', @signature, N',')) > 0
-          AND [c].[name] = (SELECT [j].[name] FROM OPENJSON(@columns) WITH ([id] INT, [name] SYSNAME) AS [j] WHERE [j].[id] = [c].[column_id]);
+          AND [c].[name] COLLATE Latin1_General_100_BIN2 = (SELECT [j].[name] FROM OPENJSON(@columns) WITH ([id] INT, [name] SYSNAME) AS [j] WHERE [j].[id] = [c].[column_id]) COLLATE Latin1_General_100_BIN2;
         SET @sql = REPLACE(REPLACE(REPLACE(@template, N'{{before}}', ISNULL(@before, N'')), N'{{after}}', ISNULL(@after, N'')), N'{{table}}', @tableNow);
         SELECT @keys = COUNT(*) FROM OPENJSON(@columns) WITH ([k] INT) WHERE [k] IS NOT NULL;
         SET @k = 0;
@@ -181,13 +192,17 @@ BEGIN
             JOIN [sys].[columns] AS [c] ON [c].[object_id] = @obj AND [c].[column_id] = [j].[id]
             ORDER BY [j].[i] FOR JSON PATH, INCLUDE_NULL_VALUES)
         WHERE [object_id] = @obj;
-      END TRY
-      BEGIN CATCH
-        IF XACT_STATE() <> -1
-          INSERT INTO ${s}.[schema_drift] ([object_id], [table_name], [event], [dropped], [renamed], [added], [error])
-          VALUES (@obj, ISNULL(@tableNow, @table), @event, @dropped, @renamed, @added, LEFT(ERROR_MESSAGE(), 4000));
-      END CATCH;
-    END;
+      END;
+    END TRY
+    BEGIN CATCH
+      -- The half-done rebuild undone (a trigger replaced but not set first, say), the failure logged.
+      IF XACT_STATE() = 1
+      BEGIN
+        ROLLBACK TRANSACTION [banyan_watch];
+        INSERT INTO ${s}.[schema_drift] ([object_id], [table_name], [event], [dropped], [renamed], [added], [error])
+        VALUES (@obj, ISNULL(@tableNow, @table), @event, @dropped, @renamed, @added, LEFT(ERROR_MESSAGE(), 4000));
+      END;
+    END CATCH;
     FETCH NEXT FROM [tracked] INTO @obj, @table, @trigger, @template, @columns, @signature;
   END;
   CLOSE [tracked];
@@ -213,7 +228,7 @@ export function watchStateQuery(): { sql: string; bindings: string[] } {
   return {
     sql: `SELECT (SELECT COUNT(*) FROM [sys].[triggers] WHERE [parent_class] = 0 AND [name] = N'${WATCH_TRIGGER}') AS [present],
   (SELECT COUNT(*) FROM [sys].[triggers] WHERE [parent_class] = 0 AND [name] = N'${WATCH_TRIGGER}' AND [is_disabled] = 1) AS [disabled],
-  HAS_PERMS_BY_NAME(NULL, NULL, N'VIEW DEFINITION') AS [visible];`,
+  HAS_PERMS_BY_NAME(DB_NAME(), N'DATABASE', N'VIEW DEFINITION') AS [visible];`,
     bindings: [],
   };
 }

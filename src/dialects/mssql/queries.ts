@@ -53,7 +53,11 @@ ORDER BY [tr].[name], [ev].[type_desc];`,
   };
 }
 
-/** Sets the session's isolation level back to locking READ COMMITTED (it outlives transactions on a pooled connection). */
+/**
+ * Locking READ COMMITTED for the rest of the batch it begins. A connection may come from the pool at
+ * another level (a session keeps the level a transaction began with), and a SET sent alone through
+ * knex is undone at once (every statement goes through sp_executesql), so each batch says it.
+ */
 export const RESET_ISOLATION = 'SET TRANSACTION ISOLATION LEVEL READ COMMITTED;';
 
 /**
@@ -70,7 +74,7 @@ export const RESET_ISOLATION = 'SET TRANSACTION ISOLATION LEVEL READ COMMITTED;'
  * give: under READ_COMMITTED_SNAPSHOT (Azure SQL Database's default) a plain read returns the last
  * committed version without waiting, and a pooled connection may still be at another level (a
  * session keeps SET TRANSACTION ISOLATION LEVEL, and knex never resets it). So the batch sets the
- * level itself (which also leaves the session at it), and the READCOMMITTEDLOCK hint keeps the read
+ * level itself, for its own statements, and the READCOMMITTEDLOCK hint keeps the read
  * a locking one even where READ_COMMITTED_SNAPSHOT is on.
  */
 export function readChangesQuery(table: TableRef, after: string, limit: number): SqlQuery {
@@ -117,28 +121,34 @@ export const PRUNE_BATCH = 2000;
 
 /**
  * One bounded prune, in rowversion order from `from` (where the previous prune ended), never past
- * `upTo` (committed to Kafka) nor past the first row younger than `olderThan`: that row is found by
- * a seek from `from` that stops at it, so the rows kept for retention are not scanned again and
- * again. Returns `deleted` and `last_rv`, the highest rowversion deleted (NULL when none). Like
- * every batch of this dialect outside a transaction of its own, it sets READ COMMITTED first: a
- * DELETE on a connection left at SNAPSHOT could fail with an update conflict (error 3960).
+ * `upTo` (committed to Kafka) nor past the first row younger than `olderThan`. Both reads are bound
+ * to the next `limit` rows: the window's first young row (if any) ends the range, `@end`, and the
+ * delete is a plain range seek up to it. (A catch-all `@young IS NULL OR rv < @young` would not bound
+ * the seek, and a search for the first young row unbounded would read the whole backlog for each
+ * batch.) So the rows kept for retention are never scanned again. Returns `deleted` and `last_rv`,
+ * the highest rowversion deleted (NULL when none). Like every batch of this dialect outside a
+ * transaction of its own, it sets READ COMMITTED first: a DELETE on a connection left at SNAPSHOT
+ * could fail with an update conflict (error 3960).
  */
 export function pruneQuery(table: TableRef, from: string, upTo: string, olderThan: Date, limit: number): SqlQuery {
   const cl = qualified(changelogTable(table));
+  const batch = Math.min(limit, PRUNE_BATCH);
   return {
     sql: `${RESET_ISOLATION}
 DECLARE @from BINARY(8) = CONVERT(BINARY(8), ?, 1), @upTo BINARY(8) = CONVERT(BINARY(8), ?, 1);
 DECLARE @olderThan DATETIME2(7) = CONVERT(DATETIME2(7), ?, 127);
-DECLARE @young BINARY(8) = (SELECT TOP (1) [rv] FROM ${cl} WHERE [rv] > @from AND [rv] <= @upTo AND [changed_at] >= @olderThan ORDER BY [rv]);
+DECLARE @end BINARY(8) = ISNULL((SELECT CONVERT(BINARY(8), CONVERT(BIGINT, MIN([w].[rv])) - 1)
+  FROM (SELECT TOP (?) [rv], [changed_at] FROM ${cl} WHERE [rv] > @from AND [rv] <= @upTo ORDER BY [rv]) AS [w]
+  WHERE [w].[changed_at] >= @olderThan), @upTo);
 DECLARE @gone TABLE ([rv] BINARY(8) NOT NULL);
 WITH [doomed] AS (
   SELECT TOP (?) [rv] FROM ${cl}
-  WHERE [rv] > @from AND [rv] <= @upTo AND (@young IS NULL OR [rv] < @young)
+  WHERE [rv] > @from AND [rv] <= @end
   ORDER BY [rv]
 )
 DELETE FROM [doomed] OUTPUT [deleted].[rv] INTO @gone;
 SELECT COUNT(*) AS [deleted], CONVERT(CHAR(18), MAX([rv]), 1) AS [last_rv] FROM @gone;`,
-    bindings: [from, upTo, olderThan.toISOString(), Math.min(limit, PRUNE_BATCH)],
+    bindings: [from, upTo, olderThan.toISOString(), batch, batch],
   };
 }
 

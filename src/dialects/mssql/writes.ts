@@ -326,4 +326,9 @@ ${ROW_COUNT}`,
   // By number only: messages depend on the server's language.
   isRowRefusal: (error) => errorNumbers(error).some((n) => ROW_REFUSALS.has(n)),
   refusalCode: (error) => String(errorNumbers(error).find((n) => ROW_REFUSALS.has(n)) ?? errorNumbers(error)[0] ?? 'DB_REFUSED'),
+
+  // Its changelog text carries the base type (`int:42`, docs/dialect-mssql.md, Text forms); written
+  // back as text it would become an nvarchar holding that prefix: a changed value, silently.
+  unwritable: (column) =>
+    baseType(column) === 'sql_variant' ? 'the column is sql_variant, whose text form (type:value) would be stored back as an nvarchar' : undefined,
 };

@@ -16,7 +16,7 @@ import type { RunnerKafka } from '../../runtime/source-runner';
 import { PRODUCER_FENCED, type TransactionalProducer } from '../../runtime/transactional-producer';
 import { decodeBatch, type DecodedBatch } from '../decode';
 import { reportLifecycle } from '../reports';
-import { guardKey, mappingProblems, planBatch, rowsTouched, type Plan, type PlannedInput, type RowPlan } from '../plan';
+import { guardKey, mappingProblems, planBatch, rowsTouched, withUnwritableColumns, type Plan, type PlannedInput, type RowPlan } from '../plan';
 
 export interface LegacySinkOptions extends ConsumingPipelineOptions {
   /** The legacy table, as written in the config (`public.users`). */
@@ -78,6 +78,8 @@ export class LegacySink extends ConsumingPipeline<SinkPartition> {
   private readonly output: RecordOutput;
   private readonly sinkCounts: SinkCounts = { updated: 0, inserted: 0, deleted: 0, noops: 0, stale: 0, observed: 0, reported: {}, refusedRows: 0, waitingRows: 0 };
   private table: TableInfo | undefined;
+  /** The mapping as this table lets it be written (withUnwritableColumns), from prepare() on. */
+  private mapping: RowMapping | undefined;
   /** When a missing row that cannot be inserted yet was first seen, by row id. */
   private readonly waitingSince = new Map<string, number>();
 
@@ -125,6 +127,7 @@ export class LegacySink extends ConsumingPipeline<SinkPartition> {
       throw new BanyanError(`sink ${this.options.name}: mapping "${mapping.name}" does not fit table ${this.options.table}: ${problems.join('; ')}`, { retriable: false, stage: 'sending', code: 'MAPPING_MISMATCH' });
     }
     for (const statement of dialect.writes.sinkTables(table.schema)) await db.raw(statement);
+    this.mapping = withUnwritableColumns(mapping, table, dialect.writes.unwritable);
     this.table = table;
   }
 
@@ -249,12 +252,12 @@ export class LegacySink extends ConsumingPipeline<SinkPartition> {
         // The rows first, then the guard: a writer of the same rows (another instance that has not
         // learnt it lost the partition) commits before this one reads the guard, so the versions it
         // wrote are the ones compared here.
-        const existing = await this.lockRows(raw, rowsTouched(inputs, this.deps.mapping, table.primaryKey));
+        const existing = await this.lockRows(raw, rowsTouched(inputs, this.mapping!, table.primaryKey));
         seen = new Set(existing);
         const guard = await this.readGuard(raw, inputs);
         const planOf = (some: PlannedInput[]) =>
           planBatch(some, {
-            mapping: this.deps.mapping,
+            mapping: this.mapping!,
             primaryKey: table.primaryKey,
             stateOf: (entity) => this.deps.changeTypes.stateOf(entity),
             guard: new Map(guard),
