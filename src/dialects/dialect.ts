@@ -292,6 +292,8 @@ export interface LegacyWriteSql {
   readOffsets(schema: string | undefined, sink: string): SqlStatement;
   /** Sets a sink's next offset of input partitions, never moving one back. */
   writeOffsets(schema: string | undefined, sink: string, rows: Array<{ topic: string; partition: number; next: string }>): SqlStatement;
+  /** Moves a sink's stored offset of one input partition back (its topic was made again: the stored one is past its end). */
+  resetOffset(schema: string | undefined, sink: string, row: { topic: string; partition: number; next: string }): SqlStatement;
   /** The rows a write statement changed, from the driver's result. */
   changedRows(result: unknown): number;
   /** The rows a read statement returned, from the driver's result. */

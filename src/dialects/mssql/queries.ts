@@ -1,5 +1,5 @@
 import type { TableInfo, TableRef } from '../dialect';
-import { changelogTable, ORIGIN_KEY, ORIGIN_TX_KEY, triggerName } from './changelog';
+import { changelogTable, ORIGIN_KEY, ORIGIN_TX_KEY } from './changelog';
 import { DEFAULT_SCHEMA, displayName, ident, nLiteral, qualified, type SqlQuery } from './sql';
 import { keyParameter, textExpression } from './types';
 

@@ -228,6 +228,13 @@ describe('mssqlWrites sink tables', () => {
     expect(s.bindings).toEqual(['legacy', 'domain.user', 0, '10', 'legacy', 'domain.user', 1, '9007199254740993']);
     expect(parameterCount(s)).toBe(8);
   });
+
+  it('moves one partition’s offset back only when told to (its topic was made again)', () => {
+    const s = writes.resetOffset('sales', 'legacy', { topic: 'domain.user', partition: 2, next: '0' });
+    expect(s.sql).toBe('UPDATE [sales].[banyan_sink_offsets] SET [next_offset] = ?, [updated_at] = SYSUTCDATETIME()\nWHERE [sink] = ? AND [topic] = ? AND [kafka_partition] = ?;');
+    expect(s.bindings).toEqual(['0', 'legacy', 'domain.user', 2]);
+    expect(parameterCount(s)).toBe(4);
+  });
 });
 
 describe('mssqlWrites results', () => {

@@ -295,6 +295,14 @@ ${ROW_COUNT}`,
     };
   },
 
+  resetOffset(schema, sink, row) {
+    return {
+      sql: `UPDATE ${qualified({ schema, name: SINK_OFFSETS_TABLE })} SET [next_offset] = ?, [updated_at] = SYSUTCDATETIME()
+WHERE [sink] = ? AND [topic] = ? AND [kafka_partition] = ?;`,
+      bindings: [row.next, sink, row.topic, row.partition],
+    };
+  },
+
   // The last row that carries `changed` (a legacy trigger that still returns result sets adds rows before it).
   changedRows(result) {
     if (!Array.isArray(result)) return 0;

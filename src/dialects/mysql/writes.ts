@@ -147,6 +147,13 @@ export const mysqlWrites: LegacyWriteSql = {
     };
   },
 
+  resetOffset(schema, sink, row) {
+    return {
+      sql: `UPDATE ${qualified({ schema, name: SINK_OFFSETS_TABLE })} SET next_offset = ? WHERE sink = ? AND topic = ? AND kafka_partition = ?`,
+      bindings: [row.next, sink, row.topic, row.partition],
+    };
+  },
+
   // mysql2 answers a write with [ResultSetHeader, undefined]; `affectedRows` counts rows changed (the
   // update's predicate leaves unchanged rows out, so matched and changed are the same rows).
   changedRows: (result) => (result as [{ affectedRows?: number }])[0]?.affectedRows ?? 0,

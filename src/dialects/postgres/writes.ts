@@ -148,6 +148,13 @@ export const postgresWrites: LegacyWriteSql = {
     };
   },
 
+  resetOffset(schema, sink, row) {
+    return {
+      sql: `UPDATE ${qualified({ schema, name: SINK_OFFSETS_TABLE })} SET next_offset = ?, updated_at = now() WHERE sink = ? AND topic = ? AND kafka_partition = ?`,
+      bindings: [row.next, sink, row.topic, row.partition],
+    };
+  },
+
   changedRows: (result) => (result as { rowCount?: number }).rowCount ?? 0,
   resultRows: (result) => (result as { rows: Array<Record<string, unknown>> }).rows,
 

@@ -147,13 +147,21 @@ export class LegacySink extends ConsumingPipeline<SinkPartition> {
       return { stored, group, extents };
     })();
     for (const owned of taken) {
-      owned.ready = positions.then(({ stored, group, extents }) => {
+      owned.ready = positions.then(async ({ stored, group, extents }) => {
         const key = `${owned.topic}/${owned.partition}`;
         // The database's offset is written with the rows; the group's after them, so it is never ahead unless the tables were dropped.
         const fromDb = stored.get(key) ?? 0n;
         const fromGroup = group.get(key) ?? 0n;
         // The database outlives the topic when the topic is made again (or Kafka replaced): checked against the partition's extent.
         this.checkPosition(owned, fromDb > fromGroup ? fromDb : fromGroup, extents.get(key));
+        if (owned.rewind && fromDb > owned.next) {
+          // Offsets never move back when written with rows (a zombie's older one must not win), so
+          // the reset is written here, or the stale one would stay, be reset at every start, and
+          // once the new topic passed it, skip what lies between.
+          const { db, dialect } = this.deps;
+          const statement = dialect.writes.resetOffset(this.schema, this.options.name, { topic: owned.topic, partition: owned.partition, next: String(owned.next) });
+          await db.raw(statement.sql, statement.bindings as Knex.RawBinding[]);
+        }
         this.logger.info({ event: 'sink.partition_ready', topic: owned.topic, partition: owned.partition, offset: String(owned.next) }, 'input partition ready');
       });
     }
