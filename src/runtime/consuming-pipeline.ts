@@ -336,10 +336,15 @@ export abstract class ConsumingPipeline<P extends OwnedPartition> implements Pip
    * A stored position checked against the partition as it is now. Past its end, the position was
    * stored for another incarnation of the topic (deleted and made again, or another cluster): the
    * partition is read from its start, loudly, and what was applied already is left to the caller's
-   * guard. Before its start, events were deleted by retention unread: said as an error, read on
-   * from the first one left.
+   * guard. Before its start, events were deleted by retention unread: said as an error (only when a
+   * position was stored: a new reader starts at the first offset left, and has lost nothing), read
+   * on from the first one left.
    */
-  protected checkPosition(owned: P, stored: bigint, extent: { low: bigint; high: bigint } | undefined): void {
+  protected checkPosition(owned: P, stored: bigint | undefined, extent: { low: bigint; high: bigint } | undefined): void {
+    if (stored === undefined) {
+      owned.next = extent?.low ?? 0n;
+      return;
+    }
     owned.next = this.checkedPosition(owned.topic, owned.partition, stored, extent);
     if (owned.next === stored) return;
     // The consumer fetches from the group's offset, which may be past the new position: sent back

@@ -152,8 +152,9 @@ export class LegacySink extends ConsumingPipeline<SinkPartition> {
         // The database's offset is written with the rows; the group's after them, so it is never ahead unless the tables were dropped.
         const fromDb = stored.get(key) ?? 0n;
         const fromGroup = group.get(key) ?? 0n;
+        const known = stored.has(key) || group.has(key);
         // The database outlives the topic when the topic is made again (or Kafka replaced): checked against the partition's extent.
-        this.checkPosition(owned, fromDb > fromGroup ? fromDb : fromGroup, extents.get(key));
+        this.checkPosition(owned, known ? (fromDb > fromGroup ? fromDb : fromGroup) : undefined, extents.get(key));
         if (owned.rewind && fromDb > owned.next) {
           // Offsets never move back when written with rows (a zombie's older one must not win), so
           // the reset is written here, or the stale one would stay, be reset at every start, and
