@@ -22,7 +22,7 @@ import {
 } from './mssql/queries';
 import { DEFAULT_SCHEMA, displayName, quoteIdentifier, type SqlQuery } from './mssql/sql';
 import { columnFromCatalog, isLegacyLob } from './mssql/types';
-import { mssqlWrites } from './mssql/writes';
+import { errorNumbers, mssqlWrites } from './mssql/writes';
 import { driftQuery, watchStateQuery, withDrift } from './mssql/drift';
 import { TimedMssqlClient } from './mssql/knex-client';
 import type { StatementTimeouts } from './index';
@@ -124,7 +124,7 @@ export class MssqlDialect implements Dialect {
     try {
       rows = await run(db, readChangesQuery(table, from.rv, limit), this.timeouts.readMs);
     } catch (error) {
-      if (sqlErrorNumber(error) !== BEHIND_POSITION_ERROR) throw error;
+      if (!errorNumbers(error).includes(BEHIND_POSITION_ERROR)) throw error;
       throw new BanyanError(
         `changelog of ${displayName(table)}: ${errorMessage(error)}. Changes made since have rowversions at or below the stored position ` +
           'and would be skipped, so this source stops. Find out what happened to the database; to go on, give the source a new name in ' +
@@ -176,7 +176,7 @@ export class MssqlDialect implements Dialect {
       after: [],
       options: { requestTimeout: this.timeouts.migrateMs },
       wrap: (statement) => `SET LOCK_TIMEOUT ${Math.ceil(lockMs)};\nEXEC sys.sp_executesql N'${statement.replace(/'/g, "''")}';`,
-      isLockTimeout: (error) => sqlErrorNumber(error) === 1222,
+      isLockTimeout: (error) => errorNumbers(error).includes(1222),
     };
   }
 
@@ -288,12 +288,6 @@ export const SEEN_LIMIT = 10_000;
 
 /** The config's defaults (src/runtime/config/schema.ts), for a dialect made without a config. */
 export const DEFAULT_TIMEOUTS: StatementTimeouts = { lockMs: 10_000, requestMs: 30_000, readMs: 30_000, snapshotPageMs: 300_000, pruneMs: 120_000, migrateMs: 600_000 };
-
-/** The SQL Server error number of a driver error (as src/dialects/errors.ts reads it). */
-function sqlErrorNumber(error: unknown): number | undefined {
-  const number = (error as { number?: unknown })?.number;
-  return typeof number === 'number' ? number : undefined;
-}
 
 /** Runs one statement, with the request timeout of its kind when it has one (else the connection's). */
 async function run(db: Knex | Knex.Transaction, query: SqlQuery, requestTimeout?: number): Promise<Row[]> {

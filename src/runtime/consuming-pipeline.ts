@@ -317,21 +317,6 @@ export abstract class ConsumingPipeline<P extends OwnedPartition> implements Pip
     await this.consumer?.commitOffsets([{ topic, partition, offset: String(next) }]);
   }
 
-  /** Each partition's first and next offsets (low and high watermarks) of `topics`, by `topic/partition`. */
-  protected async extents(topics: string[]): Promise<Map<string, { low: bigint; high: bigint }>> {
-    const admin = this.kafka.admin();
-    await admin.connect();
-    try {
-      const extents = new Map<string, { low: bigint; high: bigint }>();
-      for (const topic of topics) {
-        for (const { partition, low, high } of await admin.fetchTopicOffsets(topic)) extents.set(`${topic}/${partition}`, { low: BigInt(low), high: BigInt(high) });
-      }
-      return extents;
-    } finally {
-      await admin.disconnect();
-    }
-  }
-
   /**
    * A stored position checked against the partition as it is now. Past its end, the position was
    * stored for another incarnation of the topic (deleted and made again, or another cluster): the
@@ -378,14 +363,28 @@ export abstract class ConsumingPipeline<P extends OwnedPartition> implements Pip
 
   /** The group's committed offsets of `topics`, by `topic/partition`. */
   protected async groupOffsets(topics: string[]): Promise<Map<string, bigint>> {
+    return (await this.positions(topics, false)).group;
+  }
+
+  /**
+   * The group's committed offsets of `topics` and, with `extents`, each partition's first and next
+   * offsets (low and high watermarks), by `topic/partition`, over one admin connection.
+   */
+  protected async positions(topics: string[], extents = true): Promise<{ group: Map<string, bigint>; extents: Map<string, { low: bigint; high: bigint }> }> {
     const admin = this.kafka.admin();
     await admin.connect();
     try {
-      const offsets = new Map<string, bigint>();
+      const group = new Map<string, bigint>();
       for (const { topic, partitions } of await admin.fetchOffsets({ groupId: this.groupId, topics })) {
-        for (const { partition, offset } of partitions) if (BigInt(offset) >= 0n) offsets.set(`${topic}/${partition}`, BigInt(offset));
+        for (const { partition, offset } of partitions) if (BigInt(offset) >= 0n) group.set(`${topic}/${partition}`, BigInt(offset));
       }
-      return offsets;
+      const bounds = new Map<string, { low: bigint; high: bigint }>();
+      if (extents) {
+        for (const topic of topics) {
+          for (const { partition, low, high } of await admin.fetchTopicOffsets(topic)) bounds.set(`${topic}/${partition}`, { low: BigInt(low), high: BigInt(high) });
+        }
+      }
+      return { group, extents: bounds };
     } finally {
       await admin.disconnect();
     }

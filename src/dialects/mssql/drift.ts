@@ -1,5 +1,5 @@
 import type { ChangelogState, TableInfo, TableRef } from '../dialect';
-import { displayName, nLiteral } from './sql';
+import { displayName, nLiteral, type SqlQuery } from './sql';
 
 /**
  * The legacy application's own schema changes must never break its writes. Banyan's trigger names
@@ -211,7 +211,7 @@ END;`;
 }
 
 /** The drift logged for a table since its trigger was last installed (doctor and the poller report it). */
-export function driftQuery(table: TableRef): { sql: string; bindings: string[] } {
+export function driftQuery(table: TableRef): SqlQuery {
   return {
     sql: `IF OBJECT_ID(N'[${BANYAN_SCHEMA}].[schema_drift]', N'U') IS NULL SELECT TOP (0) NULL AS [at];
 ELSE SELECT CONVERT(CHAR(23), [d].[at], 126) AS [at], [d].[login], [d].[event], [d].[dropped], [d].[renamed], [d].[retyped], [d].[added], [d].[error]
@@ -224,7 +224,7 @@ ORDER BY [d].[id];`,
 }
 
 /** Whether the schema watch exists and is enabled, and whether this login could see it if it did. */
-export function watchStateQuery(): { sql: string; bindings: string[] } {
+export function watchStateQuery(): SqlQuery {
   return {
     sql: `SELECT (SELECT COUNT(*) FROM [sys].[triggers] WHERE [parent_class] = 0 AND [name] = N'${WATCH_TRIGGER}') AS [present],
   (SELECT COUNT(*) FROM [sys].[triggers] WHERE [parent_class] = 0 AND [name] = N'${WATCH_TRIGGER}' AND [is_disabled] = 1) AS [disabled],

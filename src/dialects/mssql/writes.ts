@@ -128,7 +128,7 @@ function keyPositions(table: TableInfo, columns: string[]): number[] {
 }
 
 /** The numbers of a driver error: tedious's `number`, node-mssql's `originalError.info.number`, and those of an AggregateError's errors. */
-function errorNumbers(error: unknown, depth = 0): number[] {
+export function errorNumbers(error: unknown, depth = 0): number[] {
   if (typeof error !== 'object' || error === null || depth > 3) return [];
   const e = error as { number?: unknown; originalError?: { number?: unknown; info?: { number?: unknown } }; errors?: unknown };
   const own = [e.number, e.originalError?.info?.number, e.originalError?.number].filter((n): n is number => typeof n === 'number');

@@ -143,7 +143,7 @@ export class LegacySink extends ConsumingPipeline<SinkPartition> {
     const positions = (async () => {
       await Promise.all(taken.map((p) => p.producer.init()));
       const topics = [...new Set(partitions.map((p) => p.topic))];
-      const [stored, group, extents] = await Promise.all([this.storedOffsets(), this.groupOffsets(topics), this.extents(topics)]);
+      const [stored, { group, extents }] = await Promise.all([this.storedOffsets(), this.positions(topics)]);
       return { stored, group, extents };
     })();
     for (const owned of taken) {
